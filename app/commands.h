@@ -1,0 +1,8 @@
+#pragma once
+// One function per `quire` subcommand; each returns the process exit code.
+
+namespace quire::cli {
+
+int model_info_command(int argc, char** argv);
+
+}  // namespace quire::cli

@@ -1,0 +1,31 @@
+// quire: the command-line entry point. Subcommands are listed in usage().
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "commands.h"
+
+namespace {
+void usage() {
+    std::fprintf(stderr,
+                 "usage: quire COMMAND [options]\n"
+                 "commands:\n"
+                 "  model-info DIR       describe and validate a MiniCPM-SALA model folder\n"
+                 "  --version            print the version\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "model-info") return quire::cli::model_info_command(argc, argv);
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("quire %s\n", QUIRE_VERSION);
+        return 0;
+    }
+    usage();
+    return 2;
+}

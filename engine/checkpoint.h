@@ -1,0 +1,54 @@
+#pragma once
+// Checkpoint: opens a model folder in the official layout (model.safetensors.index.json + shards,
+// or a single model.safetensors), maps every shard, validates each by the safetensors rules and
+// binds every tensor the config implies by exact name, shape and dtype (model-spec §6).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mapped_file.h"
+#include "model_config.h"
+#include "safetensors.h"
+#include "status.h"
+
+namespace quire {
+
+struct TensorRef {
+    const uint8_t* data = nullptr;
+    DType dtype = DType::bf16;
+    std::vector<int64_t> shape;
+    int64_t bytes = 0;
+    std::string shard;
+};
+
+class Checkpoint {
+public:
+    // Opens and validates; on failure the message lists every problem found, one per line.
+    static Result<Checkpoint> open(const std::string& model_dir, const ModelConfig& config);
+
+    const TensorRef* find(const std::string& name) const;
+    const std::map<std::string, TensorRef>& tensors() const { return tensors_; }
+    int64_t total_bytes() const { return total_bytes_; }
+    int64_t shard_count() const { return static_cast<int64_t>(shards_.size()); }
+    // Hash of every shard's header bytes: identifies the weights without reading them.
+    uint64_t headers_hash() const { return headers_hash_; }
+
+private:
+    std::vector<std::shared_ptr<MappedFile>> shards_;
+    std::map<std::string, TensorRef> tensors_;
+    int64_t total_bytes_ = 0;
+    uint64_t headers_hash_ = 0;
+};
+
+// The shard files a model folder names: from the index when present, else model.safetensors.
+// Shard names that would leave the folder are refused.
+struct ShardList {
+    std::vector<std::string> files;                   // absolute paths, in a stable order
+    std::map<std::string, std::string> weight_map;    // tensor -> shard path (empty for a single file)
+};
+Result<ShardList> find_shards(const std::string& model_dir);
+
+}  // namespace quire

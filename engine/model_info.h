@@ -1,0 +1,37 @@
+#pragma once
+// inspect_model: everything `quire model-info` reports about a model folder, and every problem
+// found, one line each. Shared by the command line and the settings dialog.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model_config.h"
+
+namespace quire {
+
+struct ModelReport {
+    std::string dir;
+    std::optional<ModelConfig> config;
+    bool weights_present = false;
+    bool weights_valid = false;
+    int64_t weight_bytes = 0;
+    int64_t shard_count = 0;
+    int64_t tensor_count = 0;
+    bool tokenizer_valid = false;
+    int64_t tokenizer_pieces = 0;
+    bool add_bos = false;
+    bool tokenizer_legacy = true;
+    std::map<int32_t, std::string> special_tokens;
+    std::vector<std::string> problems;
+    bool ok() const { return problems.empty(); }
+};
+
+ModelReport inspect_model(const std::string& dir);
+std::string format_model_report(const ModelReport& report);
+// "9,477,203,968"
+std::string with_thousands(int64_t n);
+
+}  // namespace quire
