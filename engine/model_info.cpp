@@ -19,6 +19,20 @@ void add_lines(std::vector<std::string>& out, const std::string& text) {
 }
 }  // namespace
 
+std::string format_bytes(int64_t bytes) {
+    const char* units[] = {"bytes", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        ++u;
+    }
+    char buf[48];
+    if (u == 0) std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(bytes));
+    else std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
+    return buf;
+}
+
 std::string with_thousands(int64_t n) {
     std::string digits = std::to_string(n < 0 ? -n : n);
     std::string out;
@@ -100,17 +114,13 @@ std::string format_model_report(const ModelReport& r) {
           << " blocks, " << s.init_blocks << " init block(s); C1 " << s.kernel_size << "/" << s.kernel_stride
           << ", C2 " << s.c2_kernel() << "/" << s.c2_stride() << "\n";
         const int64_t params = c.parameter_count();
-        char gb[32];
-        std::snprintf(gb, sizeof gb, "%.2f", static_cast<double>(params) * 2.0 / 1e9);
-        o << "parameters: " << with_thousands(params) << " (" << gb << " GB in bf16)\n";
+        o << "parameters: " << with_thousands(params) << " (" << format_bytes(params * 2) << " in bf16)\n";
         o << "muP: embedding x" << c.scale_emb << ", residual x" << c.residual_scale() << ", logits / "
           << c.logit_divisor() << "\n";
     }
     if (r.weights_valid) {
-        char gb[32];
-        std::snprintf(gb, sizeof gb, "%.2f", static_cast<double>(r.weight_bytes) / 1e9);
-        o << "weights: " << r.tensor_count << " tensors in " << r.shard_count << " shard(s), " << gb
-          << " GB, all bound\n";
+        o << "weights: " << r.tensor_count << " tensors in " << r.shard_count << " shard(s), "
+          << format_bytes(r.weight_bytes) << ", all bound\n";
     } else if (r.config) {
         o << "weights: " << (r.weights_present ? "INVALID (see problems)" : "MISSING") << "\n";
     }

@@ -31,6 +31,8 @@ struct ModelReport {
 
 ModelReport inspect_model(const std::string& dir);
 std::string format_model_report(const ModelReport& report);
+// "18.95 GB" (decimal units, as model cards quote sizes)
+std::string format_bytes(int64_t bytes);
 // "9,477,203,968"
 std::string with_thousands(int64_t n);
 
