@@ -11,6 +11,8 @@ void usage() {
                  "usage: quire COMMAND [options]\n"
                  "commands:\n"
                  "  model-info DIR       describe and validate a MiniCPM-SALA model folder\n"
+                 "  logits ...           write the logits of a token sequence (diagnostics)\n"
+                 "  generate ...         stream an answer to a prompt\n"
                  "  --version            print the version\n");
 }
 }  // namespace
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     if (cmd == "model-info") return quire::cli::model_info_command(argc, argv);
+    if (cmd == "logits") return quire::cli::logits_command(argc, argv);
+    if (cmd == "generate") return quire::cli::generate_command(argc, argv);
     if (cmd == "--version" || cmd == "version") {
         std::printf("quire %s\n", QUIRE_VERSION);
         return 0;

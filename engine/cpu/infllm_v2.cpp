@@ -1,0 +1,115 @@
+#include "cpu/infllm_v2.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bf16.h"
+#include "cpu/vec_math.h"
+
+namespace quire::cpu {
+
+SparseGeometry SparseGeometry::from(const ModelConfig& c) {
+    SparseGeometry g;
+    g.kv_heads = c.num_key_value_heads;
+    g.head_dim = c.head_dim;
+    g.group = c.gqa_group();
+    g.block = c.sparse.block_size;
+    g.c1_kernel = c.sparse.kernel_size;
+    g.c1_stride = c.sparse.kernel_stride;
+    g.c2_kernel = c.sparse.c2_kernel();
+    g.c2_stride = c.sparse.c2_stride();
+    g.init_blocks = c.sparse.init_blocks;
+    g.local_blocks = c.sparse.local_blocks();
+    g.total_topk = c.sparse.effective_topk();
+    return g;
+}
+
+namespace {
+int64_t entries_for(int64_t n_keys, int64_t kernel, int64_t stride) {
+    return n_keys < kernel ? 0 : (n_keys - kernel) / stride + 1;
+}
+
+void append_means(const PagedRows& k, int64_t target, int64_t kernel, int64_t stride, bool round, PagedRows& c) {
+    std::vector<float> acc(static_cast<size_t>(k.width()));
+    while (c.size() < target) {
+        const int64_t i = c.size();
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t t = i * stride; t < i * stride + kernel; ++t) axpy(acc.data(), 1.0f, k.row(t), k.width());
+        for (auto& a : acc) {
+            a /= static_cast<float>(kernel);
+            if (round) a = round_bf16(a);
+        }
+        c.append(acc.data());
+    }
+}
+}  // namespace
+
+void update_compressed_keys(const PagedRows& k, int64_t n_keys, const SparseGeometry& g, bool round, PagedRows& c1,
+                            PagedRows& c2) {
+    append_means(k, entries_for(n_keys, g.c1_kernel, g.c1_stride), g.c1_kernel, g.c1_stride, round, c1);
+    append_means(k, entries_for(n_keys, g.c2_kernel, g.c2_stride), g.c2_kernel, g.c2_stride, round, c2);
+}
+
+int64_t visible_c1(int64_t p, const SparseGeometry& g) { return entries_for(p + 1, g.c1_kernel, g.c1_stride); }
+int64_t visible_c2(int64_t p, const SparseGeometry& g) { return entries_for(p + 1, g.c2_kernel, g.c2_stride); }
+
+void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int64_t kv, int64_t p,
+                   const SparseGeometry& g, bool round, std::vector<float>& scores) {
+    const int64_t n1 = visible_c1(p, g), n2 = visible_c2(p, g), d = g.head_dim;
+    scores.assign(static_cast<size_t>(n1), 0.0f);
+    if (n2 == 0) return;  // no coarse key yet: the kernel leaves the row at zero
+    const float s = 1.0f / std::sqrt(static_cast<float>(d));
+    std::vector<float> logits2(static_cast<size_t>(n2));
+    for (int64_t h = 0; h < g.group; ++h) {
+        const float* qh = q + h * d;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < n2; ++j) {
+            logits2[static_cast<size_t>(j)] = s * dot(qh, c2.row(j) + kv * d, d);
+            m = std::max(m, logits2[static_cast<size_t>(j)]);
+        }
+        float z = 0.0f;
+        for (int64_t j = 0; j < n2; ++j) z += std::exp(logits2[static_cast<size_t>(j)] - m);
+        for (int64_t i = 0; i < n1; ++i)
+            scores[static_cast<size_t>(i)] += std::exp(s * dot(qh, c1.row(i) + kv * d, d) - m) / z;
+    }
+    if (round)
+        for (auto& v : scores) v = round_bf16(v);
+}
+
+std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g) {
+    const int64_t qb = p / g.block;
+    const int64_t blocks = qb + 1;  // blocks after qb are never selected
+    std::vector<int64_t> sel;
+    if (blocks <= g.total_topk) {
+        for (int64_t b = 0; b < blocks; ++b) sel.push_back(b);
+        return sel;
+    }
+    const int64_t f = g.block / g.c1_stride;  // C1 entries per block (4)
+    const auto n1 = static_cast<int64_t>(scores.size());
+    std::vector<char> forced(static_cast<size_t>(blocks), 0);
+    for (int64_t b = 0; b < std::min(g.init_blocks, blocks); ++b) forced[static_cast<size_t>(b)] = 1;
+    for (int64_t b = std::max<int64_t>(0, qb - g.local_blocks); b <= qb; ++b) forced[static_cast<size_t>(b)] = 1;
+    std::vector<std::pair<float, int64_t>> candidates;
+    for (int64_t b = 0; b < blocks; ++b) {
+        if (forced[static_cast<size_t>(b)]) {
+            if (static_cast<int64_t>(sel.size()) < g.total_topk) sel.push_back(b);  // lower index first
+            continue;
+        }
+        float best = -std::numeric_limits<float>::infinity();
+        for (int64_t i = std::max<int64_t>(0, b * f - 1); i <= std::min(n1 - 1, b * f + f - 1); ++i)
+            best = std::max(best, scores[static_cast<size_t>(i)]);
+        candidates.emplace_back(best, b);
+    }
+    const int64_t want = std::min<int64_t>(g.total_topk - static_cast<int64_t>(sel.size()), static_cast<int64_t>(candidates.size()));
+    if (want > 0) {
+        std::partial_sort(candidates.begin(), candidates.begin() + want, candidates.end(), [](const auto& a, const auto& b) {
+            return a.first != b.first ? a.first > b.first : a.second < b.second;
+        });
+        for (int64_t i = 0; i < want; ++i) sel.push_back(candidates[static_cast<size_t>(i)].second);
+    }
+    std::sort(sel.begin(), sel.end());
+    return sel;
+}
+
+}  // namespace quire::cpu

@@ -1,0 +1,22 @@
+#include "cpu/cpu_engine.h"
+#include "engine.h"
+
+namespace quire {
+
+const char* backend_name(Backend b) { return b == Backend::cpu ? "cpu" : "cuda"; }
+
+bool parse_backend(const std::string& s, Backend& out) {
+    if (s == "cpu") out = Backend::cpu;
+    else if (s == "cuda") out = Backend::cuda;
+    else return false;
+    return true;
+}
+
+Result<std::unique_ptr<Engine>> create_engine(std::shared_ptr<const Model> model, Backend backend, const EngineOptions& options) {
+    if (!model) return Status(ErrorCode::invalid_argument, "no model");
+    if (backend == Backend::cuda)
+        return Status(ErrorCode::unsupported, "the CUDA backend is not available in this build; use --backend cpu");
+    return std::unique_ptr<Engine>(std::make_unique<cpu::CpuEngine>(std::move(model), options));
+}
+
+}  // namespace quire

@@ -1,0 +1,67 @@
+#include "model_weights.h"
+
+#include <cstring>
+
+#include "bf16.h"
+#include "model_tensors.h"
+
+namespace quire {
+
+namespace {
+MatrixRef matrix(const Checkpoint& ck, const std::string& name) {
+    const TensorRef* t = ck.find(name);
+    if (!t) return {};
+    return {reinterpret_cast<const uint16_t*>(t->data), t->shape[0], t->shape[1]};
+}
+
+std::vector<float> vector_f32(const Checkpoint& ck, const std::string& name) {
+    const TensorRef* t = ck.find(name);
+    if (!t) return {};
+    std::vector<float> v(static_cast<size_t>(t->shape[0]));
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (t->dtype == DType::f32) {
+            std::memcpy(&v[i], t->data + 4 * i, 4);
+        } else {
+            uint16_t b;
+            std::memcpy(&b, t->data + 2 * i, 2);
+            v[i] = bf16_to_float(b);
+        }
+    }
+    return v;
+}
+}  // namespace
+
+ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config) {
+    const Checkpoint& ck = *checkpoint;
+    ModelWeights w;
+    w.checkpoint = checkpoint;
+    w.embed = matrix(ck, "model.embed_tokens.weight");
+    for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+        LayerWeights lw;
+        auto name = [&](const char* s) { return layer_tensor_name(l, s); };
+        lw.kind = config.mixer_types[static_cast<size_t>(l)];
+        lw.input_norm = vector_f32(ck, name("input_layernorm.weight"));
+        lw.post_norm = vector_f32(ck, name("post_attention_layernorm.weight"));
+        lw.q = matrix(ck, name("self_attn.q_proj.weight"));
+        lw.k = matrix(ck, name("self_attn.k_proj.weight"));
+        lw.v = matrix(ck, name("self_attn.v_proj.weight"));
+        lw.o = matrix(ck, name("self_attn.o_proj.weight"));
+        if (lw.kind == MixerType::sparse) {
+            lw.gate = matrix(ck, name("self_attn.o_gate.weight"));
+        } else {
+            lw.gate = matrix(ck, name("self_attn.z_proj.weight"));
+            lw.q_norm = vector_f32(ck, name("self_attn.q_norm.weight"));
+            lw.k_norm = vector_f32(ck, name("self_attn.k_norm.weight"));
+            lw.o_norm = vector_f32(ck, name("self_attn.o_norm.weight"));
+        }
+        lw.mlp_gate = matrix(ck, name("mlp.gate_proj.weight"));
+        lw.mlp_up = matrix(ck, name("mlp.up_proj.weight"));
+        lw.mlp_down = matrix(ck, name("mlp.down_proj.weight"));
+        w.layers.push_back(std::move(lw));
+    }
+    w.final_norm = vector_f32(ck, "model.norm.weight");
+    w.lm_head = config.tie_word_embeddings ? w.embed : matrix(ck, "lm_head.weight");
+    return w;
+}
+
+}  // namespace quire

@@ -1,0 +1,40 @@
+#pragma once
+// Typed access to a checkpoint's tensors: bf16 matrices by pointer into the mapped shards, norm
+// vectors converted to fp32 (they are tiny). Layer order and kinds follow config.mixer_types.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "checkpoint.h"
+#include "model_config.h"
+
+namespace quire {
+
+struct MatrixRef {
+    const uint16_t* data = nullptr;  // bf16 [rows, cols], row-major
+    int64_t rows = 0;
+    int64_t cols = 0;
+};
+
+struct LayerWeights {
+    MixerType kind = MixerType::lightning;
+    std::vector<float> input_norm, post_norm;
+    MatrixRef q, k, v, o;
+    MatrixRef gate;          // sparse: o_gate; lightning: z_proj (null when the config disables it)
+    std::vector<float> q_norm, k_norm, o_norm;  // lightning only (empty when disabled)
+    MatrixRef mlp_gate, mlp_up, mlp_down;
+};
+
+struct ModelWeights {
+    MatrixRef embed;
+    std::vector<LayerWeights> layers;
+    std::vector<float> final_norm;
+    MatrixRef lm_head;  // the embedding when tie_word_embeddings
+    std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
+};
+
+// The checkpoint must already be validated against the config (Checkpoint::open does that).
+ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config);
+
+}  // namespace quire
