@@ -39,7 +39,7 @@ void CpuEngine::mlp(const LayerWeights& w, const float* h, int64_t n, float* out
     matmul_bf16(pool_, gate.data(), n, I, w.mlp_down.data, c.hidden_size, out, round());
 }
 
-void CpuEngine::sparse_mixer(CpuSequence& seq, const LayerWeights& w, int64_t slot, const float* h, int64_t n, int64_t pos0,
+void CpuEngine::sparse_mixer(CpuSequence& seq, const LayerWeights& w, int64_t layer, const float* h, int64_t n, int64_t pos0,
                              int64_t request_end, float* out) {
     const ModelConfig& c = model_->config();
     const int64_t H = c.hidden_size, qw = c.num_attention_heads * c.head_dim, kvw = c.num_key_value_heads * c.head_dim;
@@ -47,7 +47,7 @@ void CpuEngine::sparse_mixer(CpuSequence& seq, const LayerWeights& w, int64_t sl
     matmul_bf16(pool_, h, n, H, w.q.data, qw, q.data(), round());
     matmul_bf16(pool_, h, n, H, w.k.data, kvw, k.data(), round());
     matmul_bf16(pool_, h, n, H, w.v.data, kvw, v.data(), round());
-    SparseLayerState& st = seq.sparse_[static_cast<size_t>(slot)];
+    SparseLayerState& st = seq.sparse_[static_cast<size_t>(slot_[static_cast<size_t>(layer)])];
     for (int64_t t = 0; t < n; ++t) {
         st.k.append(k.data() + t * kvw);
         st.v.append(v.data() + t * kvw);
@@ -59,7 +59,9 @@ void CpuEngine::sparse_mixer(CpuSequence& seq, const LayerWeights& w, int64_t sl
     const auto rule = options_.regime;
     auto is_sparse = [&](int64_t p) { return rule == RegimeRule::per_query ? p + 1 >= dense_len : request_sparse; };
     std::vector<float> attn(static_cast<size_t>(n * qw));
-    sparse_layer_attention(pool_, q.data(), n, pos0, st, geometry_, is_sparse, round(), attn.data());
+    SelectionProbe probe;
+    if (probe_) probe = [&](int64_t p, int64_t kv, const std::vector<int64_t>& b, float m) { probe_(layer, p, kv, b, m); };
+    sparse_layer_attention(pool_, q.data(), n, pos0, st, geometry_, is_sparse, round(), attn.data(), probe_ ? &probe : nullptr);
     if (w.gate.data) {
         std::vector<float> g(static_cast<size_t>(n * qw));
         matmul_bf16(pool_, h, n, H, w.gate.data, qw, g.data(), round());
@@ -120,7 +122,7 @@ Status CpuEngine::forward(CpuSequence& seq, const int32_t* ids, int64_t n, int64
         const LayerWeights& w = W.layers[static_cast<size_t>(l)];
         const int64_t slot = slot_[static_cast<size_t>(l)];
         rms_norm(x.data(), w.input_norm.data(), n, H, c.rms_norm_eps, h.data(), round());
-        if (w.kind == MixerType::sparse) sparse_mixer(seq, w, slot, h.data(), n, pos0, request_end, a.data());
+        if (w.kind == MixerType::sparse) sparse_mixer(seq, w, l, h.data(), n, pos0, request_end, a.data());
         else lightning_mixer(seq, w, slot, h.data(), n, pos0, a.data());
         residual_add(x.data(), a.data(), r, n * H, round());
         rms_norm(x.data(), w.post_norm.data(), n, H, c.rms_norm_eps, h.data(), round());

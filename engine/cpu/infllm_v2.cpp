@@ -77,10 +77,11 @@ void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int
         for (auto& v : scores) v = round_bf16(v);
 }
 
-std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g) {
+std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g, float* margin) {
     const int64_t qb = p / g.block;
     const int64_t blocks = qb + 1;  // blocks after qb are never selected
     std::vector<int64_t> sel;
+    if (margin) *margin = std::numeric_limits<float>::infinity();
     if (blocks <= g.total_topk) {
         for (int64_t b = 0; b < blocks; ++b) sel.push_back(b);
         return sel;
@@ -107,6 +108,11 @@ std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, 
             return a.first != b.first ? a.first > b.first : a.second < b.second;
         });
         for (int64_t i = 0; i < want; ++i) sel.push_back(candidates[static_cast<size_t>(i)].second);
+        if (margin && want < static_cast<int64_t>(candidates.size())) {
+            float rejected = -std::numeric_limits<float>::infinity();
+            for (size_t i = static_cast<size_t>(want); i < candidates.size(); ++i) rejected = std::max(rejected, candidates[i].first);
+            *margin = candidates[static_cast<size_t>(want - 1)].first - rejected;
+        }
     }
     std::sort(sel.begin(), sel.end());
     return sel;

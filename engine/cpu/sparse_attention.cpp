@@ -68,7 +68,8 @@ void attend_tile(std::vector<TileQuery>& queries, const SparseLayerState& state,
 }
 
 void sparse_layer_attention(ThreadPool& pool, const float* q, int64_t tokens, int64_t pos0, const SparseLayerState& state,
-                            const SparseGeometry& g, const std::function<bool(int64_t)>& is_sparse, bool round, float* out) {
+                            const SparseGeometry& g, const std::function<bool(int64_t)>& is_sparse, bool round, float* out,
+                            const SelectionProbe* probe) {
     const int64_t heads = g.kv_heads * g.group, d = g.head_dim, tile = 64;
     const int64_t tiles = (tokens + tile - 1) / tile;
     pool.parallel_for(tiles * g.kv_heads, [&](int64_t item) {
@@ -83,7 +84,9 @@ void sparse_layer_attention(ThreadPool& pool, const float* q, int64_t tokens, in
             tq.out_group = out + (t * heads + kv * g.group) * d;
             if (is_sparse(tq.p)) {
                 stage1_scores(tq.q_group, state.c1, state.c2, kv, tq.p, g, round, scores);
-                tq.blocks = select_blocks(scores, tq.p, g);
+                float margin = 0;
+                tq.blocks = select_blocks(scores, tq.p, g, &margin);
+                if (probe) (*probe)(tq.p, kv, tq.blocks, margin);
             } else {
                 for (int64_t b = 0; b <= tq.p / g.block; ++b) tq.blocks.push_back(b);
             }

@@ -12,10 +12,14 @@
 
 namespace quire::cpu {
 
+// Called for every sparse-regime query with its selection (tests compare selections across runs).
+using SelectionProbe = std::function<void(int64_t p, int64_t kv, const std::vector<int64_t>& blocks, float margin)>;
+
 // q: [tokens, heads, d] at positions pos0..; the layer's K/V/C1/C2 must already hold every key up
 // to pos0 + tokens - 1. is_sparse(p) picks the regime per query. out: [tokens, heads, d].
 void sparse_layer_attention(ThreadPool& pool, const float* q, int64_t tokens, int64_t pos0, const SparseLayerState& state,
-                            const SparseGeometry& g, const std::function<bool(int64_t)>& is_sparse, bool round, float* out);
+                            const SparseGeometry& g, const std::function<bool(int64_t)>& is_sparse, bool round, float* out,
+                            const SelectionProbe* probe = nullptr);
 
 // One query of a tile: its head group's q, its position and its selected blocks (ascending).
 struct TileQuery {

@@ -16,26 +16,27 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_items() {
-    const int64_t n = n_.load();
-    const auto* fn = fn_.load();
-    for (int64_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) (*fn)(i);
+void ThreadPool::run_items(const std::function<void(int64_t)>& fn, int64_t n) {
+    for (int64_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) fn(i);
 }
 
 void ThreadPool::worker_loop() {
     uint64_t seen = 0;
     while (true) {
+        const std::function<void(int64_t)>* fn = nullptr;
+        int64_t n = 0;
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
             if (stop_) return;
             seen = generation_;
-            ++active_;
+            fn = fn_;
+            n = n_;
         }
-        run_items();
+        run_items(*fn, n);
         {
             std::lock_guard lock(mutex_);
-            if (--active_ == 0) done_.notify_all();
+            if (--pending_ == 0) done_.notify_all();
         }
     }
 }
@@ -48,16 +49,16 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
     }
     {
         std::lock_guard lock(mutex_);
-        n_.store(0);  // late workers of the last round see an empty range until next_ is reset
-        fn_.store(&fn);
+        fn_ = &fn;
+        n_ = n;
         next_.store(0);
-        n_.store(n);
+        pending_ = static_cast<int>(workers_.size());
         ++generation_;
     }
     wake_.notify_all();
-    run_items();
+    run_items(fn, n);
     std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return active_ == 0 && next_.load() >= n_; });
+    done_.wait(lock, [&] { return pending_ == 0; });
 }
 
 }  // namespace quire::cpu
