@@ -42,14 +42,15 @@ inline std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t see
 
 using Rows = std::map<int64_t, std::vector<float>>;
 
-// Feeds tokens [0, decode_from) as a prefill in chunks of `chunk` (0: one shot), then the rest one
-// token at a time; returns the logits at `positions`.
+// `tokens` is the whole sequence; the part not yet in seq, [seq.length(), decode_from), is fed as a
+// prefill in chunks of `chunk` (0: one shot), then the rest one token at a time. Returns the
+// logits at `positions` (absolute).
 inline Rows run_sequence(Engine& engine, Sequence& seq, const std::vector<int32_t>& tokens, int64_t chunk,
                          int64_t decode_from, const std::vector<int64_t>& positions) {
     Rows rows;
     const int64_t start = seq.length();
     PrefillRequest req;
-    req.tokens = std::span<const int32_t>(tokens.data(), static_cast<size_t>(decode_from - start));
+    req.tokens = std::span<const int32_t>(tokens.data() + start, static_cast<size_t>(decode_from - start));
     req.chunk = chunk;
     for (int64_t p : positions)
         if (p >= start && p < decode_from) req.logits_positions.push_back(p);

@@ -111,7 +111,8 @@ std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, 
         if (margin && want < static_cast<int64_t>(candidates.size())) {
             float rejected = -std::numeric_limits<float>::infinity();
             for (size_t i = static_cast<size_t>(want); i < candidates.size(); ++i) rejected = std::max(rejected, candidates[i].first);
-            *margin = candidates[static_cast<size_t>(want - 1)].first - rejected;
+            const float lowest = candidates[static_cast<size_t>(want - 1)].first;
+            *margin = lowest > 0 ? (lowest - rejected) / lowest : 0.0f;
         }
     }
     std::sort(sel.begin(), sel.end());

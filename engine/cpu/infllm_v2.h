@@ -38,8 +38,8 @@ void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int
                    const SparseGeometry& g, bool round, std::vector<float>& scores);
 
 // Pooling, forced blocks and top-k; returns the selected blocks in ascending order. margin, when
-// given, receives (lowest selected score - highest rejected score) among scored blocks: 0 means
-// the cut fell on a tie; +inf when nothing was rejected.
+// given, receives the relative gap at the top-k cut, (lowest selected - highest rejected) / lowest
+// selected score: 0 means the cut fell on a tie; +inf when nothing was rejected.
 std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g,
                                    float* margin = nullptr);
 
