@@ -3,6 +3,8 @@
 // dense and the sparse regime, crossing dense_len, at lengths that are not multiples of 16 or 64.
 #include <QtTest>
 
+#include <cstring>
+
 #include "cpu/cpu_engine.h"
 #include "engine_test_support.h"
 
@@ -64,6 +66,33 @@ private slots:
         std::vector<int64_t> all;
         for (int64_t p = 0; p < 150; ++p) all.push_back(p);
         compare(run_fresh(*engine, tokens, 0, 0, all), run_fresh(*engine, tokens, 0, 150, all), "decode all");
+    }
+
+    void regime_switches_where_docs_say() {
+        // docs/sparse-regime.md: per-query rule: the query at p is sparse iff p + 1 >= dense_len;
+        // per-request rule: every query of a request that ends at or past dense_len is sparse.
+        auto m = load_model(tiny_model("tiny-a"));
+        for (RegimeRule rule : {RegimeRule::per_query, RegimeRule::per_request}) {
+            auto engine = make_engine(m, Precision::bf16, rule);
+            std::atomic<int64_t> first{1 << 30};
+            static_cast<cpu::CpuEngine&>(*engine).set_selection_probe(
+                [&](int64_t, int64_t p, int64_t, const std::vector<int64_t>&, float) {
+                    int64_t cur = first.load();
+                    while (p < cur && !first.compare_exchange_weak(cur, p)) {
+                    }
+                });
+            const auto tokens = random_tokens(8300, m->config().vocab_size, 8);
+            auto seq = engine->new_sequence();
+            run_sequence(*engine, *seq, tokens, 2000, 8300, {});
+            QCOMPARE(first.load(), rule == RegimeRule::per_query ? int64_t(8191) : int64_t(0));
+            QTemporaryDir dir;
+            const std::string state = dir.path().toStdString() + "/s";
+            QVERIFY(engine->save_state(*seq, state).is_ok());
+            const QByteArray f = read_all(state);
+            int64_t sparse_from;
+            std::memcpy(&sparse_from, f.constData() + 40, 8);  // docs/state-format.md: header offset 40
+            QCOMPARE(sparse_from, first.load());
+        }
     }
 
     void sparse_equals_dense_when_every_block_is_selected() {
