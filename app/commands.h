@@ -6,5 +6,7 @@ namespace quire::cli {
 int model_info_command(int argc, char** argv);
 int logits_command(int argc, char** argv);
 int generate_command(int argc, char** argv);
+int pdf_extract_command(int argc, char** argv);
+int library_command(int argc, char** argv);
 
 }  // namespace quire::cli

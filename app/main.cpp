@@ -13,6 +13,8 @@ void usage() {
                  "  model-info DIR       describe and validate a MiniCPM-SALA model folder\n"
                  "  logits ...           write the logits of a token sequence (diagnostics)\n"
                  "  generate ...         stream an answer to a prompt\n"
+                 "  library create|list|show, add, remove, ask, chats, export, config\n"
+                 "                       the library: read sources once, ask questions about them\n"
                  "  --version            print the version\n");
 }
 }  // namespace
@@ -26,6 +28,9 @@ int main(int argc, char** argv) {
     if (cmd == "model-info") return quire::cli::model_info_command(argc, argv);
     if (cmd == "logits") return quire::cli::logits_command(argc, argv);
     if (cmd == "generate") return quire::cli::generate_command(argc, argv);
+    if (cmd == "pdf-extract") return quire::cli::pdf_extract_command(argc, argv);
+    for (const char* c : {"library", "add", "remove", "ask", "chats", "export", "config"})
+        if (cmd == c) return quire::cli::library_command(argc, argv);
     if (cmd == "--version" || cmd == "version") {
         std::printf("quire %s\n", QUIRE_VERSION);
         return 0;

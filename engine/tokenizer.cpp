@@ -235,8 +235,14 @@ std::vector<int32_t> Tokenizer::encode_text(std::string_view text, bool at_start
 std::vector<int32_t> Tokenizer::encode_prompt(const std::vector<PromptSegment>& segments) const {
     std::vector<int32_t> out;
     if (add_bos_) out.push_back(bos_id_);
+    const auto rest = encode_segments(segments, true);
+    out.insert(out.end(), rest.begin(), rest.end());
+    return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_segments(const std::vector<PromptSegment>& segments, bool at_start) const {
+    std::vector<int32_t> out;
     std::string run;
-    bool at_start = true;
     auto flush = [&] {
         if (run.empty()) return;
         const auto ids = encode_text(run, at_start);

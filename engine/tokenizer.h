@@ -31,6 +31,8 @@ public:
     std::vector<int32_t> encode_text(std::string_view text, bool at_start = true) const;
     // Encodes a rendered chat prompt, BOS first when add_bos() says so.
     std::vector<int32_t> encode_prompt(const std::vector<PromptSegment>& segments) const;
+    // Encodes segments that continue a sequence (no BOS; text not at the start unless at_start).
+    std::vector<int32_t> encode_segments(const std::vector<PromptSegment>& segments, bool at_start) const;
     // Decodes ids to text; special tokens are written as their text unless skip_special.
     std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
 

@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3
   clang libclang-rt-14-dev
   python3 xvfb xauth
+  qpdf poppler-utils fonts-dejavu-core
 )
 
 missing=()

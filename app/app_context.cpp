@@ -1,0 +1,74 @@
+#include "app_context.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QStandardPaths>
+
+#include <cstdio>
+
+namespace quire::app {
+
+QString demoModelDir() {
+    const QString exeDir = QCoreApplication::applicationDirPath();
+    for (const QString& candidate : {exeDir + "/../share/quire/demo-model", QString(QUIRE_DEMO_MODEL_DIR)})
+        if (QFileInfo::exists(candidate + "/config.json")) return QDir(candidate).absolutePath();
+    return {};
+}
+
+std::unique_ptr<AppContext> openAppContext(const cli::Args& args) {
+    auto ctx = std::make_unique<AppContext>();
+    const auto dir = args.value("--data-dir");
+    ctx->dataDir = dir ? QString::fromStdString(*dir) : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
+    if (ctx->dataDir.isEmpty() || !QDir().mkpath(ctx->dataDir)) {
+        std::fprintf(stderr, "quire: cannot create the data folder %s\n", qPrintable(ctx->dataDir));
+        return nullptr;
+    }
+    auto db = LibraryDb::open(QDir(ctx->dataDir).filePath("library.sqlite"));
+    if (!db) {
+        std::fprintf(stderr, "quire: %s\n", db.status().message().c_str());
+        return nullptr;
+    }
+    ctx->db = std::move(db.value());
+    return ctx;
+}
+
+bool loadEngine(AppContext& ctx, const cli::Args& args) {
+    if (ctx.engine) return true;
+    if (auto m = args.value("--model")) {
+        ctx.modelDir = QString::fromStdString(*m);
+    } else if (auto s = ctx.db->setting("model"); s && !s.value().isEmpty()) {
+        ctx.modelDir = s.value();
+    } else {
+        ctx.modelDir = demoModelDir();
+        ctx.demoModel = true;
+    }
+    if (ctx.modelDir.isEmpty()) {
+        std::fprintf(stderr, "quire: no model: pass --model DIR (a MiniCPM-SALA folder) or set one with `quire config model DIR`\n");
+        return false;
+    }
+    auto model = Model::load(ctx.modelDir.toStdString());
+    if (!model) {
+        std::fprintf(stderr, "quire: cannot load the model in %s:\n%s\n", qPrintable(ctx.modelDir), model.status().message().c_str());
+        return false;
+    }
+    Backend backend = Backend::cpu;
+    if (auto b = args.value("--backend"); b && !parse_backend(*b, backend)) {
+        std::fprintf(stderr, "quire: --backend must be cpu or cuda\n");
+        return false;
+    }
+    EngineOptions options;
+    if (auto t = args.value("--threads")) options.threads = std::atoi(t->c_str());
+    auto engine = create_engine(model.value(), backend, options);
+    if (!engine) {
+        std::fprintf(stderr, "quire: %s\n", engine.status().message().c_str());
+        return false;
+    }
+    ctx.model = model.value();
+    ctx.engine = std::move(engine.value());
+    std::fprintf(stderr, "model: %s%s\n", qPrintable(ctx.modelDir),
+                 ctx.demoModel ? " (the bundled tiny demo model with random weights: its answers are not meaningful)" : "");
+    return true;
+}
+
+}  // namespace quire::app

@@ -1,0 +1,31 @@
+#pragma once
+// What the library subcommands share: the data folder, the library database, and (lazily) the
+// model and engine chosen by --model, the configured default, or the bundled demo model.
+
+#include <QString>
+
+#include <memory>
+
+#include "cli_args.h"
+#include "engine.h"
+#include "library/library_db.h"
+
+namespace quire::app {
+
+struct AppContext {
+    QString dataDir;
+    std::unique_ptr<LibraryDb> db;
+    QString modelDir;
+    bool demoModel = false;
+    std::shared_ptr<const Model> model;
+    std::unique_ptr<Engine> engine;
+};
+
+// Opens the data folder and database; prints the reason and returns nullptr on failure.
+std::unique_ptr<AppContext> openAppContext(const cli::Args& args);
+// Loads the model and engine into ctx; prints the reason and returns false on failure.
+bool loadEngine(AppContext& ctx, const cli::Args& args);
+// The tiny demo model shipped with this build, or empty.
+QString demoModelDir();
+
+}  // namespace quire::app

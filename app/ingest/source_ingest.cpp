@@ -1,0 +1,118 @@
+#include "source_ingest.h"
+
+#include <QCryptographicHash>
+#include <QFile>
+#include <QFileInfo>
+
+#include "json.h"
+#include "pdf_reader.h"
+
+namespace quire::app {
+
+namespace {
+
+QString sha256(const QByteArray& bytes) { return QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex(); }
+
+void ingestPdf(IngestedSource& s, const IngestOptions& o) {
+    s.kind = "pdf";
+    QFile f(s.path);
+    if (f.open(QIODevice::ReadOnly)) {
+        const QByteArray bytes = f.readAll();
+        s.size = bytes.size();
+        s.contentHash = sha256(bytes);
+    }
+    PdfReaderOptions ro;
+    ro.helperProgram = o.helperProgram;
+    ro.password = o.password;
+    ro.timeoutMs = o.pdfTimeoutMs;
+    const PdfText pdf = readPdf(s.path, ro);
+    switch (pdf.outcome) {
+    case PdfText::Outcome::ok: break;
+    case PdfText::Outcome::needsPassword:
+    case PdfText::Outcome::wrongPassword:
+        s.status = "needs password";
+        s.error = pdf.reason;
+        return;
+    default:
+        s.error = pdf.reason;
+        return;
+    }
+    s.units = pdf.pages.size();
+    QString text = "### Document: " + QFileInfo(s.path).fileName() + " (" + QString::number(s.units) + " pages)\n";
+    for (int i = 0; i < pdf.pages.size(); ++i) text += QString("\n--- page %1 ---\n").arg(i + 1) + pdf.pages[i].trimmed() + "\n";
+    s.text = text;
+    s.status = "ready";
+}
+
+void ingestCode(IngestedSource& s, const IngestOptions& o) {
+    s.kind = "code";
+    const CodeTree tree = walkCodeTree(s.path, o.code);
+    QCryptographicHash hash(QCryptographicHash::Sha256);
+    QString text = "### Source tree: " + QFileInfo(s.path).fileName() + " (" + QString::number(tree.files.size()) + " files)\n";
+    for (const CodeFile& f : tree.files) {
+        text += "\n==> " + f.relativePath + " <==\n" + f.text;
+        if (!f.text.endsWith('\n')) text += '\n';
+        hash.addData(f.relativePath.toUtf8());
+        hash.addData(QByteArray(1, '\0'));
+        hash.addData(f.text.toUtf8());
+    }
+    for (const SkippedFile& k : tree.skipped) s.skipped += k.relativePath + ": " + k.reason + "\n";
+    s.units = tree.files.size();
+    s.size = tree.bytes;
+    s.contentHash = hash.result().toHex();
+    if (tree.files.isEmpty()) {
+        s.error = "no text files to read in this folder";
+        return;
+    }
+    s.text = text;
+    s.status = "ready";
+}
+
+void ingestText(IngestedSource& s, const IngestOptions& o) {
+    s.kind = "text";
+    QFile f(s.path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        s.error = "cannot read: " + f.errorString();
+        return;
+    }
+    if (f.size() > o.code.maxFileBytes * 16) {
+        s.error = QString("too large for a text source (%1 MiB)").arg(f.size() >> 20);
+        return;
+    }
+    const QByteArray bytes = f.readAll();
+    s.size = bytes.size();
+    s.contentHash = sha256(bytes);
+    if (bytes.left(8192).contains('\0') || !quire::is_valid_utf8(std::string_view(bytes.constData(), static_cast<size_t>(bytes.size())))) {
+        s.error = "not a text file (binary or not UTF-8)";
+        return;
+    }
+    s.units = 1;
+    s.text = "### File: " + QFileInfo(s.path).fileName() + "\n" + QString::fromUtf8(bytes);
+    if (!s.text.endsWith('\n')) s.text += '\n';
+    s.status = "ready";
+}
+
+}  // namespace
+
+IngestedSource ingestSource(const QString& path, const IngestOptions& options) {
+    IngestedSource s;
+    const QFileInfo info(path);
+    s.path = info.absoluteFilePath();
+    if (!info.exists()) {
+        s.kind = "text";
+        s.error = "no such file or folder";
+        return s;
+    }
+    if (info.isDir()) {
+        ingestCode(s, options);
+    } else {
+        QFile f(path);
+        QByteArray head;
+        if (f.open(QIODevice::ReadOnly)) head = f.read(1024);
+        if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0 || head.startsWith("%PDF")) ingestPdf(s, options);
+        else ingestText(s, options);
+    }
+    return s;
+}
+
+}  // namespace quire::app

@@ -1,0 +1,460 @@
+#include "library_db.h"
+
+#include <QDateTime>
+#include <QFile>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QThread>
+#include <QUuid>
+#include <QVariant>
+
+namespace quire::app {
+
+namespace {
+
+// Schema migrations: entry i moves the database from version i to i + 1.
+const char* const kMigrations[] = {
+    R"sql(
+    CREATE TABLE libraries(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL);
+    CREATE TABLE sources(
+        id INTEGER PRIMARY KEY,
+        library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        content_hash TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL DEFAULT 0,
+        units INTEGER NOT NULL DEFAULT 0,
+        token_count INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        skipped TEXT NOT NULL DEFAULT '',
+        added TEXT NOT NULL,
+        UNIQUE(library_id, path));
+    CREATE TABLE source_texts(
+        source_id INTEGER PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+        text TEXT NOT NULL);
+    CREATE TABLE chats(
+        id INTEGER PRIMARY KEY,
+        library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        created TEXT NOT NULL,
+        state_path TEXT NOT NULL DEFAULT '',
+        state_tokens INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE messages(
+        id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        tokens BLOB,
+        created TEXT NOT NULL,
+        first_token_seconds REAL NOT NULL DEFAULT 0,
+        tokens_per_second REAL NOT NULL DEFAULT 0);
+    CREATE TABLE prefix_states(
+        id INTEGER PRIMARY KEY,
+        library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        model_fingerprint TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        token_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        last_used TEXT NOT NULL);
+    CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE INDEX sources_by_library ON sources(library_id, position);
+    CREATE INDEX messages_by_chat ON messages(chat_id, id);
+    )sql",
+};
+constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
+
+// A null QString binds as SQL NULL; the schema's text columns are NOT NULL, so bind "" instead.
+QVariant sqlText(const QString& s) { return QVariant(s.isNull() ? QString("") : s); }
+
+Status dbError(const QString& what, const QSqlError& e) {
+    return Status(ErrorCode::io_error, (what + ": " + e.text()).toStdString());
+}
+
+// Runs a prepared statement, turning any failure into a Status that names the statement.
+Status run(QSqlQuery& q, const char* what) {
+    if (!q.exec()) return dbError(QString("library database (%1)").arg(what), q.lastError());
+    return Status::ok();
+}
+
+SourceRow sourceFrom(const QSqlQuery& q) {
+    SourceRow s;
+    s.id = q.value(0).toLongLong();
+    s.libraryId = q.value(1).toLongLong();
+    s.position = q.value(2).toLongLong();
+    s.path = q.value(3).toString();
+    s.kind = q.value(4).toString();
+    s.contentHash = q.value(5).toString();
+    s.size = q.value(6).toLongLong();
+    s.units = q.value(7).toLongLong();
+    s.tokenCount = q.value(8).toLongLong();
+    s.status = q.value(9).toString();
+    s.error = q.value(10).toString();
+    s.skipped = q.value(11).toString();
+    return s;
+}
+const char* kSourceColumns = "id, library_id, position, path, kind, content_hash, size, units, token_count, status, error, skipped";
+
+PrefixStateRow stateFrom(const QSqlQuery& q) {
+    PrefixStateRow r;
+    r.id = q.value(0).toLongLong();
+    r.libraryId = q.value(1).toLongLong();
+    r.path = q.value(2).toString();
+    r.modelFingerprint = q.value(3).toString();
+    r.tokenHash = q.value(4).toString();
+    r.tokenCount = q.value(5).toLongLong();
+    r.bytes = q.value(6).toLongLong();
+    r.lastUsed = q.value(7).toString();
+    return r;
+}
+const char* kStateColumns = "id, library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used";
+
+}  // namespace
+
+QString nowIso() { return QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs); }
+
+Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
+    std::unique_ptr<LibraryDb> db(new LibraryDb());
+    db->path_ = path;
+    db->connectionPrefix_ = "quire-" + QUuid::createUuid().toString(QUuid::WithoutBraces);
+    QSqlDatabase c = db->db();
+    if (!c.isOpen()) return Status(ErrorCode::io_error, ("cannot open library database " + path + ": " + c.lastError().text()).toStdString());
+    // A damaged or foreign file must be refused before anything writes to it.
+    {
+        QSqlQuery probe(c);
+        const bool ran = probe.exec("PRAGMA quick_check") && probe.next();
+        const QString verdict = ran ? probe.value(0).toString() : probe.lastError().text();
+        if (!ran || verdict != "ok")
+            return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
+    }
+    {
+        QSqlQuery version(c);
+        if (!version.exec("PRAGMA user_version") || !version.next())
+            return dbError("cannot read the schema version of " + path, version.lastError());
+        if (version.value(0).toInt() > kSchemaVersion)
+            return Status(ErrorCode::unsupported, (path + " was written by a newer Quire (schema " + version.value(0).toString() +
+                                                   "); this version reads schema " + QString::number(kSchemaVersion))
+                                                      .toStdString());
+    }
+    QUIRE_TRY(db->exec("PRAGMA journal_mode=WAL"));
+    QUIRE_TRY(db->migrate());
+    return db;
+}
+
+LibraryDb::~LibraryDb() {
+    const QStringList names = QSqlDatabase::connectionNames();
+    for (const QString& n : names)
+        if (n.startsWith(connectionPrefix_)) {
+            { QSqlDatabase::database(n, false).close(); }
+            QSqlDatabase::removeDatabase(n);
+        }
+}
+
+QSqlDatabase LibraryDb::db() const {
+    // One connection per thread: QSqlDatabase objects must not cross threads.
+    const QString name = connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
+    if (QSqlDatabase::contains(name)) return QSqlDatabase::database(name);
+    QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", name);
+    c.setDatabaseName(path_);
+    c.setConnectOptions("QSQLITE_BUSY_TIMEOUT=10000");
+    if (c.open()) {
+        QSqlQuery q(c);
+        // A connection without these settings must not be used: close it, so that every statement on
+        // it fails with an error instead of silently skipping cascades or durability.
+        if (!q.exec("PRAGMA foreign_keys=ON") || !q.exec("PRAGMA synchronous=FULL")) c.close();
+    }
+    return c;
+}
+
+Status LibraryDb::exec(const QString& sql) {
+    QSqlQuery q(db());
+    if (!q.exec(sql)) return dbError("library database: " + sql.left(60), q.lastError());
+    return Status::ok();
+}
+
+Status LibraryDb::migrate() {
+    QSqlDatabase c = db();
+    int version = 0;
+    {
+        QSqlQuery q(c);
+        if (!q.exec("PRAGMA user_version") || !q.next()) return dbError("cannot read the schema version", q.lastError());
+        version = q.value(0).toInt();
+    }
+    while (version < kSchemaVersion) {
+        if (!c.transaction()) return dbError("cannot start a migration", c.lastError());
+        const QStringList statements = QString(kMigrations[version]).split(';', Qt::SkipEmptyParts);
+        for (const QString& s : statements) {
+            if (s.trimmed().isEmpty()) continue;
+            QSqlQuery m(c);
+            if (!m.exec(s)) {
+                const QSqlError e = m.lastError();
+                c.rollback();
+                return dbError(QString("schema migration %1 failed").arg(version + 1), e);
+            }
+        }
+        QSqlQuery v(c);
+        if (!v.exec(QString("PRAGMA user_version=%1").arg(version + 1))) {
+            c.rollback();
+            return dbError("cannot record the schema version", v.lastError());
+        }
+        if (!c.commit()) return dbError("cannot commit a migration", c.lastError());
+        ++version;
+    }
+    return Status::ok();
+}
+
+Status LibraryDb::integrityCheck() {
+    QSqlQuery q(db());
+    if (!q.exec("PRAGMA integrity_check") || !q.next()) return dbError("integrity check", q.lastError());
+    const QString result = q.value(0).toString();
+    if (result != "ok") return Status(ErrorCode::io_error, ("integrity check failed: " + result).toStdString());
+    return Status::ok();
+}
+
+Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
+    if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
+    QSqlQuery q(db());
+    q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
+    q.addBindValue(name);
+    q.addBindValue(sqlText(systemPrompt));
+    q.addBindValue(nowIso());
+    if (!q.exec()) {
+        if (q.lastError().text().contains("UNIQUE"))
+            return Status(ErrorCode::invalid_argument, ("a library named '" + name + "' already exists").toStdString());
+        return dbError("cannot create library", q.lastError());
+    }
+    return q.lastInsertId().toLongLong();
+}
+
+Result<std::optional<LibraryRow>> LibraryDb::library(const QString& name) {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, name, system_prompt, created FROM libraries WHERE name = ?");
+    q.addBindValue(name);
+    QUIRE_TRY(run(q, "find library"));
+    if (!q.next()) return std::optional<LibraryRow>();
+    return std::optional<LibraryRow>(LibraryRow{q.value(0).toLongLong(), q.value(1).toString(), q.value(2).toString(), q.value(3).toString()});
+}
+
+Result<QList<LibraryRow>> LibraryDb::libraries() {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, name, system_prompt, created FROM libraries ORDER BY name");
+    QUIRE_TRY(run(q, "list libraries"));
+    QList<LibraryRow> out;
+    while (q.next()) out.append({q.value(0).toLongLong(), q.value(1).toString(), q.value(2).toString(), q.value(3).toString()});
+    return out;
+}
+
+Status LibraryDb::deleteLibrary(qint64 id) {
+    QSqlQuery q(db());
+    q.prepare("DELETE FROM libraries WHERE id = ?");
+    q.addBindValue(id);
+    return run(q, "delete library");
+}
+
+Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
+    QSqlDatabase c = db();
+    if (!c.transaction()) return dbError("cannot start a transaction", c.lastError());
+    auto fail = [&](const Status& st) {
+        c.rollback();
+        return st;
+    };
+    QSqlQuery pos(c);
+    pos.prepare("SELECT COALESCE(MAX(position), -1) + 1 FROM sources WHERE library_id = ?");
+    pos.addBindValue(s.libraryId);
+    if (Status st = run(pos, "next position"); !st || !pos.next()) return fail(st ? dbError("next position", pos.lastError()) : st);
+    const qint64 position = pos.value(0).toLongLong();
+    QSqlQuery q(c);
+    q.prepare("INSERT INTO sources(library_id, position, path, kind, content_hash, size, units, token_count, status, error, skipped, added)"
+              " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (const QVariant& v : {QVariant(s.libraryId), QVariant(position), sqlText(s.path), sqlText(s.kind), sqlText(s.contentHash),
+                              QVariant(s.size), QVariant(s.units), QVariant(s.tokenCount), sqlText(s.status), sqlText(s.error),
+                              sqlText(s.skipped), QVariant(nowIso())})
+        q.addBindValue(v);
+    if (!q.exec()) {
+        const bool dup = q.lastError().text().contains("UNIQUE");
+        return fail(dup ? Status(ErrorCode::invalid_argument, (s.path + " is already in this library").toStdString())
+                        : dbError("cannot add source", q.lastError()));
+    }
+    const qint64 id = q.lastInsertId().toLongLong();
+    QSqlQuery t(c);
+    t.prepare("INSERT INTO source_texts(source_id, text) VALUES(?, ?)");
+    t.addBindValue(id);
+    t.addBindValue(sqlText(text));
+    if (Status st = run(t, "store source text"); !st) return fail(st);
+    if (!c.commit()) return fail(dbError("cannot commit the new source", c.lastError()));
+    return id;
+}
+
+Result<QList<SourceRow>> LibraryDb::sources(qint64 libraryId) {
+    QSqlQuery q(db());
+    q.prepare(QString("SELECT %1 FROM sources WHERE library_id = ? ORDER BY position").arg(kSourceColumns));
+    q.addBindValue(libraryId);
+    QUIRE_TRY(run(q, "list sources"));
+    QList<SourceRow> out;
+    while (q.next()) out.append(sourceFrom(q));
+    return out;
+}
+
+Result<QString> LibraryDb::sourceText(qint64 sourceId) {
+    QSqlQuery q(db());
+    q.prepare("SELECT text FROM source_texts WHERE source_id = ?");
+    q.addBindValue(sourceId);
+    QUIRE_TRY(run(q, "read source text"));
+    if (!q.next()) return QString();
+    return q.value(0).toString();
+}
+
+Status LibraryDb::removeSource(qint64 sourceId) {
+    QSqlQuery q(db());
+    q.prepare("DELETE FROM sources WHERE id = ?");
+    q.addBindValue(sourceId);
+    return run(q, "remove source");
+}
+
+Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
+    QSqlQuery q(db());
+    q.prepare("UPDATE sources SET token_count = ? WHERE id = ?");
+    q.addBindValue(tokens);
+    q.addBindValue(sourceId);
+    return run(q, "record token count");
+}
+
+Result<qint64> LibraryDb::createChat(qint64 libraryId, const QString& title) {
+    QSqlQuery q(db());
+    q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
+    q.addBindValue(libraryId);
+    q.addBindValue(sqlText(title));
+    q.addBindValue(nowIso());
+    QUIRE_TRY(run(q, "create chat"));
+    return q.lastInsertId().toLongLong();
+}
+
+Result<std::optional<ChatRow>> LibraryDb::chat(qint64 chatId) {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, library_id, title, created, state_path, state_tokens FROM chats WHERE id = ?");
+    q.addBindValue(chatId);
+    QUIRE_TRY(run(q, "find chat"));
+    if (!q.next()) return std::optional<ChatRow>();
+    return std::optional<ChatRow>(ChatRow{q.value(0).toLongLong(), q.value(1).toLongLong(), q.value(2).toString(),
+                                          q.value(3).toString(), q.value(4).toString(), q.value(5).toLongLong()});
+}
+
+Result<QList<ChatRow>> LibraryDb::chats(qint64 libraryId) {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, library_id, title, created, state_path, state_tokens FROM chats WHERE library_id = ? ORDER BY id");
+    q.addBindValue(libraryId);
+    QUIRE_TRY(run(q, "list chats"));
+    QList<ChatRow> out;
+    while (q.next())
+        out.append({q.value(0).toLongLong(), q.value(1).toLongLong(), q.value(2).toString(), q.value(3).toString(),
+                    q.value(4).toString(), q.value(5).toLongLong()});
+    return out;
+}
+
+Status LibraryDb::setChatState(qint64 chatId, const QString& statePath, qint64 tokens) {
+    QSqlQuery q(db());
+    q.prepare("UPDATE chats SET state_path = ?, state_tokens = ? WHERE id = ?");
+    q.addBindValue(sqlText(statePath));
+    q.addBindValue(tokens);
+    q.addBindValue(chatId);
+    return run(q, "record chat state");
+}
+
+Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
+    QSqlQuery q(db());
+    q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    q.addBindValue(m.chatId);
+    q.addBindValue(sqlText(m.role));
+    q.addBindValue(sqlText(m.content));
+    q.addBindValue(m.tokens);
+    q.addBindValue(nowIso());
+    q.addBindValue(m.firstTokenSeconds);
+    q.addBindValue(m.tokensPerSecond);
+    QUIRE_TRY(run(q, "store message"));
+    return q.lastInsertId().toLongLong();
+}
+
+Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second FROM messages WHERE chat_id = ? ORDER BY id");
+    q.addBindValue(chatId);
+    QUIRE_TRY(run(q, "list messages"));
+    QList<MessageRow> out;
+    while (q.next())
+        out.append({q.value(0).toLongLong(), q.value(1).toLongLong(), q.value(2).toString(), q.value(3).toString(),
+                    q.value(4).toByteArray(), q.value(5).toString(), q.value(6).toDouble(), q.value(7).toDouble()});
+    return out;
+}
+
+Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
+    QSqlQuery q(db());
+    q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    q.addBindValue(r.libraryId);
+    q.addBindValue(r.path);
+    q.addBindValue(r.modelFingerprint);
+    q.addBindValue(r.tokenHash);
+    q.addBindValue(r.tokenCount);
+    q.addBindValue(r.bytes);
+    q.addBindValue(nowIso());
+    QUIRE_TRY(run(q, "record prefix state"));
+    return q.lastInsertId().toLongLong();
+}
+
+Result<QList<PrefixStateRow>> LibraryDb::prefixStates(qint64 libraryId) {
+    QSqlQuery q(db());
+    q.prepare(QString("SELECT %1 FROM prefix_states WHERE library_id = ? ORDER BY token_count DESC").arg(kStateColumns));
+    q.addBindValue(libraryId);
+    QUIRE_TRY(run(q, "list prefix states"));
+    QList<PrefixStateRow> out;
+    while (q.next()) out.append(stateFrom(q));
+    return out;
+}
+
+Result<QList<PrefixStateRow>> LibraryDb::allPrefixStates() {
+    QSqlQuery q(db());
+    q.prepare(QString("SELECT %1 FROM prefix_states ORDER BY last_used ASC").arg(kStateColumns));
+    QUIRE_TRY(run(q, "list prefix states"));
+    QList<PrefixStateRow> out;
+    while (q.next()) out.append(stateFrom(q));
+    return out;
+}
+
+Status LibraryDb::touchPrefixState(qint64 id) {
+    QSqlQuery q(db());
+    q.prepare("UPDATE prefix_states SET last_used = ? WHERE id = ?");
+    q.addBindValue(nowIso());
+    q.addBindValue(id);
+    return run(q, "touch prefix state");
+}
+
+Status LibraryDb::deletePrefixState(qint64 id) {
+    QSqlQuery q(db());
+    q.prepare("DELETE FROM prefix_states WHERE id = ?");
+    q.addBindValue(id);
+    return run(q, "delete prefix state");
+}
+
+Result<QString> LibraryDb::setting(const QString& key) {
+    QSqlQuery q(db());
+    q.prepare("SELECT value FROM settings WHERE key = ?");
+    q.addBindValue(key);
+    QUIRE_TRY(run(q, "read setting"));
+    return q.next() ? q.value(0).toString() : QString();
+}
+
+Status LibraryDb::setSetting(const QString& key, const QString& value) {
+    QSqlQuery q(db());
+    q.prepare("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    q.addBindValue(key);
+    q.addBindValue(sqlText(value));
+    return run(q, "write setting");
+}
+
+}  // namespace quire::app

@@ -1,0 +1,125 @@
+#pragma once
+// LibraryDb: Quire's library in SQLite — libraries, sources (with their extracted text), chats,
+// messages and saved prefix states. WAL mode, a schema version with migrations, every statement's
+// result checked, one connection per thread (Qt's rule for QSqlDatabase).
+
+#include <QByteArray>
+#include <QList>
+#include <QSqlDatabase>
+#include <QString>
+#include <QStringList>
+
+#include <optional>
+
+#include "status.h"
+
+namespace quire::app {
+
+struct LibraryRow {
+    qint64 id = 0;
+    QString name;
+    QString systemPrompt;
+    QString created;
+};
+
+struct SourceRow {
+    qint64 id = 0;
+    qint64 libraryId = 0;
+    qint64 position = 0;
+    QString path;
+    QString kind;  // "pdf", "code", "text"
+    QString contentHash;
+    qint64 size = 0;
+    qint64 units = 0;  // pages or files
+    qint64 tokenCount = 0;
+    QString status;  // "ready", "error", "needs password"
+    QString error;
+    QString skipped;  // what was left out and why, one line each
+};
+
+struct ChatRow {
+    qint64 id = 0;
+    qint64 libraryId = 0;
+    QString title;
+    QString created;
+    QString statePath;
+    qint64 stateTokens = 0;
+};
+
+struct MessageRow {
+    qint64 id = 0;
+    qint64 chatId = 0;
+    QString role;
+    QString content;
+    QByteArray tokens;  // int32 token ids exactly as fed (assistant answers) or encoded (questions)
+    QString created;
+    double firstTokenSeconds = 0;
+    double tokensPerSecond = 0;
+};
+
+struct PrefixStateRow {
+    qint64 id = 0;
+    qint64 libraryId = 0;
+    QString path;
+    QString modelFingerprint;
+    QString tokenHash;
+    qint64 tokenCount = 0;
+    qint64 bytes = 0;
+    QString lastUsed;
+};
+
+class LibraryDb {
+public:
+    static constexpr int kSchemaVersion = 1;
+
+    // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
+    // is damaged, without touching it.
+    static Result<std::unique_ptr<LibraryDb>> open(const QString& path);
+    ~LibraryDb();
+    LibraryDb(const LibraryDb&) = delete;
+    LibraryDb& operator=(const LibraryDb&) = delete;
+
+    const QString& path() const { return path_; }
+    Status integrityCheck();
+
+    Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
+    Result<std::optional<LibraryRow>> library(const QString& name);
+    Result<QList<LibraryRow>> libraries();
+    Status deleteLibrary(qint64 id);
+
+    // Adds a source at the end of the library (its text stored alongside) in one transaction.
+    Result<qint64> addSource(const SourceRow& source, const QString& text);
+    Result<QList<SourceRow>> sources(qint64 libraryId);
+    Result<QString> sourceText(qint64 sourceId);
+    Status removeSource(qint64 sourceId);
+    Status setSourceTokens(qint64 sourceId, qint64 tokens);
+
+    Result<qint64> createChat(qint64 libraryId, const QString& title);
+    Result<std::optional<ChatRow>> chat(qint64 chatId);
+    Result<QList<ChatRow>> chats(qint64 libraryId);
+    Status setChatState(qint64 chatId, const QString& statePath, qint64 tokens);
+    Result<qint64> addMessage(const MessageRow& message);
+    Result<QList<MessageRow>> messages(qint64 chatId);
+
+    Result<qint64> addPrefixState(const PrefixStateRow& row);
+    Result<QList<PrefixStateRow>> prefixStates(qint64 libraryId);
+    Result<QList<PrefixStateRow>> allPrefixStates();  // least recently used first
+    Status touchPrefixState(qint64 id);
+    Status deletePrefixState(qint64 id);
+
+    Result<QString> setting(const QString& key);
+    Status setSetting(const QString& key, const QString& value);
+
+private:
+    LibraryDb() = default;
+    QSqlDatabase db() const;
+    Status migrate();
+    Status exec(const QString& sql);
+
+    QString path_;
+    QString connectionPrefix_;
+};
+
+QString nowIso();
+
+}  // namespace quire::app

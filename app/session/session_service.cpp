@@ -1,0 +1,268 @@
+#include "session_service.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+
+#include <chrono>
+#include <cstring>
+
+#include "hash.h"
+#include "state_file.h"
+
+namespace quire::app {
+
+namespace {
+
+QString tokensHash(const std::vector<int32_t>& tokens, size_t count) {
+    const std::vector<int32_t> head(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(count));
+    return QString::fromStdString(hash_hex(hash_tokens(head)));
+}
+
+QByteArray toBlob(const std::vector<int32_t>& t) {
+    return QByteArray(reinterpret_cast<const char*>(t.data()), static_cast<qsizetype>(t.size() * 4));
+}
+
+std::vector<int32_t> fromBlob(const QByteArray& b) {
+    std::vector<int32_t> t(static_cast<size_t>(b.size()) / 4);
+    std::memcpy(t.data(), b.constData(), t.size() * 4);
+    return t;
+}
+
+bool startsWith(const std::vector<int32_t>& all, const std::vector<int32_t>& head) {
+    return head.size() <= all.size() && std::equal(head.begin(), head.end(), all.begin());
+}
+
+// Prefill with progress reporting in tokens/s and ETA.
+Status prefillWithProgress(Engine& engine, Sequence& seq, std::span<const int32_t> tokens, int64_t chunk,
+                           const std::function<void(const ReadProgress&)>& onProgress, const std::atomic<bool>* cancel) {
+    PrefillRequest req;
+    req.tokens = tokens;
+    req.chunk = chunk;
+    req.cancel = cancel;
+    if (onProgress)
+        req.on_progress = [&](const PrefillProgress& p) {
+            ReadProgress r;
+            r.done = p.done;
+            r.total = p.total;
+            r.tokensPerSecond = p.seconds > 0 ? static_cast<double>(p.done) / p.seconds : 0;
+            r.etaSeconds = r.tokensPerSecond > 0 ? static_cast<double>(p.total - p.done) / r.tokensPerSecond : 0;
+            onProgress(r);
+        };
+    return engine.prefill(seq, req, nullptr);
+}
+
+}  // namespace
+
+SessionService::SessionService(LibraryDb& db, Engine& engine, SessionOptions options)
+    : db_(db), engine_(engine), options_(std::move(options)) {
+    QDir().mkpath(options_.stateDir);
+}
+
+QString SessionService::fingerprint() const {
+    return QString::fromStdString(hash_hex(engine_.model().fingerprint())) + "-" +
+           precision_name(engine_.options().precision) + "-" + regime_rule_name(engine_.options().regime);
+}
+
+Result<AssembledContext> SessionService::assemble(const LibraryRow& library) {
+    const Tokenizer* tok = engine_.model().tokenizer();
+    if (!tok) return Status(ErrorCode::invalid_tokenizer, "the model has no tokenizer");
+    auto sources = db_.sources(library.id);
+    if (!sources) return sources.status();
+    QVector<ContextSource> parts;
+    for (const SourceRow& s : sources.value()) {
+        if (s.status != "ready") continue;
+        auto text = db_.sourceText(s.id);
+        if (!text) return text.status();
+        parts.append({s.id, s.path, text.value()});
+    }
+    auto ctx = assembleContext(*tok, library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt, parts,
+                               options_.contextLimit, options_.conversationReserve);
+    if (!ctx) return ctx.status();
+    for (const ContextPiece& p : ctx->pieces)
+        if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
+    return ctx;
+}
+
+Status SessionService::saveState(const Sequence& seq, const QString& path) {
+    return engine_.save_state(seq, path.toStdString());
+}
+
+void SessionService::evictStates(qint64 keepId) {
+    auto rows = db_.allPrefixStates();  // least recently used first
+    if (!rows) return;
+    qint64 total = 0;
+    for (const auto& r : rows.value()) total += r.bytes;
+    for (const auto& r : rows.value()) {
+        if (total <= options_.stateBudgetBytes) break;
+        if (r.id == keepId) continue;
+        QFile::remove(r.path);
+        if (db_.deletePrefixState(r.id)) total -= r.bytes;
+    }
+}
+
+Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& library,
+                                                             const std::function<void(const ReadProgress&)>& onProgress,
+                                                             const std::atomic<bool>* cancel, ReadResult& info) {
+    auto ctx = assemble(library);
+    if (!ctx) return ctx.status();
+    const std::vector<int32_t>& tokens = ctx->tokens;
+    info.contextTokens = static_cast<qint64>(tokens.size());
+    Prefix& prefix = prefixes_[library.id];
+    // 1. The prefix in memory, if it is still a prefix of the library's tokens.
+    if (!(prefix.seq && startsWith(tokens, prefix.tokens))) {
+        prefix.seq.reset();
+        prefix.tokens.clear();
+        // 2. The longest saved state that matches this model and a prefix of the tokens.
+        auto rows = db_.prefixStates(library.id);
+        if (!rows) return rows.status();
+        for (const PrefixStateRow& r : rows.value()) {
+            if (r.modelFingerprint != fingerprint()) {
+                info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
+                continue;
+            }
+            if (r.tokenCount > static_cast<qint64>(tokens.size()) || tokensHash(tokens, static_cast<size_t>(r.tokenCount)) != r.tokenHash)
+                continue;  // the library changed before this point: the state is of no use
+            const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
+            auto loaded = engine_.load_state(r.path.toStdString(), &head);
+            if (!loaded) {
+                info.notices << QString("saved state %1 is unusable (%2); reading the library again")
+                                    .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
+                QFile::remove(r.path);
+                QUIRE_TRY(db_.deletePrefixState(r.id));
+                continue;
+            }
+            QUIRE_TRY(db_.touchPrefixState(r.id));
+            prefix.seq = std::move(loaded.value());
+            prefix.tokens = head;
+            info.reusedState = true;
+            break;
+        }
+        if (!prefix.seq) prefix.seq = engine_.new_sequence();
+    } else {
+        info.reusedState = true;
+    }
+    // 3. Read what is missing, then save the new prefix state.
+    const auto have = static_cast<size_t>(prefix.seq->length());
+    if (have < tokens.size()) {
+        const std::span<const int32_t> rest(tokens.data() + have, tokens.size() - have);
+        const Status st = prefillWithProgress(engine_, *prefix.seq, rest, options_.chunk, onProgress, cancel);
+        prefix.tokens.assign(prefix.seq->tokens().begin(), prefix.seq->tokens().end());
+        if (!st) return st;  // on cancel the in-memory prefix keeps what was read
+        info.prefilledTokens = static_cast<qint64>(rest.size());
+        const QString hash = tokensHash(tokens, tokens.size());
+        const QString path = QDir(options_.stateDir).filePath(QString("library-%1-%2.qstate").arg(library.id).arg(hash));
+        QUIRE_TRY(saveState(*prefix.seq, path));
+        PrefixStateRow row;
+        row.libraryId = library.id;
+        row.path = path;
+        row.modelFingerprint = fingerprint();
+        row.tokenHash = hash;
+        row.tokenCount = static_cast<qint64>(tokens.size());
+        row.bytes = QFileInfo(path).size();
+        auto id = db_.addPrefixState(row);
+        if (!id) return id.status();
+        evictStates(id.value());
+    }
+    prefix.tokens = tokens;
+    return &prefix;
+}
+
+Result<ReadResult> SessionService::read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
+                                        const std::atomic<bool>* cancel) {
+    ReadResult info;
+    auto p = ensurePrefix(library, onProgress, cancel, info);
+    if (!p) return p.status();
+    return info;
+}
+
+Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices) {
+    auto messages = db_.messages(chat.id);
+    if (!messages) return messages.status();
+    std::vector<int32_t> expected = prefix.tokens;
+    for (const MessageRow& m : messages.value()) {
+        const auto t = fromBlob(m.tokens);
+        expected.insert(expected.end(), t.begin(), t.end());
+    }
+    if (auto it = chats_.find(chat.id); it != chats_.end() && it->second->tokens() == expected) return it->second->fork();
+    if (!chat.statePath.isEmpty() && QFile::exists(chat.statePath)) {
+        auto loaded = engine_.load_state(chat.statePath.toStdString(), &expected);
+        if (loaded) return std::move(loaded.value());
+        notices << QString("the saved state of chat %1 is unusable (%2); replaying the conversation")
+                       .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
+    }
+    auto seq = prefix.seq->fork();
+    const std::span<const int32_t> history(expected.data() + prefix.tokens.size(), expected.size() - prefix.tokens.size());
+    if (!history.empty()) QUIRE_TRY(prefillWithProgress(engine_, *seq, history, options_.chunk, {}, nullptr));
+    return seq;
+}
+
+Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& question, const AskOptions& o) {
+    if (question.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "the question is empty");
+    const EngineCounters before = engine_.counters();
+    AskResult result;
+    ReadResult info;
+    auto prefixOr = ensurePrefix(library, o.onProgress, o.cancel, info);
+    if (!prefixOr) return prefixOr.status();
+    Prefix& prefix = *prefixOr.value();
+    result.contextTokens = info.contextTokens;
+    result.reusedState = info.reusedState;
+    result.notices = info.notices;
+
+    std::unique_ptr<Sequence> seq;
+    qint64 chatId = o.chatId;
+    if (chatId) {
+        auto chat = db_.chat(chatId);
+        if (!chat) return chat.status();
+        if (!chat.value() || chat.value()->libraryId != library.id)
+            return Status(ErrorCode::invalid_argument, QString("library '%1' has no chat %2").arg(library.name).arg(chatId).toStdString());
+        auto s = chatSequence(*chat.value(), prefix, result.notices);
+        if (!s) return s.status();
+        seq = std::move(s.value());
+    } else {
+        auto id = db_.createChat(library.id, question.left(80));
+        if (!id) return id.status();
+        chatId = id.value();
+        seq = prefix.seq->fork();
+    }
+    result.chatId = chatId;
+
+    const std::vector<int32_t> q = questionTokens(*engine_.model().tokenizer(), question, o.thinking);
+    result.questionTokens = static_cast<qint64>(q.size());
+    GenerateOptions g = o.generation;
+    g.cancel = o.cancel;
+    g.prefill_chunk = options_.chunk;
+    if (o.onText) g.on_text = [&](const std::string& d) { o.onText(QString::fromStdString(d)); };
+    auto r = generate(engine_, *seq, q, g);
+    if (!r) return r.status();
+    result.answer = QString::fromStdString(r->text);
+    result.stopReason = QString::fromStdString(r->stop_reason);
+    result.firstTokenSeconds = r->first_token_seconds;
+    result.tokensPerSecond = r->tokens_per_second;
+    result.prefilledTokens = engine_.counters().prefilled_tokens - before.prefilled_tokens;
+
+    MessageRow user;
+    user.chatId = chatId;
+    user.role = "user";
+    user.content = question;
+    user.tokens = toBlob(q);
+    auto u = db_.addMessage(user);
+    if (!u) return u.status();
+    MessageRow answer;
+    answer.chatId = chatId;
+    answer.role = "assistant";
+    answer.content = result.answer;
+    answer.tokens = toBlob(r->tokens);
+    answer.firstTokenSeconds = r->first_token_seconds;
+    answer.tokensPerSecond = r->tokens_per_second;
+    auto a = db_.addMessage(answer);
+    if (!a) return a.status();
+
+    const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(chatId));
+    if (Status st = saveState(*seq, statePath); st) QUIRE_TRY(db_.setChatState(chatId, statePath, seq->length()));
+    else result.notices << "could not save the chat state: " + QString::fromStdString(st.message());
+    chats_[chatId] = std::move(seq);
+    return result;
+}
+
+}  // namespace quire::app

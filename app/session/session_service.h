@@ -1,0 +1,92 @@
+#pragma once
+// SessionService: Quire's main job. Reading a library prefills its context once and keeps the
+// state after it (in memory and as a state file recorded in SQLite, under a disk budget with
+// least-recently-used eviction). Asking forks that prefix state, appends the question and streams
+// the answer; a follow-up continues its chat's own state. Saved states that do not match the model
+// or the tokens are ignored and rebuilt, with a notice. Runs on whatever thread calls it.
+
+#include <QString>
+#include <QStringList>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "context_builder.h"
+#include "engine.h"
+#include "generator.h"
+#include "library/library_db.h"
+
+namespace quire::app {
+
+struct SessionOptions {
+    QString stateDir;                          // where state files go
+    qint64 stateBudgetBytes = 64LL << 30;      // disk budget for prefix states
+    qint64 contextLimit = 1 << 20;             // tokens
+    qint64 conversationReserve = 8192;         // tokens kept free for questions and answers
+    int64_t chunk = 2048;                      // prefill chunk (progress and cancel granularity)
+};
+
+struct ReadProgress {
+    qint64 done = 0, total = 0;
+    double tokensPerSecond = 0, etaSeconds = 0;
+};
+
+struct ReadResult {
+    qint64 contextTokens = 0;
+    qint64 prefilledTokens = 0;  // tokens actually computed now (0 when a saved state covered all)
+    bool reusedState = false;
+    QStringList notices;
+};
+
+struct AskOptions {
+    qint64 chatId = 0;  // 0: a new chat
+    bool thinking = true;
+    GenerateOptions generation;
+    std::function<void(const QString&)> onText;
+    std::function<void(const ReadProgress&)> onProgress;
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+struct AskResult {
+    qint64 chatId = 0;
+    QString answer;
+    QString stopReason;
+    qint64 contextTokens = 0;
+    qint64 questionTokens = 0;
+    qint64 prefilledTokens = 0;  // from the engine's counters: everything computed by this ask
+    bool reusedState = false;
+    QStringList notices;
+    double firstTokenSeconds = 0, tokensPerSecond = 0;
+};
+
+class SessionService {
+public:
+    SessionService(LibraryDb& db, Engine& engine, SessionOptions options);
+
+    Result<AssembledContext> assemble(const LibraryRow& library);
+    Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
+                            const std::atomic<bool>* cancel);
+    Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
+
+private:
+    struct Prefix {
+        std::vector<int32_t> tokens;
+        std::unique_ptr<Sequence> seq;
+    };
+    Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
+                                 const std::atomic<bool>* cancel, ReadResult& info);
+    Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices);
+    Status saveState(const Sequence& seq, const QString& path);
+    void evictStates(qint64 keepId);
+    QString fingerprint() const;
+
+    LibraryDb& db_;
+    Engine& engine_;
+    SessionOptions options_;
+    std::map<qint64, Prefix> prefixes_;                        // library id -> prefix state in memory
+    std::map<qint64, std::unique_ptr<Sequence>> chats_;        // chat id -> state after its last answer
+};
+
+}  // namespace quire::app

@@ -1,0 +1,158 @@
+// The main job without the window: read a library once, answer every question from its saved
+// state. Work done is asserted from the engine's counters (`quire ask --json`), not timings.
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QtTest>
+
+#include "cli_runner.h"
+#include "library/library_db.h"
+
+using namespace quire::test;
+
+class TestSessions : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+    QString data_;
+    QString demo(const char* rel) { return QString::fromStdString(std::string(QUIRE_SOURCE_DIR) + "/resources/demo/" + rel); }
+    CliResult quire(QStringList args) {
+        args << "--data-dir" << data_;
+        return runQuire(args);
+    }
+    QJsonObject ask(const QString& lib, const QString& question, QStringList extra = {}) {
+        const CliResult r = quire(QStringList{"ask", lib, question, "--json", "--max-tokens", "8", "--chunk", "512"} + extra);
+        if (r.code != 0) qWarning("%s", qPrintable(r.err));
+        return r.json();
+    }
+
+private slots:
+    void init() {
+        data_ = tmp_.path() + "/" + QTest::currentTestFunction();
+        QDir().mkpath(data_);
+    }
+
+    void second_question_and_new_process_reuse_the_prefix() {
+        QCOMPARE(quire({"library", "create", "book"}).code, 0);
+        QCOMPARE(quire({"add", "book", demo("the-keeper-of-the-light.txt")}).code, 0);
+        // First question: the library is read (context + question computed).
+        const QJsonObject first = ask("book", "Who kept the light?");
+        const qint64 context = first["context_tokens"].toInteger();
+        QVERIFY(context > 1000);
+        QCOMPARE(first["reused_state"].toBool(), false);
+        QCOMPARE(first["prefilled_tokens"].toInteger(), context + first["question_tokens"].toInteger());
+        // Another question in a new process: only the question's tokens are computed.
+        const QJsonObject second = ask("book", "How many steps were there?");
+        QCOMPARE(second["reused_state"].toBool(), true);
+        QCOMPARE(second["prefilled_tokens"].toInteger(), second["question_tokens"].toInteger());
+        // A follow-up in the first chat continues that chat's saved state.
+        const QJsonObject follow = ask("book", "And the ship's name?", {"--chat", QString::number(first["chat"].toInteger())});
+        QCOMPARE(follow["chat"].toInteger(), first["chat"].toInteger());
+        QCOMPARE(follow["prefilled_tokens"].toInteger(), follow["question_tokens"].toInteger());
+        // Chats and export.
+        const CliResult chats = quire({"chats", "book"});
+        QCOMPARE(chats.out.count('\n'), 2);
+        const CliResult md = quire({"export", "book", QString::number(first["chat"].toInteger()), "--markdown"});
+        QCOMPARE(md.code, 0);
+        QVERIFY(md.out.contains("## Question\n\nWho kept the light?"));
+        QVERIFY(md.out.contains("## Question\n\nAnd the ship's name?"));
+        QCOMPARE(md.out.count("## Answer"), 2);
+    }
+
+    void adding_a_source_reads_only_the_new_source() {
+        quire({"library", "create", "mixed"});
+        quire({"add", "mixed", demo("the-keeper-of-the-light.txt")});
+        const QJsonObject before = ask("mixed", "First?");
+        QCOMPARE(quire({"add", "mixed", demo("wordcount")}).code, 0);
+        const QJsonObject after = ask("mixed", "Second?");
+        const qint64 added = after["context_tokens"].toInteger() - before["context_tokens"].toInteger();
+        QVERIFY(added > 100);
+        QCOMPARE(after["reused_state"].toBool(), true);
+        QCOMPARE(after["prefilled_tokens"].toInteger(), added + after["question_tokens"].toInteger());
+    }
+
+    void corrupted_or_foreign_state_is_rebuilt_with_a_message() {
+        quire({"library", "create", "c"});
+        quire({"add", "c", demo("the-keeper-of-the-light.txt")});
+        const QJsonObject first = ask("c", "Q1?");
+        const qint64 context = first["context_tokens"].toInteger();
+        // Corrupt the saved prefix state.
+        const QStringList states = QDir(data_ + "/states").entryList({"library-*.qstate"});
+        QCOMPARE(states.size(), 1);
+        QFile f(data_ + "/states/" + states[0]);
+        QVERIFY(f.open(QIODevice::ReadWrite));
+        f.seek(f.size() / 2);
+        f.write("CORRUPTED!");
+        f.close();
+        const QJsonObject rebuilt = ask("c", "Q2?");
+        QVERIFY2(rebuilt["notices"].toArray().size() == 1, qPrintable(QJsonDocument(rebuilt).toJson()));
+        QVERIFY(rebuilt["notices"].toArray()[0].toString().contains("unusable"));
+        QCOMPARE(rebuilt["prefilled_tokens"].toInteger(), context + rebuilt["question_tokens"].toInteger());
+        // Another model: the saved state is ignored, with a message, and the library read again.
+        const QJsonObject other = ask("c", "Q3?", {"--model", QString::fromStdString(tiny_model("tiny-b"))});
+        QVERIFY(other["notices"].toArray().size() >= 1);
+        QVERIFY(other["notices"].toArray()[0].toString().contains("another model"));
+        QCOMPARE(other["reused_state"].toBool(), false);
+        // And back on the first model, its state (rebuilt above) is used again.
+        const QJsonObject again = ask("c", "Q4?");
+        QCOMPARE(again["prefilled_tokens"].toInteger(), again["question_tokens"].toInteger());
+    }
+
+    void context_that_does_not_fit_is_refused() {
+        quire({"library", "create", "big"});
+        quire({"add", "big", demo("the-keeper-of-the-light.txt"), demo("wordcount")});
+        const CliResult r = quire({"ask", "big", "Q?", "--context-limit", "3000"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("more than the context limit of 3000"), qPrintable(r.err));
+        QVERIFY(r.err.contains("largest sources: ") && r.err.contains("the-keeper-of-the-light.txt"));
+    }
+
+    void state_budget_evicts_least_recently_used() {
+        for (const char* lib : {"l1", "l2", "l3"}) {
+            quire({"library", "create", lib});
+            quire({"add", lib, demo("the-keeper-of-the-light.txt")});
+            const CliResult r = quire({"ask", lib, "Q?", "--json", "--max-tokens", "2", "--state-budget-mb", "8"});
+            QCOMPARE(r.code, 0);
+        }
+        // Each prefix state is 3.2 MB on the tiny model (fp32 K/V): the third one pushes the total
+        // past 8 MB, and the least recently used (l1's) goes.
+        auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        auto states = db.value()->allPrefixStates();
+        QVERIFY(states.is_ok());
+        qint64 total = 0;
+        for (const auto& s : states.value()) total += s.bytes;
+        QVERIFY2(total <= (8 << 20), qPrintable(QString::number(total)));
+        QCOMPARE(states->size(), qsizetype(2));
+        QVERIFY(states->at(0).libraryId != 1 && states->at(1).libraryId != 1);
+        QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), states->size());
+    }
+
+    void library_commands() {
+        QCOMPARE(quire({"library", "create", "x"}).code, 0);
+        QVERIFY(quire({"library", "create", "x"}).err.contains("already exists"));
+        QVERIFY(quire({"add", "nope", demo("wordcount")}).err.contains("no library named 'nope'"));
+        QCOMPARE(quire({"add", "x", demo("wordcount")}).code, 0);
+        QVERIFY(quire({"add", "x", demo("wordcount")}).err.contains("already in this library"));
+        const CliResult show = quire({"library", "show", "x"});
+        QVERIFY(show.out.contains("code, 6 files"));
+        QVERIFY(show.out.contains("saved prefix state: none"));
+        QVERIFY(quire({"library", "list"}).out.contains("x\t1 sources"));
+        QCOMPARE(quire({"remove", "x", demo("wordcount")}).code, 0);
+        QVERIFY(quire({"library", "list"}).out.contains("x\t0 sources"));
+    }
+
+    void damaged_database_is_refused_untouched() {
+        QFile f(data_ + "/library.sqlite");
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(8192, 'Z'));
+        f.close();
+        const QByteArray before = read_all((data_ + "/library.sqlite").toStdString());
+        const CliResult r = quire({"library", "list"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("not a usable Quire library database"), qPrintable(r.err));
+        QCOMPARE(read_all((data_ + "/library.sqlite").toStdString()), before);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestSessions)
+#include "test_sessions.moc"
