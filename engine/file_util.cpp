@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -25,38 +26,59 @@ Result<std::string> read_text_file(const std::string& path, int64_t max_bytes) {
     return data;
 }
 
-Status write_file_atomically(const std::string& path, const std::string& bytes) {
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Status(ErrorCode::io_error, tmp + ": " + std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+Result<AtomicFile> AtomicFile::create(const std::string& path) {
+    AtomicFile f;
+    f.path_ = path;
+    f.tmp_ = path + ".tmp." + std::to_string(::getpid());
+    f.fd_ = ::open(f.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f.fd_ < 0) return Status(ErrorCode::io_error, f.tmp_ + ": " + std::strerror(errno));
+    return f;
+}
+
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept : path_(std::move(other.path_)), tmp_(std::move(other.tmp_)), fd_(other.fd_) {
+    other.fd_ = -1;
+    other.tmp_.clear();
+}
+
+AtomicFile::~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFile::write(const void* data, int64_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (size > 0) {
+        const ssize_t n = ::write(fd_, p, static_cast<size_t>(std::min<int64_t>(size, 1 << 30)));
         if (n < 0) {
             if (errno == EINTR) continue;
-            const std::string err = std::strerror(errno);
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return Status(ErrorCode::io_error, tmp + ": " + err);
+            return Status(ErrorCode::io_error, tmp_ + ": write failed: " + std::strerror(errno));
         }
-        done += static_cast<size_t>(n);
+        p += n;
+        size -= n;
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        return Status(ErrorCode::io_error, tmp + ": cannot sync");
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const std::string err = std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return Status(ErrorCode::io_error, path + ": rename failed: " + err);
-    }
-    const std::string dir = std::filesystem::path(path).parent_path().string();
+    return Status::ok();
+}
+
+Status AtomicFile::commit() {
+    if (::fsync(fd_) != 0) return Status(ErrorCode::io_error, tmp_ + ": fsync failed: " + std::strerror(errno));
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return Status(ErrorCode::io_error, path_ + ": rename failed: " + std::strerror(errno));
+    tmp_.clear();
+    const std::string dir = std::filesystem::path(path_).parent_path().string();
     const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-        ::fsync(dfd);
+        ::fsync(dfd);  // make the rename itself durable
         ::close(dfd);
     }
     return Status::ok();
+}
+
+Status write_file_atomically(const std::string& path, const std::string& bytes) {
+    auto f = AtomicFile::create(path);
+    if (!f) return f.status();
+    QUIRE_TRY(f->write(bytes.data(), static_cast<int64_t>(bytes.size())));
+    return f->commit();
 }
 
 }  // namespace quire

@@ -1,13 +1,11 @@
 #include "state_file.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "file_util.h"
 #include "hash.h"
 
 namespace quire {
@@ -33,20 +31,6 @@ int64_t align64(int64_t n) { return (n + 63) & ~int64_t(63); }
 
 Status fail(ErrorCode code, const std::string& path, const std::string& what) {
     return Status(code, path + ": " + what);
-}
-
-Status write_all(int fd, const void* data, int64_t n, const std::string& path) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-        const ssize_t w = ::write(fd, p, static_cast<size_t>(std::min<int64_t>(n, 1 << 30)));
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return Status(ErrorCode::io_error, path + ": write failed: " + std::strerror(errno));
-        }
-        p += w;
-        n -= w;
-    }
-    return Status::ok();
 }
 
 }  // namespace
@@ -95,32 +79,18 @@ Status write_state_file(const std::string& path, const StateHeader& h, const std
     }
     put<uint64_t>(&head[static_cast<size_t>(table_end - 8)], hash64(head.data() + kHeaderBytes, count * kEntryBytes));
 
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Status(ErrorCode::io_error, tmp + ": " + std::strerror(errno));
-    Status st = write_all(fd, head.data(), static_cast<int64_t>(head.size()), tmp);
+    auto file = AtomicFile::create(path);
+    if (!file) return file.status();
+    QUIRE_TRY(file->write(head.data(), static_cast<int64_t>(head.size())));
     static const uint8_t zeros[64] = {};
-    for (size_t i = 0; i < sections.size() && st; ++i) {
+    for (size_t i = 0; i < sections.size(); ++i) {
         const auto& s = sections[i];
-        st = write_all(fd, s.bytes.data(), static_cast<int64_t>(s.bytes.size()), tmp);
+        QUIRE_TRY(file->write(s.bytes.data(), static_cast<int64_t>(s.bytes.size())));
         // No padding after the last section: the file ends with data, so any truncation is seen.
         const int64_t pad = align64(static_cast<int64_t>(s.bytes.size())) - static_cast<int64_t>(s.bytes.size());
-        if (st && pad && i + 1 < sections.size()) st = write_all(fd, zeros, pad, tmp);
+        if (pad && i + 1 < sections.size()) QUIRE_TRY(file->write(zeros, pad));
     }
-    if (st && ::fsync(fd) != 0) st = Status(ErrorCode::io_error, tmp + ": fsync failed");
-    ::close(fd);
-    if (st && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status(ErrorCode::io_error, path + ": rename failed");
-    if (!st) {
-        ::unlink(tmp.c_str());
-        return st;
-    }
-    const std::string dir = std::filesystem::path(path).parent_path().string();
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
-    return Status::ok();
+    return file->commit();
 }
 
 Result<LoadedState> read_state_file(const std::string& path, const StateExpectations& expect) {

@@ -125,7 +125,8 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     db->path_ = path;
     db->connectionPrefix_ = "quire-" + QUuid::createUuid().toString(QUuid::WithoutBraces);
     QSqlDatabase c = db->db();
-    if (!c.isOpen()) return Status(ErrorCode::io_error, ("cannot open library database " + path + ": " + c.lastError().text()).toStdString());
+    if (!c.isOpen())
+        return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + db->openError_ + ")").toStdString());
     // A damaged or foreign file must be refused before anything writes to it.
     {
         QSqlQuery probe(c);
@@ -168,7 +169,12 @@ QSqlDatabase LibraryDb::db() const {
         QSqlQuery q(c);
         // A connection without these settings must not be used: close it, so that every statement on
         // it fails with an error instead of silently skipping cascades or durability.
-        if (!q.exec("PRAGMA foreign_keys=ON") || !q.exec("PRAGMA synchronous=FULL")) c.close();
+        if (!q.exec("PRAGMA foreign_keys=ON") || !q.exec("PRAGMA synchronous=FULL")) {
+            openError_ = q.lastError().text();
+            c.close();
+        }
+    } else {
+        openError_ = c.lastError().text();
     }
     return c;
 }

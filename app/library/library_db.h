@@ -118,6 +118,7 @@ private:
 
     QString path_;
     QString connectionPrefix_;
+    mutable QString openError_;  // why the last connection could not be opened
 };
 
 QString nowIso();
