@@ -16,6 +16,13 @@ QString demoModelDir() {
     return {};
 }
 
+QString demoLibraryDir() {
+    const QString exeDir = QCoreApplication::applicationDirPath();
+    for (const QString& candidate : {exeDir + "/../share/quire/demo", QString(QUIRE_SOURCE_DIR) + "/resources/demo"})
+        if (QFileInfo::exists(candidate + "/the-keeper-of-the-light.txt")) return QDir(candidate).absolutePath();
+    return {};
+}
+
 std::unique_ptr<AppContext> openAppContext(const cli::Args& args) {
     auto ctx = std::make_unique<AppContext>();
     const auto dir = args.value("--data-dir");

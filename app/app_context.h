@@ -27,5 +27,7 @@ std::unique_ptr<AppContext> openAppContext(const cli::Args& args);
 bool loadEngine(AppContext& ctx, const cli::Args& args);
 // The tiny demo model shipped with this build, or empty.
 QString demoModelDir();
+// The demo library's sources (resources/demo), or empty.
+QString demoLibraryDir();
 
 }  // namespace quire::app

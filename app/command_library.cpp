@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "ingest/source_ingest.h"
 #include "model_info.h"
+#include "session/chat_export.h"
 #include "session/session_service.h"
 
 namespace quire::cli {
@@ -242,9 +243,7 @@ int exportCommand(AppContext& ctx, const Args& args) {
     if (!chat || !chat.value() || chat.value()->libraryId != lib->id) return fail("library '" + lib->name + "' has no chat " + QString::fromStdString(pos[2]));
     auto messages = ctx.db->messages(chat.value()->id);
     if (!messages) return fail(QString::fromStdString(messages.status().message()));
-    out(QString("# %1\n\n*Library: %2 — chat %3, %4*\n\n").arg(chat.value()->title, lib->name).arg(chat.value()->id).arg(chat.value()->created));
-    for (const MessageRow& m : messages.value())
-        out(QString("## %1\n\n%2\n\n").arg(m.role == "user" ? "Question" : "Answer", m.content.trimmed()));
+    out(chatMarkdown(*lib, *chat.value(), messages.value()));
     return 0;
 }
 

@@ -1,0 +1,23 @@
+#pragma once
+// How much of the context a library uses: a bar with "used of limit" and the share in percent.
+
+#include <QWidget>
+
+namespace quire::ui {
+
+class ContextGauge : public QWidget {
+    Q_OBJECT
+public:
+    explicit ContextGauge(QWidget* parent = nullptr);
+    void setUsage(qint64 used, qint64 limit);
+    qint64 used() const { return used_; }
+    QSize sizeHint() const override { return {320, 30}; }
+
+protected:
+    void paintEvent(QPaintEvent* event) override;
+
+private:
+    qint64 used_ = 0, limit_ = 1 << 20;
+};
+
+}  // namespace quire::ui

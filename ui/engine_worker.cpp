@@ -1,0 +1,166 @@
+#include "engine_worker.h"
+
+#include <QFileInfo>
+
+#include <algorithm>
+
+#include "ingest/source_ingest.h"
+#include "model_info.h"
+
+namespace quire::ui {
+
+EngineWorker::EngineWorker(QString databasePath, QString stateDir, QString helperProgram)
+    : databasePath_(std::move(databasePath)), stateDir_(std::move(stateDir)), helperProgram_(std::move(helperProgram)) {}
+
+EngineWorker::~EngineWorker() = default;
+
+app::LibraryDb* EngineWorker::db() {
+    if (!db_) {
+        auto db = app::LibraryDb::open(databasePath_);
+        if (!db) {
+            emit failed(tr("Library"), QString::fromStdString(db.status().message()));
+            return nullptr;
+        }
+        db_ = std::move(db.value());
+    }
+    return db_.get();
+}
+
+std::optional<app::LibraryRow> EngineWorker::library(qint64 id) {
+    if (!db()) return std::nullopt;
+    if (auto libs = db_->libraries())
+        for (const auto& l : libs.value())
+            if (l.id == id) return l;
+    return std::nullopt;
+}
+
+void EngineWorker::loadModel(const QString& dir) {
+    session_.reset();
+    engine_.reset();
+    model_.reset();
+    auto model = Model::load(dir.toStdString());
+    if (!model) {
+        emit modelFailed(QString::fromStdString(model.status().message()));
+        return;
+    }
+    auto engine = create_engine(model.value(), Backend::cpu, {});
+    if (!engine) {
+        emit modelFailed(QString::fromStdString(engine.status().message()));
+        return;
+    }
+    model_ = model.value();
+    engine_ = std::move(engine.value());
+    if (!db()) return;
+    app::SessionOptions o;
+    o.stateDir = stateDir_;
+    o.chunk = 512;  // progress and cancel every 512 tokens
+    session_ = std::make_unique<app::SessionService>(*db_, *engine_, o);
+    const ModelConfig& c = model_->config();
+    emit modelLoaded(dir, tr("%1 layers, hidden %2, %3 parameters · %4 engine")
+                              .arg(c.num_hidden_layers)
+                              .arg(c.hidden_size)
+                              .arg(QString::fromStdString(with_thousands(c.parameter_count())))
+                              .arg(QString(backend_name(engine_->backend())).toUpper()));
+}
+
+void EngineWorker::refreshContext(qint64 libraryId) {
+    const auto lib = library(libraryId);
+    if (!lib || !session_) return;
+    auto ctx = session_->assemble(*lib);
+    if (!ctx) {
+        emit contextReady(libraryId, 0, 1 << 20, {QString::fromStdString(ctx.status().message())}, tr("too large"));
+        return;
+    }
+    QVector<app::ContextPiece> pieces = ctx->pieces;
+    std::sort(pieces.begin(), pieces.end(), [](const auto& a, const auto& b) { return a.tokens > b.tokens; });
+    QStringList largest;
+    for (qsizetype i = 0; i < std::min<qsizetype>(3, pieces.size()); ++i)
+        largest << QString("%1 — %2 tokens").arg(QFileInfo(pieces[i].label).fileName()).arg(pieces[i].tokens);
+    QString state = tr("not read yet");
+    if (auto states = db_->prefixStates(libraryId); states && !states->isEmpty()) {
+        const qint64 saved = states->first().tokenCount;
+        state = saved == static_cast<qint64>(ctx->tokens.size()) ? tr("ready") : tr("stale: %1 new tokens to read").arg(static_cast<qint64>(ctx->tokens.size()) - saved);
+    }
+    emit contextReady(libraryId, static_cast<qint64>(ctx->tokens.size()), 1 << 20, largest, state);
+}
+
+void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const QString& password) {
+    if (!db()) return;
+    app::IngestOptions o;
+    o.helperProgram = helperProgram_;
+    o.password = password;
+    for (const QString& path : paths) {
+        const app::IngestedSource s = app::ingestSource(path, o);
+        if (auto existing = db_->sources(libraryId))
+            for (const auto& r : existing.value())
+                if (r.path == s.path && r.status != "ready") (void)db_->removeSource(r.id);
+        app::SourceRow row;
+        row.libraryId = libraryId;
+        row.path = s.path;
+        row.kind = s.kind;
+        row.contentHash = s.contentHash;
+        row.size = s.size;
+        row.units = s.units;
+        row.status = s.status;
+        row.error = s.error;
+        row.skipped = s.skipped;
+        auto id = db_->addSource(row, s.text);
+        emit sourceAdded(libraryId, s.path, id ? s.status : QString("error"), id ? s.error : QString::fromStdString(id.status().message()));
+    }
+    emit sourcesDone(libraryId);
+    refreshContext(libraryId);
+}
+
+void EngineWorker::readLibrary(qint64 libraryId) {
+    cancel_ = false;
+    const auto lib = library(libraryId);
+    if (!lib || !session_) {
+        emit readFinished(libraryId, false, tr("No model is loaded."));
+        return;
+    }
+    auto r = session_->read(*lib, [this](const app::ReadProgress& p) { emit readProgress(p.done, p.total, p.tokensPerSecond, p.etaSeconds); },
+                            &cancel_);
+    if (!r) {
+        emit readFinished(libraryId, false, r.status().code() == ErrorCode::cancelled ? tr("Reading stopped.") : QString::fromStdString(r.status().message()));
+    } else {
+        for (const QString& n : r->notices) emit notice(n);
+        emit readFinished(libraryId, true,
+                          r->prefilledTokens ? tr("Read %1 tokens.").arg(r->prefilledTokens) : tr("Already read: the saved state is up to date."));
+    }
+    refreshContext(libraryId);
+}
+
+void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId, const AnswerSettings& s) {
+    cancel_ = false;
+    const auto lib = library(libraryId);
+    if (!lib || !session_) {
+        emit failed(tr("Ask"), tr("No model is loaded."));
+        return;
+    }
+    app::AskOptions o;
+    o.chatId = chatId;
+    o.thinking = s.thinking;
+    o.generation.max_tokens = s.maxTokens;
+    o.generation.sampling.temperature = static_cast<float>(s.temperature);
+    o.generation.sampling.top_p = static_cast<float>(s.topP);
+    o.cancel = &cancel_;
+    o.onProgress = [this](const app::ReadProgress& p) { emit readProgress(p.done, p.total, p.tokensPerSecond, p.etaSeconds); };
+    bool started = false;
+    o.onText = [&](const QString& d) {
+        if (!started) {
+            started = true;
+            emit answerStarted(chatId);
+        }
+        emit answerDelta(d);
+    };
+    auto r = session_->ask(*lib, question, o);
+    if (!r) {
+        emit failed(tr("Ask"), QString::fromStdString(r.status().message()));
+        return;
+    }
+    for (const QString& n : r->notices) emit notice(n);
+    emit answerFinished(r->chatId, r->answer, r->firstTokenSeconds, r->tokensPerSecond, r->stopReason, r->prefilledTokens);
+    refreshContext(libraryId);
+}
+
+}  // namespace quire::ui

@@ -1,0 +1,67 @@
+#pragma once
+// EngineWorker: everything slow — loading the model, ingesting sources, reading a library, answering
+// — runs here, on a worker thread, so the window never waits. Requests arrive as queued calls;
+// results leave as signals. requestCancel() is safe from any thread and stops within one chunk.
+
+#include <QObject>
+#include <QString>
+#include <QStringList>
+
+#include <atomic>
+#include <memory>
+
+#include "engine.h"
+#include "library/library_db.h"
+#include "session/session_service.h"
+
+namespace quire::ui {
+
+struct AnswerSettings {
+    bool thinking = false;
+    double temperature = 0.0;
+    double topP = 1.0;
+    int maxTokens = 512;
+};
+
+class EngineWorker : public QObject {
+    Q_OBJECT
+public:
+    EngineWorker(QString databasePath, QString stateDir, QString helperProgram);
+    ~EngineWorker() override;
+    void requestCancel() { cancel_ = true; }
+
+    // Called through QMetaObject::invokeMethod on the worker thread.
+    void loadModel(const QString& dir);
+    void refreshContext(qint64 libraryId);
+    void addSources(qint64 libraryId, const QStringList& paths, const QString& password);
+    void readLibrary(qint64 libraryId);
+    void ask(qint64 libraryId, const QString& question, qint64 chatId, const AnswerSettings& settings);
+
+signals:
+    void modelLoaded(const QString& dir, const QString& description);
+    void modelFailed(const QString& reason);
+    void contextReady(qint64 libraryId, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state);
+    void sourceAdded(qint64 libraryId, const QString& path, const QString& status, const QString& error);
+    void sourcesDone(qint64 libraryId);
+    void readProgress(qint64 done, qint64 total, double tokensPerSecond, double etaSeconds);
+    void readFinished(qint64 libraryId, bool ok, const QString& message);
+    void answerStarted(qint64 chatId);
+    void answerDelta(const QString& text);
+    void answerFinished(qint64 chatId, const QString& answer, double firstTokenSeconds, double tokensPerSecond,
+                        const QString& stopReason, qint64 computedTokens);
+    void notice(const QString& text);
+    void failed(const QString& what, const QString& reason);
+
+private:
+    app::LibraryDb* db();
+    std::optional<app::LibraryRow> library(qint64 id);
+
+    QString databasePath_, stateDir_, helperProgram_;
+    std::unique_ptr<app::LibraryDb> db_;
+    std::shared_ptr<const Model> model_;
+    std::unique_ptr<Engine> engine_;
+    std::unique_ptr<app::SessionService> session_;
+    std::atomic<bool> cancel_{false};
+};
+
+}  // namespace quire::ui

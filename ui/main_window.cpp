@@ -1,0 +1,431 @@
+#include "main_window.h"
+
+#include <QApplication>
+#include <QComboBox>
+#include <QDir>
+#include <QDragEnterEvent>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QInputDialog>
+#include <QLabel>
+#include <QListView>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QShortcut>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include "app_context.h"
+#include "chat_view.h"
+#include "context_gauge.h"
+#include "models/chat_list_model.h"
+#include "models/library_list_model.h"
+#include "models/source_table_model.h"
+#include "session/chat_export.h"
+#include "settings_dialog.h"
+
+namespace quire::ui {
+
+MainWindow::MainWindow(const QString& dataDir, const QString& helperProgram, QWidget* parent)
+    : QMainWindow(parent), dataDir_(dataDir), helperProgram_(helperProgram) {
+    QDir().mkpath(dataDir);
+    auto db = app::LibraryDb::open(QDir(dataDir).filePath("library.sqlite"));
+    if (!db) {
+        QMessageBox::critical(nullptr, tr("Quire"), QString::fromStdString(db.status().message()));
+        throw std::runtime_error(db.status().message());  // main() reports it; nothing was touched
+    }
+    db_ = std::move(db.value());
+    libraries_ = new LibraryListModel(*db_, this);
+    sources_ = new SourceTableModel(*db_, this);
+    chats_ = new ChatListModel(*db_, this);
+    worker_ = new EngineWorker(QDir(dataDir).filePath("library.sqlite"), QDir(dataDir).filePath("states"), helperProgram);
+    worker_->moveToThread(&thread_);
+    connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
+    thread_.start();
+    buildUi();
+    connectWorker();
+    setAcceptDrops(true);
+    loadModel();
+    if (libraries_->rowCount() > 0) selectLibrary(libraries_->idAt(0));
+}
+
+MainWindow::~MainWindow() {
+    worker_->requestCancel();
+    thread_.quit();
+    thread_.wait();
+}
+
+template <typename F>
+void MainWindow::onWorker(F&& f) {
+    QMetaObject::invokeMethod(worker_, std::forward<F>(f), Qt::QueuedConnection);
+}
+
+void MainWindow::buildUi() {
+    setWindowTitle(tr("Quire"));
+    resize(1320, 820);
+
+    banner_ = new QLabel(this);
+    banner_->setWordWrap(true);
+    banner_->setStyleSheet("QLabel { background: #fff4ce; color: #5c4400; padding: 6px 10px; border-bottom: 1px solid #e6d48a; }");
+    banner_->hide();
+
+    // Left: libraries.
+    libraryView_ = new QListView(this);
+    libraryView_->setModel(libraries_);
+    auto* newLibrary = new QPushButton(tr("New library"), this);
+    auto* settings = new QPushButton(tr("Settings"), this);
+    auto* left = new QWidget(this);
+    auto* leftLayout = new QVBoxLayout(left);
+    auto* libsTitle = new QLabel(tr("<b>Libraries</b>"), this);
+    leftLayout->addWidget(libsTitle);
+    leftLayout->addWidget(libraryView_, 1);
+    leftLayout->addWidget(newLibrary);
+    leftLayout->addWidget(settings);
+
+    // Middle: sources, context, reading.
+    libraryTitle_ = new QLabel(this);
+    QFont titleFont = libraryTitle_->font();  // a font, not a style sheet: it must follow theme changes
+    titleFont.setPointSizeF(titleFont.pointSizeF() * 1.5);
+    titleFont.setWeight(QFont::DemiBold);
+    libraryTitle_->setFont(titleFont);
+    sourceView_ = new QTableView(this);
+    sourceView_->setModel(sources_);
+    sourceView_->setSelectionBehavior(QAbstractItemView::SelectRows);
+    sourceView_->verticalHeader()->hide();
+    sourceView_->horizontalHeader()->setSectionResizeMode(SourceTableModel::NameColumn, QHeaderView::Stretch);
+    sourceView_->horizontalHeader()->setSectionResizeMode(SourceTableModel::StatusColumn, QHeaderView::ResizeToContents);
+    sourceView_->setAlternatingRowColors(true);
+    addFiles_ = new QPushButton(tr("Add files…"), this);
+    addFolder_ = new QPushButton(tr("Add folder…"), this);
+    remove_ = new QPushButton(tr("Remove"), this);
+    auto* sourceButtons = new QHBoxLayout;
+    sourceButtons->addWidget(addFiles_);
+    sourceButtons->addWidget(addFolder_);
+    sourceButtons->addStretch();
+    sourceButtons->addWidget(remove_);
+    gauge_ = new ContextGauge(this);
+    largest_ = new QLabel(this);
+    largest_->setWordWrap(true);
+    largest_->setForegroundRole(QPalette::PlaceholderText);
+    stateLabel_ = new QLabel(this);
+    progress_ = new QProgressBar(this);
+    progress_->setTextVisible(false);
+    progress_->setMaximumHeight(10);
+    progressLabel_ = new QLabel(this);
+    readButton_ = new QPushButton(tr("Read library"), this);
+    cancelButton_ = new QPushButton(tr("Cancel"), this);
+    cancelButton_->setEnabled(false);
+    auto* readRow = new QHBoxLayout;
+    readRow->addWidget(stateLabel_, 1);
+    readRow->addWidget(readButton_);
+    readRow->addWidget(cancelButton_);
+    auto* middle = new QWidget(this);
+    auto* midLayout = new QVBoxLayout(middle);
+    midLayout->addWidget(libraryTitle_);
+    midLayout->addWidget(sourceView_, 1);
+    midLayout->addLayout(sourceButtons);
+    midLayout->addWidget(new QLabel(tr("<b>Context</b>"), this));
+    midLayout->addWidget(gauge_);
+    midLayout->addWidget(largest_);
+    midLayout->addLayout(readRow);
+    midLayout->addWidget(progress_);
+    midLayout->addWidget(progressLabel_);
+
+    // Right: chats.
+    chatPicker_ = new QComboBox(this);
+    chatPicker_->setModel(chats_);
+    chatPicker_->setPlaceholderText(tr("New chat"));
+    auto* newChatButton = new QPushButton(tr("New chat"), this);
+    auto* chatRow = new QHBoxLayout;
+    chatRow->addWidget(new QLabel(tr("<b>Chat</b>"), this));
+    chatRow->addWidget(chatPicker_, 1);
+    chatRow->addWidget(newChatButton);
+    chat_ = new ChatView(this);
+    auto* right = new QWidget(this);
+    auto* rightLayout = new QVBoxLayout(right);
+    rightLayout->addLayout(chatRow);
+    rightLayout->addWidget(chat_, 1);
+
+    auto* splitter = new QSplitter(this);
+    splitter->addWidget(left);
+    splitter->addWidget(middle);
+    splitter->addWidget(right);
+    splitter->setSizes({210, 480, 630});
+    splitter->setChildrenCollapsible(false);
+    auto* central = new QWidget(this);
+    auto* centralLayout = new QVBoxLayout(central);
+    centralLayout->setContentsMargins(0, 0, 0, 0);
+    centralLayout->setSpacing(0);
+    centralLayout->addWidget(banner_);
+    centralLayout->addWidget(splitter, 1);
+    setCentralWidget(central);
+    statusBar()->showMessage(tr("Loading the model…"));
+
+    connect(newLibrary, &QPushButton::clicked, this, [this] {
+        const QString name = QInputDialog::getText(this, tr("New library"), tr("Name:"));
+        if (!name.trimmed().isEmpty()) selectLibrary(createLibrary(name.trimmed()));
+    });
+    connect(settings, &QPushButton::clicked, this, &MainWindow::openSettings);
+    connect(libraryView_->selectionModel(), &QItemSelectionModel::currentChanged, this,
+            [this](const QModelIndex& i) { if (i.isValid()) selectLibrary(libraries_->idAt(i.row())); });
+    connect(addFiles_, &QPushButton::clicked, this, [this] {
+        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Add PDFs or text files"), QDir::homePath(),
+                                                                tr("Documents (*.pdf *.txt *.md);;All files (*)"));
+        if (!files.isEmpty()) addSources(files);
+    });
+    connect(addFolder_, &QPushButton::clicked, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Add a source folder"), QDir::homePath());
+        if (!dir.isEmpty()) addSources({dir});
+    });
+    connect(remove_, &QPushButton::clicked, this, [this] {
+        const QModelIndex i = sourceView_->currentIndex();
+        if (!i.isValid()) return;
+        (void)db_->removeSource(sources_->sourceAt(i.row()).id);
+        sources_->refresh();
+        libraries_->refresh();
+        onWorker([w = worker_, id = libraryId_] { w->refreshContext(id); });
+    });
+    connect(readButton_, &QPushButton::clicked, this, &MainWindow::readLibrary);
+    connect(cancelButton_, &QPushButton::clicked, this, &MainWindow::stop);
+    connect(newChatButton, &QPushButton::clicked, this, &MainWindow::newChat);
+    connect(chatPicker_, &QComboBox::activated, this, [this](int row) { showChat(chats_->idAt(row)); });
+    connect(chat_, &ChatView::sendRequested, this, &MainWindow::ask);
+    connect(chat_, &ChatView::stopRequested, this, &MainWindow::stop);
+    connect(chat_, &ChatView::exportRequested, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Export chat"), QDir::homePath() + "/chat.md", tr("Markdown (*.md)"));
+        if (!path.isEmpty() && !exportChat(path)) QMessageBox::warning(this, tr("Export"), tr("Could not write %1").arg(path));
+    });
+    new QShortcut(QKeySequence::New, this, [this] { newChat(); });
+    new QShortcut(QKeySequence::Open, this, [this] { addFiles_->click(); });
+}
+
+void MainWindow::connectWorker() {
+    connect(worker_, &EngineWorker::modelLoaded, this, [this](const QString& dir, const QString& description) {
+        modelReady_ = true;
+        statusBar()->showMessage(tr("Model: %1 — %2").arg(QFileInfo(dir).fileName(), description));
+        if (demo_) {
+            banner_->setText(tr("Demo mode: answers come from a tiny demo model with random weights, so they are not meaningful. "
+                                "Choose a MiniCPM-SALA model folder in Settings to get real answers."));
+            banner_->show();
+            ensureDemoLibrary();
+        } else {
+            banner_->hide();
+        }
+        if (libraryId_) onWorker([w = worker_, id = libraryId_] { w->refreshContext(id); });
+        emit modelReadyChanged(true);
+    });
+    connect(worker_, &EngineWorker::modelFailed, this, [this](const QString& reason) {
+        modelReady_ = false;
+        statusBar()->showMessage(tr("No usable model"));
+        banner_->setText(tr("The model could not be loaded: %1. Choose another folder in Settings.").arg(reason));
+        banner_->show();
+    });
+    connect(worker_, &EngineWorker::contextReady, this,
+            [this](qint64 id, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state) {
+                if (id != libraryId_) return;
+                contextTokens_ = tokens;
+                gauge_->setUsage(tokens, limit);
+                largest_->setText(largest.isEmpty() ? QString() : tr("Largest: %1").arg(largest.join(" · ")));
+                stateLabel_->setText(tr("Saved state: <b>%1</b>").arg(state));
+                sources_->refresh();
+            });
+    connect(worker_, &EngineWorker::sourceAdded, this, [this](qint64 id, const QString& path, const QString& status, const QString& error) {
+        if (status == "needs password") {
+            bool ok = false;
+            const QString pw = QInputDialog::getText(this, tr("Password needed"), tr("%1 is encrypted. Password:").arg(QFileInfo(path).fileName()),
+                                                     QLineEdit::Password, QString(), &ok);
+            if (ok && !pw.isEmpty()) {
+                onWorker([w = worker_, id, path, pw] { w->addSources(id, {path}, pw); });
+                return;
+            }
+        } else if (status != "ready") {
+            statusBar()->showMessage(tr("%1: %2").arg(QFileInfo(path).fileName(), error), 10000);
+        }
+        if (id == libraryId_) sources_->refresh();
+    });
+    connect(worker_, &EngineWorker::sourcesDone, this, [this] {
+        libraries_->refresh();
+        sources_->refresh();
+        setBusy(false);
+        emit sourcesDone();
+    });
+    connect(worker_, &EngineWorker::readProgress, this, [this](qint64 done, qint64 total, double tps, double eta) {
+        progress_->setMaximum(static_cast<int>(std::min<qint64>(total, INT32_MAX)));
+        progress_->setValue(static_cast<int>(std::min<qint64>(done, INT32_MAX)));
+        progressLabel_->setText(tr("Reading: %1 of %2 tokens · %3 tokens/s · about %4 s left")
+                                    .arg(QLocale().toString(done), QLocale().toString(total))
+                                    .arg(tps, 0, 'f', 0)
+                                    .arg(eta, 0, 'f', 0));
+        stateLabel_->setText(tr("Saved state: <b>reading…</b>"));
+    });
+    connect(worker_, &EngineWorker::readFinished, this, [this](qint64, bool ok, const QString& message) {
+        progressLabel_->setText(message);
+        setBusy(false);
+        emit readDone(ok);
+    });
+    connect(worker_, &EngineWorker::answerStarted, this, [this] { progressLabel_->setText(tr("Answering…")); });
+    connect(worker_, &EngineWorker::answerDelta, chat_, &ChatView::appendToAnswer);
+    connect(worker_, &EngineWorker::answerFinished, this,
+            [this](qint64 chatId, const QString& answer, double firstToken, double tps, const QString& stopReason, qint64 computed) {
+                chatId_ = chatId;
+                QString stats = tr("first token %1 s · %2 tokens/s · %3 tokens computed").arg(firstToken, 0, 'f', 2).arg(tps, 0, 'f', 1).arg(computed);
+                if (stopReason == "cancelled") stats += tr(" · stopped");
+                chat_->finishAnswer(answer, stats);
+                chats_->refresh();
+                chatPicker_->setCurrentIndex(chats_->rowOf(chatId));
+                progressLabel_->setText(QString());
+                setBusy(false);
+                emit answerDone(chatId, computed);
+            });
+    connect(worker_, &EngineWorker::notice, this, [this](const QString& text) { statusBar()->showMessage(text, 15000); });
+    connect(worker_, &EngineWorker::failed, this, [this](const QString& what, const QString& reason) {
+        setBusy(false);
+        QMessageBox::warning(this, what, reason);
+    });
+}
+
+void MainWindow::loadModel() {
+    QString dir;
+    if (auto s = db_->setting("model"); s && !s.value().isEmpty()) dir = s.value();
+    demo_ = dir.isEmpty();
+    if (demo_) dir = app::demoModelDir();
+    modelReady_ = false;
+    onWorker([w = worker_, dir] { w->loadModel(dir); });
+}
+
+void MainWindow::ensureDemoLibrary() {
+    if (auto lib = db_->library(tr("Demo")); lib && lib.value()) return;
+    const QString demoDir = app::demoLibraryDir();
+    if (demoDir.isEmpty()) return;
+    const qint64 id = createLibrary(tr("Demo"));
+    selectLibrary(id);
+    addSources({demoDir + "/the-keeper-of-the-light.txt", demoDir + "/wordcount"});
+}
+
+void MainWindow::setBusy(bool busy, const QString& what) {
+    busy_ = busy;
+    readButton_->setEnabled(!busy);
+    cancelButton_->setEnabled(busy);
+    addFiles_->setEnabled(!busy);
+    addFolder_->setEnabled(!busy);
+    chat_->setBusy(busy);
+    if (busy && !what.isEmpty()) progressLabel_->setText(what);
+    if (!busy) progress_->setValue(progress_->maximum());
+    emit busyChanged(busy);
+}
+
+qint64 MainWindow::createLibrary(const QString& name) {
+    QString system;
+    if (auto s = db_->setting("system_prompt")) system = s.value();
+    auto id = db_->createLibrary(name, system);
+    if (!id) {
+        QMessageBox::warning(this, tr("New library"), QString::fromStdString(id.status().message()));
+        return 0;
+    }
+    libraries_->refresh();
+    return id.value();
+}
+
+void MainWindow::selectLibrary(qint64 id) {
+    if (!id) return;
+    libraryId_ = id;
+    chatId_ = 0;
+    sources_->setLibrary(id);
+    chats_->setLibrary(id);
+    chatPicker_->setCurrentIndex(-1);
+    chat_->setTurns({});
+    const int row = libraries_->rowOf(id);
+    libraryView_->setCurrentIndex(libraries_->index(row));
+    libraryTitle_->setText(libraries_->data(libraries_->index(row), Qt::DisplayRole).toString());
+    gauge_->setUsage(0, 1 << 20);
+    stateLabel_->setText(tr("Saved state: …"));
+    if (modelReady_) onWorker([w = worker_, id] { w->refreshContext(id); });
+}
+
+void MainWindow::addSources(const QStringList& paths, const QString& password) {
+    if (!libraryId_ || paths.isEmpty()) return;
+    setBusy(true, tr("Adding %n source(s)…", "", static_cast<int>(paths.size())));
+    onWorker([w = worker_, id = libraryId_, paths, password] { w->addSources(id, paths, password); });
+}
+
+void MainWindow::readLibrary() {
+    if (!libraryId_ || busy_) return;
+    setBusy(true, tr("Reading…"));
+    onWorker([w = worker_, id = libraryId_] { w->readLibrary(id); });
+}
+
+void MainWindow::ask(const QString& question) {
+    if (!libraryId_ || busy_ || question.trimmed().isEmpty()) return;
+    AnswerSettings s;
+    s.thinking = chat_->thinkingEnabled();
+    if (auto v = db_->setting("temperature"); v && !v.value().isEmpty()) s.temperature = v.value().toDouble();
+    if (auto v = db_->setting("top_p"); v && !v.value().isEmpty()) s.topP = v.value().toDouble();
+    if (auto v = db_->setting("max_tokens"); v && !v.value().isEmpty()) s.maxTokens = v.value().toInt();
+    chat_->beginAnswer(question);
+    setBusy(true, tr("Preparing the answer…"));
+    onWorker([w = worker_, id = libraryId_, question, chat = chatId_, s] { w->ask(id, question, chat, s); });
+}
+
+void MainWindow::stop() { worker_->requestCancel(); }
+
+void MainWindow::newChat() {
+    chatId_ = 0;
+    chatPicker_->setCurrentIndex(-1);
+    chat_->setTurns({});
+}
+
+void MainWindow::showChat(qint64 chatId) {
+    chatId_ = chatId;
+    QList<ChatView::Turn> turns;
+    if (auto messages = db_->messages(chatId))
+        for (const auto& m : messages.value()) {
+            if (m.role == "user") turns.append({m.content, QString(), QString()});
+            else if (!turns.isEmpty())
+                turns.last().answer = m.content,
+                turns.last().stats = tr("first token %1 s · %2 tokens/s").arg(m.firstTokenSeconds, 0, 'f', 2).arg(m.tokensPerSecond, 0, 'f', 1);
+        }
+    chat_->setTurns(turns);
+}
+
+bool MainWindow::exportChat(const QString& path) {
+    auto chat = db_->chat(chatId_);
+    auto lib = db_->libraries();
+    if (!chat || !chat.value() || !lib) return false;
+    app::LibraryRow library;
+    for (const auto& l : lib.value())
+        if (l.id == libraryId_) library = l;
+    auto messages = db_->messages(chatId_);
+    if (!messages) return false;
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return false;
+    return f.write(app::chatMarkdown(library, *chat.value(), messages.value()).toUtf8()) > 0;
+}
+
+void MainWindow::openSettings() {
+    SettingsDialog dialog(*db_, contextTokens_, this);
+    if (dialog.exec() == QDialog::Accepted) loadModel();
+}
+
+QString MainWindow::stateText() const { return stateLabel_->text(); }
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+    if (event->mimeData()->hasUrls() && libraryId_) event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+    QStringList paths;
+    for (const QUrl& url : event->mimeData()->urls())
+        if (url.isLocalFile()) paths << url.toLocalFile();
+    addSources(paths);
+    event->acceptProposedAction();
+}
+
+}  // namespace quire::ui

@@ -1,0 +1,103 @@
+#pragma once
+// Quire's window: libraries on the left; the selected library's sources, context gauge, saved-state
+// status and reading progress in the middle; its chats on the right. All engine work runs on
+// EngineWorker's thread.
+
+#include <QMainWindow>
+#include <QThread>
+
+#include <memory>
+
+#include "engine_worker.h"
+#include "library/library_db.h"
+
+class QComboBox;
+class QLabel;
+class QListView;
+class QProgressBar;
+class QPushButton;
+class QTableView;
+
+namespace quire::ui {
+
+class ChatView;
+class ChatListModel;
+class ContextGauge;
+class LibraryListModel;
+class SourceTableModel;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    // dataDir holds library.sqlite and states/; helperProgram is the quire executable (PDF reader).
+    MainWindow(const QString& dataDir, const QString& helperProgram, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // The actions a person takes, also used by tests and the screenshot tour.
+    qint64 createLibrary(const QString& name);
+    void selectLibrary(qint64 id);
+    void addSources(const QStringList& paths, const QString& password = {});
+    void readLibrary();
+    void ask(const QString& question);
+    void stop();
+    void newChat();
+    bool exportChat(const QString& path);
+    void openSettings();
+
+    qint64 currentLibrary() const { return libraryId_; }
+    qint64 currentChat() const { return chatId_; }
+    bool busy() const { return busy_; }
+    bool modelReady() const { return modelReady_; }
+    bool demoMode() const { return demo_; }
+    ChatView* chatView() const { return chat_; }
+    LibraryListModel* libraryModel() const { return libraries_; }
+    SourceTableModel* sourceModel() const { return sources_; }
+    ChatListModel* chatModel() const { return chats_; }
+    EngineWorker* worker() const { return worker_; }
+    QString stateText() const;
+
+signals:
+    void busyChanged(bool busy);
+    void modelReadyChanged(bool ready);
+    void answerDone(qint64 chatId, qint64 computedTokens);
+    void readDone(bool ok);
+    void sourcesDone();
+
+protected:
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void buildUi();
+    void connectWorker();
+    void loadModel();
+    void setBusy(bool busy, const QString& what = {});
+    void showChat(qint64 chatId);
+    void ensureDemoLibrary();
+    template <typename F>
+    void onWorker(F&& f);
+
+    std::unique_ptr<app::LibraryDb> db_;
+    QString dataDir_, helperProgram_;
+    QThread thread_;
+    EngineWorker* worker_ = nullptr;
+    LibraryListModel* libraries_ = nullptr;
+    SourceTableModel* sources_ = nullptr;
+    ChatListModel* chats_ = nullptr;
+
+    QListView* libraryView_ = nullptr;
+    QTableView* sourceView_ = nullptr;
+    QLabel *libraryTitle_ = nullptr, *banner_ = nullptr, *stateLabel_ = nullptr, *largest_ = nullptr, *progressLabel_ = nullptr;
+    ContextGauge* gauge_ = nullptr;
+    QProgressBar* progress_ = nullptr;
+    QPushButton *readButton_ = nullptr, *cancelButton_ = nullptr, *addFiles_ = nullptr, *addFolder_ = nullptr, *remove_ = nullptr;
+    QComboBox* chatPicker_ = nullptr;
+    ChatView* chat_ = nullptr;
+
+    qint64 libraryId_ = 0, chatId_ = 0;
+    qint64 contextTokens_ = 0;
+    QString pendingQuestion_;
+    bool busy_ = false, modelReady_ = false, demo_ = false;
+};
+
+}  // namespace quire::ui

@@ -1,0 +1,156 @@
+#include "settings_dialog.h"
+
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSpinBox>
+
+#include "model_info.h"
+#include "theme.h"
+#ifdef QUIRE_HAVE_CUDA
+#include "device_probe.h"
+#endif
+
+namespace quire::ui {
+
+qint64 stateBytesFor(qint64 tokens, qint64 sparseLayers, qint64 kvHeads, qint64 headDim) {
+    // K and V in bf16 plus C1 (1/16) and C2 (1/64) of K, per sparse layer.
+    const qint64 kv = tokens * kvHeads * headDim * 2 * 2;
+    return sparseLayers * (kv + kv / 32 + kv / 128);
+}
+
+namespace {
+qint64 availableRam() {
+    QFile f("/proc/meminfo");
+    if (!f.open(QIODevice::ReadOnly)) return 0;
+    for (const QByteArray& line : f.readAll().split('\n'))
+        if (line.startsWith("MemAvailable:")) return line.simplified().split(' ').value(1).toLongLong() * 1024;
+    return 0;
+}
+QString gib(qint64 bytes) { return QString::number(static_cast<double>(bytes) / double(1LL << 30), 'f', 1) + " GiB"; }
+}  // namespace
+
+SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget* parent)
+    : QDialog(parent), db_(db), contextTokens_(contextTokens) {
+    setWindowTitle(tr("Settings"));
+    model_ = new QLineEdit(this);
+    auto* browse = new QPushButton(tr("Choose…"), this);
+    modelStatus_ = new QLabel(this);
+    modelStatus_->setWordWrap(true);
+    modelStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    device_ = new QLabel(this);
+    plan_ = new QLabel(this);
+    plan_->setWordWrap(true);
+    temperature_ = new QDoubleSpinBox(this);
+    temperature_->setRange(0, 2);
+    temperature_->setSingleStep(0.1);
+    topP_ = new QDoubleSpinBox(this);
+    topP_->setRange(0.05, 1);
+    topP_->setSingleStep(0.05);
+    maxTokens_ = new QSpinBox(this);
+    maxTokens_->setRange(16, 32768);
+    systemPrompt_ = new QPlainTextEdit(this);
+    systemPrompt_->setMaximumHeight(80);
+    systemPrompt_->setPlaceholderText(tr("Default: answer from the sources and cite pages and files"));
+    theme_ = new QComboBox(this);
+    theme_->addItems({tr("Follow the system"), tr("Light"), tr("Dark")});
+
+    auto setting = [&](const char* key, const QString& fallback) {
+        auto v = db_.setting(key);
+        return v && !v.value().isEmpty() ? v.value() : fallback;
+    };
+    model_->setText(setting("model", ""));
+    temperature_->setValue(setting("temperature", "0").toDouble());
+    topP_->setValue(setting("top_p", "1").toDouble());
+    maxTokens_->setValue(setting("max_tokens", "512").toInt());
+    systemPrompt_->setPlainText(setting("system_prompt", ""));
+    theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
+
+#ifdef QUIRE_HAVE_CUDA
+    const auto probe = kernels::probe_devices();
+    device_->setText(probe.device_count ? tr("%1, %2 total, %3 free").arg(QString::fromStdString(probe.name), gib(probe.total_memory), gib(probe.free_memory))
+                                        : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(probe.reason)));
+#else
+    device_->setText(tr("This build has no CUDA backend: the CPU engine answers"));
+#endif
+
+    auto* modelRow = new QHBoxLayout;
+    modelRow->addWidget(model_, 1);
+    modelRow->addWidget(browse);
+    auto* form = new QFormLayout;
+    form->addRow(tr("Model folder"), modelRow);
+    form->addRow(QString(), modelStatus_);
+    form->addRow(tr("Device"), device_);
+    form->addRow(tr("Memory plan"), plan_);
+    form->addRow(tr("Temperature"), temperature_);
+    form->addRow(tr("Top-p"), topP_);
+    form->addRow(tr("Max answer tokens"), maxTokens_);
+    form->addRow(tr("System prompt"), systemPrompt_);
+    form->addRow(tr("Theme"), theme_);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, this);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form);
+    layout->addWidget(buttons);
+    resize(620, 520);
+
+    connect(browse, &QPushButton::clicked, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
+        if (!dir.isEmpty()) model_->setText(dir);
+    });
+    connect(model_, &QLineEdit::textChanged, this, &SettingsDialog::validateModel);
+    connect(buttons, &QDialogButtonBox::accepted, this, &SettingsDialog::save);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    validateModel();
+}
+
+QString SettingsDialog::modelDir() const { return model_->text().trimmed(); }
+
+void SettingsDialog::validateModel() {
+    if (modelDir().isEmpty()) {
+        modelStatus_->setText(tr("No model chosen: the bundled tiny demo model is used (its answers are not meaningful)."));
+        plan_->setText(QString());
+        return;
+    }
+    const ModelReport r = inspect_model(modelDir().toStdString());
+    if (!r.ok()) {
+        QString text = tr("This folder cannot be used:");
+        for (const auto& p : r.problems) text += "\n• " + QString::fromStdString(p);
+        modelStatus_->setText(text);
+        plan_->setText(QString());
+        return;
+    }
+    const ModelConfig& c = *r.config;
+    modelStatus_->setText(tr("OK: %1 layers (%2 sparse), %3 parameters, %4").arg(c.num_hidden_layers).arg(c.sparse_layer_count())
+                              .arg(QString::fromStdString(with_thousands(c.parameter_count())), QString::fromStdString(format_bytes(r.weight_bytes))));
+    const qint64 need = r.weight_bytes + stateBytesFor(contextTokens_, c.sparse_layer_count(), c.num_key_value_heads, c.head_dim) +
+                        c.lightning_layer_count() * c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim * 4;
+    const qint64 have = availableRam();
+    plan_->setText(need <= have ? tr("Fits: this library needs %1, the machine has %2 free").arg(gib(need), gib(have))
+                                : tr("Does not fit: needs %1, has %2 free").arg(gib(need), gib(have)));
+}
+
+void SettingsDialog::save() {
+    const QString dir = modelDir();
+    if (!dir.isEmpty() && !inspect_model(dir.toStdString()).ok()) {
+        modelStatus_->setText(modelStatus_->text());
+        return;  // the problems are on screen
+    }
+    (void)db_.setSetting("model", dir);
+    (void)db_.setSetting("temperature", QString::number(temperature_->value()));
+    (void)db_.setSetting("top_p", QString::number(topP_->value()));
+    (void)db_.setSetting("max_tokens", QString::number(maxTokens_->value()));
+    (void)db_.setSetting("system_prompt", systemPrompt_->toPlainText());
+    (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
+    applyTheme(static_cast<Theme>(theme_->currentIndex()));
+    accept();
+}
+
+}  // namespace quire::ui
