@@ -8,5 +8,6 @@ int logits_command(int argc, char** argv);
 int generate_command(int argc, char** argv);
 int pdf_extract_command(int argc, char** argv);
 int library_command(int argc, char** argv);
+int self_test_command(int argc, char** argv);
 
 }  // namespace quire::cli

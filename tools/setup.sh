@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev
   python3 xvfb xauth
   qpdf poppler-utils fonts-dejavu-core
+  dpkg-dev file lintian debootstrap appstream desktop-file-utils
 )
 
 missing=()

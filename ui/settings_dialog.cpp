@@ -15,9 +15,7 @@
 
 #include "model_info.h"
 #include "theme.h"
-#ifdef QUIRE_HAVE_CUDA
-#include "device_probe.h"
-#endif
+#include "gpu_info.h"
 
 namespace quire::ui {
 
@@ -74,13 +72,10 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     systemPrompt_->setPlainText(setting("system_prompt", ""));
     theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
 
-#ifdef QUIRE_HAVE_CUDA
-    const auto probe = kernels::probe_devices();
-    device_->setText(probe.device_count ? tr("%1, %2 total, %3 free").arg(QString::fromStdString(probe.name), gib(probe.total_memory), gib(probe.free_memory))
-                                        : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(probe.reason)));
-#else
-    device_->setText(tr("This build has no CUDA backend: the CPU engine answers"));
-#endif
+    const GpuInfo gpu = probe_gpus();
+    device_->setText(gpu.device_count ? tr("%1, %2 total, %3 free (the CUDA backend is not part of this version yet: the CPU engine answers)")
+                                            .arg(QString::fromStdString(gpu.name), gib(gpu.total_memory), gib(gpu.free_memory))
+                                      : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
