@@ -11,7 +11,7 @@
 #include "app_context.h"
 #include "cli_args.h"
 #include "commands.h"
-#include "ingest/source_ingest.h"
+#include "ingest/library_ingest.h"
 #include "model_info.h"
 #include "session/chat_export.h"
 #include "session/session_service.h"
@@ -132,26 +132,10 @@ int addCommand(AppContext& ctx, const Args& args) {
     if (auto m = args.value("--max-file-size")) o.code.maxFileBytes = std::stoll(*m);
     int failures = 0;
     for (size_t i = 2; i < pos.size(); ++i) {
-        const IngestedSource s = ingestSource(QString::fromStdString(pos[i]), o);
-        // A source that failed before is replaced by the new attempt.
-        if (auto existing = ctx.db->sources(lib->id))
-            for (const SourceRow& r : existing.value())
-                if (r.path == s.path && r.status != "ready") {
-                    if (Status st = ctx.db->removeSource(r.id); !st) return fail(QString::fromStdString(st.message()));
-                }
-        SourceRow row;
-        row.libraryId = lib->id;
-        row.path = s.path;
-        row.kind = s.kind;
-        row.contentHash = s.contentHash;
-        row.size = s.size;
-        row.units = s.units;
-        row.status = s.status;
-        row.error = s.error;
-        row.skipped = s.skipped;
-        auto id = ctx.db->addSource(row, s.text);
-        if (!id) {
-            std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), id.status().message().c_str());
+        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, QString::fromStdString(pos[i]), o);
+        const IngestedSource& s = added.source;
+        if (!added.stored) {
+            std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), added.stored.message().c_str());
             ++failures;
             continue;
         }

@@ -16,12 +16,7 @@ using namespace quire::app;
 using namespace quire::test;
 
 namespace {
-void put(const QString& path, const QByteArray& bytes) {
-    QDir().mkpath(QFileInfo(path).absolutePath());
-    QFile f(path);
-    f.open(QIODevice::WriteOnly);
-    f.write(bytes);
-}
+using quire::test::put;
 IngestOptions options() {
     IngestOptions o;
     o.helperProgram = QString::fromStdString(quire_binary());

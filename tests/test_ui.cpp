@@ -23,12 +23,7 @@ using namespace quire;
 using namespace quire::ui;
 
 namespace {
-void put(const QString& path, const QByteArray& bytes) {
-    QDir().mkpath(QFileInfo(path).absolutePath());
-    QFile f(path);
-    f.open(QIODevice::WriteOnly);
-    f.write(bytes);
-}
+using quire::test::put;
 QString helper() { return QString::fromStdString(test::quire_binary()); }
 
 // Waits until the window has loaded its (demo) model and finished setting up the demo library.

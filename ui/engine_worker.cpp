@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "ingest/source_ingest.h"
+#include "ingest/library_ingest.h"
 #include "model_info.h"
 
 namespace quire::ui {
@@ -90,22 +90,10 @@ void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const 
     o.helperProgram = helperProgram_;
     o.password = password;
     for (const QString& path : paths) {
-        const app::IngestedSource s = app::ingestSource(path, o);
-        if (auto existing = db_->sources(libraryId))
-            for (const auto& r : existing.value())
-                if (r.path == s.path && r.status != "ready") (void)db_->removeSource(r.id);
-        app::SourceRow row;
-        row.libraryId = libraryId;
-        row.path = s.path;
-        row.kind = s.kind;
-        row.contentHash = s.contentHash;
-        row.size = s.size;
-        row.units = s.units;
-        row.status = s.status;
-        row.error = s.error;
-        row.skipped = s.skipped;
-        auto id = db_->addSource(row, s.text);
-        emit sourceAdded(libraryId, s.path, id ? s.status : QString("error"), id ? s.error : QString::fromStdString(id.status().message()));
+        const app::AddedSource added = app::addSourceToLibrary(*db_, libraryId, path, o);
+        const app::IngestedSource& s = added.source;
+        emit sourceAdded(libraryId, s.path, added.stored ? s.status : QString("error"),
+                         added.stored ? s.error : QString::fromStdString(added.stored.message()));
     }
     emit sourcesDone(libraryId);
     refreshContext(libraryId);

@@ -1,0 +1,17 @@
+#pragma once
+// Adds one path to a library: ingests it and stores the result (a failed or password-protected
+// source is stored too, with its reason, so that it can be shown; a new attempt replaces it).
+
+#include "ingest/source_ingest.h"
+#include "library/library_db.h"
+
+namespace quire::app {
+
+struct AddedSource {
+    IngestedSource source;
+    Status stored;  // ok when the row (and its text) is in the database
+};
+
+AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& path, const IngestOptions& options);
+
+}  // namespace quire::app
