@@ -1,0 +1,168 @@
+// Each CUDA kernel against its CPU twin (the CPU engine's bf16 mode) over a grid of shapes, with a
+// normalised-error threshold per kernel and guard elements after every output (the pattern of
+// llama.cpp's test-backend-ops).
+#include <QtTest>
+
+#include <cmath>
+#include <random>
+
+#include "bf16.h"
+#include "cpu/cpu_ops.h"
+#include "cpu/infllm_v2.h"
+#include "device_buffer.h"
+#include "gpu_test_main.h"
+#include "norm_ops.h"
+
+using namespace quire;
+using quire::test::DeviceBuffer;
+
+namespace {
+
+std::vector<uint16_t> random_bf16(int64_t n, uint64_t seed, float scale = 1.0f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<uint16_t> v(static_cast<size_t>(n));
+    for (auto& x : v) x = float_to_bf16(d(rng));
+    return v;
+}
+std::vector<float> to_float(const std::vector<uint16_t>& v) {
+    std::vector<float> f(v.size());
+    for (size_t i = 0; i < v.size(); ++i) f[i] = bf16_to_float(v[i]);
+    return f;
+}
+// Normalised mean squared error of the GPU result against the CPU twin.
+double nmse(const std::vector<uint16_t>& gpu, const std::vector<float>& cpu) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < cpu.size(); ++i) {
+        const double d = double(bf16_to_float(gpu[i])) - cpu[i];
+        if (std::isnan(d)) return INFINITY;
+        num += d * d;
+        den += double(cpu[i]) * cpu[i];
+    }
+    return num / std::max(den, 1e-30);
+}
+void check(const char* what, double err, double limit, bool guard) {
+    QVERIFY2(guard, qPrintable(QString("%1: wrote past its output").arg(what)));
+    QVERIFY2(err <= limit, qPrintable(QString("%1: NMSE %2 > %3").arg(what).arg(err).arg(limit)));
+}
+
+// bf16 results that differ by an occasional rounding flip (different summation order or a libm
+// ulp) stay far below this; a wrong formula is orders of magnitude above it.
+constexpr double kElementwise = 1e-6;
+
+}  // namespace
+
+class TestGpuOps : public QObject {
+    Q_OBJECT
+private slots:
+    void rms_norm_data() {
+        QTest::addColumn<qlonglong>("rows");
+        QTest::addColumn<qlonglong>("n");
+        for (qlonglong rows : {1, 15, 64, 1007})
+            for (qlonglong n : {64, 128, 4096}) QTest::newRow(qPrintable(QString("%1x%2").arg(rows).arg(n))) << rows << n;
+    }
+    void rms_norm() {
+        QFETCH(qlonglong, rows);
+        QFETCH(qlonglong, n);
+        const auto x = random_bf16(rows * n, 1, 3.0f);
+        std::vector<float> w(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = round_bf16(1.0f + 0.1f * std::sin(float(i)));
+        DeviceBuffer<uint16_t> dx(x), dout(rows * n);
+        DeviceBuffer<float> dw(w);
+        QCOMPARE(kernels::launch_rms_norm(dx.get(), dw.get(), rows, n, 1e-6f, dout.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> cpu(x.size());
+        cpu::rms_norm(to_float(x).data(), w.data(), rows, n, 1e-6, cpu.data(), true);
+        check("rms_norm", nmse(dout.download(), cpu), kElementwise, dout.guard_intact());
+    }
+
+    void rope_data() {
+        QTest::addColumn<qlonglong>("tokens");
+        QTest::addColumn<qlonglong>("heads");
+        QTest::addColumn<qlonglong>("dim");
+        QTest::addColumn<qlonglong>("pos0");
+        QTest::newRow("short hd64") << 15LL << 4LL << 64LL << 0LL;
+        QTest::newRow("hd128 at 8191") << 33LL << 32LL << 128LL << 8191LL;
+        QTest::newRow("hd128 far") << 63LL << 2LL << 128LL << 1000000LL;
+    }
+    void rope() {
+        QFETCH(qlonglong, tokens);
+        QFETCH(qlonglong, heads);
+        QFETCH(qlonglong, dim);
+        QFETCH(qlonglong, pos0);
+        const auto x = random_bf16(tokens * heads * dim, 2);
+        DeviceBuffer<uint16_t> dx(x);
+        QCOMPARE(kernels::launch_rope(dx.get(), tokens, heads, dim, pos0, 10000.0f, nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> cpu = to_float(x);
+        cpu::rope(cpu.data(), tokens, heads, dim, pos0, 10000.0, true);
+        // Near position 1e6 an fp32 angle is only good to ~0.06 rad (model-spec §2.3): GPU and CPU
+        // sine and cosine of the same fp32 angle still agree to an ulp, so the bound stays tight.
+        check("rope", nmse(dx.download(), cpu), 1e-5, dx.guard_intact());
+    }
+
+    void elementwise_data() {
+        QTest::addColumn<qlonglong>("n");
+        for (qlonglong n : {1LL, 17LL, 8191LL, 8192LL, 8193LL, 1000003LL}) QTest::newRow(qPrintable(QString::number(n))) << n;
+    }
+    void elementwise() {
+        QFETCH(qlonglong, n);
+        const auto a = random_bf16(n, 3, 2.0f), b = random_bf16(n, 4, 2.0f);
+        const auto fa = to_float(a), fb = to_float(b);
+        {
+            DeviceBuffer<uint16_t> da(a), db(b), dout(n);
+            QCOMPARE(kernels::launch_silu_mul(da.get(), db.get(), n, dout.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> cpu(static_cast<size_t>(n));
+            cpu::silu_mul(fa.data(), fb.data(), n, cpu.data(), true);
+            check("silu_mul", nmse(dout.download(), cpu), kElementwise, dout.guard_intact());
+        }
+        {
+            DeviceBuffer<uint16_t> dx(a), dg(b);
+            QCOMPARE(kernels::launch_sigmoid_gate(dx.get(), dg.get(), n, nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> cpu = fa;
+            cpu::sigmoid_gate(cpu.data(), fb.data(), n, true);
+            check("sigmoid_gate", nmse(dx.download(), cpu), kElementwise, dx.guard_intact());
+        }
+        {
+            DeviceBuffer<uint16_t> dx(a), dr(b);
+            const float r = 0.24748737f;
+            QCOMPARE(kernels::launch_residual_add(dx.get(), dr.get(), r, n, nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> cpu = fa;
+            cpu::residual_add(cpu.data(), fb.data(), r, n, true);
+            check("residual_add", nmse(dx.download(), cpu), kElementwise, dx.guard_intact());
+        }
+    }
+
+    void compress_keys_data() {
+        QTest::addColumn<qlonglong>("keys");
+        QTest::addColumn<qlonglong>("width");
+        for (qlonglong keys : {127LL, 8191LL, 9103LL})
+            for (qlonglong width : {128LL, 256LL}) QTest::newRow(qPrintable(QString("%1x%2").arg(keys).arg(width))) << keys << width;
+    }
+    void compress_keys() {
+        QFETCH(qlonglong, keys);
+        QFETCH(qlonglong, width);
+        const auto k = random_bf16(keys * width, 5);
+        cpu::PagedRows rows(width), c1(width), c2(width);
+        const auto fk = to_float(k);
+        for (int64_t t = 0; t < keys; ++t) rows.append(fk.data() + t * width);
+        cpu::SparseGeometry g;
+        cpu::update_compressed_keys(rows, keys, g, true, c1, c2);
+        for (auto [kernel, stride, ref] : {std::tuple{32LL, 16LL, &c1}, std::tuple{128LL, 64LL, &c2}}) {
+            const int64_t count = ref->size();
+            if (count == 0) continue;
+            DeviceBuffer<uint16_t> dk(k), dout(count * width);
+            QCOMPARE(kernels::launch_compress_keys(dk.get(), width, kernel, stride, 0, count, dout.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> cpu(static_cast<size_t>(count * width));
+            for (int64_t i = 0; i < count; ++i) std::copy(ref->row(i), ref->row(i) + width, cpu.begin() + i * width);
+            check("compress_keys", nmse(dout.download(), cpu), kElementwise, dout.guard_intact());
+        }
+    }
+};
+
+QUIRE_GPU_TEST_MAIN(TestGpuOps)
+#include "test_gpu_ops.moc"
