@@ -11,6 +11,9 @@
 #include "cpu/infllm_v2.h"
 #include "device_buffer.h"
 #include "gpu_test_main.h"
+#include "attention_ops.h"
+#include "cpu/lightning_attention.h"
+#include "cpu/sparse_attention.h"
 #include "norm_ops.h"
 
 using namespace quire;
@@ -160,6 +163,150 @@ private slots:
             std::vector<float> cpu(static_cast<size_t>(count * width));
             for (int64_t i = 0; i < count; ++i) std::copy(ref->row(i), ref->row(i) + width, cpu.begin() + i * width);
             check("compress_keys", nmse(dout.download(), cpu), kElementwise, dout.guard_intact());
+        }
+    }
+
+    void lightning_data() {
+        QTest::addColumn<qlonglong>("heads");
+        QTest::addColumn<qlonglong>("dim");
+        QTest::addColumn<qlonglong>("pos0");
+        QTest::newRow("4x64 aligned") << 4LL << 64LL << 0LL;
+        QTest::newRow("2x128 unaligned") << 2LL << 128LL << 37LL;
+        QTest::newRow("32x128 far") << 32LL << 128LL << 8191LL;
+    }
+    void lightning() {
+        QFETCH(qlonglong, heads);
+        QFETCH(qlonglong, dim);
+        QFETCH(qlonglong, pos0);
+        const int64_t T = 207;  // three partial and full chunks
+        const auto q = random_bf16(T * heads * dim, 6, 0.3f), k = random_bf16(T * heads * dim, 7, 0.3f), v = random_bf16(T * heads * dim, 8);
+        const auto slopes = cpu::alibi_slopes(heads);
+        std::vector<float> state0(static_cast<size_t>(heads * dim * dim));
+        std::mt19937_64 rng(9);
+        std::normal_distribution<float> nd(0.0f, 0.1f);
+        for (auto& x : state0) x = nd(rng);  // a state carried over from earlier tokens
+        DeviceBuffer<uint16_t> dq(q), dk(k), dv(v), dout(T * heads * dim);
+        DeviceBuffer<double> dslopes(slopes);
+        DeviceBuffer<float> dstate(state0);
+        // Two calls (the second starting mid-chunk) against one CPU call: chunking is by absolute position.
+        const int64_t first = 100;
+        QCOMPARE(kernels::launch_lightning(dq.get(), dk.get(), dv.get(), first, pos0, heads, dim, dim, dslopes.get(), dstate.get(), dout.get(), nullptr), cudaSuccess);
+        QCOMPARE(kernels::launch_lightning(dq.get() + first * heads * dim, dk.get() + first * heads * dim, dv.get() + first * heads * dim,
+                                           T - first, pos0 + first, heads, dim, dim, dslopes.get(), dstate.get(),
+                                           dout.get() + first * heads * dim, nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        cpu::ThreadPool pool(2);
+        std::vector<float> cpu_out(static_cast<size_t>(T * heads * dim)), cpu_state = state0;
+        cpu::lightning_attention(pool, to_float(q).data(), to_float(k).data(), to_float(v).data(), T, pos0, heads, dim, dim, slopes,
+                                 cpu_state.data(), cpu_out.data());
+        for (auto& x : cpu_out) x = round_bf16(x);
+        check("lightning output", nmse(dout.download(), cpu_out), 1e-5, dout.guard_intact());
+        const auto gs = dstate.download();
+        double num = 0, den = 0;
+        for (size_t i = 0; i < gs.size(); ++i) {
+            num += double(gs[i] - cpu_state[i]) * (gs[i] - cpu_state[i]);
+            den += double(cpu_state[i]) * cpu_state[i];
+        }
+        check("lightning state", num / den, 1e-10, dstate.guard_intact());
+    }
+
+    void attention_and_selection_data() {
+        QTest::addColumn<qlonglong>("kv");
+        QTest::addColumn<qlonglong>("group");
+        QTest::addColumn<qlonglong>("dim");
+        QTest::newRow("gqa16 hd128") << 1LL << 16LL << 128LL;
+        QTest::newRow("gqa2 hd64") << 2LL << 2LL << 64LL;
+    }
+    void attention_and_selection() {
+        QFETCH(qlonglong, kv);
+        QFETCH(qlonglong, group);
+        QFETCH(qlonglong, dim);
+        const int64_t N = 9103, T = 47, pos0 = N - T, width = kv * dim, heads = kv * group;
+        const auto kb = random_bf16(N * width, 10), vb = random_bf16(N * width, 11), qb = random_bf16(T * heads * dim, 12);
+        const auto kf = to_float(kb), vf = to_float(vb), qf = to_float(qb);
+        cpu::SparseLayerState st{cpu::PagedRows(width), cpu::PagedRows(width), cpu::PagedRows(width), cpu::PagedRows(width)};
+        for (int64_t t = 0; t < N; ++t) {
+            st.k.append(kf.data() + t * width);
+            st.v.append(vf.data() + t * width);
+        }
+        cpu::SparseGeometry g;
+        g.kv_heads = kv;
+        g.head_dim = dim;
+        g.group = group;
+        cpu::update_compressed_keys(st.k, N, g, true, st.c1, st.c2);
+        auto rows_of = [&](const cpu::PagedRows& r) {
+            std::vector<uint16_t> out(static_cast<size_t>(r.size() * width));
+            for (int64_t i = 0; i < r.size(); ++i)
+                for (int64_t c = 0; c < width; ++c) out[static_cast<size_t>(i * width + c)] = float_to_bf16(r.row(i)[c]);
+            return out;
+        };
+        DeviceBuffer<uint16_t> dk(kb), dv(vb), dq(qb), dc1(rows_of(st.c1)), dc2(rows_of(st.c2));
+
+        // Stage 1 against the CPU.
+        const int64_t stride = st.c1.size();
+        DeviceBuffer<float> dscores(T * kv * stride);
+        QCOMPARE(kernels::launch_stage1(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, dscores.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        const auto gscores = dscores.download();
+        std::vector<float> cscores(static_cast<size_t>(T * kv * stride), 0.0f);
+        std::vector<std::vector<int64_t>> csel(static_cast<size_t>(T * kv));
+        std::vector<float> margins(static_cast<size_t>(T * kv));
+        double num = 0, den = 0;
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t gg = 0; gg < kv; ++gg) {
+                std::vector<float> sc;
+                cpu::stage1_scores(qf.data() + (t * heads + gg * group) * dim, st.c1, st.c2, gg, pos0 + t, g, true, sc);
+                const size_t item = static_cast<size_t>(t * kv + gg);
+                for (size_t i = 0; i < sc.size(); ++i) {
+                    cscores[item * static_cast<size_t>(stride) + i] = sc[i];
+                    const double d = double(gscores[item * static_cast<size_t>(stride) + i]) - sc[i];
+                    num += d * d;
+                    den += double(sc[i]) * sc[i];
+                }
+                csel[item] = cpu::select_blocks(sc, pos0 + t, g, &margins[item]);
+            }
+        check("stage1", num / den, 1e-5, dscores.guard_intact());
+
+        // Selection: on the CPU's own scores it must match exactly, ties included.
+        DeviceBuffer<float> dcs(cscores);
+        DeviceBuffer<int32_t> dsel(T * kv * g.total_topk);
+        QCOMPARE(kernels::launch_select_blocks(dcs.get(), T, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk, dsel.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        const auto gsel = dsel.download();
+        QVERIFY(dsel.guard_intact());
+        for (size_t item = 0; item < csel.size(); ++item) {
+            std::vector<int64_t> got;
+            for (int64_t i = 0; i < g.total_topk; ++i)
+                if (gsel[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)] >= 0)
+                    got.push_back(gsel[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)]);
+            QCOMPARE(got, csel[item]);
+        }
+
+        // Attention over those selections, and dense attention, against the CPU.
+        for (bool sparse : {true, false}) {
+            std::vector<int64_t> offsets{0};
+            std::vector<int32_t> blocks;
+            std::vector<cpu::TileQuery> tq;
+            std::vector<float> cpu_out(static_cast<size_t>(T * heads * dim));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t gg = 0; gg < kv; ++gg) {
+                    cpu::TileQuery x;
+                    x.p = pos0 + t;
+                    x.q_group = qf.data() + (t * heads + gg * group) * dim;
+                    x.out_group = cpu_out.data() + (t * heads + gg * group) * dim;
+                    if (sparse) x.blocks = csel[static_cast<size_t>(t * kv + gg)];
+                    else for (int64_t b = 0; b <= x.p / 64; ++b) x.blocks.push_back(b);
+                    for (int64_t b : x.blocks) blocks.push_back(static_cast<int32_t>(b));
+                    offsets.push_back(static_cast<int64_t>(blocks.size()));
+                    std::vector<cpu::TileQuery> one{x};
+                    cpu::attend_tile(one, st, gg, g, true);
+                }
+            DeviceBuffer<int64_t> doff(offsets);
+            DeviceBuffer<int32_t> dblocks(blocks);
+            DeviceBuffer<uint16_t> dout(T * heads * dim);
+            QCOMPARE(kernels::launch_block_attention(dq.get(), dk.get(), dv.get(), T, pos0, kv, group, dim, doff.get(), dblocks.get(), dout.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            check(sparse ? "sparse attention" : "dense attention", nmse(dout.download(), cpu_out), 1e-5, dout.guard_intact());
         }
     }
 };
