@@ -47,7 +47,8 @@ public:
     virtual ~Sequence() = default;
     virtual int64_t length() const = 0;
     virtual const std::vector<int32_t>& tokens() const = 0;
-    // A child that continues independently; full KV blocks are shared, not copied.
+    // A child that continues independently; full KV blocks are shared, not copied (CPU engine; the
+    // CUDA engine copies for now). nullptr when the device has no room for the child.
     virtual std::unique_ptr<Sequence> fork() const = 0;
 };
 

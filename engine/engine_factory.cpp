@@ -1,4 +1,7 @@
 #include "cpu/cpu_engine.h"
+#ifdef QUIRE_HAVE_CUDA
+#include "cuda/cuda_engine.h"
+#endif
 #include "engine.h"
 
 namespace quire {
@@ -14,8 +17,13 @@ bool parse_backend(const std::string& s, Backend& out) {
 
 Result<std::unique_ptr<Engine>> create_engine(std::shared_ptr<const Model> model, Backend backend, const EngineOptions& options) {
     if (!model) return Status(ErrorCode::invalid_argument, "no model");
-    if (backend == Backend::cuda)
-        return Status(ErrorCode::unsupported, "the CUDA backend is not available in this build; use --backend cpu");
+    if (backend == Backend::cuda) {
+#ifdef QUIRE_HAVE_CUDA
+        return cuda::CudaEngine::create(std::move(model), options);
+#else
+        return Status(ErrorCode::unsupported, "this build has no CUDA backend; use --backend cpu");
+#endif
+    }
     return std::unique_ptr<Engine>(std::make_unique<cpu::CpuEngine>(std::move(model), options));
 }
 

@@ -53,6 +53,11 @@ __global__ void residual_add_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, fl
     x[i] = to_bf(bf(x[i]) + round_bf(bf(a[i]) * scale));
 }
 
+__global__ void scale_kernel(__nv_bfloat16* x, float factor, int64_t n) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = to_bf(bf(x[i]) * factor);
+}
+
 __global__ void compress_keys_kernel(const __nv_bfloat16* k, int64_t width, int64_t kernel, int64_t stride, int64_t first,
                                      __nv_bfloat16* out) {
     const int64_t j = blockIdx.x;
@@ -100,6 +105,12 @@ cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaS
 cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int64_t n, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
     residual_add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(a), scale, n);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stream) {
+    if (n <= 0) return cudaSuccess;
+    scale_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), factor, n);
     return cudaGetLastError();
 }
 

@@ -24,6 +24,9 @@ cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaS
 // x = bf16(x + bf16(a * scale))
 cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int64_t n, cudaStream_t stream);
 
+// x = bf16(x * factor)
+cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stream);
+
 // Compressed keys (model-spec §3.2): out[j] = bf16(mean(k[(first + j) * stride .. + kernel - 1]))
 // for j < count; k: [n_keys, width] bf16, out: [count, width] bf16.
 cudaError_t launch_compress_keys(const uint16_t* k, int64_t width, int64_t kernel, int64_t stride, int64_t first,

@@ -192,6 +192,7 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
                        .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
     }
     auto seq = prefix.seq->fork();
+    if (!seq) return Status(ErrorCode::out_of_memory, "no memory left to continue this chat");
     const std::span<const int32_t> history(expected.data() + prefix.tokens.size(), expected.size() - prefix.tokens.size());
     if (!history.empty()) QUIRE_TRY(prefillWithProgress(engine_, *seq, history, options_.chunk, {}, nullptr));
     return seq;
@@ -224,6 +225,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         if (!id) return id.status();
         chatId = id.value();
         seq = prefix.seq->fork();
+        if (!seq) return Status(ErrorCode::out_of_memory, "no memory left to start a chat from the library's state");
     }
     result.chatId = chatId;
 

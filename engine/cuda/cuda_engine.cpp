@@ -1,0 +1,506 @@
+#include "cuda/cuda_engine.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "attention_ops.h"
+#include "bf16.h"
+#include "cpu/lightning_attention.h"
+#include "embedding.h"
+#include "norm_ops.h"
+#include "state_file.h"
+
+namespace quire::cuda {
+
+namespace {
+
+int64_t entries(int64_t n, int64_t kernel, int64_t stride) { return n < kernel ? 0 : (n - kernel) / stride + 1; }
+double gib(int64_t b) { return static_cast<double>(b) / double(1LL << 30); }
+
+struct LayerKV {
+    DeviceArray<uint16_t> k, v, c1, c2;
+    int64_t n1 = 0, n2 = 0;
+};
+
+// Device sequence state: K/V/C1/C2 contiguous per sparse layer (capacity grows by doubling), fp32
+// Lightning states. A fork copies everything (block sharing as in the CPU engine: to do).
+class CudaSequence : public Sequence {
+public:
+    CudaSequence(int64_t width, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers) : width_(width) {
+        lightning_.resize(static_cast<size_t>(lightning_layers));
+        for (auto& s : lightning_) {
+            s.allocate(lightning_floats);
+            cudaMemset(s.get(), 0, static_cast<size_t>(lightning_floats) * sizeof(float));
+        }
+        kv_.resize(static_cast<size_t>(sparse_layers));
+    }
+    int64_t length() const override { return static_cast<int64_t>(tokens_.size()); }
+    const std::vector<int32_t>& tokens() const override { return tokens_; }
+    std::unique_ptr<Sequence> fork() const override {
+        auto f = std::make_unique<CudaSequence>(width_, lightning_.empty() ? 0 : lightning_[0].size(), static_cast<int64_t>(lightning_.size()),
+                                                static_cast<int64_t>(kv_.size()));
+        // Room first (the child is still empty, so nothing is copied), then the contents.
+        if (!f->reserve(capacity_).is_ok()) return nullptr;
+        bool ok = true;
+        auto copy = [&](void* dst, const void* src, int64_t bytes) {
+            if (bytes > 0) ok = ok && cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice) == cudaSuccess;
+        };
+        for (size_t i = 0; i < lightning_.size(); ++i) copy(f->lightning_[i].get(), lightning_[i].get(), lightning_[i].size() * 4);
+        for (size_t i = 0; i < kv_.size(); ++i) {
+            const LayerKV& s = kv_[i];
+            LayerKV& d = f->kv_[i];
+            copy(d.k.get(), s.k.get(), length() * width_ * 2);
+            copy(d.v.get(), s.v.get(), length() * width_ * 2);
+            copy(d.c1.get(), s.c1.get(), s.n1 * width_ * 2);
+            copy(d.c2.get(), s.c2.get(), s.n2 * width_ * 2);
+            d.n1 = s.n1;
+            d.n2 = s.n2;
+        }
+        if (!ok) {
+            cudaGetLastError();
+            return nullptr;  // callers report it as out of memory / device error
+        }
+        f->tokens_ = tokens_;
+        f->sparse_from_ = sparse_from_;
+        return f;
+    }
+    // Makes room for `tokens` keys in every sparse layer, keeping what is there.
+    Status reserve(int64_t tokens) {
+        if (tokens <= capacity_) return Status::ok();
+        int64_t cap = std::max<int64_t>({tokens, 2 * capacity_, 64});
+        cap = (cap + 63) / 64 * 64;
+        for (LayerKV& s : kv_) {
+            LayerKV n;
+            if (n.k.allocate(cap * width_) != cudaSuccess || n.v.allocate(cap * width_) != cudaSuccess ||
+                n.c1.allocate(std::max<int64_t>(1, entries(cap, 32, 16)) * width_) != cudaSuccess ||
+                n.c2.allocate(std::max<int64_t>(1, entries(cap, 128, 64)) * width_) != cudaSuccess)
+                return Status(ErrorCode::out_of_memory, "the GPU has no room for " + std::to_string(cap) + " tokens of KV cache");
+            const auto have = static_cast<size_t>(length() * width_) * 2;
+            bool ok = true;
+            if (have) {
+                ok = ok && cudaMemcpy(n.k.get(), s.k.get(), have, cudaMemcpyDeviceToDevice) == cudaSuccess;
+                ok = ok && cudaMemcpy(n.v.get(), s.v.get(), have, cudaMemcpyDeviceToDevice) == cudaSuccess;
+            }
+            if (s.n1) ok = ok && cudaMemcpy(n.c1.get(), s.c1.get(), static_cast<size_t>(s.n1 * width_) * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
+            if (s.n2) ok = ok && cudaMemcpy(n.c2.get(), s.c2.get(), static_cast<size_t>(s.n2 * width_) * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
+            if (!ok) {
+                cudaGetLastError();
+                return Status(ErrorCode::device_error, "CUDA: copying the KV cache to its new place failed");
+            }
+            n.n1 = s.n1;
+            n.n2 = s.n2;
+            s = std::move(n);
+        }
+        capacity_ = cap;
+        return Status::ok();
+    }
+
+    int64_t width_;
+    int64_t capacity_ = 0;
+    std::vector<int32_t> tokens_;
+    std::vector<DeviceArray<float>> lightning_;
+    std::vector<LayerKV> kv_;
+    int64_t sparse_from_ = -1;
+};
+
+CudaSequence& as_cuda(Sequence& s) { return static_cast<CudaSequence&>(s); }
+const CudaSequence& as_cuda(const Sequence& s) { return static_cast<const CudaSequence&>(s); }
+
+template <typename T>
+Status upload_vec(DeviceArray<T>& d, const std::vector<T>& h) {
+    if (d.allocate(static_cast<int64_t>(h.size())) != cudaSuccess) return Status(ErrorCode::out_of_memory, "cannot allocate on the GPU");
+    if (!h.empty() && cudaMemcpy(d.get(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess)
+        return Status(ErrorCode::device_error, "cannot copy to the GPU");
+    return Status::ok();
+}
+
+}  // namespace
+
+Status CudaEngine::check(cudaError_t e, const char* what) const {
+    if (e == cudaSuccess) return Status::ok();
+    cudaGetLastError();  // clear non-sticky errors so the process stays usable
+    const ErrorCode code = e == cudaErrorMemoryAllocation ? ErrorCode::out_of_memory : ErrorCode::device_error;
+    return Status(code, std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
+}
+
+Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> model, const EngineOptions& options) {
+    if (options.precision != Precision::bf16)
+        return Status(ErrorCode::unsupported, "the CUDA backend computes in bf16 only; use --backend cpu for --precision fp32");
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return Status(ErrorCode::device_error, "no usable CUDA device");
+    }
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return Status(ErrorCode::device_error, "cannot query GPU memory");
+    const int64_t weights = model->weights().checkpoint->total_bytes();
+    const int64_t need = weights + (256LL << 20);
+    if (need > static_cast<int64_t>(free_b)) {
+        char msg[160];
+        std::snprintf(msg, sizeof msg, "the model needs %.1f GiB, the GPU has %.1f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
+        return Status(ErrorCode::out_of_memory, msg);
+    }
+    std::unique_ptr<CudaEngine> e(new CudaEngine());
+    e->model_ = std::move(model);
+    e->options_ = options;
+    if (cublasCreate(&e->blas_) != CUBLAS_STATUS_SUCCESS) return Status(ErrorCode::device_error, "cuBLAS did not start");
+    // fp32 accumulation all the way: no reduced-precision split-K reductions.
+    cublasSetMathMode(e->blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
+    QUIRE_TRY(e->upload());
+    return std::unique_ptr<Engine>(std::move(e));
+}
+
+CudaEngine::~CudaEngine() {
+    if (blas_) cublasDestroy(blas_);
+}
+
+Status CudaEngine::upload() {
+    const ModelConfig& c = model_->config();
+    const ModelWeights& w = model_->weights();
+    auto matrix = [&](Matrix& m, const MatrixRef& r) -> Status {
+        m.rows = r.rows;
+        m.cols = r.cols;
+        if (!r.data) return Status::ok();
+        QUIRE_TRY(check(m.data.allocate(r.rows * r.cols), "weights"));
+        return check(cudaMemcpy(m.data.get(), r.data, static_cast<size_t>(r.rows * r.cols) * 2, cudaMemcpyHostToDevice), "weights");
+    };
+    QUIRE_TRY(matrix(embed_, w.embed));
+    QUIRE_TRY(matrix(lm_head_, w.lm_head));
+    QUIRE_TRY(upload_vec(final_norm_, w.final_norm));
+    QUIRE_TRY(upload_vec(slopes_, cpu::alibi_slopes(c.lightning_nh)));
+    int64_t ns = 0, nl = 0;
+    for (const LayerWeights& lw : w.layers) {
+        Layer L;
+        L.sparse = lw.kind == MixerType::sparse;
+        slot_.push_back(L.sparse ? ns++ : nl++);
+        QUIRE_TRY(upload_vec(L.input_norm, lw.input_norm));
+        QUIRE_TRY(upload_vec(L.post_norm, lw.post_norm));
+        QUIRE_TRY(upload_vec(L.q_norm, lw.q_norm));
+        QUIRE_TRY(upload_vec(L.k_norm, lw.k_norm));
+        QUIRE_TRY(upload_vec(L.o_norm, lw.o_norm));
+        for (auto [m, r] : {std::pair{&L.q, &lw.q}, std::pair{&L.k, &lw.k}, std::pair{&L.v, &lw.v}, std::pair{&L.o, &lw.o},
+                            std::pair{&L.gate, &lw.gate}, std::pair{&L.mlp_gate, &lw.mlp_gate}, std::pair{&L.mlp_up, &lw.mlp_up},
+                            std::pair{&L.mlp_down, &lw.mlp_down}})
+            QUIRE_TRY(matrix(*m, *r));
+        layers_.push_back(std::move(L));
+    }
+    return Status::ok();
+}
+
+int64_t CudaEngine::state_bytes(int64_t tokens) const {
+    const ModelConfig& c = model_->config();
+    const int64_t width = c.num_key_value_heads * c.head_dim * 2;
+    const int64_t per_layer = 2 * tokens * width + (entries(tokens, 32, 16) + entries(tokens, 128, 64)) * width;
+    return c.sparse_layer_count() * per_layer + c.lightning_layer_count() * c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim * 4;
+}
+
+int64_t CudaEngine::workspace_bytes(int64_t chunk, int64_t context) const {
+    const ModelConfig& c = model_->config();
+    const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
+    const int64_t scores = chunk * c.num_key_value_heads * std::max<int64_t>(1, entries(context, 32, 16)) * 4;
+    return chunk * (3 * c.hidden_size + 5 * wide) * 2 + scores;
+}
+
+Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
+    // Row-major y[tokens, rows] = x[tokens, cols] . W[rows, cols]^T, as column-major y^T = W . x^T.
+    const float one = 1.0f, zero = 0.0f;
+    const cublasStatus_t s = cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(tokens),
+                                          static_cast<int>(w.cols), &one, w.data.get(), CUDA_R_16BF, static_cast<int>(w.cols), x,
+                                          CUDA_R_16BF, static_cast<int>(w.cols), &zero, y, CUDA_R_16BF, static_cast<int>(w.rows),
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS) return Status(ErrorCode::device_error, "cuBLAS GEMM failed (status " + std::to_string(s) + ")");
+    return Status::ok();
+}
+
+std::unique_ptr<Sequence> CudaEngine::new_sequence() {
+    const ModelConfig& c = model_->config();
+    return std::make_unique<CudaSequence>(c.num_key_value_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim,
+                                          c.lightning_layer_count(), c.sparse_layer_count());
+}
+
+Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
+                           std::vector<std::vector<float>>* logits) {
+    CudaSequence& seq = as_cuda(s);
+    const ModelConfig& c = model_->config();
+    const int64_t H = c.hidden_size, pos0 = seq.length();
+    for (int64_t t = 0; t < n; ++t)
+        if (ids[t] < 0 || ids[t] >= c.vocab_size)
+            return Status(ErrorCode::invalid_argument, "token id " + std::to_string(ids[t]) + " is outside the vocabulary");
+    // Memory plan for this step, before allocating anything.
+    size_t free_b = 0, total_b = 0;
+    QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
+    const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
+    const int64_t need = grow + workspace_bytes(n, pos0 + n);
+    if (need > static_cast<int64_t>(free_b)) {
+        char msg[200];
+        std::snprintf(msg, sizeof msg, "this step needs %.2f GiB, the GPU has %.2f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
+        return Status(ErrorCode::out_of_memory, msg);
+    }
+    QUIRE_TRY(seq.reserve(pos0 + n));
+
+    const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
+    DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4;
+    for (auto* buf : {&x, &h, &a}) QUIRE_TRY(check(buf->allocate(n * H), "activations"));
+    for (auto* buf : {&b0, &b1, &b2, &b3, &b4}) QUIRE_TRY(check(buf->allocate(n * wide), "activations"));
+    DeviceArray<int32_t> d_ids;
+    QUIRE_TRY(check(d_ids.allocate(n), "token ids"));
+    QUIRE_TRY(check(cudaMemcpy(d_ids.get(), ids, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice), "token ids"));
+    QUIRE_TRY(check(kernels::launch_embedding(embed_.data.get(), c.vocab_size, H, d_ids.get(), n, static_cast<float>(c.scale_emb), x.get(), nullptr), "embedding"));
+    const float r = static_cast<float>(c.residual_scale());
+    const float eps = static_cast<float>(c.rms_norm_eps);
+
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        const Layer& L = layers_[l];
+        QUIRE_TRY(check(kernels::launch_rms_norm(x.get(), L.input_norm.get(), n, H, eps, h.get(), nullptr), "input norm"));
+        if (!L.sparse) {
+            const int64_t nh = c.lightning_nh, d = c.lightning_head_dim, width = nh * d;
+            QUIRE_TRY(gemm(h.get(), n, L.q, b0.get()));
+            QUIRE_TRY(gemm(h.get(), n, L.k, b1.get()));
+            QUIRE_TRY(gemm(h.get(), n, L.v, b2.get()));
+            if (L.q_norm.size()) {
+                QUIRE_TRY(check(kernels::launch_rms_norm(b0.get(), L.q_norm.get(), n * nh, d, eps, b0.get(), nullptr), "q norm"));
+                QUIRE_TRY(check(kernels::launch_rms_norm(b1.get(), L.k_norm.get(), n * nh, d, eps, b1.get(), nullptr), "k norm"));
+            }
+            if (c.lightning_use_rope) {
+                QUIRE_TRY(check(kernels::launch_rope(b0.get(), n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr), "rope"));
+                QUIRE_TRY(check(kernels::launch_rope(b1.get(), n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr), "rope"));
+            }
+            QUIRE_TRY(check(kernels::launch_lightning(b0.get(), b1.get(), b2.get(), n, pos0, nh, d, d, slopes_.get(),
+                                                      seq.lightning_[static_cast<size_t>(slot_[l])].get(), b3.get(), nullptr), "lightning"));
+            if (L.o_norm.size()) QUIRE_TRY(check(kernels::launch_rms_norm(b3.get(), L.o_norm.get(), n, width, eps, b3.get(), nullptr), "o norm"));
+            if (L.gate.data.get()) {
+                QUIRE_TRY(gemm(h.get(), n, L.gate, b4.get()));
+                QUIRE_TRY(check(kernels::launch_sigmoid_gate(b3.get(), b4.get(), n * width, nullptr), "gate"));
+            }
+            QUIRE_TRY(gemm(b3.get(), n, L.o, a.get()));
+        } else {
+            const int64_t kv = c.num_key_value_heads, d = c.head_dim, G = c.gqa_group(), width = kv * d, qw = c.num_attention_heads * d;
+            LayerKV& st = seq.kv_[static_cast<size_t>(slot_[l])];
+            QUIRE_TRY(gemm(h.get(), n, L.q, b0.get()));
+            QUIRE_TRY(gemm(h.get(), n, L.k, b1.get()));
+            QUIRE_TRY(gemm(h.get(), n, L.v, b2.get()));
+            QUIRE_TRY(check(cudaMemcpy(st.k.get() + pos0 * width, b1.get(), static_cast<size_t>(n * width) * 2, cudaMemcpyDeviceToDevice), "K cache"));
+            QUIRE_TRY(check(cudaMemcpy(st.v.get() + pos0 * width, b2.get(), static_cast<size_t>(n * width) * 2, cudaMemcpyDeviceToDevice), "V cache"));
+            const int64_t n1 = entries(pos0 + n, 32, 16), n2 = entries(pos0 + n, 128, 64);
+            QUIRE_TRY(check(kernels::launch_compress_keys(st.k.get(), width, 32, 16, st.n1, n1 - st.n1, st.c1.get() + st.n1 * width, nullptr), "C1"));
+            QUIRE_TRY(check(kernels::launch_compress_keys(st.k.get(), width, 128, 64, st.n2, n2 - st.n2, st.c2.get() + st.n2 * width, nullptr), "C2"));
+            st.n1 = n1;
+            st.n2 = n2;
+            // Which queries are sparse (a suffix of the chunk under either rule), and their blocks.
+            const int64_t dense_len = c.sparse.dense_len;
+            int64_t first_sparse = n;
+            for (int64_t t = 0; t < n; ++t) {
+                const bool sp = options_.regime == RegimeRule::per_query ? pos0 + t + 1 >= dense_len : request_end >= dense_len;
+                if (sp) {
+                    first_sparse = t;
+                    break;
+                }
+            }
+            std::vector<int32_t> selected;
+            const int64_t K = c.sparse.effective_topk();
+            if (first_sparse < n) {
+                const int64_t ts = n - first_sparse;
+                DeviceArray<float> scores;
+                DeviceArray<int32_t> sel;
+                QUIRE_TRY(check(scores.allocate(std::max<int64_t>(1, ts * kv * n1)), "stage-1 scores"));
+                QUIRE_TRY(check(sel.allocate(ts * kv * K), "selection"));
+                QUIRE_TRY(check(kernels::launch_stage1(b0.get() + first_sparse * qw, st.c1.get(), st.c2.get(), ts, pos0 + first_sparse, kv, G, d,
+                                                       n1, scores.get(), nullptr), "stage 1"));
+                QUIRE_TRY(check(kernels::launch_select_blocks(scores.get(), ts, pos0 + first_sparse, kv, n1, c.sparse.init_blocks,
+                                                              c.sparse.local_blocks(), K, sel.get(), nullptr), "block selection"));
+                selected.resize(static_cast<size_t>(ts * kv * K));
+                QUIRE_TRY(check(cudaMemcpy(selected.data(), sel.get(), selected.size() * 4, cudaMemcpyDeviceToHost), "selection"));
+                if (seq.sparse_from_ < 0) seq.sparse_from_ = pos0 + first_sparse;
+            }
+            std::vector<int64_t> offsets{0};
+            std::vector<int32_t> blocks;
+            for (int64_t t = 0; t < n; ++t)
+                for (int64_t g = 0; g < kv; ++g) {
+                    if (t < first_sparse) {
+                        for (int64_t blk = 0; blk <= (pos0 + t) / 64; ++blk) blocks.push_back(static_cast<int32_t>(blk));
+                    } else {
+                        const int32_t* sb = selected.data() + ((t - first_sparse) * kv + g) * K;
+                        for (int64_t i = 0; i < K && sb[i] >= 0; ++i) blocks.push_back(sb[i]);
+                    }
+                    offsets.push_back(static_cast<int64_t>(blocks.size()));
+                }
+            DeviceArray<int64_t> d_off;
+            DeviceArray<int32_t> d_blocks;
+            QUIRE_TRY(check(d_off.allocate(static_cast<int64_t>(offsets.size())), "block lists"));
+            QUIRE_TRY(check(d_blocks.allocate(static_cast<int64_t>(blocks.size())), "block lists"));
+            QUIRE_TRY(check(cudaMemcpy(d_off.get(), offsets.data(), offsets.size() * 8, cudaMemcpyHostToDevice), "block lists"));
+            QUIRE_TRY(check(cudaMemcpy(d_blocks.get(), blocks.data(), blocks.size() * 4, cudaMemcpyHostToDevice), "block lists"));
+            QUIRE_TRY(check(kernels::launch_block_attention(b0.get(), st.k.get(), st.v.get(), n, pos0, kv, G, d, d_off.get(), d_blocks.get(),
+                                                            b3.get(), nullptr), "attention"));
+            if (L.gate.data.get()) {
+                QUIRE_TRY(gemm(h.get(), n, L.gate, b4.get()));
+                QUIRE_TRY(check(kernels::launch_sigmoid_gate(b3.get(), b4.get(), n * qw, nullptr), "gate"));
+            }
+            QUIRE_TRY(gemm(b3.get(), n, L.o, a.get()));
+        }
+        QUIRE_TRY(check(kernels::launch_residual_add(x.get(), a.get(), r, n * H, nullptr), "residual"));
+        QUIRE_TRY(check(kernels::launch_rms_norm(x.get(), L.post_norm.get(), n, H, eps, h.get(), nullptr), "post norm"));
+        QUIRE_TRY(gemm(h.get(), n, L.mlp_gate, b0.get()));
+        QUIRE_TRY(gemm(h.get(), n, L.mlp_up, b1.get()));
+        QUIRE_TRY(check(kernels::launch_silu_mul(b0.get(), b1.get(), n * c.intermediate_size, b0.get(), nullptr), "swiglu"));
+        QUIRE_TRY(gemm(b0.get(), n, L.mlp_down, a.get()));
+        QUIRE_TRY(check(kernels::launch_residual_add(x.get(), a.get(), r, n * H, nullptr), "residual"));
+    }
+    seq.tokens_.insert(seq.tokens_.end(), ids, ids + n);
+    counters_.forward_calls++;
+    if (!rows.empty() && logits) {
+        const auto m = static_cast<int64_t>(rows.size());
+        for (int64_t i = 0; i < m; ++i)
+            QUIRE_TRY(check(cudaMemcpy(h.get() + i * H, x.get() + rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
+                                       cudaMemcpyDeviceToDevice), "logit rows"));
+        QUIRE_TRY(check(kernels::launch_rms_norm(h.get(), final_norm_.get(), m, H, eps, h.get(), nullptr), "final norm"));
+        QUIRE_TRY(check(kernels::launch_scale(h.get(), static_cast<float>(1.0 / c.logit_divisor()), m * H, nullptr), "logit scale"));
+        DeviceArray<uint16_t> out;
+        QUIRE_TRY(check(out.allocate(m * c.vocab_size), "logits"));
+        QUIRE_TRY(gemm(h.get(), m, lm_head_, out.get()));
+        std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
+        QUIRE_TRY(check(cudaMemcpy(host.data(), out.get(), host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
+        for (int64_t i = 0; i < m; ++i) {
+            std::vector<float> row(static_cast<size_t>(c.vocab_size));
+            for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
+            logits->push_back(std::move(row));
+        }
+    }
+    return check(cudaDeviceSynchronize(), "forward");
+}
+
+Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
+    const int64_t start = seq.length();
+    const auto n = static_cast<int64_t>(req.tokens.size());
+    const int64_t request_end = start + n;
+    for (int64_t p : req.logits_positions)
+        if (p < start || p >= request_end) return Status(ErrorCode::out_of_range, "logits position " + std::to_string(p) + " is outside this request");
+    const int64_t chunk = req.chunk > 0 ? req.chunk : std::max<int64_t>(n, 1);
+    std::vector<std::vector<float>> rows_out(req.logits_positions.size());
+    const auto t_start = std::chrono::steady_clock::now();
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        if (req.cancel && req.cancel->load()) return Status(ErrorCode::cancelled, "prefill cancelled after " + std::to_string(c0) + " tokens");
+        const int64_t len = std::min(chunk, n - c0);
+        std::vector<int64_t> rows;
+        std::vector<size_t> which;
+        for (size_t i = 0; i < req.logits_positions.size(); ++i) {
+            const int64_t local = req.logits_positions[i] - start - c0;
+            if (local >= 0 && local < len) {
+                rows.push_back(local);
+                which.push_back(i);
+            }
+        }
+        std::vector<std::vector<float>> got;
+        QUIRE_TRY(forward(seq, req.tokens.data() + c0, len, request_end, rows, &got));
+        for (size_t i = 0; i < which.size(); ++i) rows_out[which[i]] = std::move(got[i]);
+        counters_.prefilled_tokens += len;
+        if (req.on_progress)
+            req.on_progress({c0 + len, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()});
+    }
+    if (logits) *logits = std::move(rows_out);
+    return Status::ok();
+}
+
+Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logits) {
+    std::vector<std::vector<float>> got;
+    QUIRE_TRY(forward(seq, &token, 1, seq.length() + 1, {0}, &got));
+    counters_.decoded_tokens++;
+    if (logits) *logits = std::move(got[0]);
+    return Status::ok();
+}
+
+Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
+    const CudaSequence& seq = as_cuda(s);
+    const ModelConfig& c = model_->config();
+    StateHeader h;
+    h.model_fingerprint = model_->fingerprint();
+    h.token_count = seq.length();
+    h.tokens_hash = hash_tokens(seq.tokens_);
+    h.sparse_from = seq.sparse_from_;
+    h.precision = static_cast<uint32_t>(options_.precision);
+    h.regime_rule = static_cast<uint32_t>(options_.regime);
+    std::vector<StateSection> sections;
+    StateSection tok{SectionKind::tokens, 0, SectionDType::i32, {}};
+    tok.bytes.resize(seq.tokens_.size() * 4);
+    std::memcpy(tok.bytes.data(), seq.tokens_.data(), tok.bytes.size());
+    sections.push_back(std::move(tok));
+    auto download = [&](SectionKind kind, uint32_t layer, SectionDType dt, const void* src, int64_t bytes) -> Status {
+        StateSection sec{kind, layer, dt, std::vector<uint8_t>(static_cast<size_t>(bytes))};
+        if (bytes) QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost), "state download"));
+        sections.push_back(std::move(sec));
+        return Status::ok();
+    };
+    const int64_t width = seq.width_;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        const auto slot = static_cast<size_t>(slot_[static_cast<size_t>(l)]);
+        const auto layer = static_cast<uint32_t>(l);
+        if (!layers_[static_cast<size_t>(l)].sparse) {
+            QUIRE_TRY(download(SectionKind::lightning_state, layer, SectionDType::f32, seq.lightning_[slot].get(), seq.lightning_[slot].size() * 4));
+        } else {
+            const LayerKV& st = seq.kv_[slot];
+            QUIRE_TRY(download(SectionKind::sparse_k, layer, SectionDType::bf16, st.k.get(), seq.length() * width * 2));
+            QUIRE_TRY(download(SectionKind::sparse_v, layer, SectionDType::bf16, st.v.get(), seq.length() * width * 2));
+            QUIRE_TRY(download(SectionKind::sparse_c1, layer, SectionDType::bf16, st.c1.get(), st.n1 * width * 2));
+            QUIRE_TRY(download(SectionKind::sparse_c2, layer, SectionDType::bf16, st.c2.get(), st.n2 * width * 2));
+        }
+    }
+    return write_state_file(path, h, sections);
+}
+
+Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) {
+    StateExpectations expect;
+    expect.model_fingerprint = model_->fingerprint();
+    expect.precision = static_cast<uint32_t>(options_.precision);
+    expect.regime_rule = static_cast<uint32_t>(options_.regime);
+    expect.tokens = expected_tokens;
+    auto loaded = read_state_file(path, expect);
+    if (!loaded) return loaded.status();
+    const ModelConfig& c = model_->config();
+    const int64_t N = loaded->header.token_count;
+    auto seq = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(new_sequence().release()));
+    QUIRE_TRY(seq->reserve(N));
+    seq->sparse_from_ = loaded->header.sparse_from;
+    const int64_t width = seq->width_;
+    for (const StateSection& sec : loaded->sections) {
+        if (sec.kind == SectionKind::tokens) {
+            seq->tokens_.resize(sec.bytes.size() / 4);
+            std::memcpy(seq->tokens_.data(), sec.bytes.data(), sec.bytes.size());
+            continue;
+        }
+        if (sec.layer >= static_cast<uint32_t>(c.num_hidden_layers))
+            return Status(ErrorCode::state_malformed, path + ": a section names a layer this model does not have");
+        const auto slot = static_cast<size_t>(slot_[sec.layer]);
+        const bool sparse = layers_[sec.layer].sparse;
+        if (sec.kind == SectionKind::lightning_state) {
+            if (sparse || sec.dtype != SectionDType::f32 || static_cast<int64_t>(sec.bytes.size()) != seq->lightning_[slot].size() * 4)
+                return Status(ErrorCode::state_malformed, path + ": a Lightning section does not match the model");
+            QUIRE_TRY(check(cudaMemcpy(seq->lightning_[slot].get(), sec.bytes.data(), sec.bytes.size(), cudaMemcpyHostToDevice), "state upload"));
+            continue;
+        }
+        if (!sparse) return Status(ErrorCode::state_malformed, path + ": KV section for a Lightning layer");
+        LayerKV& st = seq->kv_[slot];
+        const int64_t rows = sec.kind == SectionKind::sparse_c1 ? entries(N, 32, 16) : sec.kind == SectionKind::sparse_c2 ? entries(N, 128, 64) : N;
+        // bf16 as the GPU holds it; fp32 (a CPU engine's state) is rounded on the way.
+        std::vector<uint16_t> bf(static_cast<size_t>(rows * width));
+        if (sec.dtype == SectionDType::bf16 && sec.bytes.size() == bf.size() * 2) {
+            std::memcpy(bf.data(), sec.bytes.data(), sec.bytes.size());
+        } else if (sec.dtype == SectionDType::f32 && sec.bytes.size() == bf.size() * 4) {
+            for (size_t i = 0; i < bf.size(); ++i) {
+                float f;
+                std::memcpy(&f, sec.bytes.data() + 4 * i, 4);
+                bf[i] = float_to_bf16(f);
+            }
+        } else {
+            return Status(ErrorCode::state_malformed, path + ": a KV section has the wrong size");
+        }
+        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.k.get() : sec.kind == SectionKind::sparse_v ? st.v.get()
+                      : sec.kind == SectionKind::sparse_c1 ? st.c1.get() : st.c2.get();
+        if (!bf.empty()) QUIRE_TRY(check(cudaMemcpy(dst, bf.data(), bf.size() * 2, cudaMemcpyHostToDevice), "state upload"));
+        if (sec.kind == SectionKind::sparse_c1) st.n1 = rows;
+        if (sec.kind == SectionKind::sparse_c2) st.n2 = rows;
+    }
+    return std::unique_ptr<Sequence>(std::move(seq));
+}
+
+}  // namespace quire::cuda

@@ -1,0 +1,61 @@
+#pragma once
+// The CUDA backend (work in progress, see docs/benchmarks.md): weights uploaded once, GEMMs through
+// cuBLAS in bf16 with fp32 accumulation, the kernels of kernels/ for everything else. Computes what
+// the CPU engine's bf16 mode computes. Not yet: fork sharing of KV blocks (a fork copies), tuned
+// attention kernels.
+
+#include <cublas_v2.h>
+
+#include <memory>
+
+#include "cuda/device_array.h"
+#include "engine.h"
+
+namespace quire::cuda {
+
+class CudaEngine : public Engine {
+public:
+    static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Model> model, const EngineOptions& options);
+    ~CudaEngine() override;
+
+    const Model& model() const override { return *model_; }
+    const EngineOptions& options() const override { return options_; }
+    Backend backend() const override { return Backend::cuda; }
+    std::unique_ptr<Sequence> new_sequence() override;
+    Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) override;
+    Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) override;
+    Status save_state(const Sequence& seq, const std::string& path) override;
+    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) override;
+
+    // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
+    int64_t state_bytes(int64_t tokens) const;
+    int64_t workspace_bytes(int64_t chunk, int64_t context) const;
+
+private:
+    CudaEngine() = default;
+    struct Matrix {
+        DeviceArray<uint16_t> data;
+        int64_t rows = 0, cols = 0;
+    };
+    struct Layer {
+        bool sparse = false;
+        DeviceArray<float> input_norm, post_norm, q_norm, k_norm, o_norm;
+        Matrix q, k, v, o, gate, mlp_gate, mlp_up, mlp_down;
+    };
+    Status upload();
+    Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
+    Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
+                   std::vector<std::vector<float>>* logits);
+    Status check(cudaError_t e, const char* what) const;
+
+    std::shared_ptr<const Model> model_;
+    EngineOptions options_;
+    cublasHandle_t blas_ = nullptr;
+    Matrix embed_, lm_head_;
+    DeviceArray<float> final_norm_;
+    DeviceArray<double> slopes_;
+    std::vector<Layer> layers_;
+    std::vector<int64_t> slot_;
+};
+
+}  // namespace quire::cuda

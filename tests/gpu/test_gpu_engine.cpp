@@ -1,0 +1,106 @@
+// The CUDA backend against the CPU engine (bf16 mode) on the tiny models: the same logits within
+// the bf16 noise of two implementations (docs/correctness.md), chunked = one shot, save -> load ->
+// continue bit-identical on the GPU, a GPU state read by the CPU engine, the memory refusal.
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "engine_test_support.h"
+#include "gpu_test_main.h"
+
+using namespace quire;
+using namespace quire::test;
+
+namespace {
+std::unique_ptr<Engine> cuda_engine(std::shared_ptr<const Model> m) {
+    auto e = create_engine(std::move(m), Backend::cuda, {});
+    if (!e) qFatal("%s", e.status().message().c_str());
+    return std::move(e.value());
+}
+// As test_golden's bf16 bound: two bf16 implementations that round at the same points.
+constexpr double kRelRms = 0.03;
+}  // namespace
+
+class TestGpuEngine : public QObject {
+    Q_OBJECT
+private slots:
+    void matches_cpu_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("tiny-a") << "tiny-a";
+        QTest::newRow("tiny-g16") << "tiny-g16";
+    }
+    void matches_cpu() {
+        QFETCH(QString, model);
+        auto m = load_model(tiny_model(model.toUtf8().constData()));
+        auto cpu = make_engine(m, Precision::bf16);
+        auto gpu = cuda_engine(m);
+        const int64_t n = 9103;
+        const auto tokens = random_tokens(n, m->config().vocab_size, 77);
+        const std::vector<int64_t> positions = {10, 1000, 6143, 6144, 8190, 8191, 8192, 9000, n - 1};
+        const Rows c = run_fresh(*cpu, tokens, 0, n, positions);
+        const Rows g = run_fresh(*gpu, tokens, 0, n, positions);
+        const Rows gc = run_fresh(*gpu, tokens, 777, 9050, positions);  // chunked, then decoded
+        double worst = 0, worst_chunked = 0;
+        for (int64_t p : positions) {
+            QVERIFY(all_finite(g.at(p)));
+            const double d = rel_rms(g.at(p), c.at(p));
+            worst = std::max(worst, d);
+            QVERIFY2(d <= kRelRms, qPrintable(QString("position %1: rel-RMS %2").arg(p).arg(d)));
+            if (top_margin(c.at(p)) > 2.0f * max_abs_diff(g.at(p), c.at(p))) QCOMPARE(argmax(g.at(p)), argmax(c.at(p)));
+            const double dc = rel_rms(gc.at(p), g.at(p));
+            worst_chunked = std::max(worst_chunked, dc);
+            QVERIFY2(dc <= kRelRms, qPrintable(QString("chunked, position %1: rel-RMS %2").arg(p).arg(dc)));
+        }
+        qInfo("%s: CUDA vs CPU max rel-RMS %.4g; CUDA chunked+decode vs one shot %.4g", qPrintable(model), worst, worst_chunked);
+    }
+
+    void state_round_trip() {
+        auto m = load_model(tiny_model("tiny-a"));
+        auto gpu = cuda_engine(m);
+        const auto tokens = random_tokens(8500, m->config().vocab_size, 5);
+        const std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + 8300);
+        auto seq = gpu->new_sequence();
+        run_sequence(*gpu, *seq, prefix, 1000, 8300, {});
+        QTemporaryDir dir;
+        const std::string path = dir.path().toStdString() + "/gpu.qstate";
+        QVERIFY(gpu->save_state(*seq, path).is_ok());
+        const std::vector<int64_t> positions = {8310, 8499};
+        const Rows straight = run_sequence(*gpu, *seq, tokens, 100, 8400, positions);
+        auto loaded = gpu->load_state(path, &prefix);
+        QVERIFY2(loaded.is_ok(), loaded.status().message().c_str());
+        const Rows resumed = run_sequence(*gpu, *loaded.value(), tokens, 100, 8400, positions);
+        for (int64_t p : positions) QCOMPARE(max_abs_diff(straight.at(p), resumed.at(p)), 0.0f);
+        // The CPU engine continues from the GPU's state (bf16 sections) within the bf16 noise.
+        auto cpu = make_engine(m, Precision::bf16);
+        auto on_cpu = cpu->load_state(path, &prefix);
+        QVERIFY2(on_cpu.is_ok(), on_cpu.status().message().c_str());
+        const Rows cpu_rows = run_sequence(*cpu, *on_cpu.value(), tokens, 100, 8400, positions);
+        for (int64_t p : positions) QVERIFY(rel_rms(cpu_rows.at(p), straight.at(p)) <= kRelRms);
+        // A fork continues independently of its parent.
+        auto parent = gpu->new_sequence();
+        run_sequence(*gpu, *parent, prefix, 0, 8300, {});
+        auto child = parent->fork();
+        QVERIFY(child);
+        const Rows a = run_sequence(*gpu, *child, tokens, 0, 8400, {8399});
+        const Rows b = run_sequence(*gpu, *parent, tokens, 0, 8400, {8399});
+        QCOMPARE(max_abs_diff(a.at(8399), b.at(8399)), 0.0f);
+    }
+
+    void refuses_what_does_not_fit() {
+        auto m = load_model(tiny_model("tiny-a"));
+        auto gpu = cuda_engine(m);
+        std::vector<int32_t> huge(static_cast<size_t>(150'000'000), 5);
+        auto seq = gpu->new_sequence();
+        PrefillRequest req;
+        req.tokens = huge;
+        const Status st = gpu->prefill(*seq, req, nullptr);
+        QCOMPARE(st.code(), ErrorCode::out_of_memory);
+        QVERIFY2(st.message().find("GiB, the GPU has") != std::string::npos, st.message().c_str());
+        QCOMPARE(seq->length(), int64_t(0));
+        // Still usable afterwards.
+        const Rows r = run_fresh(*gpu, random_tokens(300, m->config().vocab_size, 1), 0, 300, {299});
+        QVERIFY(all_finite(r.at(299)));
+    }
+};
+
+QUIRE_GPU_TEST_MAIN(TestGpuEngine)
+#include "test_gpu_engine.moc"
