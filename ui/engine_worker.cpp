@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "ingest/library_ingest.h"
+#include "gpu_info.h"
 #include "model_info.h"
 
 namespace quire::ui {
@@ -43,7 +44,13 @@ void EngineWorker::loadModel(const QString& dir) {
         emit modelFailed(QString::fromStdString(model.status().message()));
         return;
     }
-    auto engine = create_engine(model.value(), Backend::cpu, {});
+    // The GPU when there is one; the CPU engine otherwise (or if the GPU cannot hold the model).
+    Result<std::unique_ptr<Engine>> engine = Status(ErrorCode::unsupported, "no GPU");
+    if (probe_gpus().device_count > 0) {
+        engine = create_engine(model.value(), Backend::cuda, {});
+        if (!engine) emit notice(tr("The GPU cannot run this model (%1); using the CPU engine.").arg(QString::fromStdString(engine.status().message())));
+    }
+    if (!engine) engine = create_engine(model.value(), Backend::cpu, {});
     if (!engine) {
         emit modelFailed(QString::fromStdString(engine.status().message()));
         return;

@@ -73,7 +73,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
 
     const GpuInfo gpu = probe_gpus();
-    device_->setText(gpu.device_count ? tr("%1, %2 total, %3 free (the CUDA backend is not part of this version yet: the CPU engine answers)")
+    device_->setText(gpu.device_count ? tr("%1, %2 total, %3 free: answers are computed on this GPU")
                                             .arg(QString::fromStdString(gpu.name), gib(gpu.total_memory), gib(gpu.free_memory))
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
