@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prepares .device/ (git-ignored) for running the gpu tests and the benchmark on the lent GPU
+# machine, which has CUDA, cuBLAS and PyTorch but not Qt or this distribution's sentencepiece: the
+# test binaries built here (sm_90) travel with the shared libraries they need (~55 MB, under the
+# 64 MB the device tool carries), plus the tiny models. On the device, with carry [".device"]:
+#   C=$(dirname "$(find /usr /opt -name 'libcublas.so.13*' | head -1)")
+#   export LD_LIBRARY_PATH=$PWD/.device/lib:$C
+#   mkdir -p /work/main/build && ln -sfn $PWD/.device/models /work/main/build/tiny-models  # the baked-in path
+#   .device/bin/test_gpu_ops; .device/bin/test_gpu_engine; compute-sanitizer .device/bin/test_gpu_ops
+#   python3 tools/bench/make_random_model.py /tmp/sala9b && .device/bin/quire-bench /tmp/sala9b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .device
+mkdir -p .device/bin .device/lib .device/models
+for b in build/tests/test_gpu_ops build/tests/test_gpu_engine build/tools/quire-bench; do
+  [ -x "$b" ] && cp "$b" .device/bin/
+done
+strip --strip-debug .device/bin/*
+# Everything but glibc, the C++ runtime and CUDA's own libraries, which the device has.
+for b in .device/bin/*; do
+  ldd "$b" | awk '/=> \// {print $3}'
+done | sort -u | grep -vE 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|libpthread|libdl\.so|librt\.so|ld-linux|libcublas' |
+  while read -r lib; do cp -L "$lib" .device/lib/; done
+cp -r build/tiny-models/tiny-a build/tiny-models/tiny-g16 .device/models/
+du -sh .device
