@@ -5,7 +5,7 @@
 #include <QFile>
 #include <QtTest>
 
-#include "engine_test_support.h"
+#include "golden_fixtures.h"
 #include "generator.h"
 #include "json.h"
 #include "sampler.h"
@@ -27,37 +27,6 @@ constexpr float kFp32MaxAbs = 1e-4f;
 // rel-RMS is at most ~1.3x the bf16-vs-fp32 noise floor.
 constexpr double kBf16RelRms = 0.03;
 
-QString golden_dir() {
-    const QByteArray env = qgetenv("QUIRE_GOLDEN_DIR");
-    return env.isEmpty() ? QString::fromStdString(test_data("golden")) : QString::fromUtf8(env);
-}
-
-std::vector<int32_t> read_tokens(const QString& path) {
-    QFile f(path);
-    f.open(QIODevice::ReadOnly);
-    std::vector<int32_t> out;
-    for (const QByteArray& w : f.readAll().simplified().split(' '))
-        if (!w.isEmpty()) out.push_back(w.toInt());
-    return out;
-}
-
-std::vector<std::vector<float>> read_rows(const QString& path, size_t rows, int64_t vocab) {
-    QFile f(path);
-    f.open(QIODevice::ReadOnly);
-    const QByteArray b = f.readAll();
-    std::vector<std::vector<float>> out(rows, std::vector<float>(static_cast<size_t>(vocab)));
-    if (static_cast<size_t>(b.size()) != rows * static_cast<size_t>(vocab) * 4) qFatal("%s has the wrong size", qPrintable(path));
-    for (size_t r = 0; r < rows; ++r) std::memcpy(out[r].data(), b.constData() + r * static_cast<size_t>(vocab) * 4, static_cast<size_t>(vocab) * 4);
-    return out;
-}
-
-std::vector<int64_t> int_list(const JsonValue* v) {
-    std::vector<int64_t> out;
-    if (v)
-        for (const auto& i : v->items()) out.push_back(i.as_int());
-    return out;
-}
-
 }  // namespace
 
 class TestGolden : public QObject {
@@ -71,20 +40,12 @@ private slots:
     void matches_reference() {
         QFETCH(QString, model);
         const QString fixture = golden_dir() + "/" + model;
-        QFile mf(fixture + "/manifest.json");
-        QVERIFY(mf.open(QIODevice::ReadOnly));
-        const QByteArray text = mf.readAll();
-        auto manifest = parse_json(std::string_view(text.constData(), static_cast<size_t>(text.size())));
-        QVERIFY(manifest.is_ok());
+        const JsonValue manifestValue = read_manifest(fixture);
+        const JsonValue* manifest = &manifestValue;
         const std::string model_dir = tiny_model(model.toUtf8().constData());
         // The fixtures only mean something for the exact tiny model they were made from.
-        for (const auto& [file, sha] : manifest->find("model_files_sha256")->members()) {
-            QFile f(QString::fromStdString(model_dir + "/" + file));
-            QVERIFY(f.open(QIODevice::ReadOnly));
-            const QByteArray got = QCryptographicHash::hash(f.readAll(), QCryptographicHash::Sha256).toHex();
-            QVERIFY2(got.toStdString() == sha.as_string(),
-                     qPrintable("tiny model file " + QString::fromStdString(file) + " changed: regenerate the golden fixtures"));
-        }
+        const std::string changed = changed_model_file(manifestValue, model_dir);
+        QVERIFY2(changed.empty(), qPrintable("tiny model file " + QString::fromStdString(changed) + " changed: regenerate the golden fixtures"));
         auto m = load_model(model_dir);
         const int64_t vocab = m->config().vocab_size;
         auto fp32 = make_engine(m, Precision::fp32);
@@ -92,24 +53,10 @@ private slots:
         for (const auto& c : manifest->find("cases")->items()) {
             const std::string name = c.find("name")->as_string(), mode = c.find("mode")->as_string();
             Engine& engine = mode == "fp32" ? *fp32 : *bf16;
-            const auto tokens = read_tokens(fixture + "/" + QString::fromStdString(c.find("tokens")->as_string()));
+            const auto tokens = read_token_file(fixture + "/" + QString::fromStdString(c.find("tokens")->as_string()));
             const auto positions = int_list(c.find("positions"));
-            const auto want = read_rows(fixture + "/" + QString::fromStdString(c.find("logits")->as_string()), positions.size(), vocab);
-            const JsonValue* feed = c.find("feed");
-            const auto n = static_cast<int64_t>(tokens.size());
-            Rows got;
-            if (const JsonValue* prefill = feed->find("prefill")) {
-                // Reference feed: one prefill, then chunks up to decode_from, then single tokens.
-                auto seq = engine.new_sequence();
-                const int64_t p0 = prefill->as_int(), chunk = feed->find("chunk")->as_int(), dec = feed->find("decode_from")->as_int();
-                const std::vector<int32_t> head(tokens.begin(), tokens.begin() + p0);
-                Rows a = run_sequence(engine, *seq, head, 0, p0, positions);
-                Rows b = run_sequence(engine, *seq, tokens, chunk, dec, positions);
-                got = a;
-                got.insert(b.begin(), b.end());
-            } else {
-                got = run_fresh(engine, tokens, 0, n, positions);
-            }
+            const auto want = read_logit_rows(fixture + "/" + QString::fromStdString(c.find("logits")->as_string()), positions.size(), vocab);
+            const Rows got = run_golden_case(engine, c, tokens, positions);
             double worst_rel = 0;
             float worst_abs = 0;
             for (size_t i = 0; i < positions.size(); ++i) {
