@@ -1,6 +1,5 @@
 #include "cpu/cpu_engine.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -9,6 +8,7 @@
 #include "cpu/lightning_attention.h"
 #include "cpu/sparse_attention.h"
 #include "cpu/vec_math.h"
+#include "prefill_loop.h"
 #include "state_file.h"
 
 namespace quire::cpu {
@@ -162,39 +162,9 @@ Status CpuEngine::forward(CpuSequence& seq, const int32_t* ids, int64_t n, int64
 
 Status CpuEngine::prefill(Sequence& s, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
     CpuSequence& seq = as_cpu(s);
-    const int64_t start = seq.length();
-    const auto n = static_cast<int64_t>(req.tokens.size());
-    const int64_t request_end = start + n;
-    for (int64_t p : req.logits_positions)
-        if (p < start || p >= request_end)
-            return Status(ErrorCode::out_of_range, "logits position " + std::to_string(p) + " is outside this request [" +
-                                                       std::to_string(start) + ", " + std::to_string(request_end) + ")");
-    const int64_t chunk = req.chunk > 0 ? req.chunk : std::max<int64_t>(n, 1);
-    std::vector<std::vector<float>> rows_out(req.logits_positions.size());
-    const auto t_start = std::chrono::steady_clock::now();
-    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        if (req.cancel && req.cancel->load()) return Status(ErrorCode::cancelled, "prefill cancelled after " + std::to_string(c0) + " tokens");
-        const int64_t len = std::min(chunk, n - c0);
-        std::vector<int64_t> rows;
-        std::vector<size_t> which;
-        for (size_t i = 0; i < req.logits_positions.size(); ++i) {
-            const int64_t local = req.logits_positions[i] - start - c0;
-            if (local >= 0 && local < len) {
-                rows.push_back(local);
-                which.push_back(i);
-            }
-        }
-        std::vector<std::vector<float>> got;
-        QUIRE_TRY(forward(seq, req.tokens.data() + c0, len, request_end, rows, &got));
-        for (size_t i = 0; i < which.size(); ++i) rows_out[which[i]] = std::move(got[i]);
-        counters_.prefilled_tokens += len;
-        if (req.on_progress) {
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-            req.on_progress({c0 + len, n, secs});
-        }
-    }
-    if (logits) *logits = std::move(rows_out);
-    return Status::ok();
+    auto step = [&](const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
+                    std::vector<std::vector<float>>* out) { return forward(seq, ids, n, request_end, rows, out); };
+    return run_chunked_prefill(req, seq.length(), step, counters_, logits);
 }
 
 Status CpuEngine::decode(Sequence& s, int32_t token, std::vector<float>* logits) {
