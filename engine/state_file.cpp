@@ -51,6 +51,24 @@ const char* section_kind_name(SectionKind kind) {
     return "unknown";
 }
 
+StateHeader make_state_header(uint64_t model_fingerprint, uint32_t precision, uint32_t regime_rule,
+                              const std::vector<int32_t>& tokens, int64_t sparse_from) {
+    StateHeader h;
+    h.model_fingerprint = model_fingerprint;
+    h.token_count = static_cast<int64_t>(tokens.size());
+    h.tokens_hash = hash_tokens(tokens);
+    h.sparse_from = sparse_from;
+    h.precision = precision;
+    h.regime_rule = regime_rule;
+    return h;
+}
+
+StateSection make_token_section(const std::vector<int32_t>& tokens) {
+    StateSection tok{SectionKind::tokens, 0, SectionDType::i32, std::vector<uint8_t>(tokens.size() * 4)};
+    std::memcpy(tok.bytes.data(), tokens.data(), tok.bytes.size());
+    return tok;
+}
+
 Status write_state_file(const std::string& path, const StateHeader& h, const std::vector<StateSection>& sections) {
     const auto count = static_cast<int64_t>(sections.size());
     const int64_t table_end = kHeaderBytes + count * kEntryBytes + 8;

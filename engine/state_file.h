@@ -42,6 +42,12 @@ struct StateSection {
 uint64_t hash_tokens(const std::vector<int32_t>& tokens);
 const char* section_kind_name(SectionKind kind);
 
+// What every backend writes and expects: the header for a sequence of `tokens` computed by this
+// model (fingerprint) with these settings, and the token section.
+StateHeader make_state_header(uint64_t model_fingerprint, uint32_t precision, uint32_t regime_rule,
+                              const std::vector<int32_t>& tokens, int64_t sparse_from);
+StateSection make_token_section(const std::vector<int32_t>& tokens);
+
 Status write_state_file(const std::string& path, const StateHeader& header, const std::vector<StateSection>& sections);
 
 struct StateExpectations {

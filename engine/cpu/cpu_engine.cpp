@@ -211,18 +211,10 @@ Status fill_rows(const StateSection& s, int64_t expected_rows, PagedRows& rows, 
 Status CpuEngine::save_state(const Sequence& s, const std::string& path) {
     const CpuSequence& seq = as_cpu(s);
     const ModelConfig& c = model_->config();
-    StateHeader h;
-    h.model_fingerprint = model_->fingerprint();
-    h.token_count = seq.length();
-    h.tokens_hash = hash_tokens(seq.tokens_);
-    h.sparse_from = seq.sparse_from_;
-    h.precision = static_cast<uint32_t>(options_.precision);
-    h.regime_rule = static_cast<uint32_t>(options_.regime);
+    const StateHeader h = make_state_header(model_->fingerprint(), static_cast<uint32_t>(options_.precision),
+                                            static_cast<uint32_t>(options_.regime), seq.tokens_, seq.sparse_from_);
     std::vector<StateSection> sections;
-    StateSection tok{SectionKind::tokens, 0, SectionDType::i32, {}};
-    tok.bytes.resize(seq.tokens_.size() * 4);
-    std::memcpy(tok.bytes.data(), seq.tokens_.data(), tok.bytes.size());
-    sections.push_back(std::move(tok));
+    sections.push_back(make_token_section(seq.tokens_));
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const auto slot = static_cast<size_t>(slot_[static_cast<size_t>(l)]);
         const auto layer = static_cast<uint32_t>(l);

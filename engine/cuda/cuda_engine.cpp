@@ -387,18 +387,10 @@ Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logi
 Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
     const CudaSequence& seq = as_cuda(s);
     const ModelConfig& c = model_->config();
-    StateHeader h;
-    h.model_fingerprint = model_->fingerprint();
-    h.token_count = seq.length();
-    h.tokens_hash = hash_tokens(seq.tokens_);
-    h.sparse_from = seq.sparse_from_;
-    h.precision = static_cast<uint32_t>(options_.precision);
-    h.regime_rule = static_cast<uint32_t>(options_.regime);
+    const StateHeader h = make_state_header(model_->fingerprint(), static_cast<uint32_t>(options_.precision),
+                                            static_cast<uint32_t>(options_.regime), seq.tokens_, seq.sparse_from_);
     std::vector<StateSection> sections;
-    StateSection tok{SectionKind::tokens, 0, SectionDType::i32, {}};
-    tok.bytes.resize(seq.tokens_.size() * 4);
-    std::memcpy(tok.bytes.data(), seq.tokens_.data(), tok.bytes.size());
-    sections.push_back(std::move(tok));
+    sections.push_back(make_token_section(seq.tokens_));
     auto download = [&](SectionKind kind, uint32_t layer, SectionDType dt, const void* src, int64_t bytes) -> Status {
         StateSection sec{kind, layer, dt, std::vector<uint8_t>(static_cast<size_t>(bytes))};
         if (bytes) QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost), "state download"));
