@@ -24,6 +24,8 @@ Result<std::unique_ptr<Engine>> create_engine(std::shared_ptr<const Model> model
         return Status(ErrorCode::unsupported, "this build has no CUDA backend; use --backend cpu");
 #endif
     }
+    if (model->is_synthetic())
+        return Status(ErrorCode::unsupported, "a synthetic model (no weights) runs on the CUDA backend only, which draws random weights");
     return std::unique_ptr<Engine>(std::make_unique<cpu::CpuEngine>(std::move(model), options));
 }
 

@@ -31,4 +31,17 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& dir) {
     return std::shared_ptr<const Model>(std::move(model));
 }
 
+Result<std::shared_ptr<const Model>> Model::synthetic(const std::string& dir) {
+    auto text = read_text_file((fs::path(dir) / "config.json").string(), 16 << 20);
+    if (!text) return Status(ErrorCode::invalid_config, text.status().message());
+    auto config = parse_model_config(text.value());
+    if (!config) return config.status();
+    auto model = std::make_shared<Model>();
+    model->dir_ = dir;
+    model->config_ = config.value();
+    model->fingerprint_ = hash64(text.value(), 0x5e1f5e1f5e1f5e1fULL);  // never equal to a real model's
+    model->weights_ = synthetic_weights(model->config_);
+    return std::shared_ptr<const Model>(std::move(model));
+}
+
 }  // namespace quire

@@ -19,6 +19,9 @@ class Model {
 public:
     // Loads and validates everything; the tokenizer is optional for logits-only use.
     static Result<std::shared_ptr<const Model>> load(const std::string& dir);
+    // The configuration of `dir`/config.json with no checkpoint: a backend that supports it draws
+    // random weights (benchmarks of the real 9B configuration without writing 19 GB of files).
+    static Result<std::shared_ptr<const Model>> synthetic(const std::string& dir);
 
     const std::string& dir() const { return dir_; }
     const ModelConfig& config() const { return config_; }
@@ -26,6 +29,7 @@ public:
     const Tokenizer* tokenizer() const { return tokenizer_ ? &*tokenizer_ : nullptr; }
     // hash(config.json bytes) combined with the hash of every shard header.
     uint64_t fingerprint() const { return fingerprint_; }
+    bool is_synthetic() const { return !weights_.checkpoint; }
 
 private:
     std::string dir_;

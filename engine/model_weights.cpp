@@ -1,6 +1,8 @@
 #include "model_weights.h"
 
 #include <cstring>
+#include <functional>
+#include <map>
 
 #include "bf16.h"
 #include "model_tensors.h"
@@ -8,16 +10,21 @@
 namespace quire {
 
 namespace {
-MatrixRef matrix(const Checkpoint& ck, const std::string& name) {
-    const TensorRef* t = ck.find(name);
+// Where a tensor's bytes come from: the mapped checkpoint, or nothing (a synthetic model, whose
+// shapes come from the tensor catalogue).
+using Lookup = std::function<const TensorRef*(const std::string&)>;
+
+MatrixRef matrix(const Lookup& find, const std::string& name) {
+    const TensorRef* t = find(name);
     if (!t) return {};
     return {reinterpret_cast<const uint16_t*>(t->data), t->shape[0], t->shape[1]};
 }
 
-std::vector<float> vector_f32(const Checkpoint& ck, const std::string& name) {
-    const TensorRef* t = ck.find(name);
+std::vector<float> vector_f32(const Lookup& find, const std::string& name) {
+    const TensorRef* t = find(name);
     if (!t) return {};
-    std::vector<float> v(static_cast<size_t>(t->shape[0]));
+    std::vector<float> v(static_cast<size_t>(t->shape[0]), 1.0f);  // no bytes: ones
+    if (!t->data) return v;
     for (size_t i = 0; i < v.size(); ++i) {
         if (t->dtype == DType::f32) {
             std::memcpy(&v[i], t->data + 4 * i, 4);
@@ -29,12 +36,9 @@ std::vector<float> vector_f32(const Checkpoint& ck, const std::string& name) {
     }
     return v;
 }
-}  // namespace
 
-ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config) {
-    const Checkpoint& ck = *checkpoint;
+ModelWeights bind_with(const Lookup& ck, const ModelConfig& config) {
     ModelWeights w;
-    w.checkpoint = checkpoint;
     w.embed = matrix(ck, "model.embed_tokens.weight");
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
         LayerWeights lw;
@@ -62,6 +66,28 @@ ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const Mo
     w.final_norm = vector_f32(ck, "model.norm.weight");
     w.lm_head = config.tie_word_embeddings ? w.embed : matrix(ck, "lm_head.weight");
     return w;
+}
+}  // namespace
+
+ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config) {
+    ModelWeights w = bind_with([&](const std::string& name) { return checkpoint->find(name); }, config);
+    w.checkpoint = std::move(checkpoint);
+    return w;
+}
+
+ModelWeights synthetic_weights(const ModelConfig& config) {
+    std::map<std::string, TensorRef> shapes;
+    for (const TensorSpec& spec : expected_tensors(config)) {
+        TensorRef t;
+        t.shape = spec.shape;
+        t.dtype = DType::bf16;
+        t.data = nullptr;
+        shapes.emplace(spec.name, t);
+    }
+    return bind_with([&](const std::string& name) -> const TensorRef* {
+        auto it = shapes.find(name);
+        return it == shapes.end() ? nullptr : &it->second;
+    }, config);
 }
 
 }  // namespace quire

@@ -37,4 +37,8 @@ struct ModelWeights {
 // The checkpoint must already be validated against the config (Checkpoint::open does that).
 ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config);
 
+// Shapes without bytes (every matrix's data is null, norms are ones): a synthetic model for
+// benchmarks, whose backend draws the matrices at random where they live (the GPU).
+ModelWeights synthetic_weights(const ModelConfig& config);
+
 }  // namespace quire

@@ -77,7 +77,21 @@ void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int
         for (auto& v : scores) v = round_bf16(v);
 }
 
-std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g, float* margin) {
+std::vector<float> pool_block_scores(const std::vector<float>& scores, int64_t p, const SparseGeometry& g) {
+    const int64_t blocks = p / g.block + 1;
+    const int64_t f = g.block / g.c1_stride;  // C1 entries per block (4)
+    const auto n1 = static_cast<int64_t>(scores.size());
+    std::vector<float> pooled(static_cast<size_t>(blocks));
+    for (int64_t b = 0; b < blocks; ++b) {
+        float best = -std::numeric_limits<float>::infinity();
+        for (int64_t i = std::max<int64_t>(0, b * f - 1); i <= std::min(n1 - 1, b * f + f - 1); ++i)
+            best = std::max(best, scores[static_cast<size_t>(i)]);
+        pooled[static_cast<size_t>(b)] = best;
+    }
+    return pooled;
+}
+
+std::vector<int64_t> select_from_block_scores(const std::vector<float>& pooled, int64_t p, const SparseGeometry& g, float* margin) {
     const int64_t qb = p / g.block;
     const int64_t blocks = qb + 1;  // blocks after qb are never selected
     std::vector<int64_t> sel;
@@ -86,21 +100,14 @@ std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, 
         for (int64_t b = 0; b < blocks; ++b) sel.push_back(b);
         return sel;
     }
-    const int64_t f = g.block / g.c1_stride;  // C1 entries per block (4)
-    const auto n1 = static_cast<int64_t>(scores.size());
-    std::vector<char> forced(static_cast<size_t>(blocks), 0);
-    for (int64_t b = 0; b < std::min(g.init_blocks, blocks); ++b) forced[static_cast<size_t>(b)] = 1;
-    for (int64_t b = std::max<int64_t>(0, qb - g.local_blocks); b <= qb; ++b) forced[static_cast<size_t>(b)] = 1;
     std::vector<std::pair<float, int64_t>> candidates;
     for (int64_t b = 0; b < blocks; ++b) {
-        if (forced[static_cast<size_t>(b)]) {
+        const bool forced = b < g.init_blocks || b >= qb - g.local_blocks;
+        if (forced) {
             if (static_cast<int64_t>(sel.size()) < g.total_topk) sel.push_back(b);  // lower index first
             continue;
         }
-        float best = -std::numeric_limits<float>::infinity();
-        for (int64_t i = std::max<int64_t>(0, b * f - 1); i <= std::min(n1 - 1, b * f + f - 1); ++i)
-            best = std::max(best, scores[static_cast<size_t>(i)]);
-        candidates.emplace_back(best, b);
+        candidates.emplace_back(pooled[static_cast<size_t>(b)], b);
     }
     const int64_t want = std::min<int64_t>(g.total_topk - static_cast<int64_t>(sel.size()), static_cast<int64_t>(candidates.size()));
     if (want > 0) {
@@ -117,6 +124,11 @@ std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, 
     }
     std::sort(sel.begin(), sel.end());
     return sel;
+}
+
+std::vector<int64_t> select_blocks(const std::vector<float>& scores, int64_t p, const SparseGeometry& g, float* margin) {
+    if (p / g.block + 1 <= g.total_topk) return select_from_block_scores({}, p, g, margin);
+    return select_from_block_scores(pool_block_scores(scores, p, g), p, g, margin);
 }
 
 }  // namespace quire::cpu

@@ -37,6 +37,13 @@ int64_t visible_c2(int64_t p, const SparseGeometry& g);
 void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int64_t kv, int64_t p,
                    const SparseGeometry& g, bool round, std::vector<float>& scores);
 
+// Pooling: block b = 0 .. p/64 scores the max of Score[4b-1 .. 4b+3] that exists (-inf if none).
+std::vector<float> pool_block_scores(const std::vector<float>& scores, int64_t p, const SparseGeometry& g);
+
+// Forced blocks and top-k over pooled block scores (what the CUDA selection kernel computes).
+std::vector<int64_t> select_from_block_scores(const std::vector<float>& pooled, int64_t p, const SparseGeometry& g,
+                                              float* margin = nullptr);
+
 // Pooling, forced blocks and top-k; returns the selected blocks in ascending order. margin, when
 // given, receives the relative gap at the top-k cut, (lowest selected - highest rejected) / lowest
 // selected score: 0 means the cut fell on a tie; +inf when nothing was rejected.

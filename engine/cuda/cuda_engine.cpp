@@ -8,6 +8,7 @@
 #include "cpu/lightning_attention.h"
 #include "embedding.h"
 #include "norm_ops.h"
+#include "random_fill.h"
 #include "prefill_loop.h"
 #include "state_file.h"
 
@@ -134,7 +135,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     }
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return Status(ErrorCode::device_error, "cannot query GPU memory");
-    const int64_t weights = model->weights().checkpoint->total_bytes();
+    const int64_t weights = model->config().parameter_count() * 2;
     const int64_t need = weights + (256LL << 20);
     if (need > static_cast<int64_t>(free_b)) {
         char msg[160];
@@ -158,15 +159,27 @@ CudaEngine::~CudaEngine() {
 Status CudaEngine::upload() {
     const ModelConfig& c = model_->config();
     const ModelWeights& w = model_->weights();
+    uint64_t seed = 1;
     auto matrix = [&](Matrix& m, const MatrixRef& r) -> Status {
         m.rows = r.rows;
         m.cols = r.cols;
-        if (!r.data) return Status::ok();
+        if (r.rows == 0) return Status::ok();  // absent in this configuration
         QUIRE_TRY(check(m.data.allocate(r.rows * r.cols), "weights"));
+        if (!r.data) {
+            if (!model_->is_synthetic()) return Status(ErrorCode::invalid_argument, "a weight matrix has no data");
+            // N(0, 1/fan_in)-like: activations keep unit scale through the random layers.
+            const float stddev = 1.0f / std::sqrt(static_cast<float>(r.cols));
+            return check(kernels::launch_fill_random_bf16(m.data.get(), r.rows * r.cols, seed++, stddev, nullptr), "random weights");
+        }
         return check(cudaMemcpy(m.data.get(), r.data, static_cast<size_t>(r.rows * r.cols) * 2, cudaMemcpyHostToDevice), "weights");
     };
     QUIRE_TRY(matrix(embed_, w.embed));
-    QUIRE_TRY(matrix(lm_head_, w.lm_head));
+    if (c.tie_word_embeddings) {
+        lm_head_.rows = embed_.rows;  // shares the embedding's device copy
+        lm_head_.cols = embed_.cols;
+    } else {
+        QUIRE_TRY(matrix(lm_head_, w.lm_head));
+    }
     QUIRE_TRY(upload_vec(final_norm_, w.final_norm));
     QUIRE_TRY(upload_vec(slopes_, cpu::alibi_slopes(c.lightning_nh)));
     int64_t ns = 0, nl = 0;
@@ -198,8 +211,36 @@ int64_t CudaEngine::state_bytes(int64_t tokens) const {
 int64_t CudaEngine::workspace_bytes(int64_t chunk, int64_t context) const {
     const ModelConfig& c = model_->config();
     const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
-    const int64_t scores = chunk * c.num_key_value_heads * std::max<int64_t>(1, entries(context, 32, 16)) * 4;
-    return chunk * (3 * c.hidden_size + 5 * wide) * 2 + scores;
+    const int64_t blocks = (context + 63) / 64;
+    const int64_t selection = chunk * c.num_key_value_heads * (blocks * 4 + c.sparse.effective_topk() * 4);
+    return chunk * (3 * c.hidden_size + 5 * wide) * 2 + chunk * 4 + selection;
+}
+
+int64_t CudaEngine::Workspace::bytes() const {
+    int64_t n = 0;
+    for (const DeviceArray<uint16_t>* b : {&x, &h, &a, &b0, &b1, &b2, &b3, &b4}) n += b->size() * 2;
+    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4;
+}
+
+Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
+    const ModelConfig& c = model_->config();
+    const int64_t blocks = (context + 63) / 64;
+    if (tokens <= ws_.tokens && blocks <= ws_.blocks) return Status::ok();
+    // Grow in steps (chunks keep their size; the context grows by a chunk at a time).
+    const int64_t t = std::max(tokens, ws_.tokens), nb = std::max(blocks, ws_.blocks + 1024);
+    ws_ = Workspace{};
+    const int64_t H = c.hidden_size, kv = c.num_key_value_heads;
+    const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
+    for (auto* buf : {&ws_.x, &ws_.h, &ws_.a}) QUIRE_TRY(check(buf->allocate(t * H), "activations"));
+    for (auto* buf : {&ws_.b0, &ws_.b1, &ws_.b2, &ws_.b3, &ws_.b4}) QUIRE_TRY(check(buf->allocate(t * wide), "activations"));
+    QUIRE_TRY(check(ws_.ids.allocate(t), "token ids"));
+    if (c.sparse_layer_count() > 0) {
+        QUIRE_TRY(check(ws_.block_scores.allocate(t * kv * nb), "block scores"));
+        QUIRE_TRY(check(ws_.selected.allocate(t * kv * c.sparse.effective_topk()), "block selections"));
+    }
+    ws_.tokens = t;
+    ws_.blocks = nb;
+    return Status::ok();
 }
 
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
@@ -231,134 +272,114 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     size_t free_b = 0, total_b = 0;
     QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
     const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
-    const int64_t need = grow + workspace_bytes(n, pos0 + n);
+    const bool ws_fits = n <= ws_.tokens && (pos0 + n + 63) / 64 <= ws_.blocks;
+    const int64_t need = grow + (ws_fits ? 0 : std::max<int64_t>(0, workspace_bytes(std::max(n, ws_.tokens), pos0 + n + 1024 * 64) - ws_.bytes()));
     if (need > static_cast<int64_t>(free_b)) {
         char msg[200];
         std::snprintf(msg, sizeof msg, "this step needs %.2f GiB, the GPU has %.2f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
         return Status(ErrorCode::out_of_memory, msg);
     }
     QUIRE_TRY(seq.reserve(pos0 + n));
+    QUIRE_TRY(ensure_workspace(n, pos0 + n));
+    uint16_t *x = ws_.x.get(), *h = ws_.h.get(), *a = ws_.a.get();
+    uint16_t *b0 = ws_.b0.get(), *b1 = ws_.b1.get(), *b2 = ws_.b2.get(), *b3 = ws_.b3.get(), *b4 = ws_.b4.get();
+// A kernel launch (an expression giving cudaError_t) timed under its category when profiling.
+#define QUIRE_LAUNCH(op, what, ...) QUIRE_TRY(profiler_.time(op, [&] { return check((__VA_ARGS__), what); }))
+    auto gemm_t = [&](const uint16_t* in, const Matrix& w, uint16_t* out) { return profiler_.time(Op::gemm, [&] { return gemm(in, n, w, out); }); };
 
-    const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
-    DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4;
-    for (auto* buf : {&x, &h, &a}) QUIRE_TRY(check(buf->allocate(n * H), "activations"));
-    for (auto* buf : {&b0, &b1, &b2, &b3, &b4}) QUIRE_TRY(check(buf->allocate(n * wide), "activations"));
-    DeviceArray<int32_t> d_ids;
-    QUIRE_TRY(check(d_ids.allocate(n), "token ids"));
-    QUIRE_TRY(check(cudaMemcpy(d_ids.get(), ids, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice), "token ids"));
-    QUIRE_TRY(check(kernels::launch_embedding(embed_.data.get(), c.vocab_size, H, d_ids.get(), n, static_cast<float>(c.scale_emb), x.get(), nullptr), "embedding"));
+    QUIRE_TRY(check(cudaMemcpy(ws_.ids.get(), ids, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice), "token ids"));
+    QUIRE_LAUNCH(Op::embedding, "embedding", kernels::launch_embedding(embed_.data.get(), c.vocab_size, H, ws_.ids.get(), n, static_cast<float>(c.scale_emb), x, nullptr));
     const float r = static_cast<float>(c.residual_scale());
     const float eps = static_cast<float>(c.rms_norm_eps);
 
+    // Which queries of this chunk are sparse: a suffix of it under either regime rule.
+    int64_t first_sparse = n;
+    for (int64_t t = 0; t < n; ++t) {
+        const bool sp = options_.regime == RegimeRule::per_query ? pos0 + t + 1 >= c.sparse.dense_len : request_end >= c.sparse.dense_len;
+        if (sp) {
+            first_sparse = t;
+            break;
+        }
+    }
+    const int64_t topk = c.sparse.effective_topk();
+
     for (size_t l = 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
-        QUIRE_TRY(check(kernels::launch_rms_norm(x.get(), L.input_norm.get(), n, H, eps, h.get(), nullptr), "input norm"));
+        QUIRE_LAUNCH(Op::norms, "input norm", kernels::launch_rms_norm(x, L.input_norm.get(), n, H, eps, h, nullptr));
         if (!L.sparse) {
             const int64_t nh = c.lightning_nh, d = c.lightning_head_dim, width = nh * d;
-            QUIRE_TRY(gemm(h.get(), n, L.q, b0.get()));
-            QUIRE_TRY(gemm(h.get(), n, L.k, b1.get()));
-            QUIRE_TRY(gemm(h.get(), n, L.v, b2.get()));
+            QUIRE_TRY(gemm_t(h, L.q, b0));
+            QUIRE_TRY(gemm_t(h, L.k, b1));
+            QUIRE_TRY(gemm_t(h, L.v, b2));
             if (L.q_norm.size()) {
-                QUIRE_TRY(check(kernels::launch_rms_norm(b0.get(), L.q_norm.get(), n * nh, d, eps, b0.get(), nullptr), "q norm"));
-                QUIRE_TRY(check(kernels::launch_rms_norm(b1.get(), L.k_norm.get(), n * nh, d, eps, b1.get(), nullptr), "k norm"));
+                QUIRE_LAUNCH(Op::norms, "q norm", kernels::launch_rms_norm(b0, L.q_norm.get(), n * nh, d, eps, b0, nullptr));
+                QUIRE_LAUNCH(Op::norms, "k norm", kernels::launch_rms_norm(b1, L.k_norm.get(), n * nh, d, eps, b1, nullptr));
             }
             if (c.lightning_use_rope) {
-                QUIRE_TRY(check(kernels::launch_rope(b0.get(), n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr), "rope"));
-                QUIRE_TRY(check(kernels::launch_rope(b1.get(), n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr), "rope"));
+                QUIRE_LAUNCH(Op::norms, "rope", kernels::launch_rope(b0, n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr));
+                QUIRE_LAUNCH(Op::norms, "rope", kernels::launch_rope(b1, n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr));
             }
-            QUIRE_TRY(check(kernels::launch_lightning(b0.get(), b1.get(), b2.get(), n, pos0, nh, d, d, slopes_.get(),
-                                                      seq.lightning_[static_cast<size_t>(slot_[l])].get(), b3.get(), nullptr), "lightning"));
-            if (L.o_norm.size()) QUIRE_TRY(check(kernels::launch_rms_norm(b3.get(), L.o_norm.get(), n, width, eps, b3.get(), nullptr), "o norm"));
+            QUIRE_LAUNCH(Op::lightning, "lightning", kernels::launch_lightning(b0, b1, b2, n, pos0, nh, d, d, slopes_.get(),
+                                                                     seq.lightning_[static_cast<size_t>(slot_[l])].get(), b3, nullptr));
+            if (L.o_norm.size()) QUIRE_LAUNCH(Op::norms, "o norm", kernels::launch_rms_norm(b3, L.o_norm.get(), n, width, eps, b3, nullptr));
             if (L.gate.data.get()) {
-                QUIRE_TRY(gemm(h.get(), n, L.gate, b4.get()));
-                QUIRE_TRY(check(kernels::launch_sigmoid_gate(b3.get(), b4.get(), n * width, nullptr), "gate"));
+                QUIRE_TRY(gemm_t(h, L.gate, b4));
+                QUIRE_LAUNCH(Op::norms, "gate", kernels::launch_sigmoid_gate(b3, b4, n * width, nullptr));
             }
-            QUIRE_TRY(gemm(b3.get(), n, L.o, a.get()));
+            QUIRE_TRY(gemm_t(b3, L.o, a));
         } else {
             const int64_t kv = c.num_key_value_heads, d = c.head_dim, G = c.gqa_group(), width = kv * d, qw = c.num_attention_heads * d;
             LayerKV& st = seq.kv_[static_cast<size_t>(slot_[l])];
-            QUIRE_TRY(gemm(h.get(), n, L.q, b0.get()));
-            QUIRE_TRY(gemm(h.get(), n, L.k, b1.get()));
-            QUIRE_TRY(gemm(h.get(), n, L.v, b2.get()));
-            QUIRE_TRY(check(cudaMemcpy(st.k.get() + pos0 * width, b1.get(), static_cast<size_t>(n * width) * 2, cudaMemcpyDeviceToDevice), "K cache"));
-            QUIRE_TRY(check(cudaMemcpy(st.v.get() + pos0 * width, b2.get(), static_cast<size_t>(n * width) * 2, cudaMemcpyDeviceToDevice), "V cache"));
+            QUIRE_TRY(gemm_t(h, L.q, b0));
+            QUIRE_TRY(gemm_t(h, L.k, st.k.get() + pos0 * width));  // straight into the cache
+            QUIRE_TRY(gemm_t(h, L.v, st.v.get() + pos0 * width));
             const int64_t n1 = entries(pos0 + n, 32, 16), n2 = entries(pos0 + n, 128, 64);
-            QUIRE_TRY(check(kernels::launch_compress_keys(st.k.get(), width, 32, 16, st.n1, n1 - st.n1, st.c1.get() + st.n1 * width, nullptr), "C1"));
-            QUIRE_TRY(check(kernels::launch_compress_keys(st.k.get(), width, 128, 64, st.n2, n2 - st.n2, st.c2.get() + st.n2 * width, nullptr), "C2"));
+            QUIRE_LAUNCH(Op::kv_cache, "C1", kernels::launch_compress_keys(st.k.get(), width, 32, 16, st.n1, n1 - st.n1, st.c1.get() + st.n1 * width, nullptr));
+            QUIRE_LAUNCH(Op::kv_cache, "C2", kernels::launch_compress_keys(st.k.get(), width, 128, 64, st.n2, n2 - st.n2, st.c2.get() + st.n2 * width, nullptr));
             st.n1 = n1;
             st.n2 = n2;
-            // Which queries are sparse (a suffix of the chunk under either rule), and their blocks.
-            const int64_t dense_len = c.sparse.dense_len;
-            int64_t first_sparse = n;
-            for (int64_t t = 0; t < n; ++t) {
-                const bool sp = options_.regime == RegimeRule::per_query ? pos0 + t + 1 >= dense_len : request_end >= dense_len;
-                if (sp) {
-                    first_sparse = t;
-                    break;
-                }
-            }
-            std::vector<int32_t> selected;
-            const int64_t K = c.sparse.effective_topk();
             if (first_sparse < n) {
-                const int64_t ts = n - first_sparse;
-                DeviceArray<float> scores;
-                DeviceArray<int32_t> sel;
-                QUIRE_TRY(check(scores.allocate(std::max<int64_t>(1, ts * kv * n1)), "stage-1 scores"));
-                QUIRE_TRY(check(sel.allocate(ts * kv * K), "selection"));
-                QUIRE_TRY(check(kernels::launch_stage1(b0.get() + first_sparse * qw, st.c1.get(), st.c2.get(), ts, pos0 + first_sparse, kv, G, d,
-                                                       n1, scores.get(), nullptr), "stage 1"));
-                QUIRE_TRY(check(kernels::launch_select_blocks(scores.get(), ts, pos0 + first_sparse, kv, n1, c.sparse.init_blocks,
-                                                              c.sparse.local_blocks(), K, sel.get(), nullptr), "block selection"));
-                selected.resize(static_cast<size_t>(ts * kv * K));
-                QUIRE_TRY(check(cudaMemcpy(selected.data(), sel.get(), selected.size() * 4, cudaMemcpyDeviceToHost), "selection"));
-                if (seq.sparse_from_ < 0) seq.sparse_from_ = pos0 + first_sparse;
+                const int64_t ts = n - first_sparse, p_first = pos0 + first_sparse;
+                const int64_t stride = (pos0 + n - 1) / 64 + 1;
+                QUIRE_LAUNCH(Op::stage1, "stage 1", kernels::launch_stage1_blocks(b0 + first_sparse * qw, st.c1.get(), st.c2.get(), ts, p_first, kv, G, d,
+                                                                          stride, ws_.block_scores.get(), nullptr));
+                QUIRE_LAUNCH(Op::selection, "block selection", kernels::launch_select_blocks(ws_.block_scores.get(), ts, p_first, kv, stride, c.sparse.init_blocks,
+                                                                             c.sparse.local_blocks(), topk, ws_.selected.get(), nullptr));
+                if (seq.sparse_from_ < 0) seq.sparse_from_ = p_first;
             }
-            std::vector<int64_t> offsets{0};
-            std::vector<int32_t> blocks;
-            for (int64_t t = 0; t < n; ++t)
-                for (int64_t g = 0; g < kv; ++g) {
-                    if (t < first_sparse) {
-                        for (int64_t blk = 0; blk <= (pos0 + t) / 64; ++blk) blocks.push_back(static_cast<int32_t>(blk));
-                    } else {
-                        const int32_t* sb = selected.data() + ((t - first_sparse) * kv + g) * K;
-                        for (int64_t i = 0; i < K && sb[i] >= 0; ++i) blocks.push_back(sb[i]);
-                    }
-                    offsets.push_back(static_cast<int64_t>(blocks.size()));
-                }
-            DeviceArray<int64_t> d_off;
-            DeviceArray<int32_t> d_blocks;
-            QUIRE_TRY(check(d_off.allocate(static_cast<int64_t>(offsets.size())), "block lists"));
-            QUIRE_TRY(check(d_blocks.allocate(static_cast<int64_t>(blocks.size())), "block lists"));
-            QUIRE_TRY(check(cudaMemcpy(d_off.get(), offsets.data(), offsets.size() * 8, cudaMemcpyHostToDevice), "block lists"));
-            QUIRE_TRY(check(cudaMemcpy(d_blocks.get(), blocks.data(), blocks.size() * 4, cudaMemcpyHostToDevice), "block lists"));
-            QUIRE_TRY(check(kernels::launch_block_attention(b0.get(), st.k.get(), st.v.get(), n, pos0, kv, G, d, d_off.get(), d_blocks.get(),
-                                                            b3.get(), nullptr), "attention"));
+            QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, G, d, ws_.selected.get(),
+                                                                           first_sparse, topk, b3, nullptr));
             if (L.gate.data.get()) {
-                QUIRE_TRY(gemm(h.get(), n, L.gate, b4.get()));
-                QUIRE_TRY(check(kernels::launch_sigmoid_gate(b3.get(), b4.get(), n * qw, nullptr), "gate"));
+                QUIRE_TRY(gemm_t(h, L.gate, b4));
+                QUIRE_LAUNCH(Op::norms, "gate", kernels::launch_sigmoid_gate(b3, b4, n * qw, nullptr));
             }
-            QUIRE_TRY(gemm(b3.get(), n, L.o, a.get()));
+            QUIRE_TRY(gemm_t(b3, L.o, a));
         }
-        QUIRE_TRY(check(kernels::launch_residual_add(x.get(), a.get(), r, n * H, nullptr), "residual"));
-        QUIRE_TRY(check(kernels::launch_rms_norm(x.get(), L.post_norm.get(), n, H, eps, h.get(), nullptr), "post norm"));
-        QUIRE_TRY(gemm(h.get(), n, L.mlp_gate, b0.get()));
-        QUIRE_TRY(gemm(h.get(), n, L.mlp_up, b1.get()));
-        QUIRE_TRY(check(kernels::launch_silu_mul(b0.get(), b1.get(), n * c.intermediate_size, b0.get(), nullptr), "swiglu"));
-        QUIRE_TRY(gemm(b0.get(), n, L.mlp_down, a.get()));
-        QUIRE_TRY(check(kernels::launch_residual_add(x.get(), a.get(), r, n * H, nullptr), "residual"));
+        QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
+        QUIRE_LAUNCH(Op::norms, "post norm", kernels::launch_rms_norm(x, L.post_norm.get(), n, H, eps, h, nullptr));
+        QUIRE_TRY(gemm_t(h, L.mlp_gate, b0));
+        QUIRE_TRY(gemm_t(h, L.mlp_up, b1));
+        QUIRE_LAUNCH(Op::norms, "swiglu", kernels::launch_silu_mul(b0, b1, n * c.intermediate_size, b0, nullptr));
+        QUIRE_TRY(gemm_t(b0, L.mlp_down, a));
+        QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
     }
     seq.tokens_.insert(seq.tokens_.end(), ids, ids + n);
     counters_.forward_calls++;
     if (!rows.empty() && logits) {
         const auto m = static_cast<int64_t>(rows.size());
-        for (int64_t i = 0; i < m; ++i)
-            QUIRE_TRY(check(cudaMemcpy(h.get() + i * H, x.get() + rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
-                                       cudaMemcpyDeviceToDevice), "logit rows"));
-        QUIRE_TRY(check(kernels::launch_rms_norm(h.get(), final_norm_.get(), m, H, eps, h.get(), nullptr), "final norm"));
-        QUIRE_TRY(check(kernels::launch_scale(h.get(), static_cast<float>(1.0 / c.logit_divisor()), m * H, nullptr), "logit scale"));
+        const Matrix& head = lm_head_.data.get() ? lm_head_ : embed_;
         DeviceArray<uint16_t> out;
         QUIRE_TRY(check(out.allocate(m * c.vocab_size), "logits"));
-        QUIRE_TRY(gemm(h.get(), m, lm_head_, out.get()));
+        auto head_logits = [&]() -> Status {
+            for (int64_t i = 0; i < m; ++i)
+                if (cudaError_t e = cudaMemcpyAsync(h + i * H, x + rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
+                                                    cudaMemcpyDeviceToDevice, nullptr); e != cudaSuccess)
+                    return check(e, "logit rows");
+            if (Status st = check(kernels::launch_rms_norm(h, final_norm_.get(), m, H, eps, h, nullptr), "final norm"); !st) return st;
+            if (Status st = check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, nullptr), "logit scale"); !st) return st;
+            return gemm(h, m, head, out.get());
+        };
+        QUIRE_TRY(profiler_.time(Op::logits, head_logits));
         std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
         QUIRE_TRY(check(cudaMemcpy(host.data(), out.get(), host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
         for (int64_t i = 0; i < m; ++i) {
@@ -367,8 +388,11 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
             logits->push_back(std::move(row));
         }
     }
-    return check(cudaDeviceSynchronize(), "forward");
+    const Status done = check(cudaDeviceSynchronize(), "forward");
+    profiler_.collect();
+    return done;
 }
+#undef QUIRE_LAUNCH
 
 Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
     auto step = [&](const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,

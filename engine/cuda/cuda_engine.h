@@ -1,14 +1,16 @@
 #pragma once
-// The CUDA backend (work in progress, see docs/benchmarks.md): weights uploaded once, GEMMs through
-// cuBLAS in bf16 with fp32 accumulation, the kernels of kernels/ for everything else. Computes what
-// the CPU engine's bf16 mode computes. Not yet: fork sharing of KV blocks (a fork copies), tuned
-// attention kernels.
+// The CUDA backend: weights uploaded once (or drawn at random on the GPU for a synthetic model),
+// GEMMs through cuBLAS in bf16 with fp32 accumulation, the tensor-core kernels of kernels/ for
+// attention, stage 1, selection and Lightning. Computes what the CPU engine's bf16 mode computes.
+// One persistent workspace grows with the largest chunk and context seen; block selections stay on
+// the device. Not yet: fork sharing of KV blocks (a fork copies).
 
 #include <cublas_v2.h>
 
 #include <memory>
 
 #include "cuda/device_array.h"
+#include "cuda/op_profiler.h"
 #include "engine.h"
 
 namespace quire::cuda {
@@ -30,6 +32,9 @@ public:
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
     int64_t state_bytes(int64_t tokens) const;
     int64_t workspace_bytes(int64_t chunk, int64_t context) const;
+    // GPU time per operation summed over forward passes (QUIRE_CUDA_PROFILE=1; zeros otherwise).
+    std::vector<std::pair<std::string, double>> profile() const { return profiler_.report(); }
+    void reset_profile() { profiler_.reset(); }
 
 private:
     CudaEngine() = default;
@@ -42,7 +47,16 @@ private:
         DeviceArray<float> input_norm, post_norm, q_norm, k_norm, o_norm;
         Matrix q, k, v, o, gate, mlp_gate, mlp_up, mlp_down;
     };
+    // Buffers of one forward pass, sized for `tokens` tokens and contexts up to `blocks` * 64.
+    struct Workspace {
+        int64_t tokens = 0, blocks = 0;
+        DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4;
+        DeviceArray<int32_t> ids, selected;
+        DeviceArray<float> block_scores;
+        int64_t bytes() const;
+    };
     Status upload();
+    Status ensure_workspace(int64_t tokens, int64_t context);
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
                    std::vector<std::vector<float>>* logits);
@@ -56,6 +70,8 @@ private:
     DeviceArray<double> slopes_;
     std::vector<Layer> layers_;
     std::vector<int64_t> slot_;
+    Workspace ws_;
+    OpProfiler profiler_;
 };
 
 }  // namespace quire::cuda

@@ -214,14 +214,17 @@ private slots:
         QTest::addColumn<qlonglong>("kv");
         QTest::addColumn<qlonglong>("group");
         QTest::addColumn<qlonglong>("dim");
-        QTest::newRow("gqa16 hd128") << 1LL << 16LL << 128LL;
-        QTest::newRow("gqa2 hd64") << 2LL << 2LL << 64LL;
+        QTest::addColumn<qlonglong>("keys");
+        QTest::newRow("gqa16 hd128 9103") << 1LL << 16LL << 128LL << 9103LL;
+        QTest::newRow("gqa2 hd64 9103") << 2LL << 2LL << 64LL << 9103LL;
+        QTest::newRow("gqa16 hd128 70001") << 2LL << 16LL << 128LL << 70001LL;  // a multi-word block bitmap, many C tiles
     }
     void attention_and_selection() {
         QFETCH(qlonglong, kv);
         QFETCH(qlonglong, group);
         QFETCH(qlonglong, dim);
-        const int64_t N = 9103, T = 47, pos0 = N - T, width = kv * dim, heads = kv * group;
+        QFETCH(qlonglong, keys);
+        const int64_t N = keys, T = 47, pos0 = N - T, width = kv * dim, heads = kv * group;
         const auto kb = random_bf16(N * width, 10), vb = random_bf16(N * width, 11), qb = random_bf16(T * heads * dim, 12);
         const auto kf = to_float(kb), vf = to_float(vb), qf = to_float(qb);
         cpu::SparseLayerState st{cpu::PagedRows(width), cpu::PagedRows(width), cpu::PagedRows(width), cpu::PagedRows(width)};
@@ -242,50 +245,72 @@ private slots:
         };
         DeviceBuffer<uint16_t> dk(kb), dv(vb), dq(qb), dc1(rows_of(st.c1)), dc2(rows_of(st.c2));
 
-        // Stage 1 against the CPU.
-        const int64_t stride = st.c1.size();
+        // Stage 1 + pooling against the CPU, on the blocks the selection does not force.
+        const int64_t stride = (N - 1) / 64 + 1;
         DeviceBuffer<float> dscores(T * kv * stride);
-        QCOMPARE(kernels::launch_stage1(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, dscores.get(), nullptr), cudaSuccess);
+        QCOMPARE(kernels::launch_stage1_blocks(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, dscores.get(), nullptr), cudaSuccess);
         QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
         const auto gscores = dscores.download();
-        std::vector<float> cscores(static_cast<size_t>(T * kv * stride), 0.0f);
+        std::vector<float> pooled_all(static_cast<size_t>(T * kv * stride), 0.0f);
         std::vector<std::vector<int64_t>> csel(static_cast<size_t>(T * kv));
-        std::vector<float> margins(static_cast<size_t>(T * kv));
         double num = 0, den = 0;
+        int64_t compared = 0;
         for (int64_t t = 0; t < T; ++t)
             for (int64_t gg = 0; gg < kv; ++gg) {
                 std::vector<float> sc;
-                cpu::stage1_scores(qf.data() + (t * heads + gg * group) * dim, st.c1, st.c2, gg, pos0 + t, g, true, sc);
+                const int64_t p = pos0 + t, qbk = p / 64;
+                cpu::stage1_scores(qf.data() + (t * heads + gg * group) * dim, st.c1, st.c2, gg, p, g, true, sc);
+                const auto pooled = cpu::pool_block_scores(sc, p, g);
                 const size_t item = static_cast<size_t>(t * kv + gg);
-                for (size_t i = 0; i < sc.size(); ++i) {
-                    cscores[item * static_cast<size_t>(stride) + i] = sc[i];
-                    const double d = double(gscores[item * static_cast<size_t>(stride) + i]) - sc[i];
+                std::copy(pooled.begin(), pooled.end(), pooled_all.begin() + static_cast<int64_t>(item) * stride);
+                for (int64_t b = g.init_blocks; b < qbk - g.local_blocks; ++b) {
+                    const double d = double(gscores[item * static_cast<size_t>(stride) + static_cast<size_t>(b)]) - pooled[static_cast<size_t>(b)];
                     num += d * d;
-                    den += double(sc[i]) * sc[i];
+                    den += double(pooled[static_cast<size_t>(b)]) * pooled[static_cast<size_t>(b)];
+                    ++compared;
                 }
-                csel[item] = cpu::select_blocks(sc, pos0 + t, g, &margins[item]);
+                csel[item] = cpu::select_from_block_scores(pooled, p, g);
             }
-        check("stage1", num / den, 1e-5, dscores.guard_intact());
+        QVERIFY(compared > 0);
+        check("stage1 block scores", num / den, 1e-5, dscores.guard_intact());
 
-        // Selection: on the CPU's own scores it must match exactly, ties included.
-        DeviceBuffer<float> dcs(cscores);
-        DeviceBuffer<int32_t> dsel(T * kv * g.total_topk);
-        QCOMPARE(kernels::launch_select_blocks(dcs.get(), T, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk, dsel.get(), nullptr), cudaSuccess);
-        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-        const auto gsel = dsel.download();
-        QVERIFY(dsel.guard_intact());
-        for (size_t item = 0; item < csel.size(); ++item) {
-            std::vector<int64_t> got;
-            for (int64_t i = 0; i < g.total_topk; ++i)
-                if (gsel[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)] >= 0)
-                    got.push_back(gsel[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)]);
-            QCOMPARE(got, csel[item]);
+        // Selection: on the CPU's own pooled scores it must match exactly, ties included.
+        auto select_on = [&](const std::vector<float>& pooled, std::vector<int32_t>& flat) {
+            DeviceBuffer<float> dcs(pooled);
+            DeviceBuffer<int32_t> dsel(T * kv * g.total_topk);
+            QCOMPARE(kernels::launch_select_blocks(dcs.get(), T, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk, dsel.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            flat = dsel.download();
+            QVERIFY(dsel.guard_intact());
+        };
+        auto as_lists = [&](const std::vector<int32_t>& flat) {
+            std::vector<std::vector<int64_t>> lists(static_cast<size_t>(T * kv));
+            for (size_t item = 0; item < lists.size(); ++item)
+                for (int64_t i = 0; i < g.total_topk; ++i)
+                    if (const int32_t b = flat[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)]; b >= 0) lists[item].push_back(b);
+            return lists;
+        };
+        std::vector<int32_t> gsel;
+        select_on(pooled_all, gsel);
+        QCOMPARE(as_lists(gsel), csel);
+        {
+            // Many exact ties: scores from four values, so the cut falls inside a run of equal keys.
+            std::vector<float> tied(pooled_all.size());
+            for (size_t i = 0; i < tied.size(); ++i) tied[i] = round_bf16(0.001f * static_cast<float>((i * 7919) % 4));
+            std::vector<std::vector<int64_t>> want(static_cast<size_t>(T * kv));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t gg = 0; gg < kv; ++gg) {
+                    const size_t item = static_cast<size_t>(t * kv + gg);
+                    const auto first = tied.begin() + static_cast<int64_t>(item) * stride;
+                    want[item] = cpu::select_from_block_scores(std::vector<float>(first, first + (pos0 + t) / 64 + 1), pos0 + t, g);
+                }
+            std::vector<int32_t> tsel;
+            select_on(tied, tsel);
+            QCOMPARE(as_lists(tsel), want);
         }
 
-        // Attention over those selections, and dense attention, against the CPU.
-        for (bool sparse : {true, false}) {
-            std::vector<int64_t> offsets{0};
-            std::vector<int32_t> blocks;
+        // Attention: all sparse, half dense then sparse, all dense — against the CPU.
+        for (int64_t first_sparse : {int64_t{0}, T / 2, T}) {
             std::vector<cpu::TileQuery> tq;
             std::vector<float> cpu_out(static_cast<size_t>(T * heads * dim));
             for (int64_t t = 0; t < T; ++t)
@@ -294,19 +319,20 @@ private slots:
                     x.p = pos0 + t;
                     x.q_group = qf.data() + (t * heads + gg * group) * dim;
                     x.out_group = cpu_out.data() + (t * heads + gg * group) * dim;
-                    if (sparse) x.blocks = csel[static_cast<size_t>(t * kv + gg)];
+                    if (t >= first_sparse) x.blocks = csel[static_cast<size_t>(t * kv + gg)];
                     else for (int64_t b = 0; b <= x.p / 64; ++b) x.blocks.push_back(b);
-                    for (int64_t b : x.blocks) blocks.push_back(static_cast<int32_t>(b));
-                    offsets.push_back(static_cast<int64_t>(blocks.size()));
                     std::vector<cpu::TileQuery> one{x};
                     cpu::attend_tile(one, st, gg, g, true);
                 }
-            DeviceBuffer<int64_t> doff(offsets);
-            DeviceBuffer<int32_t> dblocks(blocks);
+            std::vector<int32_t> sparse_part(gsel.begin() + first_sparse * kv * g.total_topk, gsel.end());
+            if (sparse_part.empty()) sparse_part.push_back(-1);
+            DeviceBuffer<int32_t> dselected(sparse_part);
             DeviceBuffer<uint16_t> dout(T * heads * dim);
-            QCOMPARE(kernels::launch_block_attention(dq.get(), dk.get(), dv.get(), T, pos0, kv, group, dim, doff.get(), dblocks.get(), dout.get(), nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_block_attention(dq.get(), dk.get(), dv.get(), T, pos0, kv, group, dim, dselected.get(), first_sparse,
+                                                     g.total_topk, dout.get(), nullptr), cudaSuccess);
             QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-            check(sparse ? "sparse attention" : "dense attention", nmse(dout.download(), cpu_out), 1e-5, dout.guard_intact());
+            check(("attention, first sparse query " + std::to_string(first_sparse)).c_str(), nmse(dout.download(), cpu_out), 1e-5,
+                  dout.guard_intact());
         }
     }
 };

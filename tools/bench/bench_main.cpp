@@ -1,7 +1,9 @@
 // quire-bench: prefill and decode speed of the CUDA engine on a model folder (the real 9B
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
-//   quire-bench MODEL_DIR [--lengths 8192,32768] [--chunk 8192] [--decode 16] [--budget-s 400]
+//   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192] [--decode 16] [--budget-s 400]
+// --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
+// configuration is tests/data/real_config). QUIRE_CUDA_PROFILE=1 adds GPU time per operation.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -9,10 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "cuda/cuda_engine.h"
 #include "engine.h"
 #include "model.h"
 
@@ -94,8 +98,16 @@ int main(int argc, char** argv) {
     std::vector<int64_t> lengths{8192, 32768};
     int64_t chunk = 8192, decode = 16;
     double budget = 400;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        const std::string a = argv[i], v = argv[i + 1];
+    bool random = false;
+    for (int i = 2; i < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--random") {
+            random = true;
+            --i;
+            continue;
+        }
+        if (i + 1 >= argc) break;
+        const std::string v = argv[i + 1];
         if (a == "--lengths") {
             lengths.clear();
             std::stringstream ss(v);
@@ -107,7 +119,7 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
     const double t_load = now();
-    auto model = Model::load(argv[1]);
+    auto model = random ? Model::synthetic(argv[1]) : Model::load(argv[1]);
     if (!model) {
         std::fprintf(stderr, "%s\n", model.status().message().c_str());
         return 1;
@@ -117,42 +129,76 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", engine.status().message().c_str());
         return 1;
     }
-    std::printf("device: %s; model: %s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, argv[1], now() - t_load, used_gib());
+    cudaDeviceSynchronize();
+    std::printf("device: %s; model: %s%s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, argv[1], random ? " (random weights)" : "",
+                now() - t_load, used_gib());
+    auto* cuda_engine = dynamic_cast<cuda::CudaEngine*>(engine.value().get());
     const double floor_chunk = gemm_floor(model.value()->config(), chunk);
     std::printf("cuBLAS floor: the linear layers alone take %.1f ms per %lld-token chunk (%.0f tokens/s)\n", floor_chunk * 1000.0,
                 static_cast<long long>(chunk), static_cast<double>(chunk) / floor_chunk);
-    const double t_start = now();
+    // One sequence grows through every length (chunked prefill is causal, so the time to reach L
+    // is the time of a prefill of L); decode is measured on a fork at each length.
+    std::sort(lengths.begin(), lengths.end());
     std::mt19937 rng(3);
+    std::vector<int32_t> tokens(static_cast<size_t>(lengths.back()));
+    for (auto& t : tokens) t = static_cast<int32_t>(3 + rng() % 70000);
+    auto seq = engine.value()->new_sequence();
+    double elapsed = 0, peak = 0, last_note = now();
+    int64_t done = 0;
     std::printf("| context | prefill s | prefill tokens/s | decode ms/token | GPU memory used GiB |\n|---|---|---|---|---|\n");
     for (int64_t L : lengths) {
-        std::vector<int32_t> tokens(static_cast<size_t>(L));
-        for (auto& t : tokens) t = static_cast<int32_t>(3 + rng() % 70000);
-        auto seq = engine.value()->new_sequence();
-        PrefillRequest req;
-        req.tokens = tokens;
-        req.chunk = chunk;
-        double peak = 0;
-        req.on_progress = [&](const PrefillProgress&) { peak = std::max(peak, used_gib()); };
         const double t0 = now();
+        PrefillRequest req;
+        req.tokens = std::span<const int32_t>(tokens.data() + done, static_cast<size_t>(L - done));
+        req.chunk = chunk;
+        req.on_progress = [&](const PrefillProgress& pr) {
+            peak = std::max(peak, used_gib());
+            if (now() - last_note > 30) {
+                std::fprintf(stderr, "  ... %lld tokens, %.0f s\n", static_cast<long long>(done + pr.done), elapsed + now() - t0);
+                last_note = now();
+            }
+        };
         if (Status st = engine.value()->prefill(*seq, req, nullptr); !st) {
             std::printf("| %lld | failed: %s | | | |\n", static_cast<long long>(L), st.message().c_str());
             break;
         }
-        const double prefill = now() - t0;
-        std::vector<float> logits;
-        const double t1 = now();
-        for (int64_t i = 0; i < decode; ++i) {
-            if (Status st = engine.value()->decode(*seq, static_cast<int32_t>(3 + i), &logits); !st) {
+        elapsed += now() - t0;
+        done = L;
+        peak = std::max(peak, used_gib());
+        double per_token = 0;
+        {
+            auto fork = seq->fork();
+            if (!fork) {
+                std::printf("| %lld | %.2f | %.0f | fork failed | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, peak);
+                continue;
+            }
+            std::vector<float> logits;
+            if (Status st = engine.value()->decode(*fork, 3, &logits); !st) {  // warm-up step
                 std::printf("decode failed: %s\n", st.message().c_str());
                 return 1;
             }
+            const double t1 = now();
+            for (int64_t i = 0; i < decode; ++i)
+                if (Status st = engine.value()->decode(*fork, static_cast<int32_t>(4 + i), &logits); !st) {
+                    std::printf("decode failed: %s\n", st.message().c_str());
+                    return 1;
+                }
+            per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
         }
-        const double per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
-        std::printf("| %lld | %.2f | %.0f | %.1f | %.2f |\n", static_cast<long long>(L), prefill, static_cast<double>(L) / prefill, per_token, peak);
+        std::printf("| %lld | %.2f | %.0f | %.2f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token, peak);
+        if (cuda_engine) {
+            double total = 0;
+            for (const auto& [name, sec] : cuda_engine->profile()) total += sec;
+            if (total > 0) {
+                std::printf("    GPU time by operation since the previous row (prefill and %lld decode steps):", static_cast<long long>(decode + 1));
+                for (const auto& [name, sec] : cuda_engine->profile()) std::printf(" %s %.3f s;", name.c_str(), sec);
+                std::printf("\n");
+            }
+            cuda_engine->reset_profile();
+        }
         std::fflush(stdout);
-        // Stop before a length that would not fit in the remaining budget (prefill grows at least linearly).
-        if (now() - t_start + prefill * 4.5 > budget) {
-            std::printf("(stopping: the next length would exceed the %.0f s budget)\n", budget);
+        if (now() - t_load > budget) {
+            std::printf("(stopping: past the %.0f s budget)\n", budget);
             break;
         }
     }

@@ -1,0 +1,257 @@
+// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse), after the NSA /
+// InfLLM-v2 kernels: the G query heads of one KV group form the rows of an m16 MMA tile (16 / G
+// queries per warp), so one K/V block read serves the whole group. A CTA of 4 warps takes
+// consecutive queries; it walks the union of their block lists in ascending order, loading each
+// block once (cp.async, double-buffered), and a warp computes a block only for the queries that
+// selected it. Online softmax in fp32, P rounded to bf16 for the P.V product (as FlashAttention-2
+// and the official kernel do), output bf16.
+#include <cfloat>
+
+#include "attention_ops.h"
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace quire::kernels {
+
+namespace {
+
+constexpr int kBlock = 64;
+constexpr int kWarps = 4;
+
+// First set bit at or after `from` in the CTA's block bitmap, or -1.
+__device__ __forceinline__ int64_t next_block(const uint32_t* bitmap, int64_t words, int64_t from) {
+    for (int64_t w = from >> 5; w < words; ++w) {
+        uint32_t bits = bitmap[w];
+        if (w == (from >> 5)) bits &= ~0u << (from & 31);
+        if (bits) return w * 32 + __ffs(bits) - 1;
+    }
+    return -1;
+}
+
+template <int D>
+__device__ __forceinline__ void load_block(__nv_bfloat16* ks, __nv_bfloat16* vs, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                           int64_t b, int64_t n_keys, int64_t kv_heads, int64_t g) {
+    constexpr int kChunks = D / 8;
+    for (int idx = threadIdx.x; idx < kBlock * kChunks; idx += kWarps * 32) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const int64_t key = b * kBlock + r;
+        const bool valid = key < n_keys;
+        const int64_t off = valid ? (key * kv_heads + g) * D + c * 8 : 0;
+        cp_async_16(ks + swz(r, c, kChunks), k + off, valid);
+        cp_async_16(vs + swz(r, c, kChunks), v + off, valid);
+    }
+    cp_async_commit();
+}
+
+template <int D>
+__global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                                                                      const __nv_bfloat16* __restrict__ v, int64_t tokens, int64_t pos0,
+                                                                      int64_t kv_heads, int G, const int32_t* __restrict__ selected,
+                                                                      int64_t first_sparse, int64_t topk, __nv_bfloat16* __restrict__ out) {
+    constexpr int kChunks = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2 stages][K, V][64][D]
+    uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + 4 * kBlock * D);
+    const int qpw = 16 / G, qpc = kWarps * qpw;
+    const int64_t t0 = static_cast<int64_t>(blockIdx.x) * qpc, g = blockIdx.y;
+    const int64_t t_end = min64(tokens, t0 + qpc);
+    const int64_t n_keys = pos0 + tokens;
+    const int64_t words = ((pos0 + t_end - 1) / kBlock) / 32 + 1;
+    const int64_t heads = kv_heads * G;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+    // The union of the CTA's block lists as a bitmap.
+    for (int64_t w = threadIdx.x; w < words; w += blockDim.x) bitmap[w] = 0;
+    __syncthreads();
+    for (int64_t idx = threadIdx.x; idx < qpc * words; idx += blockDim.x) {  // dense queries: blocks 0..qb
+        const int64_t t = t0 + idx / words, w = idx % words;
+        if (t >= t_end || t >= first_sparse) continue;
+        const int64_t qb = (pos0 + t) / kBlock;
+        if (w * 32 > qb) continue;
+        const uint32_t bits = qb >= w * 32 + 31 ? ~0u : (~0u >> (31 - (qb - w * 32)));
+        atomicOr(&bitmap[w], bits);
+    }
+    for (int64_t idx = threadIdx.x; idx < qpc * topk; idx += blockDim.x) {  // sparse queries: their lists
+        const int64_t t = t0 + idx / topk;
+        if (t >= t_end || t < first_sparse) continue;
+        const int32_t b = selected[((t - first_sparse) * kv_heads + g) * topk + idx % topk];
+        if (b >= 0) atomicOr(&bitmap[b >> 5], 1u << (b & 31));
+    }
+    __syncthreads();
+
+    // This warp's rows: row r is head r % G of query warp * qpw + r / G.
+    const int row0 = lane >> 2, row1 = row0 + 8;
+    const int64_t tq0 = t0 + warp * qpw + row0 / G, tq1 = t0 + warp * qpw + row1 / G;
+    const int64_t p0 = pos0 + tq0, p1 = pos0 + tq1;
+    uint32_t qa[D / 16][4];
+    #pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        const int col = ks * 16 + 2 * (lane & 3);
+        auto at = [&](int64_t t, int row, int c) -> uint32_t {
+            if (t >= t_end) return 0u;
+            return *reinterpret_cast<const uint32_t*>(q + (t * heads + g * G + row % G) * D + c);
+        };
+        qa[ks][0] = at(tq0, row0, col);
+        qa[ks][1] = at(tq1, row1, col);
+        qa[ks][2] = at(tq0, row0, col + 8);
+        qa[ks][3] = at(tq1, row1, col + 8);
+    }
+    // Lanes below qpw track one query's list (a cursor into its ascending selection).
+    const int64_t my_t = t0 + warp * qpw + lane;
+    const bool my_valid = lane < qpw && my_t < t_end;
+    const bool my_dense = my_t < first_sparse;
+    const int64_t my_qb = (pos0 + my_t) / kBlock;
+    const int32_t* my_list = my_valid && !my_dense ? selected + ((my_t - first_sparse) * kv_heads + g) * topk : nullptr;
+    int64_t cursor = 0;
+
+    const float scale = rsqrtf(static_cast<float>(D));
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float acc[D / 8][4];
+    #pragma unroll
+    for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = 0.0f;
+
+    int64_t b = next_block(bitmap, words, 0);
+    int stage = 0;
+    if (b >= 0) load_block<D>(tiles, tiles + kBlock * D, k, v, b, n_keys, kv_heads, g);
+    while (b >= 0) {
+        const int64_t nb = next_block(bitmap, words, b + 1);
+        if (nb >= 0) {
+            __nv_bfloat16* next = tiles + (stage ^ 1) * 2 * kBlock * D;
+            load_block<D>(next, next + kBlock * D, k, v, nb, n_keys, kv_heads, g);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const __nv_bfloat16* ks = tiles + stage * 2 * kBlock * D;
+        const __nv_bfloat16* vs = ks + kBlock * D;
+
+        bool in = false;
+        if (my_valid) {
+            if (my_dense) {
+                in = b <= my_qb;
+            } else if (cursor < topk && my_list[cursor] == b) {
+                in = true;
+                ++cursor;
+            }
+        }
+        const unsigned qmask = __ballot_sync(0xffffffffu, in);
+        if (qmask) {
+            const bool in0 = (qmask >> (row0 / G)) & 1u, in1 = (qmask >> (row1 / G)) & 1u;
+            float s[8][4];
+            #pragma unroll
+            for (auto& x : s) x[0] = x[1] = x[2] = x[3] = 0.0f;
+            #pragma unroll
+            for (int kp = 0; kp < D / 32; ++kp)
+                #pragma unroll
+                for (int nt = 0; nt < 8; ++nt) {
+                    uint32_t r[4];
+                    ldmatrix_x4(r, ks + swz(nt * 8 + (lane & 7), kp * 4 + (lane >> 3), kChunks));
+                    mma_bf16(s[nt], qa[2 * kp], r[0], r[1]);
+                    mma_bf16(s[nt], qa[2 * kp + 1], r[2], r[3]);
+                }
+            // Mask (not selected, or after the query) and the online softmax, per row half.
+            float mx[2] = {-INFINITY, -INFINITY};
+            #pragma unroll
+            for (int nt = 0; nt < 8; ++nt)
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int h = e >> 1;
+                    const int64_t key = b * kBlock + nt * 8 + 2 * (lane & 3) + (e & 1);
+                    const bool ok = h ? (in1 && key <= p1) : (in0 && key <= p0);
+                    s[nt][e] = ok ? s[nt][e] * scale : -INFINITY;
+                    mx[h] = fmaxf(mx[h], s[nt][e]);
+                }
+            float corr[2], sum[2] = {0.0f, 0.0f};
+            #pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                const float mn = fmaxf(m[h], mx[h]);
+                corr[h] = mn == -INFINITY ? 1.0f : __expf(m[h] - mn);
+                m[h] = mn;
+            }
+            #pragma unroll
+            for (int nt = 0; nt < 8; ++nt)
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int h = e >> 1;
+                    const float p = m[h] == -INFINITY ? 0.0f : __expf(s[nt][e] - m[h]);
+                    s[nt][e] = p;
+                    sum[h] += p;
+                }
+            #pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
+                sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
+                l[h] = l[h] * corr[h] + sum[h];
+            }
+            #pragma unroll
+            for (auto& a : acc) {
+                a[0] *= corr[0];
+                a[1] *= corr[0];
+                a[2] *= corr[1];
+                a[3] *= corr[1];
+            }
+            #pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                #pragma unroll
+                for (int dn = 0; dn < D / 16; ++dn) {
+                    uint32_t r[4];
+                    ldmatrix_x4_trans(r, vs + swz(kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), dn * 2 + (lane >> 4), kChunks));
+                    mma_bf16(acc[2 * dn], pa, r[0], r[1]);
+                    mma_bf16(acc[2 * dn + 1], pa, r[2], r[3]);
+                }
+            }
+        }
+        __syncthreads();  // the stage is free for the load after next
+        b = nb;
+        stage ^= 1;
+    }
+
+    #pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int64_t t = h ? tq1 : tq0;
+        const int row = h ? row1 : row0;
+        if (t >= t_end) continue;
+        const float inv = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
+        __nv_bfloat16* dst = out + (t * heads + g * G + row % G) * D + 2 * (lane & 3);
+        #pragma unroll
+        for (int dn = 0; dn < D / 8; ++dn)
+            *reinterpret_cast<uint32_t*>(dst + dn * 8) = pack_bf16(acc[dn][2 * h] * inv, acc[dn][2 * h + 1] * inv);
+    }
+}
+
+template <int D>
+cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                       int64_t group, const int32_t* selected, int64_t first_sparse, int64_t topk, uint16_t* out, cudaStream_t stream) {
+    const int64_t qpc = kWarps * (16 / group);
+    const int64_t ctas = (tokens + qpc - 1) / qpc;
+    const int64_t words = ((pos0 + tokens - 1) / kBlock) / 32 + 1;
+    const size_t smem = sizeof(__nv_bfloat16) * 4 * kBlock * D + sizeof(uint32_t) * static_cast<size_t>(words);
+    if (ctas > 0x7FFFFFFF || kv_heads > 65535 || smem > 220 * 1024) return cudaErrorInvalidValue;
+    auto kernel = block_attention_kernel<D>;
+    if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
+        return e;
+    kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
+        reinterpret_cast<const __nv_bfloat16*>(q), reinterpret_cast<const __nv_bfloat16*>(k), reinterpret_cast<const __nv_bfloat16*>(v),
+        tokens, pos0, kv_heads, static_cast<int>(group), selected, first_sparse, topk, reinterpret_cast<__nv_bfloat16*>(out));
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
+                                   int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
+                                   int64_t topk, uint16_t* out, cudaStream_t stream) {
+    if (tokens <= 0) return cudaSuccess;
+    if (group < 1 || group > 16 || (16 % group) != 0) return cudaErrorInvalidValue;
+    if (tokens > first_sparse && (!selected || topk <= 0)) return cudaErrorInvalidValue;
+    if (d == 64) return launch_for<64>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, stream);
+    if (d == 128) return launch_for<128>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, stream);
+    return cudaErrorInvalidValue;
+}
+
+}  // namespace quire::kernels
