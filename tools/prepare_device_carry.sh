@@ -2,12 +2,14 @@
 # Prepares .device/ (git-ignored) for running the gpu tests and the benchmark on the lent GPU
 # machine, which has CUDA, cuBLAS and PyTorch but not Qt or this distribution's sentencepiece: the
 # test binaries built here (sm_90) travel with the shared libraries they need (~55 MB, under the
-# 64 MB the device tool carries), plus the tiny models. On the device, with carry [".device"]:
+# 64 MB the device tool carries, once packed), plus the tiny models. .devpack/device.tar.xz holds
+# it all (~20 MB). On the device, with carry [".devpack"]:
+#   tar -xJf .devpack/device.tar.xz
 #   C=$(dirname "$(find /usr /opt -name 'libcublas.so.13*' | head -1)")
 #   export LD_LIBRARY_PATH=$PWD/.device/lib:$C
 #   mkdir -p /work/main/build && ln -sfn $PWD/.device/models /work/main/build/tiny-models  # the baked-in path
 #   .device/bin/test_gpu_ops; .device/bin/test_gpu_engine; compute-sanitizer .device/bin/test_gpu_ops
-#   python3 tools/bench/make_random_model.py /tmp/sala9b && .device/bin/quire-bench /tmp/sala9b
+#   QUIRE_CUDA_PROFILE=1 .device/bin/quire-bench tests/data/real_config --random --lengths 8192,131072,1048576
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .device
@@ -22,4 +24,6 @@ for b in .device/bin/*; do
 done | sort -u | grep -vE 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|libpthread|libdl\.so|librt\.so|ld-linux|libcublas' |
   while read -r lib; do cp -L "$lib" .device/lib/; done
 cp -r build/tiny-models/tiny-a build/tiny-models/tiny-g16 .device/models/
-du -sh .device
+mkdir -p .devpack
+tar -cJf .devpack/device.tar.xz .device
+du -sh .device .devpack/device.tar.xz
