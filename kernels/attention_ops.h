@@ -26,6 +26,10 @@ cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const u
                                    int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
                                    int64_t topk, uint16_t* out, cudaStream_t stream);
 
+// Scratch (floats) launch_stage1_blocks needs for this call: nonzero for a few queries of group 16,
+// which take the split (decode) path, 0 otherwise.
+int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t group);
+
 // InfLLM-v2 stage 1 and pooling (model-spec §3.3-3.4, the clean visibility rule): for each (t, g),
 // block_scores[(t * kv_heads + g) * stride + b] for b = 0 .. (pos0 + t) / 64 = max over the C1
 // entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf where
@@ -34,7 +38,7 @@ cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const u
 // pos0 + tokens - 1.
 cudaError_t launch_stage1_blocks(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0,
                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores,
-                                 cudaStream_t stream);
+                                 float* scratch, int64_t scratch_floats, cudaStream_t stream);
 
 // Forced blocks and top-k (model-spec §3.4-3.5) from pooled block scores: selected[(t * kv_heads
 // + g) * total_topk ..] gets the chosen blocks ascending, -1 after the last; ties go to the lower

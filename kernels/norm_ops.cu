@@ -1,3 +1,5 @@
+#include <initializer_list>
+
 #include "common.cuh"
 #include "norm_ops.h"
 
@@ -18,15 +20,55 @@ __global__ void rms_norm_kernel(const __nv_bfloat16* x, const float* w, int64_t 
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dst[i] = to_bf(round_bf(bf(row[i]) * inv) * w[i]);
 }
 
+// Rows of 32 * E elements (E = 4 .. 32, a multiple of 4): one warp per row, each lane holding E
+// consecutive elements in registers (8- or 16-byte accesses).
+template <int E>
+struct Lane {
+    static constexpr int kWords = E / 4;  // uint2 words of 4 bf16
+    uint2 w[kWords];
+    __device__ const __nv_bfloat16* e() const { return reinterpret_cast<const __nv_bfloat16*>(w); }
+    __device__ __nv_bfloat16* e() { return reinterpret_cast<__nv_bfloat16*>(w); }
+};
+
+template <int E>
+__global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int64_t rows, int64_t n, float eps, __nv_bfloat16* out) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const uint2* src = reinterpret_cast<const uint2*>(x + r * n + lane * E);
+    Lane<E> v;
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < Lane<E>::kWords; ++k) v.w[k] = src[k];
+#pragma unroll
+    for (int j = 0; j < E; ++j) ss += bf(v.e()[j]) * bf(v.e()[j]);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float inv = 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
+    const float* wl = w + lane * E;
+#pragma unroll
+    for (int j = 0; j < E; ++j) v.e()[j] = to_bf(round_bf(bf(v.e()[j]) * inv) * wl[j]);
+    uint2* dst = reinterpret_cast<uint2*>(out + r * n + lane * E);
+#pragma unroll
+    for (int k = 0; k < Lane<E>::kWords; ++k) dst[k] = v.w[k];
+}
+
+// One block per token: the angle depends on (position, pair) only, so cos and sin are computed once
+// per pair and applied to every head (same float formulas as the CPU engine).
 __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_t pos0, float theta) {
+    extern __shared__ float cs[];  // [half] cos, [half] sin
     const int64_t t = blockIdx.x;
     const int64_t half = dim / 2;
     const float p = static_cast<float>(pos0 + t);
-    for (int64_t idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
-        const int64_t h = idx / half, i = idx % half;
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
         const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(dim));
         const float angle = p * inv_freq;
-        const float c = cosf(angle), s = sinf(angle);
+        cs[i] = cosf(angle);
+        cs[half + i] = sinf(angle);
+    }
+    __syncthreads();
+    for (int64_t idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
+        const int64_t h = idx / half, i = idx % half;
+        const float c = cs[i], s = cs[half + i];
         __nv_bfloat16* v = x + (t * heads + h) * dim;
         const float a = bf(v[i]), b = bf(v[i + half]);
         v[i] = to_bf(a * c - b * s);
@@ -34,11 +76,64 @@ __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_
     }
 }
 
+// Element-wise kernels take 8 consecutive elements per thread (16-byte accesses) when n is a
+// multiple of 8; the tail-free layout is what every caller has (widths are multiples of 64).
+template <typename Op>
+__global__ void elementwise8_kernel(int64_t n8, Op op) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n8) op(i);
+}
+
+__device__ __forceinline__ float silu_mul_one(float g, float u) { return bf(to_bf(round_bf(g / (1.0f + expf(-g))) * u)); }
+
+struct SiluMul {
+    const uint4* gate;
+    const uint4* up;
+    uint4* out;
+    __device__ void operator()(int64_t i) const {
+        const uint4 g4 = gate[i], u4 = up[i];
+        uint4 o4;
+        const __nv_bfloat16 *g = reinterpret_cast<const __nv_bfloat16*>(&g4), *u = reinterpret_cast<const __nv_bfloat16*>(&u4);
+        __nv_bfloat16* o = reinterpret_cast<__nv_bfloat16*>(&o4);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) o[j] = to_bf(silu_mul_one(bf(g[j]), bf(u[j])));
+        out[i] = o4;
+    }
+};
+
+struct SigmoidGate {
+    uint4* x;
+    const uint4* gate;
+    __device__ void operator()(int64_t i) const {
+        uint4 x4 = x[i];
+        const uint4 g4 = gate[i];
+        __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&x4);
+        const __nv_bfloat16* g = reinterpret_cast<const __nv_bfloat16*>(&g4);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * round_bf(1.0f / (1.0f + expf(-bf(g[j])))));
+        x[i] = x4;
+    }
+};
+
+struct ResidualAdd {
+    uint4* x;
+    const uint4* a;
+    float scale;
+    __device__ void operator()(int64_t i) const {
+        uint4 x4 = x[i];
+        const uint4 a4 = a[i];
+        __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&x4);
+        const __nv_bfloat16* ae = reinterpret_cast<const __nv_bfloat16*>(&a4);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) + round_bf(bf(ae[j]) * scale));
+        x[i] = x4;
+    }
+};
+
 __global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t n, __nv_bfloat16* out) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    const float g = bf(gate[i]);
-    out[i] = to_bf(round_bf(g / (1.0f + expf(-g))) * bf(up[i]));
+    out[i] = to_bf(silu_mul_one(bf(gate[i]), bf(up[i])));
 }
 
 __global__ void sigmoid_gate_kernel(__nv_bfloat16* x, const __nv_bfloat16* g, int64_t n) {
@@ -51,6 +146,13 @@ __global__ void residual_add_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, fl
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     x[i] = to_bf(bf(x[i]) + round_bf(bf(a[i]) * scale));
+}
+
+bool vec8(int64_t n, std::initializer_list<const void*> ptrs) {
+    if (n % 8) return false;
+    for (const void* p : ptrs)
+        if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+    return true;
 }
 
 __global__ void scale_kernel(__nv_bfloat16* x, float factor, int64_t n) {
@@ -79,32 +181,53 @@ __nv_bfloat16* B(T* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
 cudaError_t launch_rms_norm(const uint16_t* x, const float* w, int64_t rows, int64_t n, float eps, uint16_t* out, cudaStream_t stream) {
     if (rows <= 0) return cudaSuccess;
     if (rows > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    rms_norm_kernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(B(x), w, n, eps, B(out));
+    if (n % 128 == 0 && n <= 1024 && reinterpret_cast<uintptr_t>(x) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
+        const unsigned blocks = static_cast<unsigned>((rows + 7) / 8);  // 8 rows (warps) per block
+        switch (n / 128) {
+            case 1: rms_norm_warp_kernel<4><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
+            case 2: rms_norm_warp_kernel<8><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
+            case 4: rms_norm_warp_kernel<16><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
+            case 8: rms_norm_warp_kernel<32><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
+            default: rms_norm_kernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(B(x), w, n, eps, B(out)); break;
+        }
+        return cudaGetLastError();
+    }
+    rms_norm_kernel<<<static_cast<unsigned>(rows), n >= 2048 ? 512 : 256, 0, stream>>>(B(x), w, n, eps, B(out));
     return cudaGetLastError();
 }
 
 cudaError_t launch_rope(uint16_t* x, int64_t tokens, int64_t heads, int64_t dim, int64_t pos0, float theta, cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;
     if (tokens > 0x7FFFFFFF || dim % 2) return cudaErrorInvalidValue;
-    rope_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(B(x), heads, dim, pos0, theta);
+    rope_kernel<<<static_cast<unsigned>(tokens), 256, static_cast<size_t>(dim) * sizeof(float), stream>>>(B(x), heads, dim, pos0, theta);
     return cudaGetLastError();
 }
 
 cudaError_t launch_silu_mul(const uint16_t* gate, const uint16_t* up, int64_t n, uint16_t* out, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
-    silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(gate), B(up), n, B(out));
+    if (vec8(n, {gate, up, out}))
+        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, SiluMul{reinterpret_cast<const uint4*>(gate), reinterpret_cast<const uint4*>(up),
+                                                                                       reinterpret_cast<uint4*>(out)});
+    else
+        silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(gate), B(up), n, B(out));
     return cudaGetLastError();
 }
 
 cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
-    sigmoid_gate_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(g), n);
+    if (vec8(n, {x, g}))
+        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, SigmoidGate{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(g)});
+    else
+        sigmoid_gate_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(g), n);
     return cudaGetLastError();
 }
 
 cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int64_t n, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
-    residual_add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(a), scale, n);
+    if (vec8(n, {x, a}))
+        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, ResidualAdd{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(a), scale});
+    else
+        residual_add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(a), scale, n);
     return cudaGetLastError();
 }
 

@@ -8,35 +8,22 @@
 #include "attention_ops.h"
 #include "common.cuh"
 #include "mma.cuh"
+#include "stage1_tile.cuh"
 
 namespace quire::kernels {
 
 namespace {
 
-constexpr int kTile = 64;
+constexpr int kTile = kStage1Tile;
 constexpr int kWarps = 8;
 constexpr int kPool = kTile + 4;  // per query: [0] = last score of the previous tile, [1..64] this tile
 
-__device__ __forceinline__ int64_t visible(int64_t n, int64_t kernel, int64_t stride) { return n < kernel ? 0 : (n - kernel) / stride + 1; }
+__device__ __forceinline__ int64_t visible(int64_t n, int64_t kernel, int64_t stride) { return visible_entries(n, kernel, stride); }
 
 template <int D>
-__device__ __forceinline__ void load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, int64_t first, int64_t count, int64_t kv_heads,
-                                          int64_t g) {
-    constexpr int kChunks = D / 8;
-    for (int idx = threadIdx.x; idx < kTile * kChunks; idx += kWarps * 32) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const bool valid = first + r < count;
-        const int64_t off = valid ? ((first + r) * kv_heads + g) * D + c * 8 : 0;
-        cp_async_16(dst + swz(r, c, kChunks), src + off, valid);
-    }
-    cp_async_commit();
-}
-
-template <int D>
-__global__ void __launch_bounds__(kWarps * 32) stage1_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
+__global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
                                                              const __nv_bfloat16* __restrict__ c2, int64_t tokens, int64_t pos0,
                                                              int64_t kv_heads, int G, int64_t stride, float* __restrict__ block_scores) {
-    constexpr int kChunks = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2][64][D]
     const int qpw = 16 / G, qpc = kWarps * qpw;
@@ -67,14 +54,16 @@ __global__ void __launch_bounds__(kWarps * 32) stage1_kernel(const __nv_bfloat16
         qa[ks][3] = at(tq1, ok1, row1, col + 8);
     }
     for (int i = lane; i < qpw; i += 32) pool[i * kPool] = -INFINITY;
-    const float scale = rsqrtf(static_cast<float>(D));
+    const float scale2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // softmax scale, in log2 units
     float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.0f, 0.0f};
+    float iz[2] = {0.0f, 0.0f};  // 1 / z once the coarse pass is done (0 for a row without coarse keys)
+    float carry = -INFINITY;     // G == 16: the last fine score of the previous tile
 
     const int64_t total = tiles2 + tiles1;
     auto issue = [&](int64_t u, int st) {
         __nv_bfloat16* dst = tiles + st * kTile * D;
-        if (u < tiles2) load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g);
-        else load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g);
+        if (u < tiles2) stage1_load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g, kWarps * 32);
+        else stage1_load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g, kWarps * 32);
     };
     if (total > 0) issue(0, 0);
     for (int64_t u = 0; u < total; ++u) {
@@ -86,66 +75,87 @@ __global__ void __launch_bounds__(kWarps * 32) stage1_kernel(const __nv_bfloat16
             cp_async_wait<0>();
         }
         __syncthreads();
+        if (u == tiles2)
+            for (int h = 0; h < 2; ++h) iz[h] = (m[h] == -INFINITY || z[h] <= 0.0f) ? 0.0f : 1.0f / z[h];
         const __nv_bfloat16* cs = tiles + st * kTile * D;
         float s[8][4];
-        #pragma unroll
-        for (auto& x : s) x[0] = x[1] = x[2] = x[3] = 0.0f;
-        #pragma unroll
-        for (int kp = 0; kp < D / 32; ++kp)
-            #pragma unroll
-            for (int nt = 0; nt < 8; ++nt) {
-                uint32_t r[4];
-                ldmatrix_x4(r, cs + swz(nt * 8 + (lane & 7), kp * 4 + (lane >> 3), kChunks));
-                mma_bf16(s[nt], qa[2 * kp], r[0], r[1]);
-                mma_bf16(s[nt], qa[2 * kp + 1], r[2], r[3]);
-            }
+        stage1_tile_scores<D>(qa, cs, lane, s);
         if (u < tiles2) {
-            // Coarse keys: running max and sum of exponentials per row (= per head).
+            // Coarse keys: running max and sum of 2^x per row (= per head), x in log2 units.
             const int64_t j0 = u * kTile;
             float mx[2] = {-INFINITY, -INFINITY};
-            #pragma unroll
+#pragma unroll
             for (int nt = 0; nt < 8; ++nt)
-                #pragma unroll
+#pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const int h = e >> 1;
                     const int64_t j = j0 + nt * 8 + 2 * (lane & 3) + (e & 1);
-                    s[nt][e] = ((h ? ok1 : ok0) && j < n2q[h]) ? scale * s[nt][e] : -INFINITY;
+                    s[nt][e] = ((h ? ok1 : ok0) && j < n2q[h]) ? scale2 * s[nt][e] : -INFINITY;
                     mx[h] = fmaxf(mx[h], s[nt][e]);
                 }
-            #pragma unroll
+#pragma unroll
             for (int h = 0; h < 2; ++h) {
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
                 const float mn = fmaxf(m[h], mx[h]);
                 float sum = 0.0f;
                 if (mn != -INFINITY) {
-                    #pragma unroll
-                    for (int nt = 0; nt < 8; ++nt) sum += expf(s[nt][2 * h] - mn) + expf(s[nt][2 * h + 1] - mn);
-                    z[h] = (m[h] == -INFINITY ? 0.0f : z[h] * expf(m[h] - mn));
+#pragma unroll
+                    for (int nt = 0; nt < 8; ++nt) sum += fast_exp2(s[nt][2 * h] - mn) + fast_exp2(s[nt][2 * h + 1] - mn);
+                    z[h] = (m[h] == -INFINITY ? 0.0f : z[h] * fast_exp2(m[h] - mn));
                 }
                 sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                 sum += __shfl_xor_sync(0xffffffffu, sum, 2);
                 if (mn != -INFINITY) z[h] += sum;
                 m[h] = mn;
             }
-        } else {
-            // Fine keys: probabilities under the coarse normaliser, summed over the group's heads.
+        } else if (G == 16) {
+            // Fine keys, one query per warp: 2^(x - m) / z per head, summed over the 16 rows by a
+            // reduce-scatter butterfly (14 shuffles) that leaves lane l with columns 2l and 2l + 1.
             const int64_t i0 = (u - tiles2) * kTile;
-            #pragma unroll
+            float x[16];
+#pragma unroll
             for (int nt = 0; nt < 8; ++nt)
-                #pragma unroll
+#pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int64_t i = i0 + nt * 8 + 2 * (lane & 3) + e;
-                    float v0 = (ok0 && i < n1q[0] && n2q[0] > 0) ? expf(scale * s[nt][e] - m[0]) / z[0] : 0.0f;
-                    float v1 = (ok1 && i < n1q[1] && n2q[1] > 0) ? expf(scale * s[nt][2 + e] - m[1]) / z[1] : 0.0f;
-                    if (G == 16) v0 += v1;
+                    const bool vis = i < n1q[0] && iz[0] > 0.0f;  // rows of one query share visibility
+                    x[2 * nt + e] = vis ? fast_exp2(scale2 * s[nt][e] - m[0]) * iz[0] + fast_exp2(scale2 * s[nt][2 + e] - m[1]) * iz[1] : 0.0f;
+                }
+            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+            float y[8], w[4], v[2];
+#pragma unroll
+            for (int i = 0; i < 8; ++i) y[i] = (b4 ? x[i + 8] : x[i]) + __shfl_xor_sync(0xffffffffu, b4 ? x[i] : x[i + 8], 16);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+#pragma unroll
+            for (int i = 0; i < 2; ++i) v[i] = round_bf((b2 ? w[i + 2] : w[i]) + __shfl_xor_sync(0xffffffffu, b2 ? w[i] : w[i + 2], 4));
+            // Lane l holds entries i0 + 2l, + 1. Block i0/4 + k covers entries 4k-1 .. 4k+3.
+            const float prev = __shfl_up_sync(0xffffffffu, v[1], 1);
+            const float before = lane == 0 ? carry : prev;
+            const float pair = fmaxf(v[0], v[1]);
+            const float next_pair = __shfl_down_sync(0xffffffffu, pair, 1);
+            carry = __shfl_sync(0xffffffffu, v[1], 31);
+            const int64_t t = t0 + warp;
+            if (!(lane & 1) && t < t_end) {
+                const int64_t b = i0 / 4 + lane / 2;
+                if (b <= (pos0 + t) / 64) block_scores[(t * kv_heads + g) * stride + b] = fmaxf(fmaxf(pair, next_pair), before);
+            }
+        } else {
+            // Fine keys, several queries per warp: sums over each query's rows, pooled through smem.
+            const int64_t i0 = (u - tiles2) * kTile;
+            for (int nt = 0; nt < 8; ++nt)
+                for (int e = 0; e < 2; ++e) {
+                    const int64_t i = i0 + nt * 8 + 2 * (lane & 3) + e;
+                    float v0 = (ok0 && i < n1q[0] && iz[0] > 0.0f) ? fast_exp2(scale2 * s[nt][e] - m[0]) * iz[0] : 0.0f;
+                    float v1 = (ok1 && i < n1q[1] && iz[1] > 0.0f) ? fast_exp2(scale2 * s[nt][2 + e] - m[1]) * iz[1] : 0.0f;
                     for (int o = 4; o < 4 * G && o < 32; o <<= 1) {
                         v0 += __shfl_xor_sync(0xffffffffu, v0, o);
                         v1 += __shfl_xor_sync(0xffffffffu, v1, o);
                     }
                     const int col = 1 + nt * 8 + 2 * (lane & 3) + e;
                     if (row0 % G == 0) pool[(qi0 - warp * qpw) * kPool + col] = round_bf(v0);
-                    if (G < 16 && row1 % G == 0) pool[(qi1 - warp * qpw) * kPool + col] = round_bf(v1);
+                    if (row1 % G == 0) pool[(qi1 - warp * qpw) * kPool + col] = round_bf(v1);
                 }
             __syncwarp();
             for (int idx = lane; idx < qpw * 16; idx += 32) {
@@ -167,8 +177,8 @@ __global__ void __launch_bounds__(kWarps * 32) stage1_kernel(const __nv_bfloat16
         const int64_t t = t0 + warp * qpw + idx;
         if (t >= t_end) continue;
         const int64_t qb = (pos0 + t) / 64;
-        for (int64_t b = tiles1 * 16; b <= qb; ++b)
-            block_scores[(t * kv_heads + g) * stride + b] = b == tiles1 * 16 ? pool[idx * kPool] : -INFINITY;
+        const float last = G == 16 ? carry : pool[idx * kPool];
+        for (int64_t b = tiles1 * 16; b <= qb; ++b) block_scores[(t * kv_heads + g) * stride + b] = b == tiles1 * 16 ? last : -INFINITY;
     }
 }
 
@@ -190,11 +200,21 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* c1, const uint16_t* c2
 
 }  // namespace
 
+// stage1_split.cu: the decode path.
+bool stage1_uses_split(int64_t tokens, int64_t kv_heads, int64_t group);
+cudaError_t launch_stage1_split(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                                int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream);
+
 cudaError_t launch_stage1_blocks(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0,
-                                 int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores, cudaStream_t stream) {
+                                 int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores, float* scratch,
+                                 int64_t scratch_floats, cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;
     if (group < 1 || group > 16 || (16 % group) != 0) return cudaErrorInvalidValue;
     if (stride < (pos0 + tokens - 1) / 64 + 1) return cudaErrorInvalidValue;
+    if (stage1_uses_split(tokens, kv_heads, group)) {
+        if (!scratch || scratch_floats < stage1_scratch_floats(tokens, pos0, kv_heads, group)) return cudaErrorInvalidValue;
+        return launch_stage1_split(q, c1, c2, tokens, pos0, kv_heads, d, stride, block_scores, scratch, stream);
+    }
     if (d == 64) return launch_for<64>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     if (d == 128) return launch_for<128>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     return cudaErrorInvalidValue;

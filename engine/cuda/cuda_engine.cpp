@@ -219,7 +219,7 @@ int64_t CudaEngine::workspace_bytes(int64_t chunk, int64_t context) const {
 int64_t CudaEngine::Workspace::bytes() const {
     int64_t n = 0;
     for (const DeviceArray<uint16_t>* b : {&x, &h, &a, &b0, &b1, &b2, &b3, &b4}) n += b->size() * 2;
-    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4;
+    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4 + stage1_scratch.size() * 4;
 }
 
 Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
@@ -341,8 +341,11 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
             if (first_sparse < n) {
                 const int64_t ts = n - first_sparse, p_first = pos0 + first_sparse;
                 const int64_t stride = (pos0 + n - 1) / 64 + 1;
+                const int64_t scratch = kernels::stage1_scratch_floats(ts, p_first, kv, G);
+                if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
                 QUIRE_LAUNCH(Op::stage1, "stage 1", kernels::launch_stage1_blocks(b0 + first_sparse * qw, st.c1.get(), st.c2.get(), ts, p_first, kv, G, d,
-                                                                          stride, ws_.block_scores.get(), nullptr));
+                                                                          stride, ws_.block_scores.get(), ws_.stage1_scratch.get(),
+                                                                          ws_.stage1_scratch.size(), nullptr));
                 QUIRE_LAUNCH(Op::selection, "block selection", kernels::launch_select_blocks(ws_.block_scores.get(), ts, p_first, kv, stride, c.sparse.init_blocks,
                                                                              c.sparse.local_blocks(), topk, ws_.selected.get(), nullptr));
                 if (seq.sparse_from_ < 0) seq.sparse_from_ = p_first;

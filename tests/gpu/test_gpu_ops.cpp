@@ -62,7 +62,7 @@ private slots:
         QTest::addColumn<qlonglong>("rows");
         QTest::addColumn<qlonglong>("n");
         for (qlonglong rows : {1, 15, 64, 1007})
-            for (qlonglong n : {64, 128, 4096}) QTest::newRow(qPrintable(QString("%1x%2").arg(rows).arg(n))) << rows << n;
+            for (qlonglong n : {64, 128, 1024, 4096}) QTest::newRow(qPrintable(QString("%1x%2").arg(rows).arg(n))) << rows << n;
     }
     void rms_norm() {
         QFETCH(qlonglong, rows);
@@ -248,9 +248,24 @@ private slots:
         // Stage 1 + pooling against the CPU, on the blocks the selection does not force.
         const int64_t stride = (N - 1) / 64 + 1;
         DeviceBuffer<float> dscores(T * kv * stride);
-        QCOMPARE(kernels::launch_stage1_blocks(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, dscores.get(), nullptr), cudaSuccess);
+        QCOMPARE(kernels::stage1_scratch_floats(T, pos0, kv, group), 0);  // many queries: the fused kernel
+        QCOMPARE(kernels::launch_stage1_blocks(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, dscores.get(), nullptr, 0, nullptr), cudaSuccess);
         QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-        const auto gscores = dscores.download();
+        auto gscores = dscores.download();
+        // The last queries again on their own: for group 16 that is the split (decode) path.
+        const int64_t tail = 3, scratch_n = kernels::stage1_scratch_floats(tail, N - tail, kv, group);
+        QCOMPARE(scratch_n > 0, group == 16);
+        {
+            DeviceBuffer<float> dtail(tail * kv * stride), dscratch(std::max<int64_t>(scratch_n, 1));
+            QCOMPARE(kernels::launch_stage1_blocks(dq.get() + (T - tail) * heads * dim, dc1.get(), dc2.get(), tail, N - tail, kv, group, dim,
+                                                   stride, dtail.get(), dscratch.get(), scratch_n, nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            QVERIFY(dtail.guard_intact());
+            QVERIFY(dscratch.guard_intact());
+            const auto got = dtail.download();
+            // Checked below with the fused results: overwrite the tail rows with the split path's.
+            std::copy(got.begin(), got.end(), gscores.begin() + (T - tail) * kv * stride);
+        }
         std::vector<float> pooled_all(static_cast<size_t>(T * kv * stride), 0.0f);
         std::vector<std::vector<int64_t>> csel(static_cast<size_t>(T * kv));
         double num = 0, den = 0;

@@ -1,0 +1,195 @@
+// Stage 1 for a few queries over a long context (decode, model-spec §3.7): the fused kernel would
+// give each (query, KV head) one CTA streaming every compressed key in turn, two CTAs in all for a
+// decode step. Here the work is split over the compressed keys instead, one warp per 64-key tile:
+//   1. per C2 tile, each head's max and sum of 2^x          (partials)
+//   2. per (query, KV head), the combined max and 1 / sum     (stats)
+//   3. per C1 tile, the group-summed probabilities, bf16      (fine scores)
+//   4. per (query, KV head), max-pooling into block scores
+// Same numbers as the fused kernel up to fp32 summation order. Group size 16 only (one query's
+// heads fill the MMA tile); other shapes use the fused kernel.
+#include <cfloat>
+
+#include "attention_ops.h"
+#include "stage1_tile.cuh"
+
+namespace quire::kernels {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+template <int D>
+__device__ __forceinline__ void load_query_rows(const __nv_bfloat16* q, int64_t t, int64_t g, int64_t kv_heads, int lane,
+                                                uint32_t (&qa)[D / 16][4]) {
+    const int row0 = lane >> 2, row1 = row0 + 8;
+    const __nv_bfloat16* base = q + (t * kv_heads + g) * 16 * D;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        const int col = ks * 16 + 2 * (lane & 3);
+        qa[ks][0] = *reinterpret_cast<const uint32_t*>(base + row0 * D + col);
+        qa[ks][1] = *reinterpret_cast<const uint32_t*>(base + row1 * D + col);
+        qa[ks][2] = *reinterpret_cast<const uint32_t*>(base + row0 * D + col + 8);
+        qa[ks][3] = *reinterpret_cast<const uint32_t*>(base + row1 * D + col + 8);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c2,
+                                                             int64_t pos0, int64_t kv_heads, int64_t tiles2, float2* __restrict__ partials) {
+    __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
+    const int lane = threadIdx.x;
+    const int64_t item = blockIdx.y, u = blockIdx.x;
+    const int64_t t = item / kv_heads, g = item % kv_heads;
+    const int64_t n2 = visible_entries(pos0 + t + 1, 128, 64);
+    stage1_load_tile<D>(tile, c2, u * kStage1Tile, n2, kv_heads, g, 32);
+    uint32_t qa[D / 16][4];
+    load_query_rows<D>(q, t, g, kv_heads, lane, qa);
+    cp_async_wait<0>();
+    __syncwarp();
+    float s[8][4];
+    stage1_tile_scores<D>(qa, tile, lane, s);
+    const float scale2 = rsqrtf(static_cast<float>(D)) * kLog2e;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int64_t j = u * kStage1Tile + nt * 8 + 2 * (lane & 3) + e;
+                s[nt][2 * h + e] = j < n2 ? scale2 * s[nt][2 * h + e] : -INFINITY;
+                mx = fmaxf(mx, s[nt][2 * h + e]);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float z = 0.0f;
+        if (mx != -INFINITY)
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) z += fast_exp2(s[nt][2 * h] - mx) + fast_exp2(s[nt][2 * h + 1] - mx);
+        z += __shfl_xor_sync(0xffffffffu, z, 1);
+        z += __shfl_xor_sync(0xffffffffu, z, 2);
+        if ((lane & 3) == 0) partials[(item * tiles2 + u) * 16 + (lane >> 2) + 8 * h] = make_float2(mx, z);
+    }
+}
+
+__global__ void combine_kernel(const float2* __restrict__ partials, int64_t tiles2, float2* __restrict__ stats) {
+    const int64_t item = blockIdx.x;
+    const int row = threadIdx.x;
+    if (row >= 16) return;
+    float m = -INFINITY;
+    for (int64_t u = 0; u < tiles2; ++u) m = fmaxf(m, partials[(item * tiles2 + u) * 16 + row].x);
+    float z = 0.0f;
+    if (m != -INFINITY)
+        for (int64_t u = 0; u < tiles2; ++u) {
+            const float2 p = partials[(item * tiles2 + u) * 16 + row];
+            if (p.x != -INFINITY) z += p.y * fast_exp2(p.x - m);
+        }
+    stats[item * 16 + row] = make_float2(m, z > 0.0f ? 1.0f / z : 0.0f);
+}
+
+template <int D>
+__global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
+                                                         int64_t pos0, int64_t kv_heads, const float2* __restrict__ stats,
+                                                         int64_t fine_stride, float* __restrict__ fine) {
+    __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
+    const int lane = threadIdx.x;
+    const int64_t item = blockIdx.y, u = blockIdx.x;
+    const int64_t t = item / kv_heads, g = item % kv_heads;
+    const int64_t n1 = visible_entries(pos0 + t + 1, 32, 16);
+    const int64_t i0 = u * kStage1Tile;
+    if (i0 >= n1) return;
+    stage1_load_tile<D>(tile, c1, i0, n1, kv_heads, g, 32);
+    uint32_t qa[D / 16][4];
+    load_query_rows<D>(q, t, g, kv_heads, lane, qa);
+    const float2 st0 = stats[item * 16 + (lane >> 2)], st1 = stats[item * 16 + (lane >> 2) + 8];
+    cp_async_wait<0>();
+    __syncwarp();
+    float s[8][4];
+    stage1_tile_scores<D>(qa, tile, lane, s);
+    const float scale2 = rsqrtf(static_cast<float>(D)) * kLog2e;
+    float x[16];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int64_t i = i0 + nt * 8 + 2 * (lane & 3) + e;
+            const float a = st0.y > 0.0f ? fast_exp2(scale2 * s[nt][e] - st0.x) * st0.y : 0.0f;
+            const float b = st1.y > 0.0f ? fast_exp2(scale2 * s[nt][2 + e] - st1.x) * st1.y : 0.0f;
+            x[2 * nt + e] = i < n1 ? a + b : 0.0f;
+        }
+    // Sum over the 16 rows (lane bits 2..4 and the two row halves): lane l ends with entries 2l, 2l+1.
+    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+    float y[8], w[4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = (b4 ? x[i + 8] : x[i]) + __shfl_xor_sync(0xffffffffu, b4 ? x[i] : x[i + 8], 16);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float v = round_bf((b2 ? w[i + 2] : w[i]) + __shfl_xor_sync(0xffffffffu, b2 ? w[i] : w[i + 2], 4));
+        const int64_t entry = i0 + 2 * lane + i;
+        if (entry < n1) fine[item * fine_stride + entry] = v;
+    }
+}
+
+__global__ void pool_kernel(const float* __restrict__ fine, int64_t fine_stride, int64_t pos0, int64_t kv_heads, int64_t stride,
+                            float* __restrict__ block_scores) {
+    const int64_t item = blockIdx.x;
+    const int64_t p = pos0 + item / kv_heads;
+    const int64_t n1 = visible_entries(p + 1, 32, 16);
+    const float* row = fine + item * fine_stride;
+    for (int64_t b = threadIdx.x; b <= p / 64; b += blockDim.x) {
+        float best = -INFINITY;
+        for (int64_t i = max64(0, 4 * b - 1); i <= min64(n1 - 1, 4 * b + 3); ++i) best = fmaxf(best, row[i]);
+        block_scores[item * stride + b] = best;
+    }
+}
+
+struct SplitLayout {
+    int64_t items, tiles2, tiles1, fine_stride;
+    int64_t partial_floats() const { return items * tiles2 * 16 * 2; }
+    int64_t total_floats() const { return partial_floats() + items * 16 * 2 + items * fine_stride; }
+};
+
+SplitLayout split_layout(int64_t tokens, int64_t pos0, int64_t kv_heads) {
+    const int64_t n = pos0 + tokens;
+    const int64_t n1 = n < 32 ? 0 : (n - 32) / 16 + 1, n2 = n < 128 ? 0 : (n - 128) / 64 + 1;
+    return {tokens * kv_heads, (n2 + kStage1Tile - 1) / kStage1Tile, (n1 + kStage1Tile - 1) / kStage1Tile, std::max<int64_t>(n1, 1)};
+}
+
+template <int D>
+cudaError_t launch_split(const uint16_t* q16, const uint16_t* c1_16, const uint16_t* c2_16, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                         int64_t stride, float* block_scores, float* scratch, cudaStream_t stream) {
+    const SplitLayout L = split_layout(tokens, pos0, kv_heads);
+    const auto* q = reinterpret_cast<const __nv_bfloat16*>(q16);
+    float2* partials = reinterpret_cast<float2*>(scratch);
+    float2* stats = partials + L.items * L.tiles2 * 16;
+    float* fine = reinterpret_cast<float*>(stats + L.items * 16);
+    if (L.tiles2 > 0)
+        coarse_partials_kernel<D><<<dim3(static_cast<unsigned>(L.tiles2), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
+            q, reinterpret_cast<const __nv_bfloat16*>(c2_16), pos0, kv_heads, L.tiles2, partials);
+    combine_kernel<<<static_cast<unsigned>(L.items), 32, 0, stream>>>(partials, L.tiles2, stats);
+    if (L.tiles1 > 0)
+        fine_scores_kernel<D><<<dim3(static_cast<unsigned>(L.tiles1), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
+            q, reinterpret_cast<const __nv_bfloat16*>(c1_16), pos0, kv_heads, stats, L.fine_stride, fine);
+    pool_kernel<<<static_cast<unsigned>(L.items), 256, 0, stream>>>(fine, L.fine_stride, pos0, kv_heads, stride, block_scores);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+bool stage1_uses_split(int64_t tokens, int64_t kv_heads, int64_t group) { return group == 16 && tokens * kv_heads <= 32; }
+
+int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t group) {
+    if (tokens <= 0 || !stage1_uses_split(tokens, kv_heads, group)) return 0;
+    return split_layout(tokens, pos0, kv_heads).total_floats();
+}
+
+cudaError_t launch_stage1_split(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                                int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream) {
+    if (d == 64) return launch_split<64>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, scratch, stream);
+    if (d == 128) return launch_split<128>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, scratch, stream);
+    return cudaErrorInvalidValue;
+}
+
+}  // namespace quire::kernels

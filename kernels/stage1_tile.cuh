@@ -1,0 +1,49 @@
+#pragma once
+// Pieces shared by the fused stage-1 kernel (prefill) and the split one (decode): visibility of
+// compressed keys, and the 16 x 64 score tile of one warp's query rows against 64 compressed keys
+// held in shared memory (swizzled rows of D bf16).
+
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace quire::kernels {
+
+constexpr int kStage1Tile = 64;
+
+// Compressed entries (window `kernel`, step `stride`) complete among the first n keys.
+__device__ __forceinline__ int64_t visible_entries(int64_t n, int64_t kernel, int64_t stride) {
+    return n < kernel ? 0 : (n - kernel) / stride + 1;
+}
+
+// s[nt][e] (C layout) = q_row . key for the tile's 64 keys; qa holds the rows as A fragments.
+template <int D>
+__device__ __forceinline__ void stage1_tile_scores(const uint32_t (&qa)[D / 16][4], const __nv_bfloat16* tile, int lane, float (&s)[8][4]) {
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+    for (int kp = 0; kp < D / 32; ++kp)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+            uint32_t r[4];
+            ldmatrix_x4(r, tile + swz(nt * 8 + (lane & 7), kp * 4 + (lane >> 3), D / 8));
+            mma_bf16(s[nt], qa[2 * kp], r[0], r[1]);
+            mma_bf16(s[nt], qa[2 * kp + 1], r[2], r[3]);
+        }
+}
+
+// Asynchronous load of compressed entries first .. first + 63 of KV head g (zero past count) by
+// `threads` threads of the CTA.
+template <int D>
+__device__ __forceinline__ void stage1_load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, int64_t first, int64_t count,
+                                                 int64_t kv_heads, int64_t g, int threads) {
+    constexpr int kChunks = D / 8;
+    for (int idx = threadIdx.x; idx < kStage1Tile * kChunks; idx += threads) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const bool valid = first + r < count;
+        const int64_t off = valid ? ((first + r) * kv_heads + g) * D + c * 8 : 0;
+        cp_async_16(dst + swz(r, c, kChunks), src + off, valid);
+    }
+    cp_async_commit();
+}
+
+}  // namespace quire::kernels
