@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kBlock = 64;
 constexpr int kWarps = 4;
+constexpr int kStages = 3;  // K/V block buffers in the cp.async ring
 
 // First set bit at or after `from` in the CTA's block bitmap, or -1.
 __device__ __forceinline__ int64_t next_block(const uint32_t* bitmap, int64_t words, int64_t from) {
@@ -50,8 +51,8 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
                                                                       int64_t first_sparse, int64_t topk, __nv_bfloat16* __restrict__ out) {
     constexpr int kChunks = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2 stages][K, V][64][D]
-    uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + 4 * kBlock * D);
+    __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kStages][K, V][64][D]
+    uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + kStages * 2 * kBlock * D);
     const int qpw = 16 / G, qpc = kWarps * qpw;
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * qpc, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + qpc);
@@ -110,20 +111,30 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
     #pragma unroll
     for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = 0.0f;
 
+    // A ring of kStages block buffers: the load of the block kStages - 1 ahead is in flight while
+    // the current one is computed (one cp.async group per iteration, empty at the end).
     int64_t b = next_block(bitmap, words, 0);
-    int stage = 0;
-    if (b >= 0) load_block<D>(tiles, tiles + kBlock * D, k, v, b, n_keys, kv_heads, g);
-    while (b >= 0) {
-        const int64_t nb = next_block(bitmap, words, b + 1);
-        if (nb >= 0) {
-            __nv_bfloat16* next = tiles + (stage ^ 1) * 2 * kBlock * D;
-            load_block<D>(next, next + kBlock * D, k, v, nb, n_keys, kv_heads, g);
-            cp_async_wait<1>();
+    int64_t load_next = b;
+    for (int st = 0; st < kStages - 1; ++st) {
+        if (load_next >= 0) {
+            __nv_bfloat16* dst = tiles + st * 2 * kBlock * D;
+            load_block<D>(dst, dst + kBlock * D, k, v, load_next, n_keys, kv_heads, g);
+            load_next = next_block(bitmap, words, load_next + 1);
         } else {
-            cp_async_wait<0>();
+            cp_async_commit();
         }
+    }
+    for (int it = 0; b >= 0; ++it) {
+        if (load_next >= 0) {
+            __nv_bfloat16* dst = tiles + ((it + kStages - 1) % kStages) * 2 * kBlock * D;
+            load_block<D>(dst, dst + kBlock * D, k, v, load_next, n_keys, kv_heads, g);
+            load_next = next_block(bitmap, words, load_next + 1);
+        } else {
+            cp_async_commit();
+        }
+        cp_async_wait<kStages - 1>();
         __syncthreads();
-        const __nv_bfloat16* ks = tiles + stage * 2 * kBlock * D;
+        const __nv_bfloat16* ks = tiles + (it % kStages) * 2 * kBlock * D;
         const __nv_bfloat16* vs = ks + kBlock * D;
 
         bool in = false;
@@ -206,9 +217,8 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
                 }
             }
         }
-        __syncthreads();  // the stage is free for the load after next
-        b = nb;
-        stage ^= 1;
+        __syncthreads();  // this stage is free for the next load
+        b = next_block(bitmap, words, b + 1);
     }
 
     #pragma unroll
@@ -230,7 +240,7 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, 
     const int64_t qpc = kWarps * (16 / group);
     const int64_t ctas = (tokens + qpc - 1) / qpc;
     const int64_t words = ((pos0 + tokens - 1) / kBlock) / 32 + 1;
-    const size_t smem = sizeof(__nv_bfloat16) * 4 * kBlock * D + sizeof(uint32_t) * static_cast<size_t>(words);
+    const size_t smem = sizeof(__nv_bfloat16) * kStages * 2 * kBlock * D + sizeof(uint32_t) * static_cast<size_t>(words);
     if (ctas > 0x7FFFFFFF || kv_heads > 65535 || smem > 220 * 1024) return cudaErrorInvalidValue;
     auto kernel = block_attention_kernel<D>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)

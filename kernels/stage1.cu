@@ -57,7 +57,6 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
     const float scale2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // softmax scale, in log2 units
     float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.0f, 0.0f};
     float iz[2] = {0.0f, 0.0f};  // 1 / z once the coarse pass is done (0 for a row without coarse keys)
-    float carry = -INFINITY;     // G == 16: the last fine score of the previous tile
 
     const int64_t total = tiles2 + tiles1;
     auto issue = [&](int64_t u, int st) {
@@ -109,40 +108,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
                 if (mn != -INFINITY) z[h] += sum;
                 m[h] = mn;
             }
-        } else if (G == 16) {
-            // Fine keys, one query per warp: 2^(x - m) / z per head, summed over the 16 rows by a
-            // reduce-scatter butterfly (14 shuffles) that leaves lane l with columns 2l and 2l + 1.
-            const int64_t i0 = (u - tiles2) * kTile;
-            float x[16];
-#pragma unroll
-            for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int64_t i = i0 + nt * 8 + 2 * (lane & 3) + e;
-                    const bool vis = i < n1q[0] && iz[0] > 0.0f;  // rows of one query share visibility
-                    x[2 * nt + e] = vis ? fast_exp2(scale2 * s[nt][e] - m[0]) * iz[0] + fast_exp2(scale2 * s[nt][2 + e] - m[1]) * iz[1] : 0.0f;
-                }
-            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-            float y[8], w[4], v[2];
-#pragma unroll
-            for (int i = 0; i < 8; ++i) y[i] = (b4 ? x[i + 8] : x[i]) + __shfl_xor_sync(0xffffffffu, b4 ? x[i] : x[i + 8], 16);
-#pragma unroll
-            for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
-#pragma unroll
-            for (int i = 0; i < 2; ++i) v[i] = round_bf((b2 ? w[i + 2] : w[i]) + __shfl_xor_sync(0xffffffffu, b2 ? w[i] : w[i + 2], 4));
-            // Lane l holds entries i0 + 2l, + 1. Block i0/4 + k covers entries 4k-1 .. 4k+3.
-            const float prev = __shfl_up_sync(0xffffffffu, v[1], 1);
-            const float before = lane == 0 ? carry : prev;
-            const float pair = fmaxf(v[0], v[1]);
-            const float next_pair = __shfl_down_sync(0xffffffffu, pair, 1);
-            carry = __shfl_sync(0xffffffffu, v[1], 31);
-            const int64_t t = t0 + warp;
-            if (!(lane & 1) && t < t_end) {
-                const int64_t b = i0 / 4 + lane / 2;
-                if (b <= (pos0 + t) / 64) block_scores[(t * kv_heads + g) * stride + b] = fmaxf(fmaxf(pair, next_pair), before);
-            }
         } else {
-            // Fine keys, several queries per warp: sums over each query's rows, pooled through smem.
+            // Fine keys: sums over each query's rows (shuffles within the query's lanes), pooled through smem.
             const int64_t i0 = (u - tiles2) * kTile;
             for (int nt = 0; nt < 8; ++nt)
                 for (int e = 0; e < 2; ++e) {
@@ -177,8 +144,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
         const int64_t t = t0 + warp * qpw + idx;
         if (t >= t_end) continue;
         const int64_t qb = (pos0 + t) / 64;
-        const float last = G == 16 ? carry : pool[idx * kPool];
-        for (int64_t b = tiles1 * 16; b <= qb; ++b) block_scores[(t * kv_heads + g) * stride + b] = b == tiles1 * 16 ? last : -INFINITY;
+        for (int64_t b = tiles1 * 16; b <= qb; ++b)
+            block_scores[(t * kv_heads + g) * stride + b] = b == tiles1 * 16 ? pool[idx * kPool] : -INFINITY;
     }
 }
 
@@ -200,7 +167,9 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* c1, const uint16_t* c2
 
 }  // namespace
 
-// stage1_split.cu: the decode path.
+// stage1_split.cu: the decode path; stage1_g16.cu: groups of 16, two queries per warp.
+cudaError_t launch_stage1_g16(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                              int64_t d, int64_t stride, float* block_scores, cudaStream_t stream);
 bool stage1_uses_split(int64_t tokens, int64_t kv_heads, int64_t group);
 cudaError_t launch_stage1_split(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                 int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream);
@@ -215,6 +184,7 @@ cudaError_t launch_stage1_blocks(const uint16_t* q, const uint16_t* c1, const ui
         if (!scratch || scratch_floats < stage1_scratch_floats(tokens, pos0, kv_heads, group)) return cudaErrorInvalidValue;
         return launch_stage1_split(q, c1, c2, tokens, pos0, kv_heads, d, stride, block_scores, scratch, stream);
     }
+    if (group == 16) return launch_stage1_g16(q, c1, c2, tokens, pos0, kv_heads, d, stride, block_scores, stream);
     if (d == 64) return launch_for<64>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     if (d == 128) return launch_for<128>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     return cudaErrorInvalidValue;

@@ -165,6 +165,24 @@ int main(int argc, char** argv) {
         elapsed += now() - t0;
         done = L;
         peak = std::max(peak, used_gib());
+        // GPU time per operation: the prefill segment, then the decode steps (per token).
+        std::string prefill_profile, decode_profile;
+        auto take_profile = [&](double divide) {
+            std::string out;
+            if (!cuda_engine) return out;
+            double total = 0;
+            for (const auto& [name, sec] : cuda_engine->profile()) total += sec;
+            if (total > 0) {
+                char buf[96];
+                for (const auto& [name, sec] : cuda_engine->profile()) {
+                    std::snprintf(buf, sizeof buf, " %s %.3f;", name.c_str(), sec / divide * (divide > 1 ? 1000.0 : 1.0));
+                    out += buf;
+                }
+            }
+            cuda_engine->reset_profile();
+            return out;
+        };
+        prefill_profile = take_profile(1);
         double per_token = 0;
         {
             auto fork = seq->fork();
@@ -177,6 +195,7 @@ int main(int argc, char** argv) {
                 std::printf("decode failed: %s\n", st.message().c_str());
                 return 1;
             }
+            take_profile(1);
             const double t1 = now();
             for (int64_t i = 0; i < decode; ++i)
                 if (Status st = engine.value()->decode(*fork, static_cast<int32_t>(4 + i), &logits); !st) {
@@ -184,18 +203,11 @@ int main(int argc, char** argv) {
                     return 1;
                 }
             per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
+            decode_profile = take_profile(static_cast<double>(decode));
         }
         std::printf("| %lld | %.2f | %.0f | %.2f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token, peak);
-        if (cuda_engine) {
-            double total = 0;
-            for (const auto& [name, sec] : cuda_engine->profile()) total += sec;
-            if (total > 0) {
-                std::printf("    GPU time by operation since the previous row (prefill and %lld decode steps):", static_cast<long long>(decode + 1));
-                for (const auto& [name, sec] : cuda_engine->profile()) std::printf(" %s %.3f s;", name.c_str(), sec);
-                std::printf("\n");
-            }
-            cuda_engine->reset_profile();
-        }
+        if (!prefill_profile.empty()) std::printf("    prefill GPU seconds since the previous row:%s\n", prefill_profile.c_str());
+        if (!decode_profile.empty()) std::printf("    decode GPU milliseconds per token:%s\n", decode_profile.c_str());
         std::fflush(stdout);
         if (now() - t_load > budget) {
             std::printf("(stopping: past the %.0f s budget)\n", budget);
