@@ -30,6 +30,14 @@ cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const u
 // which take the split (decode) path, 0 otherwise.
 int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t group);
 
+// The same attention for a few queries of group 16 (decode), split over the blocks: for
+// decode_attention_applies() shapes, with scratch of decode_attention_scratch_floats() floats.
+bool decode_attention_applies(int64_t tokens, int64_t kv_heads, int64_t group);
+int64_t decode_attention_scratch_floats(int64_t tokens, int64_t kv_heads, int64_t group, int64_t d);
+cudaError_t launch_decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                                    int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out,
+                                    cudaStream_t stream);
+
 // InfLLM-v2 stage 1 and pooling (model-spec §3.3-3.4, the clean visibility rule): for each (t, g),
 // block_scores[(t * kv_heads + g) * stride + b] for b = 0 .. (pos0 + t) / 64 = max over the C1
 // entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf where

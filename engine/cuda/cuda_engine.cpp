@@ -7,6 +7,7 @@
 #include "bf16.h"
 #include "cpu/lightning_attention.h"
 #include "embedding.h"
+#include "gemv.h"
 #include "norm_ops.h"
 #include "random_fill.h"
 #include "prefill_loop.h"
@@ -219,7 +220,7 @@ int64_t CudaEngine::workspace_bytes(int64_t chunk, int64_t context) const {
 int64_t CudaEngine::Workspace::bytes() const {
     int64_t n = 0;
     for (const DeviceArray<uint16_t>* b : {&x, &h, &a, &b0, &b1, &b2, &b3, &b4}) n += b->size() * 2;
-    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4 + stage1_scratch.size() * 4;
+    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4 + stage1_scratch.size() * 4 + attention_scratch.size() * 4;
 }
 
 Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
@@ -244,6 +245,9 @@ Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
 }
 
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
+    // A few tokens (decode): a weight-streaming GEMV beats cuBLAS's small-n GEMM.
+    if (tokens <= kernels::kGemvMaxTokens && w.cols % 8 == 0)
+        return check(kernels::launch_gemv_bf16(w.data.get(), w.rows, w.cols, x, tokens, y, nullptr), "GEMV");
     // Row-major y[tokens, rows] = x[tokens, cols] . W[rows, cols]^T, as column-major y^T = W . x^T.
     const float one = 1.0f, zero = 0.0f;
     const cublasStatus_t s = cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(tokens),
@@ -350,8 +354,15 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
                                                                              c.sparse.local_blocks(), topk, ws_.selected.get(), nullptr));
                 if (seq.sparse_from_ < 0) seq.sparse_from_ = p_first;
             }
-            QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, G, d, ws_.selected.get(),
-                                                                           first_sparse, topk, b3, nullptr));
+            if (kernels::decode_attention_applies(n, kv, G)) {
+                const int64_t scratch = kernels::decode_attention_scratch_floats(n, kv, G, d);
+                if (scratch > ws_.attention_scratch.size()) QUIRE_TRY(check(ws_.attention_scratch.allocate(scratch), "attention scratch"));
+                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_decode_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, d, ws_.selected.get(),
+                                                                                first_sparse, topk, ws_.attention_scratch.get(), b3, nullptr));
+            } else {
+                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, G, d, ws_.selected.get(),
+                                                                               first_sparse, topk, b3, nullptr));
+            }
             if (L.gate.data.get()) {
                 QUIRE_TRY(gemm_t(h, L.gate, b4));
                 QUIRE_LAUNCH(Op::norms, "gate", kernels::launch_sigmoid_gate(b3, b4, n * qw, nullptr));

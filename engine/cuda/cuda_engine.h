@@ -52,7 +52,7 @@ private:
         int64_t tokens = 0, blocks = 0;
         DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4;
         DeviceArray<int32_t> ids, selected;
-        DeviceArray<float> block_scores, stage1_scratch;  // scratch: the decode path of stage 1
+        DeviceArray<float> block_scores, stage1_scratch, attention_scratch;  // scratch: the decode paths
         int64_t bytes() const;
     };
     Status upload();

@@ -12,6 +12,7 @@
 #include "device_buffer.h"
 #include "gpu_test_main.h"
 #include "attention_ops.h"
+#include "gemv.h"
 #include "cpu/lightning_attention.h"
 #include "cpu/sparse_attention.h"
 #include "norm_ops.h"
@@ -164,6 +165,34 @@ private slots:
             for (int64_t i = 0; i < count; ++i) std::copy(ref->row(i), ref->row(i) + width, cpu.begin() + i * width);
             check("compress_keys", nmse(dout.download(), cpu), kElementwise, dout.guard_intact());
         }
+    }
+
+    void gemv_data() {
+        QTest::addColumn<qlonglong>("tokens");
+        QTest::addColumn<qlonglong>("rows");
+        QTest::addColumn<qlonglong>("cols");
+        QTest::newRow("1x1003x4096") << 1LL << 1003LL << 4096LL;
+        QTest::newRow("3x64x16384") << 3LL << 64LL << 16384LL;
+        QTest::newRow("4x517x136") << 4LL << 517LL << 136LL;
+    }
+    void gemv() {
+        QFETCH(qlonglong, tokens);
+        QFETCH(qlonglong, rows);
+        QFETCH(qlonglong, cols);
+        const auto w = random_bf16(rows * cols, 21, 0.05f), x = random_bf16(tokens * cols, 22);
+        const auto wf = to_float(w), xf = to_float(x);
+        DeviceBuffer<uint16_t> dw(w), dx(x), dy(tokens * rows);
+        QCOMPARE(kernels::launch_gemv_bf16(dw.get(), rows, cols, dx.get(), tokens, dy.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> want(static_cast<size_t>(tokens * rows));
+        for (int64_t t = 0; t < tokens; ++t)
+            for (int64_t r = 0; r < rows; ++r) {
+                double acc = 0;
+                for (int64_t c = 0; c < cols; ++c) acc += double(wf[static_cast<size_t>(r * cols + c)]) * xf[static_cast<size_t>(t * cols + c)];
+                want[static_cast<size_t>(t * rows + r)] = round_bf16(static_cast<float>(acc));
+            }
+        check("gemv", nmse(dy.download(), want), kElementwise, dy.guard_intact());
+        QCOMPARE(kernels::launch_gemv_bf16(dw.get(), rows, cols, dx.get(), kernels::kGemvMaxTokens + 1, dy.get(), nullptr), cudaErrorInvalidValue);
     }
 
     void lightning_data() {
@@ -348,6 +377,20 @@ private slots:
             QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
             check(("attention, first sparse query " + std::to_string(first_sparse)).c_str(), nmse(dout.download(), cpu_out), 1e-5,
                   dout.guard_intact());
+            // The decode path (group 16): the last query alone, split over its blocks.
+            if (kernels::decode_attention_applies(1, kv, group)) {
+                const bool last_sparse = first_sparse < T;
+                std::vector<int32_t> last_list(gsel.end() - kv * g.total_topk, gsel.end());
+                DeviceBuffer<int32_t> dlast(last_list);
+                DeviceBuffer<float> dscratch(kernels::decode_attention_scratch_floats(1, kv, group, dim));
+                DeviceBuffer<uint16_t> dout1(heads * dim);
+                QCOMPARE(kernels::launch_decode_attention(dq.get() + (T - 1) * heads * dim, dk.get(), dv.get(), 1, N - 1, kv, dim, dlast.get(),
+                                                          last_sparse ? 0 : 1, g.total_topk, dscratch.get(), dout1.get(), nullptr), cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                const std::vector<float> want(cpu_out.end() - heads * dim, cpu_out.end());
+                check(last_sparse ? "decode attention, sparse" : "decode attention, dense", nmse(dout1.download(), want), 1e-5,
+                      dout1.guard_intact() && dscratch.guard_intact());
+            }
         }
     }
 };

@@ -1,0 +1,19 @@
+#pragma once
+// y[t, r] = bf16( sum_c x[t, c] * W[r, c] ) for a few tokens (decode): the weights are streamed once
+// with 16-byte loads, fp32 accumulation. cuBLAS's GEMM at n = 1 reaches ~70% of the memory
+// bandwidth on an H100; this reaches more (docs/benchmarks.md).
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace quire::kernels {
+
+constexpr int64_t kGemvMaxTokens = 4;
+
+// W: [rows, cols] bf16 row-major, x: [tokens, cols], y: [tokens, rows]; cols a multiple of 8 and
+// 16-byte aligned rows; tokens <= kGemvMaxTokens.
+cudaError_t launch_gemv_bf16(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t tokens, uint16_t* y,
+                             cudaStream_t stream);
+
+}  // namespace quire::kernels
