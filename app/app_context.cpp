@@ -1,11 +1,14 @@
 #include "app_context.h"
 
+#include "engine_setup.h"
+
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
 #include <QStandardPaths>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace quire::app {
 
@@ -66,6 +69,7 @@ bool loadEngine(AppContext& ctx, const cli::Args& args) {
     }
     EngineOptions options;
     if (auto t = args.value("--threads")) options.threads = std::atoi(t->c_str());
+    if (!cli::read_gpu_option(args, options)) return false;
     auto engine = create_engine(model.value(), backend, options);
     if (!engine) {
         std::fprintf(stderr, "quire: %s\n", engine.status().message().c_str());

@@ -43,7 +43,7 @@ int usage() {
                  "  quire chats NAME\n"
                  "  quire export NAME CHAT --markdown\n"
                  "  quire config model DIR\n"
-                 "common options: --data-dir DIR, --model DIR, --backend cpu|cuda, --threads N\n");
+                 "common options: --data-dir DIR, --model DIR, --backend cpu|cuda, --gpu N, --threads N\n");
     return 2;
 }
 

@@ -1,11 +1,26 @@
 #include "engine_setup.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace quire::cli {
 
 const char* kEngineOptionsUsage =
-    "  [--backend cpu|cuda] [--precision bf16|fp32] [--regime per-query|per-request] [--threads N]\n";
+    "  [--backend cpu|cuda] [--precision bf16|fp32] [--regime per-query|per-request] [--threads N]\n"
+    "  [--gpu N] (with --backend cuda: which GPU, 0 by default)\n";
+
+bool read_gpu_option(const Args& args, EngineOptions& options) {
+    auto g = args.value("--gpu");
+    if (!g) return true;
+    char* end = nullptr;
+    const long n = std::strtol(g->c_str(), &end, 10);
+    if (g->empty() || *end != '\0' || n < 0 || n > 1024) {
+        std::fprintf(stderr, "quire: --gpu must be a device number (0, 1, ...), not '%s'\n", g->c_str());
+        return false;
+    }
+    options.gpu = static_cast<int>(n);
+    return true;
+}
 
 EngineSetup setup_engine(const Args& args) {
     EngineSetup s;
@@ -29,6 +44,7 @@ EngineSetup setup_engine(const Args& args) {
         return s;
     }
     if (auto t = args.value("--threads")) options.threads = std::atoi(t->c_str());
+    if (!read_gpu_option(args, options)) return s;
     auto model = Model::load(*dir);
     if (!model) {
         std::fprintf(stderr, "quire: cannot load model %s:\n%s\n", dir->c_str(), model.status().message().c_str());

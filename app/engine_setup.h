@@ -17,6 +17,8 @@ struct EngineSetup {
 
 // Returns nullptr-engine on failure after printing the reason.
 EngineSetup setup_engine(const Args& args);
+// --gpu N into options.gpu; false (after printing why) when N is not a device number.
+bool read_gpu_option(const Args& args, EngineOptions& options);
 // The options setup_engine reads, for usage texts.
 extern const char* kEngineOptionsUsage;
 

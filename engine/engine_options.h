@@ -24,6 +24,7 @@ struct EngineOptions {
     Precision precision = Precision::bf16;
     RegimeRule regime = RegimeRule::per_query;
     int threads = 0;  // 0: all hardware threads
+    int gpu = 0;      // CUDA backend: which device (cudaGetDeviceCount order, as nvidia-smi lists them)
 };
 
 const char* precision_name(Precision p);

@@ -16,6 +16,7 @@ GpuInfo probe_gpus() {
     g.total_memory = p.total_memory;
     g.free_memory = p.free_memory;
     g.reason = p.reason;
+    for (const auto& d : p.devices) g.devices.push_back({d.name, d.total_memory, d.free_memory});
 #else
     g.reason = "this build has no CUDA support";
 #endif

@@ -3,8 +3,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace quire {
+
+struct GpuDevice {
+    std::string name;
+    int64_t total_memory = 0;
+    int64_t free_memory = 0;
+};
 
 struct GpuInfo {
     bool cuda_built = false;  // this build has CUDA code
@@ -13,6 +20,7 @@ struct GpuInfo {
     int64_t total_memory = 0;
     int64_t free_memory = 0;
     std::string reason;       // why there is no usable GPU
+    std::vector<GpuDevice> devices;  // every device, numbered as EngineOptions::gpu counts them
 };
 
 GpuInfo probe_gpus();

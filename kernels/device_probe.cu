@@ -33,6 +33,21 @@ DeviceProbe probe_devices() {
     p.free_memory = static_cast<int64_t>(free_b);
     p.compute_major = prop.major;
     p.compute_minor = prop.minor;
+    for (int d = 0; d < count; ++d) {
+        DeviceDescription desc;
+        cudaDeviceProp dp{};
+        size_t f = 0, t = 0;
+        if (cudaGetDeviceProperties(&dp, d) == cudaSuccess && cudaSetDevice(d) == cudaSuccess && cudaMemGetInfo(&f, &t) == cudaSuccess) {
+            desc.name = dp.name;
+            desc.total_memory = static_cast<int64_t>(t);
+            desc.free_memory = static_cast<int64_t>(f);
+        } else {
+            cudaGetLastError();
+            desc.name = "(unavailable)";
+        }
+        p.devices.push_back(desc);
+    }
+    cudaSetDevice(0);
     return p;
 }
 

@@ -3,8 +3,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace quire::kernels {
+
+struct DeviceDescription {
+    std::string name;
+    int64_t total_memory = 0;
+    int64_t free_memory = 0;
+};
 
 struct DeviceProbe {
     int device_count = 0;
@@ -14,6 +21,7 @@ struct DeviceProbe {
     int64_t free_memory = 0;
     int compute_major = 0;
     int compute_minor = 0;
+    std::vector<DeviceDescription> devices;  // every device, in CUDA's order
 };
 
 DeviceProbe probe_devices();

@@ -46,8 +46,11 @@ void EngineWorker::loadModel(const QString& dir) {
     }
     // The GPU when there is one; the CPU engine otherwise (or if the GPU cannot hold the model).
     Result<std::unique_ptr<Engine>> engine = Status(ErrorCode::unsupported, "no GPU");
-    if (probe_gpus().device_count > 0) {
-        engine = create_engine(model.value(), Backend::cuda, {});
+    if (const GpuInfo gpus = probe_gpus(); gpus.device_count > 0) {
+        EngineOptions options;
+        if (db())
+            if (auto g = db_->setting("gpu"); g && !g.value().isEmpty()) options.gpu = std::clamp(g.value().toInt(), 0, gpus.device_count - 1);
+        engine = create_engine(model.value(), Backend::cuda, options);
         if (!engine) emit notice(tr("The GPU cannot run this model (%1); using the CPU engine.").arg(QString::fromStdString(engine.status().message())));
     }
     if (!engine) engine = create_engine(model.value(), Backend::cpu, {});

@@ -1,5 +1,7 @@
 #include "settings_dialog.h"
 
+#include <algorithm>
+
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
@@ -73,8 +75,14 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
 
     const GpuInfo gpu = probe_gpus();
-    device_->setText(gpu.device_count ? tr("%1, %2 total, %3 free: answers are computed on this GPU")
-                                            .arg(QString::fromStdString(gpu.name), gib(gpu.total_memory), gib(gpu.free_memory))
+    gpu_ = new QComboBox(this);
+    for (size_t i = 0; i < gpu.devices.size(); ++i)
+        gpu_->addItem(tr("GPU %1: %2, %3 total, %4 free")
+                          .arg(i)
+                          .arg(QString::fromStdString(gpu.devices[i].name), gib(gpu.devices[i].total_memory), gib(gpu.devices[i].free_memory)));
+    gpu_->setEnabled(gpu.devices.size() > 1);
+    gpu_->setCurrentIndex(std::clamp(setting("gpu", "0").toInt(), 0, std::max(0, gpu_->count() - 1)));
+    device_->setText(gpu.device_count ? tr("Answers are computed on the GPU chosen here (a change applies when the model is next loaded)")
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
     auto* modelRow = new QHBoxLayout;
@@ -84,6 +92,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("Model folder"), modelRow);
     form->addRow(QString(), modelStatus_);
     form->addRow(tr("Device"), device_);
+    if (gpu_->count() > 0) form->addRow(tr("GPU"), gpu_);
     form->addRow(tr("Memory plan"), plan_);
     form->addRow(tr("Temperature"), temperature_);
     form->addRow(tr("Top-p"), topP_);
@@ -144,6 +153,7 @@ void SettingsDialog::save() {
     (void)db_.setSetting("max_tokens", QString::number(maxTokens_->value()));
     (void)db_.setSetting("system_prompt", systemPrompt_->toPlainText());
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
+    if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));
     accept();
 }

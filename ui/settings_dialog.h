@@ -1,6 +1,6 @@
 #pragma once
 // Settings: the model folder (validated with the model-info checks, problems shown in words), the
-// compute device and the memory plan for the current library, sampling, system prompt, theme.
+// compute device (which GPU) and the memory plan for the current library, sampling, system prompt, theme.
 
 #include <QDialog>
 
@@ -33,6 +33,7 @@ private:
     QSpinBox* maxTokens_;
     QPlainTextEdit* systemPrompt_;
     QComboBox* theme_;
+    QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
 };
 
 // Bytes of memory a library of `tokens` needs beside the weights (model-spec §5 sizes).

@@ -30,6 +30,7 @@ struct LayerKV {
 class CudaSequence : public Sequence {
 public:
     CudaSequence(int64_t width, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers) : width_(width) {
+        cudaGetDevice(&device_);
         lightning_.resize(static_cast<size_t>(lightning_layers));
         for (auto& s : lightning_) {
             s.allocate(lightning_floats);
@@ -40,6 +41,7 @@ public:
     int64_t length() const override { return static_cast<int64_t>(tokens_.size()); }
     const std::vector<int32_t>& tokens() const override { return tokens_; }
     std::unique_ptr<Sequence> fork() const override {
+        cudaSetDevice(device_);
         auto f = std::make_unique<CudaSequence>(width_, lightning_.empty() ? 0 : lightning_[0].size(), static_cast<int64_t>(lightning_.size()),
                                                 static_cast<int64_t>(kv_.size()));
         // Room first (the child is still empty, so nothing is copied), then the contents.
@@ -67,10 +69,11 @@ public:
         f->sparse_from_ = sparse_from_;
         return f;
     }
-    // Makes room for `tokens` keys in every sparse layer, keeping what is there.
-    Status reserve(int64_t tokens) {
+    // Makes room for `tokens` keys in every sparse layer, keeping what is there: exactly (a prefill
+    // that knows its final length) or at least doubling (token-by-token growth).
+    Status reserve(int64_t tokens, bool exact = false) {
         if (tokens <= capacity_) return Status::ok();
-        int64_t cap = std::max<int64_t>({tokens, 2 * capacity_, 64});
+        int64_t cap = exact ? std::max<int64_t>(tokens, 64) : std::max<int64_t>({tokens, 2 * capacity_, 64});
         cap = (cap + 63) / 64 * 64;
         for (LayerKV& s : kv_) {
             LayerKV n;
@@ -99,6 +102,7 @@ public:
     }
 
     int64_t width_;
+    int device_ = 0;
     int64_t capacity_ = 0;
     std::vector<int32_t> tokens_;
     std::vector<DeviceArray<float>> lightning_;
@@ -133,6 +137,13 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
         cudaGetLastError();
         return Status(ErrorCode::device_error, "no usable CUDA device");
+    }
+    if (options.gpu < 0 || options.gpu >= count)
+        return Status(ErrorCode::invalid_argument, "GPU " + std::to_string(options.gpu) + " does not exist: this machine has " +
+                                                       std::to_string(count) + " CUDA device(s), numbered from 0");
+    if (cudaSetDevice(options.gpu) != cudaSuccess) {
+        cudaGetLastError();
+        return Status(ErrorCode::device_error, "cannot use GPU " + std::to_string(options.gpu));
     }
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return Status(ErrorCode::device_error, "cannot query GPU memory");
@@ -259,6 +270,7 @@ Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint
 }
 
 std::unique_ptr<Sequence> CudaEngine::new_sequence() {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     const ModelConfig& c = model_->config();
     return std::make_unique<CudaSequence>(c.num_key_value_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim,
                                           c.lightning_layer_count(), c.sparse_layer_count());
@@ -409,12 +421,34 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
 #undef QUIRE_LAUNCH
 
 Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
+    // Memory plan for the whole request, before any of it is computed: the sequence's state for the
+    // final length, allocated once (no doubling), and the workspace of one chunk at that context.
+    CudaSequence& cs = as_cuda(seq);
+    const auto total = static_cast<int64_t>(req.tokens.size());
+    if (total > 0) {
+        const int64_t end = cs.length() + total, chunk = req.chunk > 0 ? std::min<int64_t>(req.chunk, total) : total;
+        size_t free_b = 0, total_b = 0;
+        QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
+        const int64_t state_more = cs.capacity_ >= end ? 0 : state_bytes(end) - state_bytes(cs.capacity_);
+        const bool ws_fits = chunk <= ws_.tokens && (end + 63) / 64 <= ws_.blocks;
+        const int64_t ws_more = ws_fits ? 0 : std::max<int64_t>(0, workspace_bytes(std::max(chunk, ws_.tokens), end + 1024 * 64) - ws_.bytes());
+        if (state_more + ws_more > static_cast<int64_t>(free_b)) {
+            char msg[320];
+            std::snprintf(msg, sizeof msg,
+                          "a context of %lld tokens needs %.2f GiB more on the GPU (state %.2f GiB, workspace %.2f GiB), the GPU has %.2f GiB free",
+                          static_cast<long long>(end), gib(state_more + ws_more), gib(state_more), gib(ws_more), gib(static_cast<int64_t>(free_b)));
+            return Status(ErrorCode::out_of_memory, msg);
+        }
+        QUIRE_TRY(cs.reserve(end, /*exact=*/true));
+    }
     auto step = [&](const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
                     std::vector<std::vector<float>>* out) { return forward(seq, ids, n, request_end, rows, out); };
     return run_chunked_prefill(req, seq.length(), step, counters_, logits);
 }
 
 Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logits) {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     std::vector<std::vector<float>> got;
     QUIRE_TRY(forward(seq, &token, 1, seq.length() + 1, {0}, &got));
     counters_.decoded_tokens++;
@@ -423,6 +457,7 @@ Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logi
 }
 
 Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     const CudaSequence& seq = as_cuda(s);
     const ModelConfig& c = model_->config();
     const StateHeader h = make_state_header(model_->fingerprint(), static_cast<uint32_t>(options_.precision),
@@ -453,6 +488,7 @@ Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
 }
 
 Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     StateExpectations expect;
     expect.model_fingerprint = model_->fingerprint();
     expect.precision = static_cast<uint32_t>(options_.precision);

@@ -94,11 +94,27 @@ private slots:
         req.tokens = huge;
         const Status st = gpu->prefill(*seq, req, nullptr);
         QCOMPARE(st.code(), ErrorCode::out_of_memory);
-        QVERIFY2(st.message().find("GiB, the GPU has") != std::string::npos, st.message().c_str());
+        QVERIFY2(st.message().find("GiB free") != std::string::npos && st.message().find("the GPU has") != std::string::npos, st.message().c_str());
         QCOMPARE(seq->length(), int64_t(0));
+        // Chunked, the same request is refused before its first chunk, naming what it needs.
+        req.chunk = 8192;
+        const Status chunked = gpu->prefill(*seq, req, nullptr);
+        QCOMPARE(chunked.code(), ErrorCode::out_of_memory);
+        QVERIFY2(chunked.message().find("a context of 150000000 tokens needs") != std::string::npos, chunked.message().c_str());
+        QCOMPARE(seq->length(), int64_t(0));
+        QCOMPARE(gpu->counters().forward_calls, int64_t(0));
         // Still usable afterwards.
         const Rows r = run_fresh(*gpu, random_tokens(300, m->config().vocab_size, 1), 0, 300, {299});
         QVERIFY(all_finite(r.at(299)));
+    }
+
+    void refuses_a_gpu_that_does_not_exist() {
+        auto m = load_model(tiny_model("tiny-a"));
+        EngineOptions options;
+        options.gpu = 99;
+        auto e = create_engine(m, Backend::cuda, options);
+        QVERIFY(!e);
+        QVERIFY2(e.status().message().find("GPU 99 does not exist") != std::string::npos, e.status().message().c_str());
     }
 };
 
