@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "row_source.h"
+
 namespace quire::kernels {
 
 // Lightning (simple GLA) over tokens at positions pos0.. in chunks aligned to absolute multiples
@@ -22,7 +24,7 @@ cudaError_t launch_lightning(const uint16_t* q, const uint16_t* k, const uint16_
 // t >= first_sparse uses the ascending list selected[((t - first_sparse) * kv_heads + g) * topk ..]
 // (-1 after its last block), as launch_select_blocks writes it. q: [tokens, kv_heads * group, d];
 // k, v: [pos0 + tokens, kv_heads, d] bf16. out like q.
-cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
+cudaError_t launch_block_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
                                    int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
                                    int64_t topk, uint16_t* out, cudaStream_t stream);
 
@@ -34,7 +36,7 @@ int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, in
 // decode_attention_applies() shapes, with scratch of decode_attention_scratch_floats() floats.
 bool decode_attention_applies(int64_t tokens, int64_t kv_heads, int64_t group);
 int64_t decode_attention_scratch_floats(int64_t tokens, int64_t kv_heads, int64_t group, int64_t d);
-cudaError_t launch_decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                     int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out,
                                     cudaStream_t stream);
 
@@ -44,7 +46,7 @@ cudaError_t launch_decode_attention(const uint16_t* q, const uint16_t* k, const 
 // none is visible). Blocks the selection forces are written too but do not matter. stride >= the
 // number of blocks of the last query. c1, c2: [n, kv_heads, d] with n >= the entries visible at
 // pos0 + tokens - 1.
-cudaError_t launch_stage1_blocks(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0,
+cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,
                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores,
                                  float* scratch, int64_t scratch_floats, cudaStream_t stream);
 

@@ -30,23 +30,23 @@ __device__ __forceinline__ int64_t next_block(const uint32_t* bitmap, int64_t wo
 }
 
 template <int D>
-__device__ __forceinline__ void load_block(__nv_bfloat16* ks, __nv_bfloat16* vs, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                                           int64_t b, int64_t n_keys, int64_t kv_heads, int64_t g) {
+__device__ __forceinline__ void load_block(__nv_bfloat16* ks, __nv_bfloat16* vs, const RowSource& k, const RowSource& v, int64_t b,
+                                           int64_t n_keys, int64_t kv_heads, int64_t g) {
     constexpr int kChunks = D / 8;
+    const int64_t width = kv_heads * D;
     for (int idx = threadIdx.x; idx < kBlock * kChunks; idx += kWarps * 32) {
         const int r = idx / kChunks, c = idx % kChunks;
         const int64_t key = b * kBlock + r;
         const bool valid = key < n_keys;
-        const int64_t off = valid ? (key * kv_heads + g) * D + c * 8 : 0;
-        cp_async_16(ks + swz(r, c, kChunks), k + off, valid);
-        cp_async_16(vs + swz(r, c, kChunks), v + off, valid);
+        const int64_t row = valid ? key : 0, off = g * D + c * 8;
+        cp_async_16(ks + swz(r, c, kChunks), k.row(row, width) + off, valid);
+        cp_async_16(vs + swz(r, c, kChunks), v.row(row, width) + off, valid);
     }
     cp_async_commit();
 }
 
 template <int D>
-__global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
-                                                                      const __nv_bfloat16* __restrict__ v, int64_t tokens, int64_t pos0,
+__global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv_bfloat16* __restrict__ q, const RowSource k, const RowSource v, int64_t tokens, int64_t pos0,
                                                                       int64_t kv_heads, int G, const int32_t* __restrict__ selected,
                                                                       int64_t first_sparse, int64_t topk, __nv_bfloat16* __restrict__ out) {
     constexpr int kChunks = D / 8;
@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
 }
 
 template <int D>
-cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_for(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
                        int64_t group, const int32_t* selected, int64_t first_sparse, int64_t topk, uint16_t* out, cudaStream_t stream) {
     const int64_t qpc = kWarps * (16 / group);
     const int64_t ctas = (tokens + qpc - 1) / qpc;
@@ -246,14 +246,14 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, 
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
     kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(q), reinterpret_cast<const __nv_bfloat16*>(k), reinterpret_cast<const __nv_bfloat16*>(v),
-        tokens, pos0, kv_heads, static_cast<int>(group), selected, first_sparse, topk, reinterpret_cast<__nv_bfloat16*>(out));
+        reinterpret_cast<const __nv_bfloat16*>(q), k, v, tokens, pos0, kv_heads, static_cast<int>(group), selected, first_sparse, topk,
+        reinterpret_cast<__nv_bfloat16*>(out));
     return cudaGetLastError();
 }
 
 }  // namespace
 
-cudaError_t launch_block_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
+cudaError_t launch_block_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
                                    int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
                                    int64_t topk, uint16_t* out, cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;

@@ -23,8 +23,7 @@ __device__ __forceinline__ int64_t list_block(const int32_t* list, int64_t qb, i
 }
 
 template <int D>
-__global__ void __launch_bounds__(32) decode_attention_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
-                                                              const __nv_bfloat16* __restrict__ v, int64_t tokens, int64_t pos0,
+__global__ void __launch_bounds__(32) decode_attention_kernel(const __nv_bfloat16* __restrict__ q, const RowSource k, const RowSource v, int64_t tokens, int64_t pos0,
                                                               int64_t kv_heads, const int32_t* __restrict__ selected, int64_t first_sparse,
                                                               int64_t topk, float* __restrict__ partial) {
     constexpr int kChunks = D / 8;
@@ -62,9 +61,9 @@ __global__ void __launch_bounds__(32) decode_attention_kernel(const __nv_bfloat1
             const int r = idx / kChunks, c = idx % kChunks;
             const int64_t key = b * kBlock + r;
             const bool valid = key < n_keys;
-            const int64_t off = valid ? (key * kv_heads + g) * D + c * 8 : 0;
-            cp_async_16(ks + swz(r, c, kChunks), k + off, valid);
-            cp_async_16(vs + swz(r, c, kChunks), v + off, valid);
+            const int64_t row = valid ? key : 0, off = g * D + c * 8;
+            cp_async_16(ks + swz(r, c, kChunks), k.row(row, kv_heads * D) + off, valid);
+            cp_async_16(vs + swz(r, c, kChunks), v.row(row, kv_heads * D) + off, valid);
         }
         cp_async_commit();
         cp_async_wait<0>();
@@ -175,12 +174,11 @@ __global__ void combine_kernel(const float* __restrict__ partial, int64_t kv_hea
 }
 
 template <int D>
-cudaError_t launch_decode(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_decode(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
                           const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out, cudaStream_t stream) {
     const int64_t items = tokens * kv_heads;
     decode_attention_kernel<D><<<dim3(kSplits, static_cast<unsigned>(items)), 32, 0, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(q), reinterpret_cast<const __nv_bfloat16*>(k), reinterpret_cast<const __nv_bfloat16*>(v),
-        tokens, pos0, kv_heads, selected, first_sparse, topk, scratch);
+        reinterpret_cast<const __nv_bfloat16*>(q), k, v, tokens, pos0, kv_heads, selected, first_sparse, topk, scratch);
     combine_kernel<D><<<static_cast<unsigned>(items), 256, 0, stream>>>(scratch, kv_heads, reinterpret_cast<__nv_bfloat16*>(out));
     return cudaGetLastError();
 }
@@ -194,7 +192,7 @@ int64_t decode_attention_scratch_floats(int64_t tokens, int64_t kv_heads, int64_
     return tokens * kv_heads * kSplits * (16 * d + 32);
 }
 
-cudaError_t launch_decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                     int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out,
                                     cudaStream_t stream) {
     if (d == 64) return launch_decode<64>(q, k, v, tokens, pos0, kv_heads, selected, first_sparse, topk, scratch, out, stream);

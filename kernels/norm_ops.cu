@@ -160,13 +160,13 @@ __global__ void scale_kernel(__nv_bfloat16* x, float factor, int64_t n) {
     if (i < n) x[i] = to_bf(bf(x[i]) * factor);
 }
 
-__global__ void compress_keys_kernel(const __nv_bfloat16* k, int64_t width, int64_t kernel, int64_t stride, int64_t first,
-                                     __nv_bfloat16* out) {
+__global__ void compress_keys_kernel(const RowSource k, int64_t width, int64_t kernel, int64_t stride, int64_t first, __nv_bfloat16* out) {
     const int64_t j = blockIdx.x;
     const int64_t start = (first + j) * stride;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
         float acc = 0.0f;
-        for (int64_t t = 0; t < kernel; ++t) acc += bf(k[(start + t) * width + c]);  // rows in order, as the CPU engine
+        for (int64_t t = 0; t < kernel; ++t)  // rows in order, as the CPU engine
+            acc += bf(reinterpret_cast<const __nv_bfloat16*>(k.row(start + t, width))[c]);
         out[j * width + c] = to_bf(acc / static_cast<float>(kernel));
     }
 }
@@ -237,11 +237,11 @@ cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stre
     return cudaGetLastError();
 }
 
-cudaError_t launch_compress_keys(const uint16_t* k, int64_t width, int64_t kernel, int64_t stride, int64_t first, int64_t count,
+cudaError_t launch_compress_keys(const RowSource& k, int64_t width, int64_t kernel, int64_t stride, int64_t first, int64_t count,
                                  uint16_t* out, cudaStream_t stream) {
     if (count <= 0) return cudaSuccess;
     if (count > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    compress_keys_kernel<<<static_cast<unsigned>(count), 128, 0, stream>>>(B(k), width, kernel, stride, first, B(out));
+    compress_keys_kernel<<<static_cast<unsigned>(count), 128, 0, stream>>>(k, width, kernel, stride, first, B(out));
     return cudaGetLastError();
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "row_source.h"
+
 namespace quire::kernels {
 
 // out[r, :] = bf16(bf16(x * rsqrt(mean(x^2) + eps)) * w)      x, out: [rows, n] bf16; w: [n] fp32
@@ -29,7 +31,7 @@ cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stre
 
 // Compressed keys (model-spec §3.2): out[j] = bf16(mean(k[(first + j) * stride .. + kernel - 1]))
 // for j < count; k: [n_keys, width] bf16, out: [count, width] bf16.
-cudaError_t launch_compress_keys(const uint16_t* k, int64_t width, int64_t kernel, int64_t stride, int64_t first,
+cudaError_t launch_compress_keys(const RowSource& k, int64_t width, int64_t kernel, int64_t stride, int64_t first,
                                  int64_t count, uint16_t* out, cudaStream_t stream);
 
 }  // namespace quire::kernels

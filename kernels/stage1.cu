@@ -21,8 +21,8 @@ constexpr int kPool = kTile + 4;  // per query: [0] = last score of the previous
 __device__ __forceinline__ int64_t visible(int64_t n, int64_t kernel, int64_t stride) { return visible_entries(n, kernel, stride); }
 
 template <int D>
-__global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
-                                                             const __nv_bfloat16* __restrict__ c2, int64_t tokens, int64_t pos0,
+__global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
+                                                             const RowSource c2, int64_t tokens, int64_t pos0,
                                                              int64_t kv_heads, int G, int64_t stride, float* __restrict__ block_scores) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2][64][D]
@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
 }
 
 template <int D>
-cudaError_t launch_for(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_for(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                        int64_t group, int64_t stride, float* block_scores, cudaStream_t stream) {
     const int64_t qpc = kWarps * (16 / group);
     const int64_t ctas = (tokens + qpc - 1) / qpc;
@@ -160,7 +160,7 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* c1, const uint16_t* c2
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
     kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(q), reinterpret_cast<const __nv_bfloat16*>(c1), reinterpret_cast<const __nv_bfloat16*>(c2),
+        reinterpret_cast<const __nv_bfloat16*>(q), c1, c2,
         tokens, pos0, kv_heads, static_cast<int>(group), stride, block_scores);
     return cudaGetLastError();
 }
@@ -168,13 +168,13 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* c1, const uint16_t* c2
 }  // namespace
 
 // stage1_split.cu: the decode path; stage1_g16.cu: groups of 16, two queries per warp.
-cudaError_t launch_stage1_g16(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_stage1_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                               int64_t d, int64_t stride, float* block_scores, cudaStream_t stream);
 bool stage1_uses_split(int64_t tokens, int64_t kv_heads, int64_t group);
-cudaError_t launch_stage1_split(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_stage1_split(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                 int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream);
 
-cudaError_t launch_stage1_blocks(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0,
+cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,
                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores, float* scratch,
                                  int64_t scratch_floats, cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;

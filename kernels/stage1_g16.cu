@@ -18,8 +18,8 @@ constexpr int kPerCta = kWarps * kQueries;
 constexpr int kPool = kStage1Tile + 4;  // per query: [0] = last score of the previous tile, [1..64] this tile
 
 template <int D>
-__global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
-                                                                    const __nv_bfloat16* __restrict__ c2, int64_t tokens, int64_t pos0,
+__global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
+                                                                    const RowSource c2, int64_t tokens, int64_t pos0,
                                                                     int64_t kv_heads, int64_t stride, float* __restrict__ block_scores) {
     constexpr int kTile = kStage1Tile;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_b
 }
 
 template <int D>
-cudaError_t launch_g16(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                        int64_t stride, float* block_scores, cudaStream_t stream) {
     const int64_t ctas = (tokens + kPerCta - 1) / kPerCta;
     const size_t smem = sizeof(__nv_bfloat16) * 2 * kStage1Tile * D + sizeof(float) * kWarps * kQueries * kPool;
@@ -198,14 +198,14 @@ cudaError_t launch_g16(const uint16_t* q, const uint16_t* c1, const uint16_t* c2
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
     kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(q), reinterpret_cast<const __nv_bfloat16*>(c1), reinterpret_cast<const __nv_bfloat16*>(c2),
+        reinterpret_cast<const __nv_bfloat16*>(q), c1, c2,
         tokens, pos0, kv_heads, stride, block_scores);
     return cudaGetLastError();
 }
 
 }  // namespace
 
-cudaError_t launch_stage1_g16(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_stage1_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                               int64_t d, int64_t stride, float* block_scores, cudaStream_t stream) {
     if (d == 64) return launch_g16<64>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, stream);
     if (d == 128) return launch_g16<128>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, stream);

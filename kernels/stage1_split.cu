@@ -34,7 +34,7 @@ __device__ __forceinline__ void load_query_rows(const __nv_bfloat16* q, int64_t 
 }
 
 template <int D>
-__global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c2,
+__global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c2,
                                                              int64_t pos0, int64_t kv_heads, int64_t tiles2, float2* __restrict__ partials) {
     __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
     const int lane = threadIdx.x;
@@ -88,7 +88,7 @@ __global__ void combine_kernel(const float2* __restrict__ partials, int64_t tile
 }
 
 template <int D>
-__global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ c1,
+__global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
                                                          int64_t pos0, int64_t kv_heads, const float2* __restrict__ stats,
                                                          int64_t fine_stride, float* __restrict__ fine) {
     __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
@@ -158,7 +158,7 @@ SplitLayout split_layout(int64_t tokens, int64_t pos0, int64_t kv_heads) {
 }
 
 template <int D>
-cudaError_t launch_split(const uint16_t* q16, const uint16_t* c1_16, const uint16_t* c2_16, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_split(const uint16_t* q16, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                          int64_t stride, float* block_scores, float* scratch, cudaStream_t stream) {
     const SplitLayout L = split_layout(tokens, pos0, kv_heads);
     const auto* q = reinterpret_cast<const __nv_bfloat16*>(q16);
@@ -167,11 +167,11 @@ cudaError_t launch_split(const uint16_t* q16, const uint16_t* c1_16, const uint1
     float* fine = reinterpret_cast<float*>(stats + L.items * 16);
     if (L.tiles2 > 0)
         coarse_partials_kernel<D><<<dim3(static_cast<unsigned>(L.tiles2), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
-            q, reinterpret_cast<const __nv_bfloat16*>(c2_16), pos0, kv_heads, L.tiles2, partials);
+            q, c2, pos0, kv_heads, L.tiles2, partials);
     combine_kernel<<<static_cast<unsigned>(L.items), 32, 0, stream>>>(partials, L.tiles2, stats);
     if (L.tiles1 > 0)
         fine_scores_kernel<D><<<dim3(static_cast<unsigned>(L.tiles1), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
-            q, reinterpret_cast<const __nv_bfloat16*>(c1_16), pos0, kv_heads, stats, L.fine_stride, fine);
+            q, c1, pos0, kv_heads, stats, L.fine_stride, fine);
     pool_kernel<<<static_cast<unsigned>(L.items), 256, 0, stream>>>(fine, L.fine_stride, pos0, kv_heads, stride, block_scores);
     return cudaGetLastError();
 }
@@ -185,7 +185,7 @@ int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, in
     return split_layout(tokens, pos0, kv_heads).total_floats();
 }
 
-cudaError_t launch_stage1_split(const uint16_t* q, const uint16_t* c1, const uint16_t* c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+cudaError_t launch_stage1_split(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                 int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream) {
     if (d == 64) return launch_split<64>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, scratch, stream);
     if (d == 128) return launch_split<128>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, scratch, stream);

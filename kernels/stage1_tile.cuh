@@ -5,6 +5,7 @@
 
 #include "common.cuh"
 #include "mma.cuh"
+#include "row_source.h"
 
 namespace quire::kernels {
 
@@ -34,14 +35,14 @@ __device__ __forceinline__ void stage1_tile_scores(const uint32_t (&qa)[D / 16][
 // Asynchronous load of compressed entries first .. first + 63 of KV head g (zero past count) by
 // `threads` threads of the CTA.
 template <int D>
-__device__ __forceinline__ void stage1_load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, int64_t first, int64_t count,
+__device__ __forceinline__ void stage1_load_tile(__nv_bfloat16* dst, const RowSource& src, int64_t first, int64_t count,
                                                  int64_t kv_heads, int64_t g, int threads) {
     constexpr int kChunks = D / 8;
     for (int idx = threadIdx.x; idx < kStage1Tile * kChunks; idx += threads) {
         const int r = idx / kChunks, c = idx % kChunks;
         const bool valid = first + r < count;
-        const int64_t off = valid ? ((first + r) * kv_heads + g) * D + c * 8 : 0;
-        cp_async_16(dst + swz(r, c, kChunks), src + off, valid);
+        const uint16_t* row = src.row(valid ? first + r : 0, kv_heads * D) + g * D + c * 8;
+        cp_async_16(dst + swz(r, c, kChunks), row, valid);
     }
     cp_async_commit();
 }

@@ -1,5 +1,7 @@
 #include "cuda/cuda_engine.h"
 
+#include "cuda/cuda_sequence.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -19,96 +21,6 @@ namespace {
 
 int64_t entries(int64_t n, int64_t kernel, int64_t stride) { return n < kernel ? 0 : (n - kernel) / stride + 1; }
 double gib(int64_t b) { return static_cast<double>(b) / double(1LL << 30); }
-
-struct LayerKV {
-    DeviceArray<uint16_t> k, v, c1, c2;
-    int64_t n1 = 0, n2 = 0;
-};
-
-// Device sequence state: K/V/C1/C2 contiguous per sparse layer (capacity grows by doubling), fp32
-// Lightning states. A fork copies everything (block sharing as in the CPU engine: to do).
-class CudaSequence : public Sequence {
-public:
-    CudaSequence(int64_t width, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers) : width_(width) {
-        cudaGetDevice(&device_);
-        lightning_.resize(static_cast<size_t>(lightning_layers));
-        for (auto& s : lightning_) {
-            s.allocate(lightning_floats);
-            cudaMemset(s.get(), 0, static_cast<size_t>(lightning_floats) * sizeof(float));
-        }
-        kv_.resize(static_cast<size_t>(sparse_layers));
-    }
-    int64_t length() const override { return static_cast<int64_t>(tokens_.size()); }
-    const std::vector<int32_t>& tokens() const override { return tokens_; }
-    std::unique_ptr<Sequence> fork() const override {
-        cudaSetDevice(device_);
-        auto f = std::make_unique<CudaSequence>(width_, lightning_.empty() ? 0 : lightning_[0].size(), static_cast<int64_t>(lightning_.size()),
-                                                static_cast<int64_t>(kv_.size()));
-        // Room first (the child is still empty, so nothing is copied), then the contents.
-        if (!f->reserve(capacity_).is_ok()) return nullptr;
-        bool ok = true;
-        auto copy = [&](void* dst, const void* src, int64_t bytes) {
-            if (bytes > 0) ok = ok && cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice) == cudaSuccess;
-        };
-        for (size_t i = 0; i < lightning_.size(); ++i) copy(f->lightning_[i].get(), lightning_[i].get(), lightning_[i].size() * 4);
-        for (size_t i = 0; i < kv_.size(); ++i) {
-            const LayerKV& s = kv_[i];
-            LayerKV& d = f->kv_[i];
-            copy(d.k.get(), s.k.get(), length() * width_ * 2);
-            copy(d.v.get(), s.v.get(), length() * width_ * 2);
-            copy(d.c1.get(), s.c1.get(), s.n1 * width_ * 2);
-            copy(d.c2.get(), s.c2.get(), s.n2 * width_ * 2);
-            d.n1 = s.n1;
-            d.n2 = s.n2;
-        }
-        if (!ok) {
-            cudaGetLastError();
-            return nullptr;  // callers report it as out of memory / device error
-        }
-        f->tokens_ = tokens_;
-        f->sparse_from_ = sparse_from_;
-        return f;
-    }
-    // Makes room for `tokens` keys in every sparse layer, keeping what is there: exactly (a prefill
-    // that knows its final length) or at least doubling (token-by-token growth).
-    Status reserve(int64_t tokens, bool exact = false) {
-        if (tokens <= capacity_) return Status::ok();
-        int64_t cap = exact ? std::max<int64_t>(tokens, 64) : std::max<int64_t>({tokens, 2 * capacity_, 64});
-        cap = (cap + 63) / 64 * 64;
-        for (LayerKV& s : kv_) {
-            LayerKV n;
-            if (n.k.allocate(cap * width_) != cudaSuccess || n.v.allocate(cap * width_) != cudaSuccess ||
-                n.c1.allocate(std::max<int64_t>(1, entries(cap, 32, 16)) * width_) != cudaSuccess ||
-                n.c2.allocate(std::max<int64_t>(1, entries(cap, 128, 64)) * width_) != cudaSuccess)
-                return Status(ErrorCode::out_of_memory, "the GPU has no room for " + std::to_string(cap) + " tokens of KV cache");
-            const auto have = static_cast<size_t>(length() * width_) * 2;
-            bool ok = true;
-            if (have) {
-                ok = ok && cudaMemcpy(n.k.get(), s.k.get(), have, cudaMemcpyDeviceToDevice) == cudaSuccess;
-                ok = ok && cudaMemcpy(n.v.get(), s.v.get(), have, cudaMemcpyDeviceToDevice) == cudaSuccess;
-            }
-            if (s.n1) ok = ok && cudaMemcpy(n.c1.get(), s.c1.get(), static_cast<size_t>(s.n1 * width_) * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
-            if (s.n2) ok = ok && cudaMemcpy(n.c2.get(), s.c2.get(), static_cast<size_t>(s.n2 * width_) * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
-            if (!ok) {
-                cudaGetLastError();
-                return Status(ErrorCode::device_error, "CUDA: copying the KV cache to its new place failed");
-            }
-            n.n1 = s.n1;
-            n.n2 = s.n2;
-            s = std::move(n);
-        }
-        capacity_ = cap;
-        return Status::ok();
-    }
-
-    int64_t width_;
-    int device_ = 0;
-    int64_t capacity_ = 0;
-    std::vector<int32_t> tokens_;
-    std::vector<DeviceArray<float>> lightning_;
-    std::vector<LayerKV> kv_;
-    int64_t sparse_from_ = -1;
-};
 
 CudaSequence& as_cuda(Sequence& s) { return static_cast<CudaSequence&>(s); }
 const CudaSequence& as_cuda(const Sequence& s) { return static_cast<const CudaSequence&>(s); }
@@ -281,6 +193,7 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     CudaSequence& seq = as_cuda(s);
     const ModelConfig& c = model_->config();
     const int64_t H = c.hidden_size, pos0 = seq.length();
+    if (!seq.valid_) return Status(ErrorCode::out_of_memory, "the GPU had no room for this sequence's Lightning states");
     for (int64_t t = 0; t < n; ++t)
         if (ids[t] < 0 || ids[t] >= c.vocab_size)
             return Status(ErrorCode::invalid_argument, "token id " + std::to_string(ids[t]) + " is outside the vocabulary");
@@ -345,13 +258,13 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
             QUIRE_TRY(gemm_t(b3, L.o, a));
         } else {
             const int64_t kv = c.num_key_value_heads, d = c.head_dim, G = c.gqa_group(), width = kv * d, qw = c.num_attention_heads * d;
-            LayerKV& st = seq.kv_[static_cast<size_t>(slot_[l])];
+            LayerCache& st = seq.kv_[static_cast<size_t>(slot_[l])];
             QUIRE_TRY(gemm_t(h, L.q, b0));
-            QUIRE_TRY(gemm_t(h, L.k, st.k.get() + pos0 * width));  // straight into the cache
-            QUIRE_TRY(gemm_t(h, L.v, st.v.get() + pos0 * width));
+            QUIRE_TRY(gemm_t(h, L.k, st.own->k.get() + (pos0 - st.base_rows) * width));  // straight into the cache
+            QUIRE_TRY(gemm_t(h, L.v, st.own->v.get() + (pos0 - st.base_rows) * width));
             const int64_t n1 = entries(pos0 + n, 32, 16), n2 = entries(pos0 + n, 128, 64);
-            QUIRE_LAUNCH(Op::kv_cache, "C1", kernels::launch_compress_keys(st.k.get(), width, 32, 16, st.n1, n1 - st.n1, st.c1.get() + st.n1 * width, nullptr));
-            QUIRE_LAUNCH(Op::kv_cache, "C2", kernels::launch_compress_keys(st.k.get(), width, 128, 64, st.n2, n2 - st.n2, st.c2.get() + st.n2 * width, nullptr));
+            QUIRE_LAUNCH(Op::kv_cache, "C1", kernels::launch_compress_keys(st.k(), width, 32, 16, st.n1, n1 - st.n1, st.own->c1.get() + (st.n1 - st.base_n1) * width, nullptr));
+            QUIRE_LAUNCH(Op::kv_cache, "C2", kernels::launch_compress_keys(st.k(), width, 128, 64, st.n2, n2 - st.n2, st.own->c2.get() + (st.n2 - st.base_n2) * width, nullptr));
             st.n1 = n1;
             st.n2 = n2;
             if (first_sparse < n) {
@@ -359,7 +272,7 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
                 const int64_t stride = (pos0 + n - 1) / 64 + 1;
                 const int64_t scratch = kernels::stage1_scratch_floats(ts, p_first, kv, G);
                 if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
-                QUIRE_LAUNCH(Op::stage1, "stage 1", kernels::launch_stage1_blocks(b0 + first_sparse * qw, st.c1.get(), st.c2.get(), ts, p_first, kv, G, d,
+                QUIRE_LAUNCH(Op::stage1, "stage 1", kernels::launch_stage1_blocks(b0 + first_sparse * qw, st.c1(), st.c2(), ts, p_first, kv, G, d,
                                                                           stride, ws_.block_scores.get(), ws_.stage1_scratch.get(),
                                                                           ws_.stage1_scratch.size(), nullptr));
                 QUIRE_LAUNCH(Op::selection, "block selection", kernels::launch_select_blocks(ws_.block_scores.get(), ts, p_first, kv, stride, c.sparse.init_blocks,
@@ -369,10 +282,10 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
             if (kernels::decode_attention_applies(n, kv, G)) {
                 const int64_t scratch = kernels::decode_attention_scratch_floats(n, kv, G, d);
                 if (scratch > ws_.attention_scratch.size()) QUIRE_TRY(check(ws_.attention_scratch.allocate(scratch), "attention scratch"));
-                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_decode_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, d, ws_.selected.get(),
+                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_decode_attention(b0, st.k(), st.v(), n, pos0, kv, d, ws_.selected.get(),
                                                                                 first_sparse, topk, ws_.attention_scratch.get(), b3, nullptr));
             } else {
-                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k.get(), st.v.get(), n, pos0, kv, G, d, ws_.selected.get(),
+                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k(), st.v(), n, pos0, kv, G, d, ws_.selected.get(),
                                                                                first_sparse, topk, b3, nullptr));
             }
             if (L.gate.data.get()) {
@@ -464,24 +377,32 @@ Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
                                             static_cast<uint32_t>(options_.regime), seq.tokens_, seq.sparse_from_);
     std::vector<StateSection> sections;
     sections.push_back(make_token_section(seq.tokens_));
-    auto download = [&](SectionKind kind, uint32_t layer, SectionDType dt, const void* src, int64_t bytes) -> Status {
-        StateSection sec{kind, layer, dt, std::vector<uint8_t>(static_cast<size_t>(bytes))};
-        if (bytes) QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost), "state download"));
+    const int64_t width = seq.width_;
+    // Cache rows: the shared prefix's part, then the sequence's own.
+    auto download = [&](SectionKind kind, uint32_t layer, const kernels::RowSource& src, int64_t rows) -> Status {
+        StateSection sec{kind, layer, SectionDType::bf16, std::vector<uint8_t>(static_cast<size_t>(rows * width * 2))};
+        const int64_t shared = std::min(rows, src.split);
+        if (shared > 0)
+            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), src.base, static_cast<size_t>(shared * width) * 2, cudaMemcpyDeviceToHost), "state download"));
+        if (rows > shared)
+            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data() + shared * width * 2, src.own, static_cast<size_t>((rows - shared) * width) * 2,
+                                       cudaMemcpyDeviceToHost), "state download"));
         sections.push_back(std::move(sec));
         return Status::ok();
     };
-    const int64_t width = seq.width_;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const auto slot = static_cast<size_t>(slot_[static_cast<size_t>(l)]);
         const auto layer = static_cast<uint32_t>(l);
         if (!layers_[static_cast<size_t>(l)].sparse) {
-            QUIRE_TRY(download(SectionKind::lightning_state, layer, SectionDType::f32, seq.lightning_[slot].get(), seq.lightning_[slot].size() * 4));
+            StateSection sec{SectionKind::lightning_state, layer, SectionDType::f32, std::vector<uint8_t>(static_cast<size_t>(seq.lightning_[slot].size() * 4))};
+            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), seq.lightning_[slot].get(), sec.bytes.size(), cudaMemcpyDeviceToHost), "state download"));
+            sections.push_back(std::move(sec));
         } else {
-            const LayerKV& st = seq.kv_[slot];
-            QUIRE_TRY(download(SectionKind::sparse_k, layer, SectionDType::bf16, st.k.get(), seq.length() * width * 2));
-            QUIRE_TRY(download(SectionKind::sparse_v, layer, SectionDType::bf16, st.v.get(), seq.length() * width * 2));
-            QUIRE_TRY(download(SectionKind::sparse_c1, layer, SectionDType::bf16, st.c1.get(), st.n1 * width * 2));
-            QUIRE_TRY(download(SectionKind::sparse_c2, layer, SectionDType::bf16, st.c2.get(), st.n2 * width * 2));
+            const LayerCache& st = seq.kv_[slot];
+            QUIRE_TRY(download(SectionKind::sparse_k, layer, st.k(), seq.length()));
+            QUIRE_TRY(download(SectionKind::sparse_v, layer, st.v(), seq.length()));
+            QUIRE_TRY(download(SectionKind::sparse_c1, layer, st.c1(), st.n1));
+            QUIRE_TRY(download(SectionKind::sparse_c2, layer, st.c2(), st.n2));
         }
     }
     return write_state_file(path, h, sections);
@@ -499,6 +420,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
     const ModelConfig& c = model_->config();
     const int64_t N = loaded->header.token_count;
     auto seq = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(new_sequence().release()));
+    if (!seq->valid_) return Status(ErrorCode::out_of_memory, "the GPU has no room for a sequence's Lightning states");
     QUIRE_TRY(seq->reserve(N));
     seq->sparse_from_ = loaded->header.sparse_from;
     const int64_t width = seq->width_;
@@ -519,7 +441,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
             continue;
         }
         if (!sparse) return Status(ErrorCode::state_malformed, path + ": KV section for a Lightning layer");
-        LayerKV& st = seq->kv_[slot];
+        LayerCache& st = seq->kv_[slot];  // a loaded sequence owns all its rows
         const int64_t rows = sec.kind == SectionKind::sparse_c1 ? entries(N, 32, 16) : sec.kind == SectionKind::sparse_c2 ? entries(N, 128, 64) : N;
         // bf16 as the GPU holds it; fp32 (a CPU engine's state) is rounded on the way.
         std::vector<uint16_t> bf(static_cast<size_t>(rows * width));
@@ -534,8 +456,8 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
         } else {
             return Status(ErrorCode::state_malformed, path + ": a KV section has the wrong size");
         }
-        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.k.get() : sec.kind == SectionKind::sparse_v ? st.v.get()
-                      : sec.kind == SectionKind::sparse_c1 ? st.c1.get() : st.c2.get();
+        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.own->k.get() : sec.kind == SectionKind::sparse_v ? st.own->v.get()
+                      : sec.kind == SectionKind::sparse_c1 ? st.own->c1.get() : st.own->c2.get();
         if (!bf.empty()) QUIRE_TRY(check(cudaMemcpy(dst, bf.data(), bf.size() * 2, cudaMemcpyHostToDevice), "state upload"));
         if (sec.kind == SectionKind::sparse_c1) st.n1 = rows;
         if (sec.kind == SectionKind::sparse_c2) st.n2 = rows;

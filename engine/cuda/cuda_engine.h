@@ -3,7 +3,7 @@
 // GEMMs through cuBLAS in bf16 with fp32 accumulation, the tensor-core kernels of kernels/ for
 // attention, stage 1, selection and Lightning. Computes what the CPU engine's bf16 mode computes.
 // One persistent workspace grows with the largest chunk and context seen; block selections stay on
-// the device. Not yet: fork sharing of KV blocks (a fork copies).
+// the device. Sequences (cuda_sequence.h) share their cache rows with the sequence they were forked from.
 
 #include <cublas_v2.h>
 

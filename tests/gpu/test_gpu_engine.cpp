@@ -4,6 +4,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "cuda/cuda_sequence.h"
 #include "engine_test_support.h"
 #include "gpu_test_main.h"
 
@@ -75,14 +76,33 @@ private slots:
         QVERIFY2(on_cpu.is_ok(), on_cpu.status().message().c_str());
         const Rows cpu_rows = run_sequence(*cpu, *on_cpu.value(), tokens, 100, 8400, positions);
         for (int64_t p : positions) QVERIFY(rel_rms(cpu_rows.at(p), straight.at(p)) <= kRelRms);
-        // A fork continues independently of its parent.
+        // A fork shares its parent's cache rows instead of copying them, and continues independently:
+        // the parent grows first (its buffers move), then the child; both match a straight run.
         auto parent = gpu->new_sequence();
         run_sequence(*gpu, *parent, prefix, 0, 8300, {});
         auto child = parent->fork();
         QVERIFY(child);
-        const Rows a = run_sequence(*gpu, *child, tokens, 0, 8400, {8399});
+        const auto owned = [](const Sequence& q) { return dynamic_cast<const cuda::CudaSequence&>(q).owned_bytes(); };
+        QVERIFY2(owned(*child) * 4 < owned(*parent), qPrintable(QString("child owns %1 bytes, parent %2").arg(owned(*child)).arg(owned(*parent))));
         const Rows b = run_sequence(*gpu, *parent, tokens, 0, 8400, {8399});
+        const Rows a = run_sequence(*gpu, *child, tokens, 0, 8400, {8399});
         QCOMPARE(max_abs_diff(a.at(8399), b.at(8399)), 0.0f);
+        // A fork of that fork (shared prefix, the child's own rows copied), and a state saved from a
+        // fork (prefix and own rows joined) continue exactly like the child.
+        std::vector<int32_t> longer = tokens;
+        for (int i = 0; i < 60; ++i) longer.push_back(static_cast<int32_t>(7 + i));
+        auto grandchild = child->fork();
+        QVERIFY(grandchild);
+        const std::string fork_path = dir.path().toStdString() + "/fork.qstate";
+        QVERIFY(gpu->save_state(*child, fork_path).is_ok());
+        auto from_file = gpu->load_state(fork_path, &tokens);
+        QVERIFY2(from_file.is_ok(), from_file.status().message().c_str());
+        const auto n = static_cast<int64_t>(tokens.size()), last = n + 59;
+        const Rows c = run_sequence(*gpu, *child, longer, 0, n + 30, {last});
+        const Rows g = run_sequence(*gpu, *grandchild, longer, 0, n + 30, {last});
+        const Rows f = run_sequence(*gpu, *from_file.value(), longer, 0, n + 30, {last});
+        QCOMPARE(max_abs_diff(c.at(last), g.at(last)), 0.0f);
+        QCOMPARE(max_abs_diff(c.at(last), f.at(last)), 0.0f);
     }
 
     void refuses_what_does_not_fit() {

@@ -353,6 +353,36 @@ private slots:
             QCOMPARE(as_lists(tsel), want);
         }
 
+        // A forked sequence's caches come in two parts (a shared prefix and its own rows): the kernels
+        // reading them that way give exactly what they give on one buffer.
+        {
+            const int64_t split_rows = N / 2 + 37, split1 = st.c1.size() / 2 + 3, split2 = st.c2.size() / 2 + 1;
+            auto tail_of = [&](const std::vector<uint16_t>& all, int64_t from) {
+                return std::vector<uint16_t>(all.begin() + from * width, all.end());
+            };
+            const auto c1_all = rows_of(st.c1), c2_all = rows_of(st.c2);
+            DeviceBuffer<uint16_t> k_own(tail_of(kb, split_rows)), v_own(tail_of(vb, split_rows)), c1_own(tail_of(c1_all, split1)),
+                c2_own(tail_of(c2_all, split2));
+            const kernels::RowSource ks(dk.get(), split_rows, k_own.get()), vs(dv.get(), split_rows, v_own.get()),
+                c1s(dc1.get(), split1, c1_own.get()), c2s(dc2.get(), split2, c2_own.get());
+            DeviceBuffer<float> whole(T * kv * stride), parts(T * kv * stride);
+            QCOMPARE(kernels::launch_stage1_blocks(dq.get(), dc1.get(), dc2.get(), T, pos0, kv, group, dim, stride, whole.get(), nullptr, 0, nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_stage1_blocks(dq.get(), c1s, c2s, T, pos0, kv, group, dim, stride, parts.get(), nullptr, 0, nullptr), cudaSuccess);
+            DeviceBuffer<int32_t> dsel_all(gsel);
+            DeviceBuffer<uint16_t> out_whole(T * heads * dim), out_parts(T * heads * dim);
+            QCOMPARE(kernels::launch_block_attention(dq.get(), dk.get(), dv.get(), T, pos0, kv, group, dim, dsel_all.get(), 0, g.total_topk,
+                                                     out_whole.get(), nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_block_attention(dq.get(), ks, vs, T, pos0, kv, group, dim, dsel_all.get(), 0, g.total_topk, out_parts.get(),
+                                                     nullptr), cudaSuccess);
+            DeviceBuffer<uint16_t> c1_new(4 * width), c1_new_parts(4 * width);  // entries straddling the split
+            QCOMPARE(kernels::launch_compress_keys(dk.get(), width, 32, 16, split_rows / 16 - 2, 4, c1_new.get(), nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_compress_keys(ks, width, 32, 16, split_rows / 16 - 2, 4, c1_new_parts.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            QVERIFY(whole.download() == parts.download());
+            QVERIFY(out_whole.download() == out_parts.download());
+            QVERIFY(c1_new.download() == c1_new_parts.download());
+        }
+
         // Attention: all sparse, half dense then sparse, all dense — against the CPU.
         for (int64_t first_sparse : {int64_t{0}, T / 2, T}) {
             std::vector<cpu::TileQuery> tq;
