@@ -32,15 +32,28 @@ __device__ __forceinline__ int64_t next_block(const uint32_t* bitmap, int64_t wo
 template <int D>
 __device__ __forceinline__ void load_block(__nv_bfloat16* ks, __nv_bfloat16* vs, const RowSource& k, const RowSource& v, int64_t b,
                                            int64_t n_keys, int64_t kv_heads, int64_t g) {
-    constexpr int kChunks = D / 8;
-    const int64_t width = kv_heads * D;
-    for (int idx = threadIdx.x; idx < kBlock * kChunks; idx += kWarps * 32) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const int64_t key = b * kBlock + r;
-        const bool valid = key < n_keys;
-        const int64_t row = valid ? key : 0, off = g * D + c * 8;
-        cp_async_16(ks + swz(r, c, kChunks), k.row(row, width) + off, valid);
-        cp_async_16(vs + swz(r, c, kChunks), v.row(row, width) + off, valid);
+    constexpr int kChunks = D / 8, kThreads = kWarps * 32, kRowsPerPass = kThreads / kChunks;
+    static_assert(kRowsPerPass % 8 == 0, "the swizzle phase must not change between passes");
+    const int64_t width = kv_heads * D, first = b * kBlock;
+    const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
+    const int soff = swz(r0, c, kChunks);
+    if (first + kBlock <= n_keys && !(k.split > first && k.split < first + kBlock)) {
+        // The common case: a whole block in one buffer; this thread's rows are r0, r0 + 8, ...
+        const uint16_t* kp = k.row(first + r0, width) + g * D + c * 8;
+        const uint16_t* vp = v.row(first + r0, width) + g * D + c * 8;
+#pragma unroll
+        for (int i = 0; i < kBlock / kRowsPerPass; ++i) {
+            cp_async_16(ks + soff + i * kRowsPerPass * D, kp + i * kRowsPerPass * width, true);
+            cp_async_16(vs + soff + i * kRowsPerPass * D, vp + i * kRowsPerPass * width, true);
+        }
+    } else {
+        for (int i = 0; i < kBlock / kRowsPerPass; ++i) {
+            const int64_t key = first + r0 + i * kRowsPerPass;
+            const bool valid = key < n_keys;
+            const int64_t row = valid ? key : 0, off = g * D + c * 8;
+            cp_async_16(ks + soff + i * kRowsPerPass * D, k.row(row, width) + off, valid);
+            cp_async_16(vs + soff + i * kRowsPerPass * D, v.row(row, width) + off, valid);
+        }
     }
     cp_async_commit();
 }
@@ -163,14 +176,16 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
                 }
             // Mask (not selected, or after the query) and the online softmax, per row half.
             float mx[2] = {-INFINITY, -INFINITY};
+            // Keys of this block each row sees: none if its query did not select it, else up to its position.
+            const int lim[2] = {in0 ? static_cast<int>(min64(kBlock, max64(0, p0 - b * kBlock + 1))) : 0,
+                                in1 ? static_cast<int>(min64(kBlock, max64(0, p1 - b * kBlock + 1))) : 0};
             #pragma unroll
             for (int nt = 0; nt < 8; ++nt)
                 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const int h = e >> 1;
-                    const int64_t key = b * kBlock + nt * 8 + 2 * (lane & 3) + (e & 1);
-                    const bool ok = h ? (in1 && key <= p1) : (in0 && key <= p0);
-                    s[nt][e] = ok ? s[nt][e] * scale : -INFINITY;
+                    const int col = nt * 8 + 2 * (lane & 3) + (e & 1);
+                    s[nt][e] = col < lim[h] ? s[nt][e] * scale : -INFINITY;
                     mx[h] = fmaxf(mx[h], s[nt][e]);
                 }
             float corr[2], sum[2] = {0.0f, 0.0f};

@@ -61,8 +61,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
     const int64_t total = tiles2 + tiles1;
     auto issue = [&](int64_t u, int st) {
         __nv_bfloat16* dst = tiles + st * kTile * D;
-        if (u < tiles2) stage1_load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g, kWarps * 32);
-        else stage1_load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g, kWarps * 32);
+        if (u < tiles2) stage1_load_tile<D, kWarps * 32>(dst, c2, u * kTile, n2_max, kv_heads, g);
+        else stage1_load_tile<D, kWarps * 32>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g);
     };
     if (total > 0) issue(0, 0);
     for (int64_t u = 0; u < total; ++u) {

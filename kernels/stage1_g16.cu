@@ -66,8 +66,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_b
     const int64_t total = tiles2 + tiles1;
     auto issue = [&](int64_t u, int st) {
         __nv_bfloat16* dst = tiles + st * kTile * D;
-        if (u < tiles2) stage1_load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g, kWarps * 32);
-        else stage1_load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g, kWarps * 32);
+        if (u < tiles2) stage1_load_tile<D, kWarps * 32>(dst, c2, u * kTile, n2_max, kv_heads, g);
+        else stage1_load_tile<D, kWarps * 32>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g);
     };
     if (total > 0) issue(0, 0);
     for (int64_t u = 0; u < total; ++u) {
@@ -87,6 +87,13 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_b
         const __nv_bfloat16* tile = tiles + st * kTile * D;
         const bool coarse = u < tiles2;
         const int64_t e0 = (coarse ? u : u - tiles2) * kTile;  // first entry of the tile
+        // Per query, how many of the tile's 64 entries it sees (32-bit compares in the epilogues).
+        int lim[kQueries];
+#pragma unroll
+        for (int j = 0; j < kQueries; ++j) {
+            const int64_t visible = coarse ? n2q[j] : (iz[j][0] > 0.0f ? n1q[j] : 0);
+            lim[j] = ok[j] ? static_cast<int>(max64(0, min64(kTile, visible - e0))) : 0;
+        }
 #pragma unroll
         for (int hk = 0; hk < 2; ++hk) {
             float s[kQueries][4][4];
@@ -116,9 +123,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_b
                         for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
                             for (int e = 0; e < 2; ++e) {
-                                const int64_t idx = e0 + (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
+                                const int col = (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
                                 float& x = s[j][nt][2 * h + e];
-                                x = (ok[j] && idx < n2q[j]) ? scale2 * x : -INFINITY;
+                                x = col < lim[j] ? scale2 * x : -INFINITY;
                                 mx = fmaxf(mx, x);
                             }
                         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
@@ -144,8 +151,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_b
                     for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
                         for (int e = 0; e < 2; ++e) {
-                            const int64_t idx = e0 + (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
-                            const bool vis = idx < n1q[j] && iz[j][0] > 0.0f;
+                            const int col = (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
+                            const bool vis = col < lim[j];
                             x[2 * nt + e] = vis ? fast_exp2(scale2 * s[j][nt][e] - m[j][0]) * iz[j][0] +
                                                       fast_exp2(scale2 * s[j][nt][2 + e] - m[j][1]) * iz[j][1]
                                                 : 0.0f;

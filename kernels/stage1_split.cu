@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16
     const int64_t item = blockIdx.y, u = blockIdx.x;
     const int64_t t = item / kv_heads, g = item % kv_heads;
     const int64_t n2 = visible_entries(pos0 + t + 1, 128, 64);
-    stage1_load_tile<D>(tile, c2, u * kStage1Tile, n2, kv_heads, g, 32);
+    stage1_load_tile<D, 32>(tile, c2, u * kStage1Tile, n2, kv_heads, g);
     uint32_t qa[D / 16][4];
     load_query_rows<D>(q, t, g, kv_heads, lane, qa);
     cp_async_wait<0>();
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __
     const int64_t n1 = visible_entries(pos0 + t + 1, 32, 16);
     const int64_t i0 = u * kStage1Tile;
     if (i0 >= n1) return;
-    stage1_load_tile<D>(tile, c1, i0, n1, kv_heads, g, 32);
+    stage1_load_tile<D, 32>(tile, c1, i0, n1, kv_heads, g);
     uint32_t qa[D / 16][4];
     load_query_rows<D>(q, t, g, kv_heads, lane, qa);
     const float2 st0 = stats[item * 16 + (lane >> 2)], st1 = stats[item * 16 + (lane >> 2) + 8];

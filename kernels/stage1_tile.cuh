@@ -33,16 +33,25 @@ __device__ __forceinline__ void stage1_tile_scores(const uint32_t (&qa)[D / 16][
 }
 
 // Asynchronous load of compressed entries first .. first + 63 of KV head g (zero past count) by
-// `threads` threads of the CTA.
-template <int D>
+// the CTA's kThreads threads.
+template <int D, int kThreads>
 __device__ __forceinline__ void stage1_load_tile(__nv_bfloat16* dst, const RowSource& src, int64_t first, int64_t count,
-                                                 int64_t kv_heads, int64_t g, int threads) {
-    constexpr int kChunks = D / 8;
-    for (int idx = threadIdx.x; idx < kStage1Tile * kChunks; idx += threads) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const bool valid = first + r < count;
-        const uint16_t* row = src.row(valid ? first + r : 0, kv_heads * D) + g * D + c * 8;
-        cp_async_16(dst + swz(r, c, kChunks), row, valid);
+                                                 int64_t kv_heads, int64_t g) {
+    constexpr int kChunks = D / 8, kRowsPerPass = kThreads / kChunks;
+    const int64_t width = kv_heads * D;
+    const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
+    if (kRowsPerPass % 8 == 0 && first + kStage1Tile <= count && !(src.split > first && src.split < first + kStage1Tile)) {
+        // The common case: the whole tile in one buffer; rows r0, r0 + kRowsPerPass, ... share the swizzle phase.
+        const int soff = swz(r0, c, kChunks);
+        const uint16_t* p = src.row(first + r0, width) + g * D + c * 8;
+#pragma unroll
+        for (int i = 0; i < kStage1Tile / kRowsPerPass; ++i) cp_async_16(dst + soff + i * kRowsPerPass * D, p + i * kRowsPerPass * width, true);
+    } else {
+        for (int i = 0; i < kStage1Tile / kRowsPerPass; ++i) {
+            const int r = r0 + i * kRowsPerPass;
+            const bool valid = first + r < count;
+            cp_async_16(dst + swz(r, c, kChunks), src.row(valid ? first + r : 0, width) + g * D + c * 8, valid);
+        }
     }
     cp_async_commit();
 }
