@@ -1,5 +1,5 @@
-// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse), after the NSA /
-// InfLLM-v2 kernels: the G query heads of one KV group form the rows of an m16 MMA tile (16 / G
+// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse) for GQA groups below
+// 16 (groups of 16 go to warp_attention.cu, one warp per query), after the NSA / InfLLM-v2 kernels: the G query heads of one KV group form the rows of an m16 MMA tile (16 / G
 // queries per warp), so one K/V block read serves the whole group. A CTA of 4 warps takes
 // consecutive queries; it walks the union of their block lists in ascending order, loading each
 // block once (cp.async, double-buffered), and a warp computes a block only for the queries that
@@ -9,7 +9,7 @@
 
 #include "attention_ops.h"
 #include "common.cuh"
-#include "mma.cuh"
+#include "attention_tile.cuh"
 
 namespace quire::kernels {
 
@@ -62,7 +62,6 @@ template <int D>
 __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv_bfloat16* __restrict__ q, const RowSource k, const RowSource v, int64_t tokens, int64_t pos0,
                                                                       int64_t kv_heads, int G, const int32_t* __restrict__ selected,
                                                                       int64_t first_sparse, int64_t topk, __nv_bfloat16* __restrict__ out) {
-    constexpr int kChunks = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kStages][K, V][64][D]
     uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + kStages * 2 * kBlock * D);
@@ -163,74 +162,16 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
         if (qmask) {
             const bool in0 = (qmask >> (row0 / G)) & 1u, in1 = (qmask >> (row1 / G)) & 1u;
             float s[8][4];
-            #pragma unroll
-            for (auto& x : s) x[0] = x[1] = x[2] = x[3] = 0.0f;
-            #pragma unroll
-            for (int kp = 0; kp < D / 32; ++kp)
-                #pragma unroll
-                for (int nt = 0; nt < 8; ++nt) {
-                    uint32_t r[4];
-                    ldmatrix_x4(r, ks + swz(nt * 8 + (lane & 7), kp * 4 + (lane >> 3), kChunks));
-                    mma_bf16(s[nt], qa[2 * kp], r[0], r[1]);
-                    mma_bf16(s[nt], qa[2 * kp + 1], r[2], r[3]);
-                }
-            // Mask (not selected, or after the query) and the online softmax, per row half.
-            float mx[2] = {-INFINITY, -INFINITY};
+            attention_scores<D, 8>(qa, ks, lane, s);
             // Keys of this block each row sees: none if its query did not select it, else up to its position.
             const int lim[2] = {in0 ? static_cast<int>(min64(kBlock, max64(0, p0 - b * kBlock + 1))) : 0,
                                 in1 ? static_cast<int>(min64(kBlock, max64(0, p1 - b * kBlock + 1))) : 0};
-            #pragma unroll
+#pragma unroll
             for (int nt = 0; nt < 8; ++nt)
-                #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int h = e >> 1;
-                    const int col = nt * 8 + 2 * (lane & 3) + (e & 1);
-                    s[nt][e] = col < lim[h] ? s[nt][e] * scale : -INFINITY;
-                    mx[h] = fmaxf(mx[h], s[nt][e]);
-                }
-            float corr[2], sum[2] = {0.0f, 0.0f};
-            #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-                const float mn = fmaxf(m[h], mx[h]);
-                corr[h] = mn == -INFINITY ? 1.0f : __expf(m[h] - mn);
-                m[h] = mn;
-            }
-            #pragma unroll
-            for (int nt = 0; nt < 8; ++nt)
-                #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int h = e >> 1;
-                    const float p = m[h] == -INFINITY ? 0.0f : __expf(s[nt][e] - m[h]);
-                    s[nt][e] = p;
-                    sum[h] += p;
-                }
-            #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
-                sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
-                l[h] = l[h] * corr[h] + sum[h];
-            }
-            #pragma unroll
-            for (auto& a : acc) {
-                a[0] *= corr[0];
-                a[1] *= corr[0];
-                a[2] *= corr[1];
-                a[3] *= corr[1];
-            }
-            #pragma unroll
-            for (int kk = 0; kk < 4; ++kk) {
-                const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-                #pragma unroll
-                for (int dn = 0; dn < D / 16; ++dn) {
-                    uint32_t r[4];
-                    ldmatrix_x4_trans(r, vs + swz(kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), dn * 2 + (lane >> 4), kChunks));
-                    mma_bf16(acc[2 * dn], pa, r[0], r[1]);
-                    mma_bf16(acc[2 * dn + 1], pa, r[2], r[3]);
-                }
-            }
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[nt][e] = nt * 8 + 2 * (lane & 3) + (e & 1) < lim[e >> 1] ? s[nt][e] * scale : -INFINITY;
+            softmax_update<D, 8>(s, m, l, acc);
+            accumulate_pv<D, 8>(s, vs, lane, acc);
         }
         __syncthreads();  // this stage is free for the next load
         b = next_block(bitmap, words, b + 1);
@@ -268,12 +209,18 @@ cudaError_t launch_for(const uint16_t* q, const RowSource& k, const RowSource& v
 
 }  // namespace
 
+// warp_attention.cu: groups of 16, one warp per query.
+cudaError_t launch_query_warp_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
+                                        int64_t kv_heads, int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk,
+                                        uint16_t* out, cudaStream_t stream);
+
 cudaError_t launch_block_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
                                    int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
                                    int64_t topk, uint16_t* out, cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;
     if (group < 1 || group > 16 || (16 % group) != 0) return cudaErrorInvalidValue;
     if (tokens > first_sparse && (!selected || topk <= 0)) return cudaErrorInvalidValue;
+    if (group == 16) return launch_query_warp_attention(q, k, v, tokens, pos0, kv_heads, d, selected, first_sparse, topk, out, stream);
     if (d == 64) return launch_for<64>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, stream);
     if (d == 128) return launch_for<128>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, stream);
     return cudaErrorInvalidValue;

@@ -10,6 +10,7 @@
 #include <cfloat>
 
 #include "attention_ops.h"
+#include "attention_tile.cuh"
 #include "stage1_tile.cuh"
 
 namespace quire::kernels {
@@ -17,21 +18,6 @@ namespace quire::kernels {
 namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
-
-template <int D>
-__device__ __forceinline__ void load_query_rows(const __nv_bfloat16* q, int64_t t, int64_t g, int64_t kv_heads, int lane,
-                                                uint32_t (&qa)[D / 16][4]) {
-    const int row0 = lane >> 2, row1 = row0 + 8;
-    const __nv_bfloat16* base = q + (t * kv_heads + g) * 16 * D;
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) {
-        const int col = ks * 16 + 2 * (lane & 3);
-        qa[ks][0] = *reinterpret_cast<const uint32_t*>(base + row0 * D + col);
-        qa[ks][1] = *reinterpret_cast<const uint32_t*>(base + row1 * D + col);
-        qa[ks][2] = *reinterpret_cast<const uint32_t*>(base + row0 * D + col + 8);
-        qa[ks][3] = *reinterpret_cast<const uint32_t*>(base + row1 * D + col + 8);
-    }
-}
 
 template <int D>
 __global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c2,
@@ -43,7 +29,7 @@ __global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16
     const int64_t n2 = visible_entries(pos0 + t + 1, 128, 64);
     stage1_load_tile<D, 32>(tile, c2, u * kStage1Tile, n2, kv_heads, g);
     uint32_t qa[D / 16][4];
-    load_query_rows<D>(q, t, g, kv_heads, lane, qa);
+    load_group_rows<D>(q + (t * kv_heads + g) * 16 * D, lane, qa);
     cp_async_wait<0>();
     __syncwarp();
     float s[8][4];
@@ -100,7 +86,7 @@ __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __
     if (i0 >= n1) return;
     stage1_load_tile<D, 32>(tile, c1, i0, n1, kv_heads, g);
     uint32_t qa[D / 16][4];
-    load_query_rows<D>(q, t, g, kv_heads, lane, qa);
+    load_group_rows<D>(q + (t * kv_heads + g) * 16 * D, lane, qa);
     const float2 st0 = stats[item * 16 + (lane >> 2)], st1 = stats[item * 16 + (lane >> 2) + 8];
     cp_async_wait<0>();
     __syncwarp();
