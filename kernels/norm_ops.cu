@@ -52,6 +52,31 @@ __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int
     for (int k = 0; k < Lane<E>::kWords; ++k) dst[k] = v.w[k];
 }
 
+// One block per row, one thread per 8 elements (the row stays in registers between the two passes).
+__global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, float scale, const float* w, int64_t n, float eps,
+                                    __nv_bfloat16* out) {
+    const int64_t r = blockIdx.x;
+    uint4* xr = reinterpret_cast<uint4*>(x + r * n) + threadIdx.x;
+    uint4 x4 = *xr;
+    const uint4 a4 = reinterpret_cast<const uint4*>(a + r * n)[threadIdx.x];
+    __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&x4);
+    const __nv_bfloat16* ae = reinterpret_cast<const __nv_bfloat16*>(&a4);
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        xe[j] = to_bf(bf(xe[j]) + round_bf(bf(ae[j]) * scale));
+        ss += bf(xe[j]) * bf(xe[j]);
+    }
+    *xr = x4;
+    const float inv = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(n) + eps);
+    uint4 o4;
+    __nv_bfloat16* oe = reinterpret_cast<__nv_bfloat16*>(&o4);
+    const float* wl = w + threadIdx.x * 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) oe[j] = to_bf(round_bf(bf(xe[j]) * inv) * wl[j]);
+    reinterpret_cast<uint4*>(out + r * n)[threadIdx.x] = o4;
+}
+
 // One block per token: the angle depends on (position, pair) only, so cos and sin are computed once
 // per pair and applied to every head (same float formulas as the CPU engine).
 __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_t pos0, float theta) {
@@ -228,6 +253,18 @@ cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int
         elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, ResidualAdd{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(a), scale});
     else
         residual_add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(a), scale, n);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_add_rms_norm(uint16_t* x, const uint16_t* a, float scale, const float* w, int64_t rows, int64_t n, float eps,
+                                uint16_t* out, cudaStream_t stream) {
+    if (rows <= 0) return cudaSuccess;
+    const bool fits = n % 256 == 0 && n / 8 <= 1024 && rows <= 0x7FFFFFFF && vec8(n, {x, a, out});
+    if (!fits) {  // the two kernels in turn
+        if (cudaError_t e = launch_residual_add(x, a, scale, rows * n, stream); e != cudaSuccess) return e;
+        return launch_rms_norm(x, w, rows, n, eps, out, stream);
+    }
+    add_rms_norm_kernel<<<static_cast<unsigned>(rows), static_cast<unsigned>(n / 8), 0, stream>>>(B(x), B(a), scale, w, n, eps, B(out));
     return cudaGetLastError();
 }
 

@@ -26,6 +26,12 @@ cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaS
 // x = bf16(x + bf16(a * scale))
 cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int64_t n, cudaStream_t stream);
 
+// The residual add and the RMSNorm that follows it in one pass over each row of n:
+//   x = bf16(x + bf16(a * scale));  out = RMSNorm(x; w)      (= launch_residual_add, launch_rms_norm)
+// x, a: [rows, n]; out: [rows, n], not aliasing x.
+cudaError_t launch_add_rms_norm(uint16_t* x, const uint16_t* a, float scale, const float* w, int64_t rows, int64_t n, float eps,
+                                uint16_t* out, cudaStream_t stream);
+
 // x = bf16(x * factor)
 cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stream);
 

@@ -234,7 +234,7 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
 
     for (size_t l = 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
-        QUIRE_LAUNCH(Op::norms, "input norm", kernels::launch_rms_norm(x, L.input_norm.get(), n, H, eps, h, nullptr));
+        if (l == 0) QUIRE_LAUNCH(Op::norms, "input norm", kernels::launch_rms_norm(x, L.input_norm.get(), n, H, eps, h, nullptr));
         if (!L.sparse) {
             const int64_t nh = c.lightning_nh, d = c.lightning_head_dim, width = nh * d;
             QUIRE_TRY(gemm_t(h, L.q, b0));
@@ -294,13 +294,17 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
             }
             QUIRE_TRY(gemm_t(b3, L.o, a));
         }
-        QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
-        QUIRE_LAUNCH(Op::norms, "post norm", kernels::launch_rms_norm(x, L.post_norm.get(), n, H, eps, h, nullptr));
+        QUIRE_LAUNCH(Op::norms, "residual + post norm", kernels::launch_add_rms_norm(x, a, r, L.post_norm.get(), n, H, eps, h, nullptr));
         QUIRE_TRY(gemm_t(h, L.mlp_gate, b0));
         QUIRE_TRY(gemm_t(h, L.mlp_up, b1));
         QUIRE_LAUNCH(Op::norms, "swiglu", kernels::launch_silu_mul(b0, b1, n * c.intermediate_size, b0, nullptr));
         QUIRE_TRY(gemm_t(b0, L.mlp_down, a));
-        QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
+        // The layer's last residual add, fused with the next layer's input norm where there is one.
+        if (l + 1 < layers_.size())
+            QUIRE_LAUNCH(Op::norms, "residual + input norm",
+                         kernels::launch_add_rms_norm(x, a, r, layers_[l + 1].input_norm.get(), n, H, eps, h, nullptr));
+        else
+            QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
     }
     seq.tokens_.insert(seq.tokens_.end(), ids, ids + n);
     counters_.forward_calls++;

@@ -167,6 +167,32 @@ private slots:
         }
     }
 
+    void add_rms_norm_data() {
+        QTest::addColumn<qlonglong>("rows");
+        QTest::addColumn<qlonglong>("n");
+        QTest::newRow("1x4096") << 1LL << 4096LL;
+        QTest::newRow("1007x256") << 1007LL << 256LL;
+        QTest::newRow("15x200 (unfused path)") << 15LL << 200LL;
+    }
+    void add_rms_norm() {
+        QFETCH(qlonglong, rows);
+        QFETCH(qlonglong, n);
+        const auto x = random_bf16(rows * n, 31, 2.0f), a = random_bf16(rows * n, 32, 2.0f);
+        std::vector<float> w(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = round_bf16(1.0f + 0.1f * std::cos(float(i)));
+        DeviceBuffer<uint16_t> dx(x), da(a), dout(rows * n);
+        DeviceBuffer<float> dw(w);
+        QCOMPARE(kernels::launch_add_rms_norm(dx.get(), da.get(), 0.7f, dw.get(), rows, n, 1e-6f, dout.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        auto cx = to_float(x);
+        const auto ca = to_float(a);
+        cpu::residual_add(cx.data(), ca.data(), 0.7f, rows * n, true);
+        std::vector<float> cpu_out(cx.size());
+        cpu::rms_norm(cx.data(), w.data(), rows, n, 1e-6, cpu_out.data(), true);
+        check("add_rms_norm: x", nmse(dx.download(), cx), kElementwise, dx.guard_intact());
+        check("add_rms_norm: out", nmse(dout.download(), cpu_out), kElementwise, dout.guard_intact());
+    }
+
     void gemv_data() {
         QTest::addColumn<qlonglong>("tokens");
         QTest::addColumn<qlonglong>("rows");
