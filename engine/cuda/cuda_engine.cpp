@@ -447,22 +447,23 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
         if (!sparse) return Status(ErrorCode::state_malformed, path + ": KV section for a Lightning layer");
         LayerCache& st = seq->kv_[slot];  // a loaded sequence owns all its rows
         const int64_t rows = sec.kind == SectionKind::sparse_c1 ? entries(N, 32, 16) : sec.kind == SectionKind::sparse_c2 ? entries(N, 128, 64) : N;
-        // bf16 as the GPU holds it; fp32 (a CPU engine's state) is rounded on the way.
-        std::vector<uint16_t> bf(static_cast<size_t>(rows * width));
-        if (sec.dtype == SectionDType::bf16 && sec.bytes.size() == bf.size() * 2) {
-            std::memcpy(bf.data(), sec.bytes.data(), sec.bytes.size());
-        } else if (sec.dtype == SectionDType::f32 && sec.bytes.size() == bf.size() * 4) {
+        // bf16 as the GPU holds it goes up as it is; fp32 (a CPU engine's state) is rounded on the way.
+        const auto count = static_cast<size_t>(rows * width);
+        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.own->k.get() : sec.kind == SectionKind::sparse_v ? st.own->v.get()
+                      : sec.kind == SectionKind::sparse_c1 ? st.own->c1.get() : st.own->c2.get();
+        if (sec.dtype == SectionDType::bf16 && sec.bytes.size() == count * 2) {
+            if (count) QUIRE_TRY(check(cudaMemcpy(dst, sec.bytes.data(), count * 2, cudaMemcpyHostToDevice), "state upload"));
+        } else if (sec.dtype == SectionDType::f32 && sec.bytes.size() == count * 4) {
+            std::vector<uint16_t> bf(count);
             for (size_t i = 0; i < bf.size(); ++i) {
                 float f;
                 std::memcpy(&f, sec.bytes.data() + 4 * i, 4);
                 bf[i] = float_to_bf16(f);
             }
+            if (count) QUIRE_TRY(check(cudaMemcpy(dst, bf.data(), count * 2, cudaMemcpyHostToDevice), "state upload"));
         } else {
             return Status(ErrorCode::state_malformed, path + ": a KV section has the wrong size");
         }
-        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.own->k.get() : sec.kind == SectionKind::sparse_v ? st.own->v.get()
-                      : sec.kind == SectionKind::sparse_c1 ? st.own->c1.get() : st.own->c2.get();
-        if (!bf.empty()) QUIRE_TRY(check(cudaMemcpy(dst, bf.data(), bf.size() * 2, cudaMemcpyHostToDevice), "state upload"));
         if (sec.kind == SectionKind::sparse_c1) st.n1 = rows;
         if (sec.kind == SectionKind::sparse_c2) st.n2 = rows;
     }

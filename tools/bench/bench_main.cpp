@@ -2,12 +2,16 @@
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
 //   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192] [--decode 16] [--budget-s 400]
+//               [--state-dir DIR]
+// --state-dir: after the longest length, save the prefix state there, load it back (timed) and
+// check that the loaded sequence decodes the same next-token logits.
 // --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
 // configuration is tests/data/real_config). QUIRE_CUDA_PROFILE=1 adds GPU time per operation.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
     int64_t chunk = 8192, decode = 16;
     double budget = 400;
     bool random = false;
+    std::string state_dir;
     for (int i = 2; i < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--random") {
@@ -115,6 +120,7 @@ int main(int argc, char** argv) {
         } else if (a == "--chunk") chunk = std::stoll(v);
         else if (a == "--decode") decode = std::stoll(v);
         else if (a == "--budget-s") budget = std::stod(v);
+        else if (a == "--state-dir") state_dir = v;
     }
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
@@ -213,6 +219,40 @@ int main(int argc, char** argv) {
             std::printf("(stopping: past the %.0f s budget)\n", budget);
             break;
         }
+    }
+    if (!state_dir.empty() && seq->length() > 0) {
+        // The product's restart path: the prefix state to disk and back.
+        const std::string path = state_dir + "/bench.qstate";
+        const double t0 = now();
+        if (Status st = engine.value()->save_state(*seq, path); !st) {
+            std::printf("save failed: %s\n", st.message().c_str());
+            return 1;
+        }
+        const double saved = now() - t0;
+        std::FILE* f = std::fopen(path.c_str(), "rb");
+        double bytes = 0;
+        if (f) {
+            std::fseek(f, 0, SEEK_END);
+            bytes = static_cast<double>(std::ftell(f));
+            std::fclose(f);
+        }
+        const double t1 = now();
+        auto loaded = engine.value()->load_state(path, &seq->tokens());
+        if (!loaded) {
+            std::printf("load failed: %s\n", loaded.status().message().c_str());
+            return 1;
+        }
+        const double restored = now() - t1;
+        std::vector<float> a, b;
+        auto fork = seq->fork();
+        if (!fork || !engine.value()->decode(*fork, 5, &a) || !engine.value()->decode(*loaded.value(), 5, &b)) {
+            std::printf("decode after the round trip failed\n");
+            return 1;
+        }
+        float diff = 0;
+        for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::abs(a[i] - b[i]));
+        std::printf("state of %lld tokens: %.2f GB; saved in %.2f s (%.2f GB/s), loaded in %.2f s (%.2f GB/s); next-token logits max |diff| %g\n",
+                    static_cast<long long>(seq->length()), bytes / 1e9, saved, bytes / 1e9 / saved, restored, bytes / 1e9 / restored, diff);
     }
     return 0;
 }
