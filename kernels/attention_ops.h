@@ -23,7 +23,8 @@ cudaError_t launch_lightning(const uint16_t* q, const uint16_t* k, const uint16_
 // position p = pos0 + t masked). Queries t < first_sparse are dense (blocks 0..p/64); query
 // t >= first_sparse uses the ascending list selected[((t - first_sparse) * kv_heads + g) * topk ..]
 // (-1 after its last block), as launch_select_blocks writes it. q: [tokens, kv_heads * group, d];
-// k, v: [pos0 + tokens, kv_heads, d] bf16. out like q.
+// k, v: [pos0 + tokens, kv_heads, d] bf16. out like q. Groups of 16 run one warp per query
+// (warp_attention.cu), smaller groups a CTA per 4 warps' union of blocks (block_attention.cu).
 cudaError_t launch_block_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
                                    int64_t kv_heads, int64_t group, int64_t d, const int32_t* selected, int64_t first_sparse,
                                    int64_t topk, uint16_t* out, cudaStream_t stream);

@@ -1,10 +1,11 @@
-// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse) for GQA groups below
-// 16 (groups of 16 go to warp_attention.cu, one warp per query), after the NSA / InfLLM-v2 kernels: the G query heads of one KV group form the rows of an m16 MMA tile (16 / G
-// queries per warp), so one K/V block read serves the whole group. A CTA of 4 warps takes
-// consecutive queries; it walks the union of their block lists in ascending order, loading each
-// block once (cp.async, double-buffered), and a warp computes a block only for the queries that
-// selected it. Online softmax in fp32, P rounded to bf16 for the P.V product (as FlashAttention-2
-// and the official kernel do), output bf16.
+// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse) for GQA groups
+// below 16 (groups of 16 go to warp_attention.cu, one warp per query), after the NSA / InfLLM-v2
+// kernels: the G query heads of one KV group form rows of an m16 MMA tile (16 / G queries per
+// warp), so one K/V block read serves the whole group. A CTA of 4 warps takes consecutive queries;
+// it walks the union of their block lists in ascending order, loading each block once (cp.async
+// ring of kStages buffers), and a warp computes a block only for the queries that selected it.
+// Online softmax in fp32, P rounded to bf16 for the P.V product (as FlashAttention-2 and the
+// official kernel do), output bf16.
 #include <cfloat>
 
 #include "attention_ops.h"

@@ -12,13 +12,16 @@ namespace quire::kernels {
 
 namespace {
 
+#ifndef QUIRE_STAGE1_CTAS_PER_SM
+#define QUIRE_STAGE1_CTAS_PER_SM 2  // 128 registers, a few spilled: 16 warps per SM beat 8 (stage 1 at 1M: 14.1 -> 12.9 s, H100)
+#endif
 constexpr int kWarps = 8;
 constexpr int kQueries = 2;  // per warp
 constexpr int kPerCta = kWarps * kQueries;
 constexpr int kPool = kStage1Tile + 4;  // per query: [0] = last score of the previous tile, [1..64] this tile
 
 template <int D>
-__global__ void __launch_bounds__(kWarps * 32, 1) stage1_g16_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
+__global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_g16_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
                                                                     const RowSource c2, int64_t tokens, int64_t pos0,
                                                                     int64_t kv_heads, int64_t stride, float* __restrict__ block_scores) {
     constexpr int kTile = kStage1Tile;
