@@ -387,10 +387,9 @@ Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
         StateSection sec{kind, layer, SectionDType::bf16, std::vector<uint8_t>(static_cast<size_t>(rows * width * 2))};
         const int64_t shared = std::min(rows, src.split);
         if (shared > 0)
-            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), src.base, static_cast<size_t>(shared * width) * 2, cudaMemcpyDeviceToHost), "state download"));
+            QUIRE_TRY(staging_.download(sec.bytes.data(), src.base, shared * width * 2));
         if (rows > shared)
-            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data() + shared * width * 2, src.own, static_cast<size_t>((rows - shared) * width) * 2,
-                                       cudaMemcpyDeviceToHost), "state download"));
+            QUIRE_TRY(staging_.download(sec.bytes.data() + shared * width * 2, src.own, (rows - shared) * width * 2));
         sections.push_back(std::move(sec));
         return Status::ok();
     };
@@ -399,7 +398,7 @@ Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
         const auto layer = static_cast<uint32_t>(l);
         if (!layers_[static_cast<size_t>(l)].sparse) {
             StateSection sec{SectionKind::lightning_state, layer, SectionDType::f32, std::vector<uint8_t>(static_cast<size_t>(seq.lightning_[slot].size() * 4))};
-            QUIRE_TRY(check(cudaMemcpy(sec.bytes.data(), seq.lightning_[slot].get(), sec.bytes.size(), cudaMemcpyDeviceToHost), "state download"));
+            QUIRE_TRY(staging_.download(sec.bytes.data(), seq.lightning_[slot].get(), static_cast<int64_t>(sec.bytes.size())));
             sections.push_back(std::move(sec));
         } else {
             const LayerCache& st = seq.kv_[slot];
@@ -441,7 +440,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
         if (sec.kind == SectionKind::lightning_state) {
             if (sparse || sec.dtype != SectionDType::f32 || static_cast<int64_t>(sec.bytes.size()) != seq->lightning_[slot].size() * 4)
                 return Status(ErrorCode::state_malformed, path + ": a Lightning section does not match the model");
-            QUIRE_TRY(check(cudaMemcpy(seq->lightning_[slot].get(), sec.bytes.data(), sec.bytes.size(), cudaMemcpyHostToDevice), "state upload"));
+            QUIRE_TRY(staging_.upload(seq->lightning_[slot].get(), sec.bytes.data(), static_cast<int64_t>(sec.bytes.size())));
             continue;
         }
         if (!sparse) return Status(ErrorCode::state_malformed, path + ": KV section for a Lightning layer");
@@ -452,7 +451,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
         uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.own->k.get() : sec.kind == SectionKind::sparse_v ? st.own->v.get()
                       : sec.kind == SectionKind::sparse_c1 ? st.own->c1.get() : st.own->c2.get();
         if (sec.dtype == SectionDType::bf16 && sec.bytes.size() == count * 2) {
-            if (count) QUIRE_TRY(check(cudaMemcpy(dst, sec.bytes.data(), count * 2, cudaMemcpyHostToDevice), "state upload"));
+            QUIRE_TRY(staging_.upload(dst, sec.bytes.data(), static_cast<int64_t>(count * 2)));
         } else if (sec.dtype == SectionDType::f32 && sec.bytes.size() == count * 4) {
             std::vector<uint16_t> bf(count);
             for (size_t i = 0; i < bf.size(); ++i) {
@@ -460,7 +459,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path
                 std::memcpy(&f, sec.bytes.data() + 4 * i, 4);
                 bf[i] = float_to_bf16(f);
             }
-            if (count) QUIRE_TRY(check(cudaMemcpy(dst, bf.data(), count * 2, cudaMemcpyHostToDevice), "state upload"));
+            QUIRE_TRY(staging_.upload(dst, bf.data(), static_cast<int64_t>(count * 2)));
         } else {
             return Status(ErrorCode::state_malformed, path + ": a KV section has the wrong size");
         }

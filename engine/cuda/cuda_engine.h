@@ -11,6 +11,7 @@
 
 #include "cuda/device_array.h"
 #include "cuda/op_profiler.h"
+#include "cuda/pinned_staging.h"
 #include "engine.h"
 
 namespace quire::cuda {
@@ -72,6 +73,7 @@ private:
     std::vector<int64_t> slot_;
     Workspace ws_;
     OpProfiler profiler_;
+    PinnedStaging staging_;  // state save and load
 };
 
 }  // namespace quire::cuda
