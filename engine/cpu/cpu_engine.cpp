@@ -236,12 +236,8 @@ Status CpuEngine::save_state(const Sequence& s, const std::string& path) {
 }
 
 Result<std::unique_ptr<Sequence>> CpuEngine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) {
-    StateExpectations expect;
-    expect.model_fingerprint = model_->fingerprint();
-    expect.precision = static_cast<uint32_t>(options_.precision);
-    expect.regime_rule = static_cast<uint32_t>(options_.regime);
-    expect.tokens = expected_tokens;
-    auto loaded = read_state_file(path, expect);
+    auto loaded = read_state_file(path, {model_->fingerprint(), static_cast<uint32_t>(options_.precision),
+                                          static_cast<uint32_t>(options_.regime), expected_tokens});
     if (!loaded) return loaded.status();
     const ModelConfig& c = model_->config();
     const int64_t N = loaded->header.token_count;

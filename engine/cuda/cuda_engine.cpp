@@ -143,7 +143,12 @@ int64_t CudaEngine::workspace_bytes(int64_t chunk, int64_t context) const {
 int64_t CudaEngine::Workspace::bytes() const {
     int64_t n = 0;
     for (const DeviceArray<uint16_t>* b : {&x, &h, &a, &b0, &b1, &b2, &b3, &b4}) n += b->size() * 2;
-    return n + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4 + stage1_scratch.size() * 4 + attention_scratch.size() * 4;
+    return n + logits.size() * 2 + ids.size() * 4 + selected.size() * 4 + block_scores.size() * 4 + stage1_scratch.size() * 4 + attention_scratch.size() * 4;
+}
+
+int64_t CudaEngine::workspace_growth(int64_t tokens, int64_t context) const {
+    if (tokens <= ws_.tokens && (context + 63) / 64 <= ws_.blocks) return 0;
+    return std::max<int64_t>(0, workspace_bytes(std::max(tokens, ws_.tokens), context + 1024 * 64) - ws_.bytes());
 }
 
 Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
@@ -197,16 +202,17 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     for (int64_t t = 0; t < n; ++t)
         if (ids[t] < 0 || ids[t] >= c.vocab_size)
             return Status(ErrorCode::invalid_argument, "token id " + std::to_string(ids[t]) + " is outside the vocabulary");
-    // Memory plan for this step, before allocating anything.
-    size_t free_b = 0, total_b = 0;
-    QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
+    // Memory plan for this step, before allocating anything (after a prefill's plan, nothing grows).
     const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
-    const bool ws_fits = n <= ws_.tokens && (pos0 + n + 63) / 64 <= ws_.blocks;
-    const int64_t need = grow + (ws_fits ? 0 : std::max<int64_t>(0, workspace_bytes(std::max(n, ws_.tokens), pos0 + n + 1024 * 64) - ws_.bytes()));
-    if (need > static_cast<int64_t>(free_b)) {
-        char msg[200];
-        std::snprintf(msg, sizeof msg, "this step needs %.2f GiB, the GPU has %.2f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
-        return Status(ErrorCode::out_of_memory, msg);
+    const int64_t need = grow + workspace_growth(n, pos0 + n);
+    if (need > 0) {
+        size_t free_b = 0, total_b = 0;
+        QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
+        if (need > static_cast<int64_t>(free_b)) {
+            char msg[200];
+            std::snprintf(msg, sizeof msg, "this step needs %.2f GiB, the GPU has %.2f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
+            return Status(ErrorCode::out_of_memory, msg);
+        }
     }
     QUIRE_TRY(seq.reserve(pos0 + n));
     QUIRE_TRY(ensure_workspace(n, pos0 + n));
@@ -311,8 +317,8 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     if (!rows.empty() && logits) {
         const auto m = static_cast<int64_t>(rows.size());
         const Matrix& head = lm_head_.data.get() ? lm_head_ : embed_;
-        DeviceArray<uint16_t> out;
-        QUIRE_TRY(check(out.allocate(m * c.vocab_size), "logits"));
+        if (ws_.logits.size() < m * c.vocab_size) QUIRE_TRY(check(ws_.logits.allocate(m * c.vocab_size), "logits"));
+        uint16_t* out = ws_.logits.get();
         auto head_logits = [&]() -> Status {
             for (int64_t i = 0; i < m; ++i)
                 if (cudaError_t e = cudaMemcpyAsync(h + i * H, x + rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
@@ -320,11 +326,11 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
                     return check(e, "logit rows");
             if (Status st = check(kernels::launch_rms_norm(h, final_norm_.get(), m, H, eps, h, nullptr), "final norm"); !st) return st;
             if (Status st = check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, nullptr), "logit scale"); !st) return st;
-            return gemm(h, m, head, out.get());
+            return gemm(h, m, head, out);
         };
         QUIRE_TRY(profiler_.time(Op::logits, head_logits));
         std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
-        QUIRE_TRY(check(cudaMemcpy(host.data(), out.get(), host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
+        QUIRE_TRY(check(cudaMemcpy(host.data(), out, host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
         for (int64_t i = 0; i < m; ++i) {
             std::vector<float> row(static_cast<size_t>(c.vocab_size));
             for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
@@ -345,17 +351,19 @@ Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector
     const auto total = static_cast<int64_t>(req.tokens.size());
     if (total > 0) {
         const int64_t end = cs.length() + total, chunk = req.chunk > 0 ? std::min<int64_t>(req.chunk, total) : total;
-        size_t free_b = 0, total_b = 0;
-        QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
         const int64_t state_more = cs.capacity_ >= end ? 0 : state_bytes(end) - state_bytes(cs.capacity_);
-        const bool ws_fits = chunk <= ws_.tokens && (end + 63) / 64 <= ws_.blocks;
-        const int64_t ws_more = ws_fits ? 0 : std::max<int64_t>(0, workspace_bytes(std::max(chunk, ws_.tokens), end + 1024 * 64) - ws_.bytes());
-        if (state_more + ws_more > static_cast<int64_t>(free_b)) {
-            char msg[320];
-            std::snprintf(msg, sizeof msg,
-                          "a context of %lld tokens needs %.2f GiB more on the GPU (state %.2f GiB, workspace %.2f GiB), the GPU has %.2f GiB free",
-                          static_cast<long long>(end), gib(state_more + ws_more), gib(state_more), gib(ws_more), gib(static_cast<int64_t>(free_b)));
-            return Status(ErrorCode::out_of_memory, msg);
+        const int64_t ws_more = workspace_growth(chunk, end);
+        if (state_more + ws_more > 0) {
+            size_t free_b = 0, total_b = 0;
+            QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
+            if (state_more + ws_more > static_cast<int64_t>(free_b)) {
+                char msg[320];
+                std::snprintf(msg, sizeof msg,
+                              "a context of %lld tokens needs %.2f GiB more on the GPU (state %.2f GiB, workspace %.2f GiB), the GPU has %.2f GiB free",
+                              static_cast<long long>(end), gib(state_more + ws_more), gib(state_more), gib(ws_more),
+                              gib(static_cast<int64_t>(free_b)));
+                return Status(ErrorCode::out_of_memory, msg);
+            }
         }
         QUIRE_TRY(cs.reserve(end, /*exact=*/true));
     }
@@ -413,12 +421,8 @@ Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
 
 Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) {
     cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
-    StateExpectations expect;
-    expect.model_fingerprint = model_->fingerprint();
-    expect.precision = static_cast<uint32_t>(options_.precision);
-    expect.regime_rule = static_cast<uint32_t>(options_.regime);
-    expect.tokens = expected_tokens;
-    auto loaded = read_state_file(path, expect);
+    auto loaded = read_state_file(path, {model_->fingerprint(), static_cast<uint32_t>(options_.precision),
+                                          static_cast<uint32_t>(options_.regime), expected_tokens});
     if (!loaded) return loaded.status();
     const ModelConfig& c = model_->config();
     const int64_t N = loaded->header.token_count;

@@ -51,13 +51,14 @@ private:
     // Buffers of one forward pass, sized for `tokens` tokens and contexts up to `blocks` * 64.
     struct Workspace {
         int64_t tokens = 0, blocks = 0;
-        DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4;
+        DeviceArray<uint16_t> x, h, a, b0, b1, b2, b3, b4, logits;
         DeviceArray<int32_t> ids, selected;
         DeviceArray<float> block_scores, stage1_scratch, attention_scratch;  // scratch: the decode paths
         int64_t bytes() const;
     };
     Status upload();
     Status ensure_workspace(int64_t tokens, int64_t context);
+    int64_t workspace_growth(int64_t tokens, int64_t context) const;  // bytes to add; 0 when it fits
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
                    std::vector<std::vector<float>>* logits);
