@@ -63,15 +63,19 @@ __global__ void __launch_bounds__(kWarps * 32) lightning_kernel(const __nv_bfloa
                     *reinterpret_cast<uint32_t*>(sm.sl + off) = pack_bf16(l0, l1);
                 }
     };
-    #pragma unroll
-    for (int mt = 0; mt < kMt; ++mt)
-        #pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-            #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = warp * kRows + mt * 16 + gr + 8 * (e >> 1), c = nt * 8 + gc + (e & 1);
-                st[mt][nt][e] = S[static_cast<int64_t>(r) * D + c0 + c];
-            }
+    // Each register of the warp's state slice with its offset in the head's global state.
+    auto for_each_state = [&](auto&& f) {
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int r = warp * kRows + mt * 16 + gr + 8 * (e >> 1), c = nt * 8 + gc + (e & 1);
+                    f(st[mt][nt][e], static_cast<int64_t>(r) * D + c0 + c);
+                }
+    };
+    for_each_state([&](float& x, int64_t at) { x = S[at]; });
     publish_state();
 
     int64_t t0 = 0;
@@ -219,15 +223,7 @@ __global__ void __launch_bounds__(kWarps * 32) lightning_kernel(const __nv_bfloa
         __syncthreads();
         t0 += len;
     }
-    #pragma unroll
-    for (int mt = 0; mt < kMt; ++mt)
-        #pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-            #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = warp * kRows + mt * 16 + gr + 8 * (e >> 1), c = nt * 8 + gc + (e & 1);
-                S[static_cast<int64_t>(r) * D + c0 + c] = st[mt][nt][e];
-            }
+    for_each_state([&](float& x, int64_t at) { S[at] = x; });
 }
 
 template <int D>

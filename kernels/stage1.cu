@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * qpc, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + qpc);
     const int64_t n1_max = visible(pos0 + t_end, 32, 16), n2_max = visible(pos0 + t_end, 128, 64);
-    const int64_t tiles2 = (n2_max + kTile - 1) / kTile, tiles1 = (n1_max + kTile - 1) / kTile;
+    const int64_t tiles1 = (n1_max + kTile - 1) / kTile;  // fine tiles (their last one carries into the blocks after)
     const int64_t heads = kv_heads * G;
 
     const int row0 = lane >> 2, row1 = row0 + 8;
@@ -58,30 +58,14 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
     float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.0f, 0.0f};
     float iz[2] = {0.0f, 0.0f};  // 1 / z once the coarse pass is done (0 for a row without coarse keys)
 
-    const int64_t total = tiles2 + tiles1;
-    auto issue = [&](int64_t u, int st) {
-        __nv_bfloat16* dst = tiles + st * kTile * D;
-        if (u < tiles2) stage1_load_tile<D, kWarps * 32>(dst, c2, u * kTile, n2_max, kv_heads, g);
-        else stage1_load_tile<D, kWarps * 32>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g);
-    };
-    if (total > 0) issue(0, 0);
-    for (int64_t u = 0; u < total; ++u) {
-        const int st = static_cast<int>(u & 1);
-        if (u + 1 < total) {
-            issue(u + 1, st ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        if (u == tiles2)
+    stage1_stream_tiles<D, kWarps * 32>(tiles, c1, c2, n1_max, n2_max, kv_heads, g, [&](bool coarse, int64_t e0, const __nv_bfloat16* cs) {
+        if (!coarse && e0 == 0)
             for (int h = 0; h < 2; ++h) iz[h] = (m[h] == -INFINITY || z[h] <= 0.0f) ? 0.0f : 1.0f / z[h];
-        const __nv_bfloat16* cs = tiles + st * kTile * D;
         float s[8][4];
         stage1_tile_scores<D>(qa, cs, lane, s);
-        if (u < tiles2) {
+        if (coarse) {
             // Coarse keys: running max and sum of 2^x per row (= per head), x in log2 units.
-            const int64_t j0 = u * kTile;
+            const int64_t j0 = e0;
             float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
             for (int nt = 0; nt < 8; ++nt)
@@ -110,7 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
             }
         } else {
             // Fine keys: sums over each query's rows (shuffles within the query's lanes), pooled through smem.
-            const int64_t i0 = (u - tiles2) * kTile;
+            const int64_t i0 = e0;
             for (int nt = 0; nt < 8; ++nt)
                 for (int e = 0; e < 2; ++e) {
                     const int64_t i = i0 + nt * 8 + 2 * (lane & 3) + e;
@@ -137,8 +121,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) stage1_kernel(const __nv_bfloa
             for (int i = lane; i < qpw; i += 32) pool[i * kPool] = pool[i * kPool + kTile];
             __syncwarp();
         }
-        __syncthreads();  // the stage is free for the load after next
-    }
+    });
     // Blocks past the last tile: the first one still sees the carried score; later ones see nothing.
     for (int idx = lane; idx < qpw; idx += 32) {
         const int64_t t = t0 + warp * qpw + idx;

@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kPerCta, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + kPerCta);
     const int64_t n1_max = visible_entries(pos0 + t_end, 32, 16), n2_max = visible_entries(pos0 + t_end, 128, 64);
-    const int64_t tiles2 = (n2_max + kTile - 1) / kTile, tiles1 = (n1_max + kTile - 1) / kTile;
+    const int64_t tiles1 = (n1_max + kTile - 1) / kTile;  // fine tiles (their last one carries into the blocks after)
     const int64_t heads = kv_heads * 16;
     const int row0 = lane >> 2, row1 = row0 + 8;
 
@@ -66,30 +66,12 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
             z[j][h] = iz[j][h] = 0.0f;
         }
 
-    const int64_t total = tiles2 + tiles1;
-    auto issue = [&](int64_t u, int st) {
-        __nv_bfloat16* dst = tiles + st * kTile * D;
-        if (u < tiles2) stage1_load_tile<D, kWarps * 32>(dst, c2, u * kTile, n2_max, kv_heads, g);
-        else stage1_load_tile<D, kWarps * 32>(dst, c1, (u - tiles2) * kTile, n1_max, kv_heads, g);
-    };
-    if (total > 0) issue(0, 0);
-    for (int64_t u = 0; u < total; ++u) {
-        const int st = static_cast<int>(u & 1);
-        if (u + 1 < total) {
-            issue(u + 1, st ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        if (u == tiles2)
+    stage1_stream_tiles<D, kWarps * 32>(tiles, c1, c2, n1_max, n2_max, kv_heads, g, [&](bool coarse, int64_t e0, const __nv_bfloat16* tile) {
+        if (!coarse && e0 == 0)
 #pragma unroll
             for (int j = 0; j < kQueries; ++j)
 #pragma unroll
                 for (int h = 0; h < 2; ++h) iz[j][h] = (m[j][h] == -INFINITY || z[j][h] <= 0.0f) ? 0.0f : 1.0f / z[j][h];
-        const __nv_bfloat16* tile = tiles + st * kTile * D;
-        const bool coarse = u < tiles2;
-        const int64_t e0 = (coarse ? u : u - tiles2) * kTile;  // first entry of the tile
         // Per query, how many of the tile's 64 entries it sees (32-bit compares in the epilogues).
         int lim[kQueries];
 #pragma unroll
@@ -184,8 +166,7 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
             if (lane < kQueries) pool[lane * kPool] = pool[lane * kPool + kTile];
             __syncwarp();
         }
-        __syncthreads();  // the stage is free for the load after next
-    }
+    });
     // Blocks past the last tile: the first still sees the carried score; later ones see nothing.
     if (lane < kQueries) {
         const int j = lane;

@@ -56,4 +56,32 @@ __device__ __forceinline__ void stage1_load_tile(__nv_bfloat16* dst, const RowSo
     cp_async_commit();
 }
 
+// The prefill kernels' walk: the coarse tiles (C2, entries < n2) then the fine ones (C1, entries
+// < n1) through a two-stage cp.async ring the CTA shares. visit(coarse, first_entry, tile) runs for
+// each tile once it is in shared memory; the CTA synchronises before its stage is reloaded.
+template <int D, int kThreads, typename Visit>
+__device__ __forceinline__ void stage1_stream_tiles(__nv_bfloat16* tiles, const RowSource& c1, const RowSource& c2, int64_t n1, int64_t n2,
+                                                    int64_t kv_heads, int64_t g, Visit&& visit) {
+    const int64_t tiles2 = (n2 + kStage1Tile - 1) / kStage1Tile, tiles1 = (n1 + kStage1Tile - 1) / kStage1Tile;
+    const int64_t total = tiles2 + tiles1;
+    auto issue = [&](int64_t u) {
+        __nv_bfloat16* dst = tiles + (u & 1) * kStage1Tile * D;
+        if (u < tiles2) stage1_load_tile<D, kThreads>(dst, c2, u * kStage1Tile, n2, kv_heads, g);
+        else stage1_load_tile<D, kThreads>(dst, c1, (u - tiles2) * kStage1Tile, n1, kv_heads, g);
+    };
+    if (total > 0) issue(0);
+    for (int64_t u = 0; u < total; ++u) {
+        if (u + 1 < total) {
+            issue(u + 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bool coarse = u < tiles2;
+        visit(coarse, (coarse ? u : u - tiles2) * kStage1Tile, tiles + (u & 1) * kStage1Tile * D);
+        __syncthreads();  // the stage is free for the load after next
+    }
+}
+
 }  // namespace quire::kernels
