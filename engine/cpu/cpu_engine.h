@@ -1,5 +1,5 @@
 #pragma once
-// The CPU reference backend: the whole SALA forward pass (model-spec §2-§4) on fp32 buffers with
+// The CPU reference backend: the whole SALA forward pass (docs/model.md §2-§4) on fp32 buffers with
 // bf16 rounding where the official model rounds (or none in Precision::fp32), weights read in
 // place from the mapped shards, work spread over a thread pool.
 
