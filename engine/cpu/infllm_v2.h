@@ -1,5 +1,5 @@
 #pragma once
-// InfLLM-v2 block selection for sparse layers (model-spec §3.2-3.5), per query position p and KV
+// InfLLM-v2 block selection for sparse layers (docs/model.md §3.2-3.5), per query position p and KV
 // group, with absolute positions and the "clean" causal rule (a compressed key is visible when its
 // whole window lies at or before p):
 //   C1[i] = mean K[16i .. 16i+31],  C2[j] = mean K[64j .. 64j+127]        (bf16-rounded means)

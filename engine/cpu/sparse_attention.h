@@ -1,7 +1,7 @@
 #pragma once
 // Attention of the sparse (minicpm4) layers: exact softmax attention of each query over a set of
 // key blocks — all blocks up to the query in the dense regime, the InfLLM-v2 selection in the
-// sparse regime (model-spec §3.1, §3.6). GQA: query head h reads KV head h / group.
+// sparse regime (docs/model.md §3.1, §3.6). GQA: query head h reads KV head h / group.
 
 #include <cstdint>
 #include <functional>
