@@ -1,4 +1,5 @@
 // quire: the command-line entry point. Subcommands are listed in usage().
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -19,9 +20,23 @@ void usage(FILE* to) {
                  "  --version            print the version\n"
                  "`quire COMMAND --help` describes a command and its options.\n");
 }
+int run(int argc, char** argv);
+
+// A failed write to stdout (a full disk, /dev/full) must not end in success: every command's output
+// is checked once more here, after its last flush.
+int finishOutput(int code) {
+    errno = 0;
+    const bool flushed = std::fflush(stdout) == 0;
+    if (flushed && !std::ferror(stdout)) return code;
+    std::fprintf(stderr, "quire: could not write the output%s%s\n", errno ? ": " : "", errno ? std::strerror(errno) : "");
+    return code ? code : 1;
+}
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) { return finishOutput(run(argc, argv)); }
+
+namespace {
+int run(int argc, char** argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -46,3 +61,4 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
 }
+}  // namespace

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <cstring>
 
 namespace quire::app {
@@ -15,9 +17,10 @@ namespace {
 Status fileError(ErrorCode code, const QString& path, const QString& what) {
     return Status(code, (path + ": " + what).toStdString());
 }
-}  // namespace
 
-Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes) {
+
+// Reads at most `limit` bytes; a file larger than maxBytes (when maxBytes >= 0) is refused unread.
+Result<QByteArray> readChecked(const QString& path, qint64 maxBytes, qint64 limit) {
     const QByteArray native = QFile::encodeName(path);
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     const int fd = ::open(native.constData(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -34,13 +37,13 @@ Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes) {
                            : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket" : "special";
         return fileError(ErrorCode::invalid_argument, path, QString("not a regular file (%1); only regular files are read").arg(kind));
     }
-    if (st.st_size > maxBytes) {
+    if (maxBytes >= 0 && st.st_size > maxBytes) {
         ::close(fd);
         return fileError(ErrorCode::invalid_argument, path,
                          QString("too large (%1 bytes, the limit is %2)").arg(static_cast<qint64>(st.st_size)).arg(maxBytes));
     }
     QByteArray bytes;
-    bytes.resize(static_cast<qsizetype>(st.st_size));
+    bytes.resize(static_cast<qsizetype>(std::min<qint64>(st.st_size, limit)));
     qint64 got = 0;
     while (got < bytes.size()) {
         const ssize_t n = ::read(fd, bytes.data() + got, static_cast<size_t>(bytes.size() - got));
@@ -57,6 +60,14 @@ Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes) {
     bytes.resize(static_cast<qsizetype>(got));
     return bytes;
 }
+
+}  // namespace
+
+Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes) {
+    return readChecked(path, maxBytes, std::numeric_limits<qint64>::max());
+}
+
+Result<QByteArray> readRegularFileHead(const QString& path, qint64 bytes) { return readChecked(path, -1, bytes); }
 
 bool isRegularFile(const QString& path) {
     struct stat st {};

@@ -15,6 +15,9 @@ namespace quire::app {
 // is larger than maxBytes, ErrorCode::io_error when it cannot be opened or read.
 Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes);
 
+// At most the first `bytes` bytes of a regular file (same checks, no size limit).
+Result<QByteArray> readRegularFileHead(const QString& path, qint64 bytes);
+
 // Whether path is a regular file (following links), without opening it.
 bool isRegularFile(const QString& path);
 
