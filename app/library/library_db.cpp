@@ -469,9 +469,9 @@ Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
               " token_hash = excluded.token_hash, token_count = excluded.token_count, bytes = excluded.bytes, last_used = excluded.last_used"
               " RETURNING id");
     q.addBindValue(r.libraryId);
-    q.addBindValue(r.path);
-    q.addBindValue(r.modelFingerprint);
-    q.addBindValue(r.tokenHash);
+    q.addBindValue(sqlText(r.path));
+    q.addBindValue(sqlText(r.modelFingerprint));
+    q.addBindValue(sqlText(r.tokenHash));
     q.addBindValue(r.tokenCount);
     q.addBindValue(r.bytes);
     q.addBindValue(nowIso());
