@@ -109,8 +109,9 @@ Result<AssembledContext> SessionService::assemble(const LibraryRow& library) {
     auto ctx = assembleContext(*tok, library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt, parts,
                                options_.contextLimit, options_.conversationReserve);
     if (!ctx) return ctx.status();
-    for (const ContextPiece& p : ctx->pieces)
-        if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
+    if (!db_.readOnly())  // token counts are a convenience for listings: a read-only library goes without
+        for (const ContextPiece& p : ctx->pieces)
+            if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
     return ctx;
 }
 
