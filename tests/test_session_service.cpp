@@ -37,6 +37,19 @@ private:
     Engine& inner_;
 };
 
+// A library "book" holding the demo story.
+LibraryRow addDemoBook(LibraryDb& db) {
+    const qint64 libId = db.createLibrary("book", "").value();
+    const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", {});
+    SourceRow row;
+    row.libraryId = libId;
+    row.path = src.path;
+    row.kind = src.kind;
+    row.status = src.status;
+    if (!db.addSource(row, src.text)) qFatal("cannot add the demo source");
+    return *db.library("book").value();
+}
+
 class TestSessionService : public QObject {
     Q_OBJECT
     QTemporaryDir tmp_;
@@ -45,17 +58,7 @@ private slots:
     void second_question_in_process_and_cancel() {
         auto db = LibraryDb::open(tmp_.path() + "/library.sqlite");
         QVERIFY(db.is_ok());
-        auto libId = db.value()->createLibrary("book", "");
-        QVERIFY(libId.is_ok());
-        IngestOptions io;
-        const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", io);
-        SourceRow row;
-        row.libraryId = libId.value();
-        row.path = src.path;
-        row.kind = src.kind;
-        row.status = src.status;
-        QVERIFY(db.value()->addSource(row, src.text).is_ok());
-        const LibraryRow lib = *db.value()->library("book").value();
+        const LibraryRow lib = addDemoBook(*db.value());
 
         auto model = load_model(tiny_model("tiny-a"));
         auto engine = make_engine(model, Precision::bf16);
@@ -105,15 +108,8 @@ private slots:
         QDir().mkpath(tmp_.path() + "/full");
         auto db = LibraryDb::open(tmp_.path() + "/full/library.sqlite");
         QVERIFY(db.is_ok());
-        const qint64 libId = db.value()->createLibrary("book", "").value();
-        const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", {});
-        SourceRow row;
-        row.libraryId = libId;
-        row.path = src.path;
-        row.kind = src.kind;
-        row.status = src.status;
-        QVERIFY(db.value()->addSource(row, src.text).is_ok());
-        const LibraryRow lib = *db.value()->library("book").value();
+        const LibraryRow lib = addDemoBook(*db.value());
+        const qint64 libId = lib.id;
         auto model = load_model(tiny_model("tiny-a"));
         auto engine = make_engine(model, Precision::bf16);
         FullDiskEngine full(*engine);
