@@ -109,6 +109,7 @@ private slots:
         const CliResult list = quire({"library", "list"});
         const CliResult create = quire({"library", "create", "other"});
         const CliResult add = quire({"add", "lib", note("new.txt")});
+        const CliResult ask = quire({"ask", "lib", "Who?", "--max-tokens", "2"});
         data_ = writable;
         if (mounted) QProcess::execute("umount", {readOnly});
         else QFile::setPermissions(writable, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
@@ -116,6 +117,7 @@ private slots:
         QCOMPARE(create.code, 1);
         QVERIFY2(create.err.contains("read-only") && !create.err.contains("not a usable"), qPrintable(create.err));
         QVERIFY2(add.code == 1 && (add.err + add.out).contains("read-only"), qPrintable(add.err + add.out));
+        QVERIFY2(ask.code == 1 && ask.err.contains("read-only"), qPrintable(ask.err));
     }
 };
 

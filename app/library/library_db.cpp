@@ -201,8 +201,9 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
         return db;
     }
     QUIRE_TRY(db->exec("PRAGMA journal_mode=WAL"));
-    db->rememberJournal();
     QUIRE_TRY(db->migrate());
+    // A new database switched to WAL only now: record the journal files this connection uses.
+    if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
     return db;
 }
 
