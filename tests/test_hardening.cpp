@@ -52,6 +52,10 @@ private slots:
             QVERIFY2(p.exitCode() != 0, qPrintable(args.join(' ') + " > /dev/full reported success"));
             QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains("could not write the output"));
         }
+        const QString tokens = tmp_.path() + "/three-tokens.txt";
+        put(tokens, "1 2 3\n");
+        const CliResult logits = runQuire({"logits", "--model", QString::fromStdString(tiny_model("tiny-a")), "--tokens", tokens, "--out", "/dev/full"});
+        QVERIFY2(logits.code == 1 && logits.err.contains("cannot write /dev/full"), qPrintable(logits.err));
     }
 
     void library_names_with_control_characters_are_refused() {
