@@ -12,6 +12,19 @@ using namespace quire;
 using namespace quire::app;
 using namespace quire::test;
 
+// A library "book" holding the demo story.
+LibraryRow addDemoBook(LibraryDb& db) {
+    const qint64 libId = db.createLibrary("book", "").value();
+    const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", {});
+    SourceRow row;
+    row.libraryId = libId;
+    row.path = src.path;
+    row.kind = src.kind;
+    row.status = src.status;
+    if (!db.addSource(row, src.text)) qFatal("cannot add the demo source");
+    return *db.library("book").value();
+}
+
 class TestSessionService : public QObject {
     Q_OBJECT
     QTemporaryDir tmp_;
@@ -20,17 +33,7 @@ private slots:
     void second_question_in_process_and_cancel() {
         auto db = LibraryDb::open(tmp_.path() + "/library.sqlite");
         QVERIFY(db.is_ok());
-        auto libId = db.value()->createLibrary("book", "");
-        QVERIFY(libId.is_ok());
-        IngestOptions io;
-        const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", io);
-        SourceRow row;
-        row.libraryId = libId.value();
-        row.path = src.path;
-        row.kind = src.kind;
-        row.status = src.status;
-        QVERIFY(db.value()->addSource(row, src.text).is_ok());
-        const LibraryRow lib = *db.value()->library("book").value();
+        const LibraryRow lib = addDemoBook(*db.value());
 
         auto model = load_model(tiny_model("tiny-a"));
         auto engine = make_engine(model, Precision::bf16);
@@ -74,6 +77,24 @@ private slots:
         QCOMPARE(third->prefilledTokens, third->questionTokens);
         auto messages = db.value()->messages(first->chatId);
         QCOMPARE(messages->size(), qsizetype(4));
+    }
+
+    void a_state_file_is_recorded_once() {
+        QDir().mkpath(tmp_.path() + "/once");
+        auto db = LibraryDb::open(tmp_.path() + "/once/library.sqlite");
+        QVERIFY(db.is_ok());
+        const qint64 libId = db.value()->createLibrary("book", "").value();
+        PrefixStateRow row;
+        row.libraryId = libId;
+        row.path = "states/library-1-x.qstate";
+        row.tokenCount = 10;
+        auto first = db.value()->addPrefixState(row);
+        row.tokenCount = 11;
+        auto second = db.value()->addPrefixState(row);  // a second process saved the same state
+        QVERIFY(first.is_ok() && second.is_ok());
+        QCOMPARE(second.value(), first.value());
+        QCOMPARE(db.value()->prefixStates(libId)->size(), qsizetype(1));
+        QCOMPARE(db.value()->prefixStates(libId)->first().tokenCount, qint64(11));
     }
 };
 

@@ -1,7 +1,11 @@
 #include "library_db.h"
 
+#include "journal_guard.h"
+
 #include <QDateTime>
 #include <QFile>
+#include <QFileInfo>
+#include <QUrl>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QThread>
@@ -67,6 +71,12 @@ const char* const kMigrations[] = {
     CREATE INDEX sources_by_library ON sources(library_id, position);
     CREATE INDEX messages_by_chat ON messages(chat_id, id);
     )sql",
+    // 2: one row per state file. Two processes reading one library at once saved the same file and
+    // recorded it twice; evicting one row then deleted the file under the other.
+    R"sql(
+    DELETE FROM prefix_states WHERE id NOT IN (SELECT MAX(id) FROM prefix_states GROUP BY path);
+    CREATE UNIQUE INDEX prefix_states_by_path ON prefix_states(path);
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
@@ -83,6 +93,25 @@ Status run(QSqlQuery& q, const char* what) {
     if (!q.exec()) return dbError(QString("library database (%1)").arg(what), q.lastError());
     return Status::ok();
 }
+
+// Write transactions take the write lock at BEGIN (IMMEDIATE), so that a second writer waits for the
+// busy timeout instead of failing at once with "database is locked" when its read lock cannot be
+// upgraded (SQLite never waits on that upgrade: it would deadlock).
+Status beginWrite(QSqlDatabase& c, const char* what) {
+    QSqlQuery q(c);
+    if (!q.exec("BEGIN IMMEDIATE")) return dbError(QString("cannot start a transaction (%1)").arg(what), q.lastError());
+    return Status::ok();
+}
+Status commitWrite(QSqlDatabase& c, const char* what) {
+    QSqlQuery q(c);
+    if (!q.exec("COMMIT")) {
+        const QSqlError e = q.lastError();
+        QSqlQuery(c).exec("ROLLBACK");
+        return dbError(QString("cannot commit (%1)").arg(what), e);
+    }
+    return Status::ok();
+}
+void rollbackWrite(QSqlDatabase& c) { QSqlQuery(c).exec("ROLLBACK"); }
 
 SourceRow sourceFrom(const QSqlQuery& q) {
     SourceRow s;
@@ -124,6 +153,13 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     std::unique_ptr<LibraryDb> db(new LibraryDb());
     db->path_ = path;
     db->connectionPrefix_ = "quire-" + QUuid::createUuid().toString(QUuid::WithoutBraces);
+    // A read-only file or folder (a read-only mount, a shared archive) is opened for reading only;
+    // writes are refused with a message that says so.
+    const QFileInfo file(path);
+    db->folderWritable_ = QFileInfo(file.absolutePath()).isWritable();
+    db->readOnly_ = (file.exists() && !file.isWritable()) || !db->folderWritable_;
+    if (db->readOnly_ && !file.exists())
+        return Status(ErrorCode::io_error, (file.absolutePath() + " is read-only and holds no Quire library yet").toStdString());
     QSqlDatabase c = db->db();
     if (!c.isOpen())
         return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + db->openError_ + ")").toStdString());
@@ -136,16 +172,38 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
             return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
     }
     {
-        QSqlQuery version(c);
-        if (!version.exec("PRAGMA user_version") || !version.next())
-            return dbError("cannot read the schema version of " + path, version.lastError());
-        if (version.value(0).toInt() > kSchemaVersion)
-            return Status(ErrorCode::unsupported, (path + " was written by a newer Quire (schema " + version.value(0).toString() +
+        QSqlQuery tables(c);
+        if (!tables.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"))
+            return dbError("cannot list the tables of " + path, tables.lastError());
+        QStringList names;
+        while (tables.next()) names << tables.value(0).toString();
+        if (!names.isEmpty() && !names.contains("libraries"))
+            return Status(ErrorCode::invalid_argument,
+                          (path + " is an SQLite database of another program (tables: " + names.join(", ") +
+                           "); Quire leaves it untouched: choose another data folder (--data-dir)")
+                              .toStdString());
+    }
+    int version = 0;
+    {
+        QSqlQuery q(c);
+        if (!q.exec("PRAGMA user_version") || !q.next()) return dbError("cannot read the schema version of " + path, q.lastError());
+        version = q.value(0).toInt();
+        if (version > kSchemaVersion)
+            return Status(ErrorCode::unsupported, (path + " was written by a newer Quire (schema " + QString::number(version) +
                                                    "); this version reads schema " + QString::number(kSchemaVersion))
                                                       .toStdString());
     }
+    if (db->readOnly_) {
+        if (version < kSchemaVersion)
+            return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
+                                                       "before reading it")
+                                                   .toStdString());
+        return db;
+    }
     QUIRE_TRY(db->exec("PRAGMA journal_mode=WAL"));
     QUIRE_TRY(db->migrate());
+    // A new database switched to WAL only now: record the journal files this connection uses.
+    if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
     return db;
 }
 
@@ -153,9 +211,55 @@ LibraryDb::~LibraryDb() {
     const QStringList names = QSqlDatabase::connectionNames();
     for (const QString& n : names)
         if (n.startsWith(connectionPrefix_)) {
-            { QSqlDatabase::database(n, false).close(); }
+            {
+                QSqlDatabase c = QSqlDatabase::database(n, false);
+                if (journalIsStale(n)) disableCheckpointOnClose(c);  // never checkpoint a stale journal over others' work
+                c.close();
+            }
             QSqlDatabase::removeDatabase(n);
         }
+}
+
+QString LibraryDb::connectionName() const {
+    return connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
+}
+
+void LibraryDb::rememberJournal() const {
+    if (readOnly_) return;
+    const JournalFiles now = journalFiles(path_);
+    std::lock_guard lock(journalsMutex_);
+    if (now.present) journals_[connectionName()] = now;
+}
+
+bool LibraryDb::journalIsStale(const QString& connection) const {
+    std::lock_guard lock(journalsMutex_);
+    const auto it = journals_.find(connection);
+    return it != journals_.end() && !(journalFiles(path_) == it->second);
+}
+
+Status LibraryDb::beforeWrite() {
+    if (readOnly_)
+        return Status(ErrorCode::io_error, (path_ + " is read-only (the file or its folder cannot be written): Quire can read this "
+                                                    "library but not change it")
+                                               .toStdString());
+    const QString name = connectionName();
+    if (!journalIsStale(name)) return Status::ok();
+    // The -wal or -shm file was deleted or replaced since this connection opened it: what it would
+    // write goes to a journal no other process sees, and closing it normally would checkpoint that
+    // journal's old pages over their work. Drop it without a checkpoint and open a fresh one.
+    {
+        QSqlDatabase stale = QSqlDatabase::database(name, false);
+        disableCheckpointOnClose(stale);
+        stale.close();
+    }
+    QSqlDatabase::removeDatabase(name);
+    {
+        std::lock_guard lock(journalsMutex_);
+        journals_.erase(name);
+    }
+    QSqlDatabase fresh = db();
+    if (!fresh.isOpen()) return Status(ErrorCode::io_error, ("cannot reopen " + path_ + ": " + openError_).toStdString());
+    return Status::ok();
 }
 
 QSqlDatabase LibraryDb::db() const {
@@ -163,8 +267,16 @@ QSqlDatabase LibraryDb::db() const {
     const QString name = connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
     if (QSqlDatabase::contains(name)) return QSqlDatabase::database(name);
     QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", name);
-    c.setDatabaseName(path_);
-    c.setConnectOptions("QSQLITE_BUSY_TIMEOUT=10000");
+    if (readOnly_) {
+        // In a folder that cannot be written SQLite cannot create the -shm file a WAL database needs
+        // to be read; "immutable" reads the file as it is, without locks (no one can write there).
+        const QString uri = "file:" + QString::fromLatin1(QUrl::toPercentEncoding(QFileInfo(path_).absoluteFilePath(), "/"));
+        c.setDatabaseName(uri + (folderWritable_ ? "?mode=ro" : "?mode=ro&immutable=1"));
+        c.setConnectOptions("QSQLITE_OPEN_READONLY;QSQLITE_OPEN_URI;QSQLITE_BUSY_TIMEOUT=10000");
+    } else {
+        c.setDatabaseName(path_);
+        c.setConnectOptions("QSQLITE_BUSY_TIMEOUT=10000");
+    }
     if (c.open()) {
         QSqlQuery q(c);
         // A connection without these settings must not be used: close it, so that every statement on
@@ -172,6 +284,8 @@ QSqlDatabase LibraryDb::db() const {
         if (!q.exec("PRAGMA foreign_keys=ON") || !q.exec("PRAGMA synchronous=FULL")) {
             openError_ = q.lastError().text();
             c.close();
+        } else if (q.exec("SELECT count(*) FROM sqlite_master") && q.next()) {
+            rememberJournal();  // the read opened the journal files this connection will use
         }
     } else {
         openError_ = c.lastError().text();
@@ -187,30 +301,38 @@ Status LibraryDb::exec(const QString& sql) {
 
 Status LibraryDb::migrate() {
     QSqlDatabase c = db();
-    int version = 0;
-    {
+    auto readVersion = [&](int& version) -> Status {
         QSqlQuery q(c);
         if (!q.exec("PRAGMA user_version") || !q.next()) return dbError("cannot read the schema version", q.lastError());
         version = q.value(0).toInt();
-    }
+        return Status::ok();
+    };
+    int version = 0;
+    QUIRE_TRY(readVersion(version));
     while (version < kSchemaVersion) {
-        if (!c.transaction()) return dbError("cannot start a migration", c.lastError());
+        QUIRE_TRY(beginWrite(c, "schema migration"));
+        // Another process may have migrated while this one waited for the lock.
+        if (Status st = readVersion(version); !st || version >= kSchemaVersion) {
+            rollbackWrite(c);
+            if (!st) return st;
+            break;
+        }
         const QStringList statements = QString(kMigrations[version]).split(';', Qt::SkipEmptyParts);
         for (const QString& s : statements) {
             if (s.trimmed().isEmpty()) continue;
             QSqlQuery m(c);
             if (!m.exec(s)) {
                 const QSqlError e = m.lastError();
-                c.rollback();
+                rollbackWrite(c);
                 return dbError(QString("schema migration %1 failed").arg(version + 1), e);
             }
         }
         QSqlQuery v(c);
         if (!v.exec(QString("PRAGMA user_version=%1").arg(version + 1))) {
-            c.rollback();
+            rollbackWrite(c);
             return dbError("cannot record the schema version", v.lastError());
         }
-        if (!c.commit()) return dbError("cannot commit a migration", c.lastError());
+        QUIRE_TRY(commitWrite(c, "schema migration"));
         ++version;
     }
     return Status::ok();
@@ -226,6 +348,11 @@ Status LibraryDb::integrityCheck() {
 
 Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
     if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
+    // A line break or another control character would break every listing that shows the name.
+    for (const QChar c : name)
+        if (c.category() == QChar::Other_Control)
+            return Status(ErrorCode::invalid_argument, "a library name cannot contain a line break, a tab or another control character");
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
     q.addBindValue(name);
@@ -258,6 +385,7 @@ Result<QList<LibraryRow>> LibraryDb::libraries() {
 }
 
 Status LibraryDb::deleteLibrary(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM libraries WHERE id = ?");
     q.addBindValue(id);
@@ -265,10 +393,11 @@ Status LibraryDb::deleteLibrary(qint64 id) {
 }
 
 Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
+    QUIRE_TRY(beforeWrite());
     QSqlDatabase c = db();
-    if (!c.transaction()) return dbError("cannot start a transaction", c.lastError());
+    QUIRE_TRY(beginWrite(c, "add source"));
     auto fail = [&](const Status& st) {
-        c.rollback();
+        rollbackWrite(c);
         return st;
     };
     QSqlQuery pos(c);
@@ -294,7 +423,7 @@ Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
     t.addBindValue(id);
     t.addBindValue(sqlText(text));
     if (Status st = run(t, "store source text"); !st) return fail(st);
-    if (!c.commit()) return fail(dbError("cannot commit the new source", c.lastError()));
+    QUIRE_TRY(commitWrite(c, "add source"));
     return id;
 }
 
@@ -318,6 +447,7 @@ Result<QString> LibraryDb::sourceText(qint64 sourceId) {
 }
 
 Status LibraryDb::removeSource(qint64 sourceId) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM sources WHERE id = ?");
     q.addBindValue(sourceId);
@@ -325,6 +455,7 @@ Status LibraryDb::removeSource(qint64 sourceId) {
 }
 
 Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE sources SET token_count = ? WHERE id = ?");
     q.addBindValue(tokens);
@@ -333,6 +464,7 @@ Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
 }
 
 Result<qint64> LibraryDb::createChat(qint64 libraryId, const QString& title) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
     q.addBindValue(libraryId);
@@ -365,6 +497,7 @@ Result<QList<ChatRow>> LibraryDb::chats(qint64 libraryId) {
 }
 
 Status LibraryDb::setChatState(qint64 chatId, const QString& statePath, qint64 tokens) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE chats SET state_path = ?, state_tokens = ? WHERE id = ?");
     q.addBindValue(sqlText(statePath));
@@ -374,6 +507,11 @@ Status LibraryDb::setChatState(qint64 chatId, const QString& statePath, qint64 t
 }
 
 Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
+    QUIRE_TRY(beforeWrite());
+    return insertMessage(m);
+}
+
+Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     QSqlQuery q(db());
     q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second) VALUES(?, ?, ?, ?, ?, ?, ?)");
     q.addBindValue(m.chatId);
@@ -385,6 +523,32 @@ Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
     q.addBindValue(m.tokensPerSecond);
     QUIRE_TRY(run(q, "store message"));
     return q.lastInsertId().toLongLong();
+}
+
+Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
+                                        const MessageRow& answer) {
+    QUIRE_TRY(beforeWrite());
+    QSqlDatabase c = db();
+    QUIRE_TRY(beginWrite(c, "record chat"));
+    auto fail = [&](const Status& st) {
+        rollbackWrite(c);
+        return st;
+    };
+    if (chatId == 0) {
+        QSqlQuery q(c);
+        q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
+        q.addBindValue(libraryId);
+        q.addBindValue(sqlText(title));
+        q.addBindValue(nowIso());
+        if (Status st = run(q, "create chat"); !st) return fail(st);
+        chatId = q.lastInsertId().toLongLong();
+    }
+    for (MessageRow m : {question, answer}) {
+        m.chatId = chatId;
+        if (auto id = insertMessage(m); !id) return fail(id.status());
+    }
+    QUIRE_TRY(commitWrite(c, "record chat"));
+    return chatId;
 }
 
 Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
@@ -400,17 +564,23 @@ Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
 }
 
 Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
+    QUIRE_TRY(beforeWrite());
+    // One row per file: a second save of the same state (two processes reading one library) updates it.
     QSqlQuery q(db());
-    q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)"
+              " ON CONFLICT(path) DO UPDATE SET library_id = excluded.library_id, model_fingerprint = excluded.model_fingerprint,"
+              " token_hash = excluded.token_hash, token_count = excluded.token_count, bytes = excluded.bytes, last_used = excluded.last_used"
+              " RETURNING id");
     q.addBindValue(r.libraryId);
-    q.addBindValue(r.path);
-    q.addBindValue(r.modelFingerprint);
-    q.addBindValue(r.tokenHash);
+    q.addBindValue(sqlText(r.path));
+    q.addBindValue(sqlText(r.modelFingerprint));
+    q.addBindValue(sqlText(r.tokenHash));
     q.addBindValue(r.tokenCount);
     q.addBindValue(r.bytes);
     q.addBindValue(nowIso());
     QUIRE_TRY(run(q, "record prefix state"));
-    return q.lastInsertId().toLongLong();
+    if (!q.next()) return dbError("record prefix state", q.lastError());
+    return q.value(0).toLongLong();
 }
 
 Result<QList<PrefixStateRow>> LibraryDb::prefixStates(qint64 libraryId) {
@@ -433,6 +603,7 @@ Result<QList<PrefixStateRow>> LibraryDb::allPrefixStates() {
 }
 
 Status LibraryDb::touchPrefixState(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE prefix_states SET last_used = ? WHERE id = ?");
     q.addBindValue(nowIso());
@@ -441,6 +612,7 @@ Status LibraryDb::touchPrefixState(qint64 id) {
 }
 
 Status LibraryDb::deletePrefixState(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM prefix_states WHERE id = ?");
     q.addBindValue(id);
@@ -456,6 +628,7 @@ Result<QString> LibraryDb::setting(const QString& key) {
 }
 
 Status LibraryDb::setSetting(const QString& key, const QString& value) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     q.addBindValue(key);

@@ -9,8 +9,11 @@
 #include <QString>
 #include <QStringList>
 
+#include <map>
+#include <mutex>
 #include <optional>
 
+#include "library/journal_guard.h"
 #include "status.h"
 
 namespace quire::app {
@@ -70,7 +73,7 @@ struct PrefixStateRow {
 
 class LibraryDb {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
     // is damaged, without touching it.
@@ -80,6 +83,8 @@ public:
     LibraryDb& operator=(const LibraryDb&) = delete;
 
     const QString& path() const { return path_; }
+    // The file or its folder cannot be written: reading works, every write fails saying so.
+    bool readOnly() const { return readOnly_; }
     Status integrityCheck();
 
     Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
@@ -99,8 +104,13 @@ public:
     Result<QList<ChatRow>> chats(qint64 libraryId);
     Status setChatState(qint64 chatId, const QString& statePath, qint64 tokens);
     Result<qint64> addMessage(const MessageRow& message);
+    // A question and its answer in one transaction, with the chat itself when chatId is 0 (a new chat
+    // titled `title`): a kill leaves all of it or none. Returns the chat's id.
+    Result<qint64> recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
+                                  const MessageRow& answer);
     Result<QList<MessageRow>> messages(qint64 chatId);
 
+    // Records a state file, or updates its row when the file is already recorded (one row per path).
     Result<qint64> addPrefixState(const PrefixStateRow& row);
     Result<QList<PrefixStateRow>> prefixStates(qint64 libraryId);
     Result<QList<PrefixStateRow>> allPrefixStates();  // least recently used first
@@ -113,11 +123,22 @@ public:
 private:
     LibraryDb() = default;
     QSqlDatabase db() const;
+    QString connectionName() const;  // this thread's connection
     Status migrate();
     Status exec(const QString& sql);
+    Result<qint64> insertMessage(const MessageRow& message);
+    // Every write starts here: refused when read-only; a connection whose journal files were deleted
+    // or replaced is dropped without a checkpoint and reopened (see journal_guard.h).
+    Status beforeWrite();
+    void rememberJournal() const;
+    bool journalIsStale(const QString& connection) const;
 
     QString path_;
     QString connectionPrefix_;
+    bool readOnly_ = false;
+    bool folderWritable_ = true;
+    mutable std::map<QString, JournalFiles> journals_;  // connection -> the journal files it opened
+    mutable std::mutex journalsMutex_;                   // connections live on several threads
     mutable QString openError_;  // why the last connection could not be opened
 };
 
