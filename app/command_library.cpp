@@ -14,6 +14,7 @@
 #include "ingest/library_ingest.h"
 #include "model_info.h"
 #include "session/chat_export.h"
+#include "session/citations.h"
 #include "session/session_service.h"
 
 namespace quire::cli {
@@ -71,6 +72,12 @@ void printProgress(const ReadProgress& p) {
                  static_cast<long long>(p.total), p.total ? 100.0 * static_cast<double>(p.done) / static_cast<double>(p.total) : 100.0,
                  p.tokensPerSecond, p.etaSeconds);
     if (p.done == p.total) std::fprintf(stderr, "\n");
+}
+
+// The answer's citations that resolve against the library's sources (see citations.h).
+QJsonArray citationsJson(LibraryDb& db, qint64 libraryId, const QString& answer) {
+    auto index = CitationIndex::forLibrary(db, libraryId);
+    return index ? citationsToJson(index->find(answer)) : QJsonArray();
 }
 
 int libraryCommand(AppContext& ctx, const Args& args) {
@@ -193,7 +200,8 @@ int askCommand(AppContext& ctx, const Args& args) {
                       {"context_tokens", r->contextTokens}, {"question_tokens", r->questionTokens},
                       {"prefilled_tokens", r->prefilledTokens}, {"reused_state", r->reusedState},
                       {"first_token_seconds", r->firstTokenSeconds}, {"tokens_per_second", r->tokensPerSecond},
-                      {"notices", QJsonArray::fromStringList(r->notices)}, {"model", ctx.modelDir}, {"demo_model", ctx.demoModel}};
+                      {"notices", QJsonArray::fromStringList(r->notices)}, {"model", ctx.modelDir}, {"demo_model", ctx.demoModel},
+                      {"citations", citationsJson(*ctx.db, lib->id, r->answer)}};
         out(QString::fromUtf8(QJsonDocument(j).toJson(QJsonDocument::Compact)) + "\n");
     } else {
         out("\n");

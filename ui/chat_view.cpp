@@ -3,6 +3,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QClipboard>
+#include <QDesktopServices>
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
@@ -11,6 +12,7 @@
 #include <QRegularExpression>
 #include <QScrollBar>
 #include <QShortcut>
+#include <QTextBlock>
 #include <QTextBrowser>
 #include <QTimer>
 #include <QVBoxLayout>
@@ -19,7 +21,8 @@ namespace quire::ui {
 
 ChatView::ChatView(QWidget* parent) : QWidget(parent) {
     transcript_ = new QTextBrowser(this);
-    transcript_->setOpenExternalLinks(true);
+    transcript_->setOpenLinks(false);  // citation links open Quire's views; others the desktop's
+    connect(transcript_, &QTextBrowser::anchorClicked, this, &ChatView::activateLink);
     transcript_->setPlaceholderText(tr("Ask a question about this library. The first question reads it; later ones start from the saved state."));
     composer_ = new QPlainTextEdit(this);
     composer_->setPlaceholderText(tr("Ask about the books and code in this library…  (Ctrl+Enter to send)"));
@@ -66,7 +69,72 @@ ChatView::ChatView(QWidget* parent) : QWidget(parent) {
     connect(stopShortcut, &QShortcut::activated, stop_, &QPushButton::click);
 }
 
-QString ChatView::markdownFor(const Turn& t) const {
+namespace {
+const QString kCiteScheme = "quire-cite";
+
+// Markdown-escapes text that must show as written (labels, excerpts).
+QString escaped(const QString& s) {
+    QString out;
+    out.reserve(s.size() + 8);
+    for (const QChar ch : s) {
+        if (QStringLiteral("\\`*_[]<>#|").contains(ch)) out += '\\';
+        out += ch;
+    }
+    return out;
+}
+}  // namespace
+
+void ChatView::setCitationIndex(std::shared_ptr<const app::CitationIndex> index) {
+    citations_ = std::move(index);
+    render();
+}
+
+QString ChatView::withCitationLinks(const QString& answer) {
+    if (!citations_) return answer;
+    const QList<app::Citation> found = citations_->find(answer);
+    if (found.isEmpty()) return answer;
+    QString out = answer;
+    QStringList seen;
+    QString sources;
+    for (qsizetype i = found.size() - 1; i >= 0; --i) {
+        const app::Citation& c = found[i];
+        const qsizetype n = shown_.size();
+        shown_.append(c);
+        out.replace(c.start, c.length, QString("[%1](%2:%3)").arg(escaped(c.label), kCiteScheme).arg(n));
+    }
+    for (const app::Citation& c : found) {
+        if (seen.contains(c.label)) continue;
+        seen << c.label;
+        const qsizetype n = shown_.size();
+        shown_.append(c);
+        QString excerpt = c.excerpt.simplified();
+        if (excerpt.size() > 140) excerpt = excerpt.left(140) + "…";
+        sources += QString("- [%1](%2:%3) — %4\n").arg(escaped(c.label), kCiteScheme).arg(n).arg(escaped(excerpt));
+    }
+    return out + "\n\n**Sources**\n\n" + sources;
+}
+
+void ChatView::activateLink(const QUrl& url) {
+    if (url.scheme() != kCiteScheme) {
+        QDesktopServices::openUrl(url);
+        return;
+    }
+    bool ok = false;
+    const int n = url.path().toInt(&ok);
+    if (ok && n >= 0 && n < shown_.size()) emit citationActivated(shown_[n]);
+}
+
+QList<QPair<QString, QUrl>> ChatView::links() const {
+    QList<QPair<QString, QUrl>> out;
+    for (QTextBlock b = transcript_->document()->begin(); b.isValid(); b = b.next())
+        for (auto it = b.begin(); !it.atEnd(); ++it) {
+            const QTextFragment f = it.fragment();
+            if (f.isValid() && f.charFormat().isAnchor()) out.append({f.text(), QUrl(f.charFormat().anchorHref())});
+        }
+    return out;
+}
+
+QString ChatView::markdownFor(const Turn& t) {
     QString answer = t.answer;
     // Thinking is shown collapsed unless asked for: the answer is what follows </think>.
     static const QRegularExpression think("<think>(.*?)(</think>|$)", QRegularExpression::DotMatchesEverythingOption);
@@ -78,12 +146,13 @@ QString ChatView::markdownFor(const Turn& t) const {
                                    : QString("> *Thought for %1 words (tick “Show thinking” to read)*\n\n").arg(words);
         answer.replace(m.capturedStart(), m.capturedLength(), folded);
     }
-    QString md = "#### " + t.question.toHtmlEscaped() + "\n\n" + (answer.trimmed().isEmpty() ? QString("*…*") : answer) + "\n\n";
+    QString md = "#### " + t.question.toHtmlEscaped() + "\n\n" + (answer.trimmed().isEmpty() ? QString("*…*") : withCitationLinks(answer)) + "\n\n";
     if (!t.stats.isEmpty()) md += "<small>" + t.stats + "</small>\n\n";
     return md + "---\n\n";
 }
 
 void ChatView::render() {
+    shown_.clear();
     QString md;
     for (const Turn& t : turns_) md += markdownFor(t);
     QScrollBar* bar = transcript_->verticalScrollBar();

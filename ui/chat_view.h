@@ -1,9 +1,16 @@
 #pragma once
 // The conversation: questions and answers rendered as Markdown (code blocks, lists, tables), the
 // answer being written streams in, thinking can be shown or collapsed, each answer carries its
-// first-token time and speed. Below it the composer.
+// first-token time and speed. Citations in an answer (session/citations.h) become links and are
+// collected under the answer as its sources; activating one emits citationActivated. Below it the
+// composer.
 
+#include <QUrl>
 #include <QWidget>
+
+#include <memory>
+
+#include "session/citations.h"
 
 class QCheckBox;
 class QLabel;
@@ -36,15 +43,23 @@ public:
     bool thinkingEnabled() const;
     // Shows what has streamed in so far now, instead of at the next throttled render.
     void flush() { render(); }
+    // The library's sources that citations resolve against (null: no links).
+    void setCitationIndex(std::shared_ptr<const app::CitationIndex> index);
+    // The links of the transcript as shown (text, target), citations and sources included.
+    QList<QPair<QString, QUrl>> links() const;
+    // Follows a link as a click would.
+    void activateLink(const QUrl& url);
 
 signals:
     void sendRequested(const QString& question);
     void stopRequested();
     void exportRequested();
+    void citationActivated(const quire::app::Citation& citation);
 
 private:
     void render();
-    QString markdownFor(const Turn& t) const;
+    QString markdownFor(const Turn& t);
+    QString withCitationLinks(const QString& answer);
 
     QTextBrowser* transcript_;
     QPlainTextEdit* composer_;
@@ -53,6 +68,8 @@ private:
     QTimer* renderTimer_;
     QList<Turn> turns_;
     bool streaming_ = false;
+    std::shared_ptr<const app::CitationIndex> citations_;
+    QList<app::Citation> shown_;  // the citations linked in the transcript; a link's target is its index
 };
 
 }  // namespace quire::ui

@@ -2,6 +2,7 @@
 
 #include <QApplication>
 #include <QComboBox>
+#include <QDesktopServices>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QFile>
@@ -29,6 +30,8 @@
 #include "models/chat_list_model.h"
 #include "models/library_list_model.h"
 #include "models/source_table_model.h"
+#include "pdf_page_view.h"
+#include "source_code_view.h"
 #include "session/chat_export.h"
 #include "settings_dialog.h"
 
@@ -190,6 +193,7 @@ void MainWindow::buildUi() {
         if (!i.isValid()) return;
         (void)db_->removeSource(sources_->sourceAt(i.row()).id);
         sources_->refresh();
+        refreshCitations();
         libraries_->refresh();
         onWorker([w = worker_, id = libraryId_] { w->refreshContext(id); });
     });
@@ -198,6 +202,7 @@ void MainWindow::buildUi() {
     connect(newChatButton, &QPushButton::clicked, this, &MainWindow::newChat);
     connect(chatPicker_, &QComboBox::activated, this, [this](int row) { showChat(chats_->idAt(row)); });
     connect(chat_, &ChatView::sendRequested, this, &MainWindow::ask);
+    connect(chat_, &ChatView::citationActivated, this, &MainWindow::openCitation);
     connect(chat_, &ChatView::stopRequested, this, &MainWindow::stop);
     connect(chat_, &ChatView::exportRequested, this, [this] {
         const QString path = QFileDialog::getSaveFileName(this, tr("Export chat"), QDir::homePath() + "/chat.md", tr("Markdown (*.md)"));
@@ -254,6 +259,7 @@ void MainWindow::connectWorker() {
     connect(worker_, &EngineWorker::sourcesDone, this, [this] {
         libraries_->refresh();
         sources_->refresh();
+        refreshCitations();
         setBusy(false);
         emit sourcesDone();
     });
@@ -342,6 +348,7 @@ void MainWindow::selectLibrary(qint64 id) {
     chats_->setLibrary(id);
     chatPicker_->setCurrentIndex(-1);
     chat_->setTurns({});
+    refreshCitations();
     const int row = libraries_->rowOf(id);
     libraryView_->setCurrentIndex(libraries_->index(row));
     libraryTitle_->setText(libraries_->data(libraries_->index(row), Qt::DisplayRole).toString());
@@ -413,6 +420,34 @@ void MainWindow::openSettings() {
     SettingsDialog dialog(*db_, contextTokens_, this);
     if (dialog.exec() == QDialog::Accepted) loadModel();
 }
+
+void MainWindow::refreshCitations() {
+    auto index = app::CitationIndex::forLibrary(*db_, libraryId_);
+    citationIndex_ = index ? std::make_shared<const app::CitationIndex>(std::move(index.value())) : nullptr;
+    chat_->setCitationIndex(citationIndex_);
+}
+
+void MainWindow::openCitation(const app::Citation& c) {
+    if (c.kind == "page") {
+        if (auto v = db_->setting("pdf_viewer"); v && v.value() == "system") {
+            QDesktopServices::openUrl(QUrl::fromLocalFile(c.path));
+            return;
+        }
+        if (!pageView_) pageView_ = new PdfPageView(this);
+        pageView_->openPage(c.path, c.page);
+        pageView_->show();
+        pageView_->raise();
+        return;
+    }
+    if (!citationIndex_) return;
+    if (!codeView_) codeView_ = new SourceCodeView(this);
+    codeView_->openAt(c.path, citationIndex_->fileLines(c.path), c.line);
+    codeView_->show();
+    codeView_->raise();
+}
+
+PdfPageView* MainWindow::pageView() const { return pageView_; }
+SourceCodeView* MainWindow::codeView() const { return codeView_; }
 
 QString MainWindow::stateText() const { return stateLabel_->text(); }
 

@@ -4,12 +4,14 @@
 // EngineWorker's thread.
 
 #include <QMainWindow>
+#include <QPointer>
 #include <QThread>
 
 #include <memory>
 
 #include "engine_worker.h"
 #include "library/library_db.h"
+#include "session/citations.h"
 
 class QComboBox;
 class QLabel;
@@ -24,6 +26,8 @@ class ChatView;
 class ChatListModel;
 class ContextGauge;
 class LibraryListModel;
+class PdfPageView;
+class SourceCodeView;
 class SourceTableModel;
 
 class MainWindow : public QMainWindow {
@@ -43,6 +47,9 @@ public:
     void newChat();
     bool exportChat(const QString& path);
     void openSettings();
+    // Opens what a citation points at: a PDF page in the page view (or the system viewer, as set in
+    // Settings), a file at the line in the code view.
+    void openCitation(const app::Citation& citation);
 
     qint64 currentLibrary() const { return libraryId_; }
     qint64 currentChat() const { return chatId_; }
@@ -55,6 +62,8 @@ public:
     ChatListModel* chatModel() const { return chats_; }
     EngineWorker* worker() const { return worker_; }
     QString stateText() const;
+    PdfPageView* pageView() const;
+    SourceCodeView* codeView() const;
 
 signals:
     void busyChanged(bool busy);
@@ -74,6 +83,7 @@ private:
     void setBusy(bool busy, const QString& what = {});
     void showChat(qint64 chatId);
     void ensureDemoLibrary();
+    void refreshCitations();
     template <typename F>
     void onWorker(F&& f);
 
@@ -93,6 +103,9 @@ private:
     QPushButton *readButton_ = nullptr, *cancelButton_ = nullptr, *addFiles_ = nullptr, *addFolder_ = nullptr, *remove_ = nullptr;
     QComboBox* chatPicker_ = nullptr;
     ChatView* chat_ = nullptr;
+    std::shared_ptr<const app::CitationIndex> citationIndex_;
+    QPointer<PdfPageView> pageView_;
+    QPointer<SourceCodeView> codeView_;
 
     qint64 libraryId_ = 0, chatId_ = 0;
     qint64 contextTokens_ = 0;

@@ -62,6 +62,8 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     systemPrompt_->setPlaceholderText(tr("Default: answer from the sources and cite pages and files"));
     theme_ = new QComboBox(this);
     theme_->addItems({tr("Follow the system"), tr("Light"), tr("Dark")});
+    pdfViewer_ = new QComboBox(this);
+    pdfViewer_->addItems({tr("Quire's page view"), tr("The system's PDF viewer")});
 
     auto setting = [&](const char* key, const QString& fallback) {
         auto v = db_.setting(key);
@@ -73,6 +75,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     maxTokens_->setValue(setting("max_tokens", "512").toInt());
     systemPrompt_->setPlainText(setting("system_prompt", ""));
     theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
+    pdfViewer_->setCurrentIndex(setting("pdf_viewer", "quire") == "system" ? 1 : 0);
 
     const GpuInfo gpu = probe_gpus();
     gpu_ = new QComboBox(this);
@@ -99,6 +102,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("Max answer tokens"), maxTokens_);
     form->addRow(tr("System prompt"), systemPrompt_);
     form->addRow(tr("Theme"), theme_);
+    form->addRow(tr("Cited PDF pages open in"), pdfViewer_);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -153,6 +157,7 @@ void SettingsDialog::save() {
     (void)db_.setSetting("max_tokens", QString::number(maxTokens_->value()));
     (void)db_.setSetting("system_prompt", systemPrompt_->toPlainText());
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
+    (void)db_.setSetting("pdf_viewer", pdfViewer_->currentIndex() == 1 ? "system" : "quire");
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));
     accept();

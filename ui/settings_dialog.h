@@ -33,6 +33,7 @@ private:
     QSpinBox* maxTokens_;
     QPlainTextEdit* systemPrompt_;
     QComboBox* theme_;
+    QComboBox* pdfViewer_;
     QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
 };
 
