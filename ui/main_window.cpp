@@ -218,7 +218,7 @@ void MainWindow::connectWorker() {
         statusBar()->showMessage(tr("Model: %1 — %2").arg(QFileInfo(dir).fileName(), description));
         if (demo_) {
             banner_->setText(tr("Demo mode: answers come from a tiny demo model with random weights, so they are not meaningful. "
-                                "Choose a MiniCPM-SALA model folder in Settings to get real answers."));
+                                "Choose a MiniCPM-SALA model folder in Settings, or download one there with “Get model…”, to get real answers."));
             banner_->show();
             ensureDemoLibrary();
         } else {

@@ -7,6 +7,7 @@
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -15,6 +16,7 @@
 #include <QPushButton>
 #include <QSpinBox>
 
+#include "model_download_dialog.h"
 #include "model_info.h"
 #include "theme.h"
 #include "gpu_info.h"
@@ -43,6 +45,8 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     setWindowTitle(tr("Settings"));
     model_ = new QLineEdit(this);
     auto* browse = new QPushButton(tr("Choose…"), this);
+    auto* getModel = new QPushButton(tr("Get model…"), this);
+    getModel->setToolTip(tr("Download MiniCPM-SALA from the Hugging Face Hub"));
     modelStatus_ = new QLabel(this);
     modelStatus_->setWordWrap(true);
     modelStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -91,6 +95,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
     modelRow->addWidget(browse);
+    modelRow->addWidget(getModel);
     auto* form = new QFormLayout;
     form->addRow(tr("Model folder"), modelRow);
     form->addRow(QString(), modelStatus_);
@@ -113,11 +118,17 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
         const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
         if (!dir.isEmpty()) model_->setText(dir);
     });
+    connect(getModel, &QPushButton::clicked, this, [this] {
+        ModelDownloadDialog dialog(modelsDir(), this);
+        if (dialog.exec() == QDialog::Accepted && !dialog.downloadedModel().isEmpty()) model_->setText(dialog.downloadedModel());
+    });
     connect(model_, &QLineEdit::textChanged, this, &SettingsDialog::validateModel);
     connect(buttons, &QDialogButtonBox::accepted, this, &SettingsDialog::save);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     validateModel();
 }
+
+QString SettingsDialog::modelsDir() const { return QFileInfo(db_.path()).absolutePath() + "/models"; }
 
 QString SettingsDialog::modelDir() const { return model_->text().trimmed(); }
 

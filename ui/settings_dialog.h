@@ -20,6 +20,7 @@ class SettingsDialog : public QDialog {
 public:
     SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget* parent = nullptr);
     QString modelDir() const;
+    QString modelsDir() const;  // where downloaded models go: DATA/models
 
 private:
     void validateModel();
