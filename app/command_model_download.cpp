@@ -5,6 +5,7 @@
 #include <QDir>
 
 #include <cstdio>
+#include <cstring>
 
 #include "app_context.h"
 #include "cli_args.h"
@@ -17,14 +18,6 @@ namespace quire::cli {
 using namespace quire::app;
 
 namespace {
-
-int usage() {
-    std::fprintf(stderr,
-                 "usage: quire model download [OWNER/NAME] [--to DIR] [--revision REV] [--data-dir DIR]\n"
-                 "  downloads a model from the Hugging Face Hub (default openbmb/MiniCPM-SALA) into DIR\n"
-                 "  (default DATA/models/NAME); HF_ENDPOINT sets another hub address, HF_TOKEN a token\n");
-    return 2;
-}
 
 QString duration(double seconds) {
     if (seconds < 0) return "?";
@@ -47,20 +40,25 @@ void printProgress(const DownloadProgress& p) {
 
 int model_download_command(int argc, char** argv) {
     QCoreApplication app(argc, argv);
-    Args args(argc, argv, 2, {});
-    if (!args.ok()) {
-        std::fprintf(stderr, "quire: %s\n", args.error().c_str());
-        return usage();
+    if (argc < 3 || std::strcmp(argv[2], "download") != 0) {
+        std::fprintf(stderr, "usage: quire model download [OWNER/NAME] [--to DIR] [--revision REV] [--data-dir DIR]\n"
+                             "(`quire model download --help` for more; `quire model-info DIR` checks a model folder)\n");
+        return 2;
     }
-    const auto& pos = args.positional();
-    if (pos.empty() || pos[0] != "download" || pos.size() > 2) return usage();
-    auto ctx = openAppContext(args);
+    CommandLine cl("quire model download",
+                   "Download a model from the Hugging Face Hub (HF_ENDPOINT sets another address, HF_TOKEN a token).");
+    addDataDirOption(cl);
+    cl.addPositional("REPO", "The repository, OWNER/NAME (default openbmb/MiniCPM-SALA).", true);
+    cl.addText("to", "DIR", "The folder to download into (default DATA/models/NAME).");
+    cl.addText("revision", "REV", "Branch, tag or commit.", "main");
+    if (auto exit = cl.parse(argc, argv, 3)) return *exit;
+    auto ctx = openAppContext(cl);
     if (!ctx) return 1;
     DownloadOptions o;
-    if (pos.size() == 2) o.repo = QString::fromStdString(pos[1]);
-    if (auto r = args.value("--revision")) o.revision = QString::fromStdString(*r);
-    o.targetDir = args.value("--to") ? QString::fromStdString(*args.value("--to"))
-                                     : QDir(ctx->dataDir).filePath("models/" + o.repo.section('/', -1));
+    if (!cl.positional().isEmpty()) o.repo = cl.positional()[0];
+    o.revision = *cl.text("revision");
+    o.targetDir = cl.isSet("to") ? *cl.text("to") : QDir(ctx->dataDir).filePath("models/" + o.repo.section('/', -1));
+    if (o.targetDir.isEmpty()) return cl.usageError("--to needs a folder");
     o.onProgress = printProgress;
     o.onNotice = [](const QString& s) { std::fprintf(stderr, "\n%s\n", qPrintable(s)); };
     std::fprintf(stderr, "downloading %s (%s) from %s into %s\n", qPrintable(o.repo), qPrintable(o.revision),

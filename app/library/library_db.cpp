@@ -226,6 +226,10 @@ Status LibraryDb::integrityCheck() {
 
 Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
     if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
+    // A line break or another control character would break every listing that shows the name.
+    for (const QChar c : name)
+        if (c.category() == QChar::Other_Control)
+            return Status(ErrorCode::invalid_argument, "a library name cannot contain a line break, a tab or another control character");
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
     q.addBindValue(name);
