@@ -37,10 +37,19 @@ ChatView::ChatView(QWidget* parent) : QWidget(parent) {
     showThinking_ = new QCheckBox(tr("Show thinking"), this);
     stop_->setEnabled(false);
 
+    feedback_ = new QLabel(this);
+    feedback_->setForegroundRole(QPalette::PlaceholderText);
+    feedbackTimer_ = new QTimer(this);
+    feedbackTimer_->setSingleShot(true);
+    feedbackTimer_->setInterval(2500);
+    connect(feedbackTimer_, &QTimer::timeout, feedback_, &QLabel::clear);
+    copy_->setEnabled(false);
+    export_->setEnabled(false);
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(think_);
     buttons->addWidget(showThinking_);
     buttons->addStretch();
+    buttons->addWidget(feedback_);
     buttons->addWidget(copy_);
     buttons->addWidget(export_);
     buttons->addWidget(stop_);
@@ -48,6 +57,11 @@ ChatView::ChatView(QWidget* parent) : QWidget(parent) {
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(transcript_, 1);
+    blockedLabel_ = new QLabel(this);
+    blockedLabel_->setWordWrap(true);
+    blockedLabel_->setStyleSheet("QLabel { color: #c0392b; }");
+    blockedLabel_->hide();
+    layout->addWidget(blockedLabel_);
     layout->addWidget(composer_);
     layout->addLayout(buttons);
 
@@ -57,11 +71,11 @@ ChatView::ChatView(QWidget* parent) : QWidget(parent) {
     connect(renderTimer_, &QTimer::timeout, this, &ChatView::render);
     connect(send_, &QPushButton::clicked, this, [this] {
         const QString q = composer_->toPlainText().trimmed();
-        if (!q.isEmpty()) emit sendRequested(q);
+        if (!q.isEmpty() && blocked_.isEmpty()) emit sendRequested(q);
     });
     connect(stop_, &QPushButton::clicked, this, &ChatView::stopRequested);
     connect(export_, &QPushButton::clicked, this, &ChatView::exportRequested);
-    connect(copy_, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(lastAnswer()); });
+    connect(copy_, &QPushButton::clicked, this, [this] { copyText(lastAnswer(), tr("the answer")); });
     connect(showThinking_, &QCheckBox::toggled, this, &ChatView::render);
     auto* sendShortcut = new QShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return), this);
     connect(sendShortcut, &QShortcut::activated, send_, &QPushButton::click);
@@ -71,6 +85,7 @@ ChatView::ChatView(QWidget* parent) : QWidget(parent) {
 
 namespace {
 const QString kCiteScheme = "quire-cite";
+const QString kActionScheme = "quire-action";  // copy/N, regenerate/N, code/N/M
 
 // Markdown-escapes text that must show as written (labels, excerpts).
 QString escaped(const QString& s) {
@@ -114,7 +129,54 @@ QString ChatView::withCitationLinks(const QString& answer) {
     return out + "\n\n**Sources**\n\n" + sources;
 }
 
+void ChatView::copyText(const QString& text, const QString& what) {
+    QApplication::clipboard()->setText(text);
+    feedback_->setText(tr("Copied %1").arg(what));
+    feedbackTimer_->start();
+}
+
+QString ChatView::feedbackText() const { return feedback_->text(); }
+bool ChatView::copyEnabled() const { return copy_->isEnabled(); }
+bool ChatView::exportEnabled() const { return export_->isEnabled(); }
+
+namespace {
+// The fenced code blocks of an answer: (where the closing fence ends, the code).
+QList<QPair<qsizetype, QString>> codeBlocks(const QString& text) {
+    static const QRegularExpression fence("```[^\\n]*\\n(.*?)```", QRegularExpression::DotMatchesEverythingOption);
+    QList<QPair<qsizetype, QString>> out;
+    for (auto it = fence.globalMatch(text); it.hasNext();) {
+        const auto m = it.next();
+        out.append({m.capturedEnd(), m.captured(1)});
+    }
+    return out;
+}
+}  // namespace
+
+QString ChatView::withCodeCopyLinks(const QString& answer, int turn) {
+    const auto blocks = codeBlocks(answer);
+    QString out = answer;
+    for (qsizetype i = blocks.size() - 1; i >= 0; --i)
+        out.insert(blocks[i].first, QString("\n\n[Copy code](%1:code/%2/%3)\n").arg(kActionScheme).arg(turn).arg(i));
+    return out;
+}
+
 void ChatView::activateLink(const QUrl& url) {
+    if (url.scheme() == kActionScheme) {
+        const QStringList parts = url.path().split('/');
+        const int turn = parts.value(1).toInt();
+        if (turn < 0 || turn >= turns_.size()) return;
+        if (parts.value(0) == "copy") copyText(turns_[turn].answer, tr("the answer"));
+        else if (parts.value(0) == "regenerate" && !streaming_) {
+            const QString question = turns_[turn].question;  // a copy: the receiver may clear the turns
+            emit regenerateRequested(question);
+        }
+        else if (parts.value(0) == "code") {
+            const auto blocks = codeBlocks(turns_[turn].answer);
+            const int i = parts.value(2).toInt();
+            if (i >= 0 && i < blocks.size()) copyText(blocks[i].second, tr("the code"));
+        }
+        return;
+    }
     if (url.scheme() != kCiteScheme) {
         QDesktopServices::openUrl(url);
         return;
@@ -146,7 +208,14 @@ QString ChatView::markdownFor(const Turn& t) {
                                    : QString("> *Thought for %1 words (tick “Show thinking” to read)*\n\n").arg(words);
         answer.replace(m.capturedStart(), m.capturedLength(), folded);
     }
-    QString md = "#### " + t.question.toHtmlEscaped() + "\n\n" + (answer.trimmed().isEmpty() ? QString("*…*") : withCitationLinks(answer)) + "\n\n";
+    QString md = "#### " + t.question.toHtmlEscaped() + "\n\n" + (answer.trimmed().isEmpty() ? QString("*…*") : withCitationLinks(withCodeCopyLinks(answer, static_cast<int>(&t - turns_.constData())))) + "\n\n";
+    if (t.stopped) md += "**⏹ stopped** — the answer was cut short\n\n";
+    const int index = static_cast<int>(&t - turns_.constData());
+    if (!t.answer.trimmed().isEmpty() && !(streaming_ && index == turns_.size() - 1)) {
+        md += QString("[Copy](%1:copy/%2)").arg(kActionScheme).arg(index);
+        if (index == turns_.size() - 1) md += QString(" · [Regenerate](%1:regenerate/%2)").arg(kActionScheme).arg(index);
+        md += "\n\n";
+    }
     if (!t.stats.isEmpty()) md += "<small>" + t.stats + "</small>\n\n";
     return md + "---\n\n";
 }
@@ -158,6 +227,9 @@ void ChatView::render() {
     QScrollBar* bar = transcript_->verticalScrollBar();
     const bool atEnd = bar->value() >= bar->maximum() - 4;
     transcript_->setMarkdown(md);
+    const bool answered = !turns_.isEmpty() && !lastAnswer().trimmed().isEmpty();
+    copy_->setEnabled(answered && !streaming_);
+    export_->setEnabled(answered && !streaming_);
     if (atEnd || streaming_) bar->setValue(bar->maximum());
 }
 
@@ -179,19 +251,32 @@ void ChatView::appendToAnswer(const QString& delta) {
     if (!renderTimer_->isActive()) renderTimer_->start();
 }
 
-void ChatView::finishAnswer(const QString& answer, const QString& stats) {
+void ChatView::finishAnswer(const QString& answer, const QString& stats, bool stopped) {
     if (turns_.isEmpty()) return;
     turns_.last().answer = answer;
     turns_.last().stats = stats;
+    turns_.last().stopped = stopped;
     streaming_ = false;
     renderTimer_->stop();
     render();
 }
 
 void ChatView::setBusy(bool busy) {
-    send_->setEnabled(!busy);
+    busy_ = busy;
+    send_->setEnabled(!busy && blocked_.isEmpty());
     stop_->setEnabled(busy);
 }
+
+void ChatView::setBlockedReason(const QString& reason) {
+    blocked_ = reason;
+    send_->setEnabled(!busy_ && blocked_.isEmpty());
+    send_->setToolTip(reason);
+    blockedLabel_->setText(reason);
+    blockedLabel_->setVisible(!reason.isEmpty());
+}
+
+bool ChatView::sendEnabled() const { return send_->isEnabled(); }
+QString ChatView::sendToolTip() const { return send_->toolTip(); }
 
 QString ChatView::transcriptText() const { return transcript_->toPlainText(); }
 QString ChatView::lastAnswer() const { return turns_.isEmpty() ? QString() : turns_.last().answer; }

@@ -30,12 +30,21 @@ public:
         QString question;
         QString answer;
         QString stats;  // "first token 0.02 s · 740 tokens/s"
+        bool stopped = false;
     };
     void setTurns(const QList<Turn>& turns);
     void beginAnswer(const QString& question);
     void appendToAnswer(const QString& delta);
-    void finishAnswer(const QString& answer, const QString& stats);
+    // stopped: the answer was cut short by Stop; it carries a "stopped" mark.
+    void finishAnswer(const QString& answer, const QString& stats, bool stopped = false);
     void setBusy(bool busy);
+    // Why nothing can be asked (Send disabled, the reason shown and in its tooltip); empty: can ask.
+    void setBlockedReason(const QString& reason);
+    bool sendEnabled() const;
+    QString sendToolTip() const;
+    QString feedbackText() const;  // "Copied …" for a moment after a copy
+    bool copyEnabled() const;
+    bool exportEnabled() const;
     QString transcriptText() const;
     QString lastAnswer() const;
     QString draft() const;
@@ -55,11 +64,14 @@ signals:
     void stopRequested();
     void exportRequested();
     void citationActivated(const quire::app::Citation& citation);
+    void regenerateRequested(const QString& question);
 
 private:
     void render();
     QString markdownFor(const Turn& t);
     QString withCitationLinks(const QString& answer);
+    QString withCodeCopyLinks(const QString& answer, int turn);
+    void copyText(const QString& text, const QString& what);
 
     QTextBrowser* transcript_;
     QPlainTextEdit* composer_;
@@ -67,7 +79,10 @@ private:
     QCheckBox *think_, *showThinking_;
     QTimer* renderTimer_;
     QList<Turn> turns_;
-    bool streaming_ = false;
+    bool streaming_ = false, busy_ = false;
+    QString blocked_;
+    QLabel *blockedLabel_, *feedback_;
+    QTimer* feedbackTimer_;
     std::shared_ptr<const app::CitationIndex> citations_;
     QList<app::Citation> shown_;  // the citations linked in the transcript; a link's target is its index
 };

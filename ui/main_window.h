@@ -3,6 +3,7 @@
 // status and reading progress in the middle; its chats on the right. All engine work runs on
 // EngineWorker's thread.
 
+#include <QHash>
 #include <QMainWindow>
 #include <QPointer>
 #include <QThread>
@@ -47,6 +48,12 @@ public:
     void newChat();
     bool exportChat(const QString& path);
     void openSettings();
+    // Rename or delete (with its chats and saved states, files removed from disk); false with a
+    // message in the status bar when refused (busy, a name taken, …). The window's actions confirm first.
+    bool renameLibrary(qint64 id, const QString& name);
+    bool deleteLibrary(qint64 id);
+    bool renameChat(qint64 chatId, const QString& title);
+    bool deleteChat(qint64 chatId);
     // Opens what a citation points at: a PDF page in the page view (or the system viewer, as set in
     // Settings), a file at the line in the code view.
     void openCitation(const app::Citation& citation);
@@ -62,6 +69,10 @@ public:
     ChatListModel* chatModel() const { return chats_; }
     EngineWorker* worker() const { return worker_; }
     QString stateText() const;
+    QString modelLineText() const;  // the status bar's model line
+    QString progressText() const;   // the reading / answering line under the gauge
+    QString problem() const { return problem_; }  // why Send is disabled, or empty
+    ContextGauge* gauge() const { return gauge_; }
     PdfPageView* pageView() const;
     SourceCodeView* codeView() const;
 
@@ -84,6 +95,8 @@ private:
     void showChat(qint64 chatId);
     void ensureDemoLibrary();
     void refreshCitations();
+    QString lastFolder() const;  // where the file dialogs open: the folder used last
+    void rememberFolder(const QString& dir);
     template <typename F>
     void onWorker(F&& f);
 
@@ -107,6 +120,11 @@ private:
     QPointer<PdfPageView> pageView_;
     QPointer<SourceCodeView> codeView_;
 
+    QLabel *modelLine_ = nullptr, *problemLabel_ = nullptr;
+    QString problem_;
+    qint64 answeringLibrary_ = 0;   // the library the answer being written belongs to
+    bool streamingInView_ = false;  // the answer being written is the chat view's last turn
+    QHash<qint64, qint64> lastChat_;  // library -> the chat it was on
     qint64 libraryId_ = 0, chatId_ = 0;
     qint64 contextTokens_ = 0;
     QString pendingQuestion_;

@@ -113,8 +113,7 @@ void ModelDownloadDialog::start() {
     // The download runs on its own thread (its own network manager); progress comes back queued.
     thread_ = QThread::create([this, o]() mutable {
         o.onProgress = [this](const app::DownloadProgress& p) {
-            QMetaObject::invokeMethod(this, [=, this] { onProgress(p.file, p.fileDone, p.fileSize, p.done, p.total, p.bytesPerSecond, p.etaSeconds); },
-                                      Qt::QueuedConnection);
+            QMetaObject::invokeMethod(this, [p, this] { showProgress(p); }, Qt::QueuedConnection);
         };
         auto r = app::downloadModel(o);
         QString message, dir = o.targetDir;
@@ -133,12 +132,11 @@ void ModelDownloadDialog::start() {
     thread_->start();
 }
 
-void ModelDownloadDialog::onProgress(const QString& file, qint64 fileDone, qint64 fileSize, qint64 done, qint64 total, double rate,
-                                     double eta) {
-    bar_->setValue(total > 0 ? static_cast<int>(1000 * done / total) : 0);
+void ModelDownloadDialog::showProgress(const app::DownloadProgress& p) {
+    bar_->setValue(p.total > 0 ? static_cast<int>(1000 * p.done / p.total) : 0);
     status_->setText(tr("%1: %2 of %3\nAll files: %4 of %5 · %6/s · about %7 left")
-                         .arg(file, megabytes(fileDone), megabytes(fileSize), megabytes(done), megabytes(total), megabytes(qint64(rate)),
-                              duration(eta)));
+                         .arg(p.file, megabytes(p.fileDone), megabytes(p.fileSize), megabytes(p.done), megabytes(p.total),
+                              megabytes(qint64(p.bytesPerSecond)), duration(p.etaSeconds)));
 }
 
 void ModelDownloadDialog::onFinished(bool ok, const QString& message, const QString& dir) {

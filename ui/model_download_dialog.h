@@ -14,6 +14,10 @@ class QProgressBar;
 class QPushButton;
 class QThread;
 
+namespace quire::app {
+struct DownloadProgress;
+}
+
 namespace quire::ui {
 
 class ModelDownloadDialog : public QDialog {
@@ -31,12 +35,13 @@ public:
     // The downloaded, checked model folder once done; empty before.
     QString downloadedModel() const { return done_; }
     QString statusText() const;
+    // Shows a download's progress (called from the download thread through the event loop).
+    void showProgress(const app::DownloadProgress& p);
 
 signals:
     void finished(bool ok, const QString& message);
 
 private:
-    void onProgress(const QString& file, qint64 fileDone, qint64 fileSize, qint64 done, qint64 total, double rate, double eta);
     void onFinished(bool ok, const QString& message, const QString& dir);
 
     QString modelsDir_;

@@ -86,6 +86,7 @@ public:
     Result<std::optional<LibraryRow>> library(const QString& name);
     Result<QList<LibraryRow>> libraries();
     Status deleteLibrary(qint64 id);
+    Status renameLibrary(qint64 id, const QString& name);
 
     // Adds a source at the end of the library (its text stored alongside) in one transaction.
     Result<qint64> addSource(const SourceRow& source, const QString& text);
@@ -98,6 +99,8 @@ public:
     Result<std::optional<ChatRow>> chat(qint64 chatId);
     Result<QList<ChatRow>> chats(qint64 libraryId);
     Status setChatState(qint64 chatId, const QString& statePath, qint64 tokens);
+    Status renameChat(qint64 chatId, const QString& title);
+    Status deleteChat(qint64 chatId);  // with its messages
     Result<qint64> addMessage(const MessageRow& message);
     Result<QList<MessageRow>> messages(qint64 chatId);
 
