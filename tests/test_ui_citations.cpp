@@ -13,13 +13,14 @@
 #include "pdf_page_view.h"
 #include "source_code_view.h"
 #include "test_support.h"
+#include "ui_test_support.h"
 
 using namespace quire;
 using namespace quire::ui;
 
 namespace {
 using quire::test::put;
-QString helper() { return QString::fromStdString(test::quire_binary()); }
+using quire::test::helper;
 
 bool nonBlank(const QImage& image) {
     if (image.isNull()) return false;
@@ -45,8 +46,7 @@ private slots:
     void citations_render_and_open() {
         MainWindow w(tmp_.path() + "/data", helper());
         w.show();
-        QTRY_VERIFY_WITH_TIMEOUT(w.modelReady(), 30000);
-        QTRY_VERIFY_WITH_TIMEOUT(!w.busy(), 30000);
+        test::waitReady(w);
 
         const QString pdf = tmp_.path() + "/manual.pdf";
         test::writeTextPdf(pdf, 4, "Manual");

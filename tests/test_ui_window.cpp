@@ -19,18 +19,15 @@
 #include "models/library_list_model.h"
 #include "models/source_table_model.h"
 #include "test_support.h"
+#include "ui_test_support.h"
 
 using namespace quire;
 using namespace quire::ui;
 
 namespace {
 using quire::test::put;
-QString helper() { return QString::fromStdString(test::quire_binary()); }
-
-void waitReady(MainWindow& w) {
-    QTRY_VERIFY_WITH_TIMEOUT(w.modelReady(), 30000);
-    QTRY_VERIFY_WITH_TIMEOUT(!w.busy(), 30000);
-}
+using quire::test::helper;
+using quire::test::waitReady;
 
 QByteArray logbook(int lines) {
     QByteArray text;
