@@ -43,6 +43,7 @@ public:
     QString dropFile;        // the first request for this file breaks off halfway
     QString wrongShaFile;    // the file list gives this file a wrong sha256
     QStringList extraNames;  // more names in the file list (unsafe ones, for the test)
+    bool ignoreRange = false;  // answer every request with the whole file (200), as some servers do
     QStringList ranges;      // "FILE RANGE" of every file request
     int fileRequests = 0;
 
@@ -108,7 +109,7 @@ private:
         ++fileRequests;
         ranges << rel + " " + QString::fromUtf8(range);
         qint64 from = 0;
-        if (range.startsWith("bytes=")) from = range.mid(6, range.indexOf('-') - 6).toLongLong();
+        if (range.startsWith("bytes=") && !ignoreRange) from = range.mid(6, range.indexOf('-') - 6).toLongLong();
         const QByteArray body = all.mid(from);
         if (rel == dropFile && !dropped_) {
             dropped_ = true;
@@ -167,11 +168,13 @@ private slots:
         QVERIFY2(r.is_ok(), r.status().message().c_str());
         compareWithSource(to);
         QCOMPARE(r->fetched.size(), QDir(model_).entryList(QDir::Files).size());
-        // The shard was asked for twice: from the start, then from where the drop left it.
+        // The shard was asked for from the start, then from where the drop left it. (Qt's HTTP layer may
+        // also resend the first request once by itself when the server closes the connection.)
         const QStringList shardRequests = hub.ranges.filter(kShard);
-        QCOMPARE(shardRequests.size(), 2);
-        QVERIFY2(shardRequests[1].contains("bytes="), qPrintable(shardRequests.join(" | ")));
-        QVERIFY(shardRequests[1].section("bytes=", 1).section('-', 0, 0).toLongLong() > 0);
+        QVERIFY2(shardRequests.size() >= 2 && shardRequests.size() <= 3, qPrintable(hub.ranges.join(" | ")));
+        QVERIFY(!shardRequests.first().contains("bytes="));
+        QVERIFY2(shardRequests.last().contains("bytes="), qPrintable(shardRequests.join(" | ")));
+        QVERIFY(shardRequests.last().section("bytes=", 1).section('-', 0, 0).toLongLong() > 0);
         QVERIFY(notices.join('\n').contains("connection dropped in " + kShard));
         QVERIFY(!seen.isEmpty());
         QCOMPARE(seen.last().done, seen.last().total);
@@ -181,6 +184,21 @@ private slots:
         QVERIFY(again.is_ok());
         QCOMPARE(again->fetched.size(), 0);
         QCOMPARE(hub.fileRequests, before);
+    }
+
+    void starts_over_when_the_server_ignores_the_range() {
+        FakeHub hub(model_);
+        hub.dropFile = kShard;
+        hub.ignoreRange = true;
+        const QString to = tmp_.path() + "/norange";
+        DownloadOptions o = options(hub, to);
+        DownloadProgress last;
+        o.onProgress = [&](const DownloadProgress& p) { last = p; };
+        auto r = downloadModel(o);
+        QVERIFY2(r.is_ok(), r.status().message().c_str());
+        compareWithSource(to);
+        QVERIFY(hub.ranges.filter(kShard).size() >= 2);
+        QCOMPARE(last.done, last.total);  // the bytes fetched twice are counted in the total
     }
 
     void refuses_a_checksum_mismatch_and_keeps_the_download() {

@@ -5,6 +5,7 @@
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
+#include <QDir>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -99,6 +100,10 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     auto* form = new QFormLayout;
     form->addRow(tr("Model folder"), modelRow);
     form->addRow(QString(), modelStatus_);
+    auto* modelsHome = new QLabel(tr("Downloaded models live in %1").arg(QDir::toNativeSeparators(modelsDir())), this);
+    modelsHome->setForegroundRole(QPalette::PlaceholderText);
+    modelsHome->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    form->addRow(QString(), modelsHome);
     form->addRow(tr("Device"), device_);
     if (gpu_->count() > 0) form->addRow(tr("GPU"), gpu_);
     form->addRow(tr("Memory plan"), plan_);

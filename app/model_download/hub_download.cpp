@@ -173,7 +173,7 @@ struct Run {
                 const int code = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
                 if (code == 200 && offset > 0) {  // the server ignored the range: start over
                     progress.fileDone -= offset;
-                    progress.done -= offset;
+                    progress.total += offset;  // those bytes come again
                     out.resize(0);
                     out.seek(0);
                     offset = 0;
