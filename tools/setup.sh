@@ -11,7 +11,7 @@ packages=(
   libsqlite3-dev sqlite3
   clang libclang-rt-14-dev
   python3 xvfb xauth
-  qpdf poppler-utils fonts-dejavu-core
+  qpdf poppler-utils fonts-dejavu-core libpoppler-qt6-dev
   dpkg-dev file lintian debootstrap appstream desktop-file-utils
 )
 

@@ -20,6 +20,7 @@ class SettingsDialog : public QDialog {
 public:
     SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget* parent = nullptr);
     QString modelDir() const;
+    QString modelsDir() const;  // where downloaded models go: DATA/models
 
 private:
     void validateModel();
@@ -33,6 +34,7 @@ private:
     QSpinBox* maxTokens_;
     QPlainTextEdit* systemPrompt_;
     QComboBox* theme_;
+    QComboBox* pdfViewer_;
     QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
 };
 
