@@ -21,11 +21,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
-    int seg = 0;
-    while (seg + 1 < outs.count && r >= outs.start[seg + 1]) ++seg;
-    const int64_t seg_rows = outs.start[seg + 1] - outs.start[seg];
-    __nv_bfloat16* __restrict__ y = outs.out[seg];
-    const int64_t rr = r - outs.start[seg];
+    // The row's output, chosen with constant indices only: indexing the parameter arrays with a
+    // variable would copy them to local memory in every thread.
+    __nv_bfloat16* y = outs.out[0];
+    int64_t first = 0, end = outs.start[1];
+#pragma unroll
+    for (int i = 1; i < kGemvMaxOutputs; ++i)
+        if (i < outs.count && r >= outs.start[i]) {
+            y = outs.out[i];
+            first = outs.start[i];
+            end = outs.start[i + 1];
+        }
+    const int64_t seg_rows = end - first;
+    const int64_t rr = r - first;
     const uint4* row = w + r * chunks;
     float acc[T];
 #pragma unroll

@@ -1,13 +1,19 @@
 #include "library_removal.h"
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
 
 namespace quire::app {
 
 namespace {
-void removeFiles(const QStringList& paths, Removal& out) {
-    for (const QString& p : paths) {
-        if (p.isEmpty() || !QFile::exists(p)) continue;
+// State paths are stored relative to the data folder (the database's folder); older rows may be absolute.
+void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
+    const QDir root = QFileInfo(db.path()).absoluteDir();
+    for (const QString& s : stored) {
+        if (s.isEmpty()) continue;
+        const QString p = root.filePath(s);
+        if (!QFile::exists(p)) continue;
         QFile f(p);
         if (f.remove()) out.removedFiles << p;
         else out.leftFiles << p + ": " + f.errorString();
@@ -25,7 +31,7 @@ Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     for (const ChatRow& c : chats.value()) files << c.statePath;
     QUIRE_TRY(db.deleteLibrary(libraryId));
     Removal out;
-    removeFiles(files, out);
+    removeFiles(db, files, out);
     return out;
 }
 
@@ -35,7 +41,7 @@ Result<Removal> deleteChatWithState(LibraryDb& db, qint64 chatId) {
     if (!chat.value()) return Status(ErrorCode::invalid_argument, "no chat " + std::to_string(chatId));
     QUIRE_TRY(db.deleteChat(chatId));
     Removal out;
-    removeFiles({chat.value()->statePath}, out);
+    removeFiles(db, {chat.value()->statePath}, out);
     return out;
 }
 
