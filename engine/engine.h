@@ -69,9 +69,14 @@ public:
     virtual Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) = 0;
     // State files, encoded and validated by the state codec (state_file.h) for every backend
     // (engine_state.cpp); backends only copy rows.
-    Status save_state(const Sequence& seq, const std::string& path);
-    // expected_tokens: when given, the state must hold exactly these tokens.
-    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected_tokens);
+    // prefix_tokens > 0 saves a delta: what follows the sequence's first prefix_tokens tokens (a
+    // chat on its library's prefix), a few MB where the whole state of a 1M prefix is 9 GB.
+    Status save_state(const Sequence& seq, const std::string& path, int64_t prefix_tokens = 0);
+    // expected_tokens: when given, the state must hold exactly these tokens. A delta state needs
+    // `prefix`, a sequence holding exactly the prefix it names; the result continues from it (sharing
+    // its cache rows, as a fork does).
+    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected_tokens,
+                                                 const Sequence* prefix = nullptr);
     const EngineCounters& counters() const { return counters_; }
 
 protected:
@@ -80,6 +85,9 @@ protected:
     // An empty sequence with room for a state of header.token_count tokens, holding `tokens`, and the
     // rows the codec fills it through (write_rows only).
     virtual Result<std::unique_ptr<Sequence>> sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) = 0;
+    // For a delta state: a fork of `prefix` with room for header.token_count tokens, holding `tokens`.
+    virtual Result<std::unique_ptr<Sequence>> sequence_for_delta(const Sequence& prefix, const StateHeader& header,
+                                                                 std::vector<int32_t> tokens) = 0;
     virtual std::unique_ptr<StateRows> rows_to_load(Sequence& seq) = 0;
 
     EngineCounters counters_;

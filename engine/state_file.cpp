@@ -130,7 +130,7 @@ Status for_each_section(int64_t n, const std::function<Status(int64_t)>& work) {
 
 }  // namespace
 
-int64_t dtype_bytes(SectionDType t) { return t == SectionDType::bf16 ? 2 : 4; }
+int64_t dtype_bytes(SectionDType t) { return t == SectionDType::bf16 ? 2 : t == SectionDType::u64 ? 8 : 4; }
 
 uint64_t hash_tokens(const std::vector<int32_t>& tokens) {
     return hash64(tokens.data(), static_cast<int64_t>(tokens.size() * sizeof(int32_t)), 0x70CE);
@@ -144,23 +144,24 @@ const char* section_kind_name(SectionKind kind) {
     case SectionKind::sparse_v: return "sparse V";
     case SectionKind::sparse_c1: return "sparse C1";
     case SectionKind::sparse_c2: return "sparse C2";
+    case SectionKind::prefix: return "prefix";
     }
     return "unknown";
 }
 
-std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens) {
+std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens, int64_t prefix_tokens) {
     const SparseGeometry g = SparseGeometry::from(c);
-    const int64_t kv_width = c.num_key_value_heads * c.head_dim;
+    const int64_t kv_width = c.num_key_value_heads * c.head_dim, p = prefix_tokens;
     std::vector<SectionSpec> out;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const auto layer = static_cast<uint32_t>(l);
         if (c.mixer_types[static_cast<size_t>(l)] == MixerType::lightning) {
-            out.push_back({SectionKind::lightning_state, layer, c.lightning_nh, c.lightning_head_dim * c.lightning_head_dim});
+            out.push_back({SectionKind::lightning_state, layer, c.lightning_nh, c.lightning_head_dim * c.lightning_head_dim, 0});
         } else {
-            out.push_back({SectionKind::sparse_k, layer, tokens, kv_width});
-            out.push_back({SectionKind::sparse_v, layer, tokens, kv_width});
-            out.push_back({SectionKind::sparse_c1, layer, g.c1_entries(tokens), kv_width});
-            out.push_back({SectionKind::sparse_c2, layer, g.c2_entries(tokens), kv_width});
+            out.push_back({SectionKind::sparse_k, layer, tokens - p, kv_width, p});
+            out.push_back({SectionKind::sparse_v, layer, tokens - p, kv_width, p});
+            out.push_back({SectionKind::sparse_c1, layer, g.c1_entries(tokens) - g.c1_entries(p), kv_width, g.c1_entries(p)});
+            out.push_back({SectionKind::sparse_c2, layer, g.c2_entries(tokens) - g.c2_entries(p), kv_width, g.c2_entries(p)});
         }
     }
     return out;
@@ -169,9 +170,12 @@ std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens) {
 // --- Writing ------------------------------------------------------------------------------------
 
 Status write_state(const std::string& path, const ModelConfig& c, const StateHeader& h, const std::vector<int32_t>& tokens,
-                   StateRows& rows) {
-    const std::vector<SectionSpec> layout = state_layout(c, h.token_count);
-    const int64_t count = static_cast<int64_t>(layout.size()) + 1;  // + tokens
+                   StateRows& rows, int64_t prefix_tokens) {
+    if (prefix_tokens < 0 || prefix_tokens > h.token_count)
+        return Status(ErrorCode::invalid_argument, "a delta state's prefix must be part of its sequence");
+    const std::vector<SectionSpec> layout = state_layout(c, h.token_count, prefix_tokens);
+    const int64_t extra = prefix_tokens > 0 ? 1 : 0;                   // the prefix section
+    const int64_t count = static_cast<int64_t>(layout.size()) + 1 + extra;  // + tokens
     const int64_t table_end = kHeaderBytes + count * kEntryBytes + 8;
     std::vector<uint8_t> head(static_cast<size_t>(align64(table_end)), 0);
     std::memcpy(head.data(), kMagic, 8);
@@ -212,13 +216,21 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
     QUIRE_TRY(file->write(tokens.data(), token_bytes));
     entry(0, SectionKind::tokens, 0, SectionDType::i32, token_bytes, hash64(tokens.data(), token_bytes, 0));
     QUIRE_TRY(advance(0, token_bytes));
+    if (extra) {
+        const uint64_t prefix[2] = {static_cast<uint64_t>(prefix_tokens),
+                                    hash_tokens(std::vector<int32_t>(tokens.begin(), tokens.begin() + prefix_tokens))};
+        QUIRE_TRY(file->write(prefix, 16));
+        entry(1, SectionKind::prefix, 0, SectionDType::u64, 16, hash64(prefix, 16, 1));
+        QUIRE_TRY(advance(1, 16));
+    }
 
     // Every section's place is known from the layout: they are read from the backend (one at a
     // time), hashed and written at their offsets on several threads.
+    const int64_t first = 1 + extra;  // table index of the first row section
     std::vector<int64_t> offsets(static_cast<size_t>(count));
     std::vector<SectionDType> dtypes(static_cast<size_t>(count));
-    for (int64_t i = 1; i < count; ++i) {
-        const SectionSpec& s = layout[static_cast<size_t>(i - 1)];
+    for (int64_t i = first; i < count; ++i) {
+        const SectionSpec& s = layout[static_cast<size_t>(i - first)];
         dtypes[static_cast<size_t>(i)] = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
         offsets[static_cast<size_t>(i)] = offset;
         const int64_t bytes = s.rows * s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]);
@@ -226,8 +238,8 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
     }
     std::vector<uint64_t> sums(static_cast<size_t>(count));
     std::mutex backend;
-    QUIRE_TRY(for_each_section(count - 1, [&](int64_t j) -> Status {
-        const int64_t i = j + 1;
+    QUIRE_TRY(for_each_section(count - first, [&](int64_t j) -> Status {
+        const int64_t i = j + first;
         const SectionSpec& s = layout[static_cast<size_t>(j)];
         const int64_t row_bytes = s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]);
         const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(row_bytes, 1));
@@ -250,8 +262,8 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
         const SectionSpec& last = layout.back();
         QUIRE_TRY(file->resize(offsets.back() + last.rows * last.width * dtype_bytes(dtypes.back())));
     }
-    for (int64_t i = 1; i < count; ++i) {
-        const SectionSpec& s = layout[static_cast<size_t>(i - 1)];
+    for (int64_t i = first; i < count; ++i) {
+        const SectionSpec& s = layout[static_cast<size_t>(i - first)];
         offset = offsets[static_cast<size_t>(i)];
         entry(i, s.kind, s.layer, dtypes[static_cast<size_t>(i)], s.rows * s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]),
               sums[static_cast<size_t>(i)]);
@@ -332,11 +344,34 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
         return fail(ErrorCode::state_wrong_tokens, path, "state holds " + std::to_string(h.token_count) +
                                                              " tokens that differ from the expected sequence");
 
+    // A delta state names its prefix in a section of its own; the layout depends on it.
+    int64_t prefix_entry = -1;
+    for (uint32_t i = 0; i < count; ++i)
+        if (get<uint32_t>(&table[static_cast<size_t>(i) * kEntryBytes]) == static_cast<uint32_t>(SectionKind::prefix)) {
+            if (prefix_entry >= 0) return fail(ErrorCode::state_malformed, path, "more than one prefix section");
+            prefix_entry = i;
+        }
+    if (prefix_entry >= 0) {
+        const uint8_t* e = &table[static_cast<size_t>(prefix_entry) * kEntryBytes];
+        const auto offset = static_cast<int64_t>(get<uint64_t>(e + 16)), bytes = static_cast<int64_t>(get<uint64_t>(e + 24));
+        if (static_cast<SectionDType>(get<uint32_t>(e + 8)) != SectionDType::u64 || bytes != 16 || offset < table_end ||
+            offset > file_size - 16)
+            return fail(ErrorCode::state_malformed, path, "the prefix section is malformed");
+        uint64_t prefix[2];
+        QUIRE_TRY(source->read_at(offset, prefix, 16));
+        if (hash64(prefix, 16, static_cast<uint64_t>(prefix_entry)) != get<uint64_t>(e + 32))
+            return fail(ErrorCode::state_bad_checksum, path, section_label(SectionKind::prefix, 0) + " checksum mismatch");
+        if (prefix[0] == 0 || prefix[0] > static_cast<uint64_t>(h.token_count))
+            return fail(ErrorCode::state_malformed, path, "the prefix is not part of the state's sequence");
+        r.prefix_ = {static_cast<int64_t>(prefix[0]), prefix[1]};
+    }
+
     // Every entry against the file and against the model's layout: kind, layer, dtype, size; each
     // section exactly once.
-    const std::vector<SectionSpec> layout = state_layout(c, h.token_count);
+    const std::vector<SectionSpec> layout = state_layout(c, h.token_count, r.prefix_.tokens);
     std::vector<int> seen(layout.size(), 0);
     int64_t last_end = table_end, token_entry = -1;
+    Entry te;
     for (uint32_t i = 0; i < count; ++i) {
         const uint8_t* e = &table[static_cast<size_t>(i) * kEntryBytes];
         Entry en;
@@ -358,9 +393,10 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
                 return fail(ErrorCode::state_malformed, path, "the token section does not hold the header's " +
                                                                   std::to_string(h.token_count) + " int32 ids");
             token_entry = i;
-            r.entries_.push_back(en);
+            te = en;
             continue;
         }
+        if (en.spec.kind == SectionKind::prefix) continue;  // read above
         size_t match = layout.size();
         for (size_t j = 0; j < layout.size(); ++j)
             if (layout[j].kind == en.spec.kind && layout[j].layer == en.spec.layer) match = j;
@@ -383,13 +419,14 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
                                                                        section_kind_name(layout[j].kind) + " section");
 
     // The tokens, checked against their checksum and the header.
-    const Entry te = r.entries_[static_cast<size_t>(token_entry)];
     r.tokens_.resize(static_cast<size_t>(h.token_count));
     QUIRE_TRY(source->read_at(te.offset, r.tokens_.data(), te.bytes));
     if (hash64(r.tokens_.data(), te.bytes, te.index) != te.checksum)
         return fail(ErrorCode::state_bad_checksum, path, section_label(SectionKind::tokens, 0) + " checksum mismatch");
     if (hash_tokens(r.tokens_) != h.tokens_hash) return fail(ErrorCode::state_malformed, path, "token section disagrees with the header");
-    r.entries_.erase(r.entries_.begin() + token_entry);
+    if (r.prefix_.tokens > 0 &&
+        hash_tokens(std::vector<int32_t>(r.tokens_.begin(), r.tokens_.begin() + r.prefix_.tokens)) != r.prefix_.hash)
+        return fail(ErrorCode::state_malformed, path, "the state's tokens do not start with the prefix it names");
     r.source_ = std::move(source);
     return r;
 }

@@ -24,8 +24,9 @@ enum class SectionKind : uint32_t {
     sparse_v = 4,         // [N, kv_heads, d] values
     sparse_c1 = 5,        // [n1, kv_heads, d] compressed keys (C1 windows)
     sparse_c2 = 6,        // [n2, kv_heads, d] compressed keys (C2 windows)
+    prefix = 7,           // a delta state: u64 [token count, token hash] of the prefix it extends
 };
-enum class SectionDType : uint32_t { i32 = 1, f32 = 2, bf16 = 3 };
+enum class SectionDType : uint32_t { i32 = 1, f32 = 2, bf16 = 3, u64 = 4 };
 
 int64_t dtype_bytes(SectionDType t);
 const char* section_kind_name(SectionKind kind);
@@ -41,17 +42,26 @@ struct StateHeader {
 
 uint64_t hash_tokens(const std::vector<int32_t>& tokens);
 
-// One section of a sequence's state for a model: rows of `width` elements.
+// One section of a sequence's state for a model: rows of `width` elements, the section's first row
+// being row `first_row` of the sequence's (a delta state holds only the rows past its prefix).
 struct SectionSpec {
     SectionKind kind = SectionKind::tokens;
     uint32_t layer = 0;
     int64_t rows = 0;
     int64_t width = 0;
+    int64_t first_row = 0;
 };
 
 // Every section (besides the tokens) a state of `tokens` tokens holds for this model, in file order:
-// per layer, the Lightning state, or K, V, C1, C2.
-std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens);
+// per layer, the Lightning state, or K, V, C1, C2. With prefix_tokens > 0, a delta state's: the
+// cache rows past those of the first prefix_tokens tokens (the Lightning states stay whole).
+std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens, int64_t prefix_tokens = 0);
+
+// The prefix a delta state extends: its first `tokens` token ids, whose hash_tokens is `hash`.
+struct StatePrefix {
+    int64_t tokens = 0;  // 0: a whole state, no prefix
+    uint64_t hash = 0;
+};
 
 // The backend's side: copies of rows between its sequence and a host buffer. Cache sections (K, V,
 // C1, C2) are exchanged in cache_dtype(); Lightning states always in f32. The codec converts between
@@ -67,9 +77,10 @@ public:
 };
 
 // Writes the state of a sequence: header h, its tokens, and every section of state_layout read
-// through `rows`.
+// through `rows`. With prefix_tokens > 0 a delta: only what follows the sequence's first
+// prefix_tokens tokens, and the prefix named by the hash of those tokens.
 Status write_state(const std::string& path, const ModelConfig& c, const StateHeader& h, const std::vector<int32_t>& tokens,
-                   StateRows& rows);
+                   StateRows& rows, int64_t prefix_tokens = 0);
 
 struct StateExpectations {
     uint64_t model_fingerprint = 0;
@@ -102,6 +113,8 @@ public:
 
     const StateHeader& header() const { return header_; }
     const std::vector<int32_t>& tokens() const { return tokens_; }
+    // Set for a delta state: the prefix its sequence must start from.
+    const StatePrefix& prefix() const { return prefix_; }
     Status stream_into(StateRows& rows);
 
 private:
@@ -116,7 +129,8 @@ private:
     std::string label_;
     StateHeader header_;
     std::vector<int32_t> tokens_;
-    std::vector<Entry> entries_;  // the non-token sections, in file order
+    StatePrefix prefix_;
+    std::vector<Entry> entries_;  // the row sections, in file order
 };
 
 }  // namespace quire

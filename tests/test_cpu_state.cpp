@@ -69,6 +69,53 @@ private slots:
         for (int64_t p : positions) QCOMPARE(max_abs_diff(straight.at(p), resumed.at(p)), 0.0f);
     }
 
+    // A chat's state as a delta on its prefix (a prefix past the sparse boundary, so C1/C2 deltas
+    // are partial windows): loaded onto the prefix it continues exactly like the whole state it
+    // replaces, and it holds only the chat's own rows.
+    void delta_state_loads_onto_its_prefix_bit_identically() {
+        auto m = load_model(tiny_model("tiny-a"));
+        const auto tokens = random_tokens(8700, m->config().vocab_size, 9);
+        const std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + 8300), chat(tokens.begin(), tokens.begin() + 8413);
+        const std::vector<int64_t> positions = {8413, 8500, 8699};
+        auto engine = make_engine(m, Precision::bf16);
+        auto root = engine->new_sequence();
+        run_sequence(*engine, *root, prefix, 2048, 8300, {});
+        auto seq = root->fork();
+        run_sequence(*engine, *seq, chat, 64, 8413, {});
+        QVERIFY(engine->save_state(*seq, path("whole.state")).is_ok());
+        QVERIFY(engine->save_state(*seq, path("delta.state"), 8300).is_ok());
+        const auto whole_bytes = std::filesystem::file_size(path("whole.state")), delta_bytes = std::filesystem::file_size(path("delta.state"));
+        QVERIFY2(delta_bytes * 4 < whole_bytes, qPrintable(QString("delta %1 bytes, whole %2").arg(delta_bytes).arg(whole_bytes)));
+
+        auto engine2 = make_engine(m, Precision::bf16);
+        auto whole = engine2->load_state(path("whole.state"), &chat);
+        QVERIFY2(whole.is_ok(), whole.status().message().c_str());
+        // The delta needs its prefix: none, or another one, is refused with its own error.
+        QCOMPARE(engine2->load_state(path("delta.state"), &chat).status().code(), ErrorCode::state_wrong_tokens);
+        auto other = engine2->new_sequence();
+        std::vector<int32_t> other_prefix = prefix;
+        other_prefix[100] ^= 1;
+        run_sequence(*engine2, *other, other_prefix, 4096, 8300, {});
+        QCOMPARE(engine2->load_state(path("delta.state"), &chat, other.get()).status().code(), ErrorCode::state_wrong_tokens);
+        // On its prefix, loaded in another engine from the prefix's own state file.
+        QVERIFY(engine->save_state(*root, path("prefix.state")).is_ok());
+        auto prefix_seq = engine2->load_state(path("prefix.state"), &prefix);
+        QVERIFY2(prefix_seq.is_ok(), prefix_seq.status().message().c_str());
+        auto delta = engine2->load_state(path("delta.state"), &chat, prefix_seq.value().get());
+        QVERIFY2(delta.is_ok(), delta.status().message().c_str());
+        QCOMPARE(delta.value()->tokens(), chat);
+        QCOMPARE(delta.value()->sparse_from(), whole.value()->sparse_from());
+        const Rows a = run_sequence(*engine2, *whole.value(), tokens, 128, 8650, positions);
+        const Rows b = run_sequence(*engine2, *delta.value(), tokens, 128, 8650, positions);
+        for (int64_t p : positions) QCOMPARE(max_abs_diff(a.at(p), b.at(p)), 0.0f);
+        QCOMPARE(prefix_seq.value()->length(), int64_t(8300));  // the prefix itself is untouched
+        // A damaged delta is refused like any state.
+        QByteArray bytes = read_all(path("delta.state"));
+        bytes[bytes.size() - 3] = static_cast<char>(bytes[bytes.size() - 3] ^ 0x40);
+        write_all(path("bad-delta.state"), bytes);
+        QCOMPARE(engine2->load_state(path("bad-delta.state"), &chat, prefix_seq.value().get()).status().code(), ErrorCode::state_bad_checksum);
+    }
+
     void fork_shares_blocks_and_continues_independently() {
         auto m = load_model(tiny_model("tiny-a"));
         auto engine = make_engine(m, Precision::bf16);

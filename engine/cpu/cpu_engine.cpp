@@ -68,4 +68,13 @@ Result<std::unique_ptr<Sequence>> CpuEngine::sequence_for_state(const StateHeade
     return std::unique_ptr<Sequence>(std::move(seq));
 }
 
+Result<std::unique_ptr<Sequence>> CpuEngine::sequence_for_delta(const Sequence& prefix, const StateHeader& header,
+                                                                std::vector<int32_t> tokens) {
+    std::unique_ptr<Sequence> seq = prefix.fork();  // full pages shared; the delta's rows are appended
+    CpuSequence& cs = as_cpu(*seq);
+    cs.tokens_ = std::move(tokens);
+    cs.sparse_from_ = header.sparse_from;
+    return seq;
+}
+
 }  // namespace quire::cpu

@@ -29,6 +29,8 @@ public:
 protected:
     std::unique_ptr<StateRows> rows_to_save(const Sequence& seq) override;
     Result<std::unique_ptr<Sequence>> sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) override;
+    Result<std::unique_ptr<Sequence>> sequence_for_delta(const Sequence& prefix, const StateHeader& header,
+                                                         std::vector<int32_t> tokens) override;
     std::unique_ptr<StateRows> rows_to_load(Sequence& seq) override;
 
 private:

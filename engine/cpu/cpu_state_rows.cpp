@@ -20,7 +20,8 @@ public:
             return Status::ok();
         }
         const PagedRows& rows = pick(from_->sparse_[slot], s.kind);
-        for (int64_t i = 0; i < count; ++i) std::memcpy(out + i * s.width, rows.row(first + i), static_cast<size_t>(s.width) * 4);
+        for (int64_t i = 0; i < count; ++i)
+            std::memcpy(out + i * s.width, rows.row(s.first_row + first + i), static_cast<size_t>(s.width) * 4);
         return Status::ok();
     }
 
@@ -33,7 +34,7 @@ public:
         }
         SparseLayerState& st = into_->sparse_[slot];
         PagedRows& rows = s.kind == SectionKind::sparse_k ? st.k : s.kind == SectionKind::sparse_v ? st.v : s.kind == SectionKind::sparse_c1 ? st.c1 : st.c2;
-        if (rows.size() != first) return Status(ErrorCode::state_malformed, "state rows arrived out of order");
+        if (rows.size() != s.first_row + first) return Status(ErrorCode::state_malformed, "state rows arrived out of order");
         for (int64_t i = 0; i < count; ++i) rows.append(in + i * s.width);
         return Status::ok();
     }

@@ -358,6 +358,23 @@ Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_state(const StateHead
     return std::unique_ptr<Sequence>(std::move(seq));
 }
 
+Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_delta(const Sequence& prefix, const StateHeader& header,
+                                                                 std::vector<int32_t> tokens) {
+    cudaSetDevice(options_.gpu);
+    const int64_t N = header.token_count;
+    // A fork reads the prefix's cache rows where they are; the delta's rows go to its own arrays.
+    auto fork = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(prefix.fork().release()));
+    if (!fork) return Status(ErrorCode::out_of_memory, "the GPU has no room to continue from the prefix");
+    QUIRE_TRY(fork->reserve(N, /*exact=*/true));
+    fork->tokens_ = std::move(tokens);
+    fork->sparse_from_ = header.sparse_from;
+    for (LayerCache& layer : fork->kv_) {
+        layer.n1 = geometry_.c1_entries(N);
+        layer.n2 = geometry_.c2_entries(N);
+    }
+    return std::unique_ptr<Sequence>(std::move(fork));
+}
+
 std::unique_ptr<StateRows> CudaEngine::rows_to_save(const Sequence& s) {
     cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     return std::make_unique<CudaStateRows>(*this, &as_cuda(s), nullptr);

@@ -23,10 +23,10 @@ Status CudaStateRows::read_rows(const SectionSpec& s, int64_t first, int64_t cou
         return e_.staging_.download(out, from_->lightning_[slot].get() + first * s.width, count * s.width * 4);
     // A forked sequence's rows: the shared prefix's part, then its own.
     const kernels::RowSource src = source_of(from_->kv_[slot], s.kind);
-    const int64_t row_bytes = s.width * 2;
-    const int64_t shared = std::clamp<int64_t>(src.split - first, 0, count);
-    if (shared > 0) QUIRE_TRY(e_.staging_.download(out, src.row(first, s.width), shared * row_bytes));
-    if (count > shared) QUIRE_TRY(e_.staging_.download(out + shared * row_bytes, src.row(first + shared, s.width), (count - shared) * row_bytes));
+    const int64_t row_bytes = s.width * 2, at = s.first_row + first;
+    const int64_t shared = std::clamp<int64_t>(src.split - at, 0, count);
+    if (shared > 0) QUIRE_TRY(e_.staging_.download(out, src.row(at, s.width), shared * row_bytes));
+    if (count > shared) QUIRE_TRY(e_.staging_.download(out + shared * row_bytes, src.row(at + shared, s.width), (count - shared) * row_bytes));
     return Status::ok();
 }
 
@@ -35,10 +35,15 @@ Status CudaStateRows::write_rows(const SectionSpec& s, int64_t first, int64_t co
     const auto slot = static_cast<size_t>(e_.slot_[s.layer]);
     if (s.kind == SectionKind::lightning_state)
         return e_.staging_.upload(into_->lightning_[slot].get() + first * s.width, src, count * s.width * 4);
-    CacheArrays& own = *into_->kv_[slot].own;
+    // The sequence owns the rows from its fork point on (all of them for a whole state).
+    const LayerCache& layer = into_->kv_[slot];
+    CacheArrays& own = *layer.own;
     uint16_t* base = s.kind == SectionKind::sparse_k ? own.k.get() : s.kind == SectionKind::sparse_v ? own.v.get()
                    : s.kind == SectionKind::sparse_c1 ? own.c1.get() : own.c2.get();
-    return e_.staging_.upload(base + first * s.width, src, count * s.width * 2);
+    const int64_t owned_from = s.kind == SectionKind::sparse_c1 ? layer.base_n1 : s.kind == SectionKind::sparse_c2 ? layer.base_n2 : layer.base_rows;
+    const int64_t at = s.first_row + first - owned_from;
+    if (at < 0) return Status(ErrorCode::state_malformed, "a delta state's rows lie inside its prefix");
+    return e_.staging_.upload(base + at * s.width, src, count * s.width * 2);
 }
 
 }  // namespace quire::cuda
