@@ -1,6 +1,8 @@
 // SessionService in one process: the second question computes only its own tokens; reading can be
 // cancelled within one chunk and resumed; the library model stays consistent.
+#include <QDateTime>
 #include <QDir>
+#include <QFileInfo>
 #include <QtTest>
 
 #include "app_context.h"
@@ -77,6 +79,97 @@ private slots:
         QCOMPARE(third->prefilledTokens, third->questionTokens);
         auto messages = db.value()->messages(first->chatId);
         QCOMPARE(messages->size(), qsizetype(4));
+    }
+
+    // A chat's state is a delta on its library's prefix: small, the prefix file never rewritten, a
+    // new process continues the chat computing only the new question; a changed library makes the
+    // delta unusable and the chat replays with a notice; eviction takes a prefix's deltas with it,
+    // and chat states count against the budget.
+    void chat_states_are_deltas_on_the_prefix() {
+        const QString dir = tmp_.path() + "/delta";
+        QDir().mkpath(dir);
+        auto db = LibraryDb::open(dir + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        auto model = load_model(tiny_model("tiny-a"));
+        SessionOptions so;
+        so.stateDir = dir + "/states";
+        so.chunk = 512;
+        AskOptions o;
+        o.generation.max_tokens = 5;
+        qint64 chatId = 0;
+        QString prefixFile, chatFile;
+        {
+            auto engine = make_engine(model, Precision::bf16);
+            SessionService session(*db.value(), *engine, so);
+            auto first = session.ask(lib, "Who kept the light?", o);
+            QVERIFY2(first.is_ok(), first.status().message().c_str());
+            chatId = first->chatId;
+            prefixFile = dir + "/" + db.value()->prefixStates(lib.id)->first().path;
+            chatFile = dir + "/" + db.value()->chat(chatId).value()->statePath;
+        }
+        const qint64 prefixBytes = QFileInfo(prefixFile).size(), chatBytes = QFileInfo(chatFile).size();
+        QVERIFY2(chatBytes * 4 < prefixBytes, qPrintable(QString("chat %1 bytes, prefix %2").arg(chatBytes).arg(prefixBytes)));
+        const QDateTime prefixWritten = QFileInfo(prefixFile).lastModified();
+        {
+            // A new process: the prefix state and the chat's delta, then only the question.
+            auto engine = make_engine(model, Precision::bf16);
+            SessionService session(*db.value(), *engine, so);
+            AskOptions follow = o;
+            follow.chatId = chatId;
+            auto next = session.ask(lib, "And then?", follow);
+            QVERIFY2(next.is_ok(), next.status().message().c_str());
+            QCOMPARE(next->prefilledTokens, next->questionTokens);
+            QVERIFY2(next->notices.isEmpty(), qPrintable(next->notices.join("; ")));
+        }
+        QCOMPARE(QFileInfo(prefixFile).lastModified(), prefixWritten);  // a follow-up never rewrites the prefix
+        QCOMPARE(QFileInfo(prefixFile).size(), prefixBytes);
+        {
+            // The library changes: the chat's delta no longer fits its prefix; the chat replays.
+            const IngestedSource extra = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/wordcount", {});
+            SourceRow row;
+            row.libraryId = lib.id;
+            row.path = extra.path;
+            row.kind = extra.kind;
+            row.status = extra.status;
+            QVERIFY(db.value()->addSource(row, extra.text).is_ok());
+            auto engine = make_engine(model, Precision::bf16);
+            SessionService session(*db.value(), *engine, so);
+            AskOptions follow = o;
+            follow.chatId = chatId;
+            auto next = session.ask(lib, "Still there?", follow);
+            QVERIFY2(next.is_ok(), next.status().message().c_str());
+            QVERIFY2(next->notices.join(" ").contains("replaying"), qPrintable(next->notices.join("; ")));
+        }
+        {
+            // A budget that holds one library: the other library's prefix goes, and its chats' deltas with it.
+            const qint64 other = db.value()->createLibrary("other", "").value();
+            const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/wordcount", {});
+            SourceRow row;
+            row.libraryId = other;
+            row.path = src.path;
+            row.kind = src.kind;
+            row.status = src.status;
+            QVERIFY(db.value()->addSource(row, src.text).is_ok());
+            SessionOptions small = so;
+            small.stateBudgetBytes = QFileInfo(prefixFile).size() + 1;
+            auto engine = make_engine(model, Precision::bf16);
+            SessionService session(*db.value(), *engine, small);
+            auto ask = session.ask(*db.value()->library("other").value(), "What does it count?", o);
+            QVERIFY2(ask.is_ok(), ask.status().message().c_str());
+            QCOMPARE(db.value()->prefixStates(lib.id)->size(), qsizetype(0));
+            const QList<ChatRow> bookChats = db.value()->chats(lib.id).value();
+            for (const ChatRow& c : bookChats) QVERIFY2(c.statePath.isEmpty(), qPrintable(c.statePath));
+            // No delta left on disk without its prefix: every chat state file belongs to a library
+            // that still has a prefix state.
+            const QList<LibraryRow> all = db.value()->libraries().value();
+            for (const LibraryRow& l : all) {
+                const QList<ChatRow> chats = db.value()->chats(l.id).value();
+                for (const ChatRow& c : chats)
+                    if (!c.statePath.isEmpty()) QVERIFY(!db.value()->prefixStates(l.id)->isEmpty());
+            }
+            QVERIFY(!QFile::exists(chatFile));
+        }
     }
 
     void a_state_file_is_recorded_once() {

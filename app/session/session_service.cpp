@@ -1,6 +1,7 @@
 #include "session_service.h"
 
 #include <QDir>
+#include <QSet>
 #include <QFile>
 #include <QFileInfo>
 
@@ -138,15 +139,41 @@ Status SessionService::saveState(const Sequence& seq, const QString& path) {
 }
 
 void SessionService::evictStates(qint64 keepId) {
+    // The budget covers the library prefixes and the chats' delta states. A chat's delta needs the
+    // prefix it was saved on: when a library's prefix state goes, its chats' deltas go with it (the
+    // chats then replay their own tokens on the next question), so no delta is ever left without
+    // its prefix.
     auto rows = db_.allPrefixStates();  // least recently used first
     if (!rows) return;
+    auto chatStates = [&](qint64 libraryId) {
+        QList<ChatRow> out;
+        if (auto chats = db_.chats(libraryId))
+            for (const ChatRow& c : chats.value())
+                if (!c.statePath.isEmpty()) out << c;
+        return out;
+    };
     qint64 total = 0;
-    for (const auto& r : rows.value()) total += r.bytes;
+    QSet<qint64> libraries;
+    for (const auto& r : rows.value()) {
+        total += r.bytes;
+        libraries.insert(r.libraryId);
+    }
+    for (qint64 lib : libraries)
+        for (const ChatRow& c : chatStates(lib)) total += QFileInfo(resolvedPath(c.statePath)).size();
     for (const auto& r : rows.value()) {
         if (total <= options_.stateBudgetBytes) break;
         if (r.id == keepId) continue;
         QFile::remove(resolvedPath(r.path));
-        if (db_.deletePrefixState(r.id)) total -= r.bytes;
+        if (!db_.deletePrefixState(r.id)) continue;
+        total -= r.bytes;
+        for (const ChatRow& c : chatStates(r.libraryId)) {
+            const QString file = resolvedPath(c.statePath);
+            const qint64 bytes = QFileInfo(file).size();
+            if (db_.setChatState(c.id, QString(), 0)) {
+                QFile::remove(file);
+                total -= bytes;
+            }
+        }
     }
 }
 
@@ -162,6 +189,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
     if (!(prefix.seq && startsWith(tokens, prefix.tokens))) {
         prefix.seq.reset();
         prefix.tokens.clear();
+        prefix.stateId = -1;
         // 2. The longest saved state that matches this model and a prefix of the tokens.
         auto rows = db_.prefixStates(library.id);
         if (!rows) return rows.status();
@@ -184,6 +212,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             QUIRE_TRY(db_.touchPrefixState(r.id));
             prefix.seq = std::move(loaded.value());
             prefix.tokens = head;
+            prefix.stateId = r.id;
             info.reusedState = true;
             break;
         }
@@ -223,6 +252,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             row.bytes = QFileInfo(path).size();
             auto id = db_.addPrefixState(row);
             if (!id) return id.status();
+            prefix.stateId = id.value();
             evictStates(id.value());
         }
     }
@@ -248,7 +278,8 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
     }
     if (auto it = chats_.find(chat.id); it != chats_.end() && it->second->tokens() == expected) return it->second->fork();
     if (const QString statePath = resolvedPath(chat.statePath); !chat.statePath.isEmpty() && QFile::exists(statePath)) {
-        auto loaded = engine_.load_state(statePath.toStdString(), &expected);
+        // A delta on the library's prefix (or, from older versions, a whole state).
+        auto loaded = engine_.load_state(statePath.toStdString(), &expected, prefix.seq.get());
         if (loaded) return std::move(loaded.value());
         notices << QString("the saved state of chat %1 is unusable (%2); replaying the conversation")
                        .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
@@ -328,9 +359,16 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     result.chatId = recorded.value();
 
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
+    // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),
+    // never a second copy of the prefix; the prefix's own file is never rewritten by a chat.
     const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(result.chatId));
-    if (Status st = saveState(*seq, statePath); st) QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
-    else result.notices << "could not save the chat state: " + QString::fromStdString(st.message());
+    const auto prefixTokens = static_cast<int64_t>(prefix.tokens.size());
+    if (Status st = engine_.save_state(*seq, statePath.toStdString(), prefixTokens); st) {
+        QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
+        evictStates(prefix.stateId);  // chat states count against the state budget too
+    } else {
+        result.notices << "could not save the chat state: " + QString::fromStdString(st.message());
+    }
     chats_[result.chatId] = std::move(seq);
     return result;
 }

@@ -86,6 +86,7 @@ private:
     struct Prefix {
         std::vector<int32_t> tokens;
         std::unique_ptr<Sequence> seq;
+        qint64 stateId = -1;  // the prefix state row on disk for exactly these tokens (-1: none saved)
     };
     Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                  const std::atomic<bool>* cancel, ReadResult& info);
@@ -94,6 +95,8 @@ private:
     QString dataRoot() const;                              // the folder of the library database
     QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
     QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
+    // Keeps the prefix states and chat deltas within the budget; keepId's prefix (and so its chats'
+    // deltas) stays.
     void evictStates(qint64 keepId);
     QString fingerprint() const;
 
