@@ -10,6 +10,7 @@
 
 #include "app_context.h"
 #include "cli_args.h"
+#include "command_remote.h"
 #include "commands.h"
 #include "ingest/library_ingest.h"
 #include "model_info.h"
@@ -43,6 +44,7 @@ int usage() {
                  "  quire chats NAME\n"
                  "  quire export NAME CHAT --markdown\n"
                  "  quire config model DIR\n"
+                 "  quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local\n"
                  "common options: --data-dir DIR, --model DIR, --backend cpu|cuda, --gpu N, --threads N\n");
     return 2;
 }
@@ -173,8 +175,6 @@ int askCommand(AppContext& ctx, const Args& args) {
     if (pos.size() != 3) return usage();
     auto lib = findLibrary(ctx, QString::fromStdString(pos[1]));
     if (!lib) return 1;
-    if (!loadEngine(ctx, args)) return 1;
-    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, args));
     const bool json = args.flag("--json");
     AskOptions o;
     if (auto c = args.value("--chat")) o.chatId = std::stoll(*c);
@@ -185,6 +185,11 @@ int askCommand(AppContext& ctx, const Args& args) {
     o.generation.sampling.seed = std::stoull(args.value("--seed").value_or("0"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
+    auto remote = remoteBackend(*ctx.db);
+    if (!remote) return fail(QString::fromStdString(remote.status().message()));
+    if (remote.value()) return askRemoteCommand(ctx, *lib, QString::fromStdString(pos[2]), o, json, *remote.value());
+    if (!loadEngine(ctx, args)) return 1;
+    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, args));
     auto r = session.ask(*lib, QString::fromStdString(pos[2]), o);
     if (!r) return fail(QString::fromStdString(r.status().message()));
     for (const QString& n : r->notices) std::fprintf(stderr, "note: %s\n", qPrintable(n));
@@ -241,6 +246,7 @@ int configCommand(AppContext& ctx, const Args& args) {
         out("default model: " + QString::fromStdString(pos[2]) + "\n");
         return 0;
     }
+    if (pos.size() >= 2 && pos[1] == "backend") return configBackendCommand(ctx, args);
     return usage();
 }
 

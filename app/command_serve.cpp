@@ -76,6 +76,7 @@ int serve_command(int argc, char** argv) {
         {"chunk", "Prefill chunk in tokens.", "N"},
         {"state-budget-mb", "Disk budget for saved library states.", "MB"},
         {"cached-states", "Conversation states kept in memory for follow-ups.", "N", "8"},
+        {"request-log", "Append every chat request body to this file, one per line.", "FILE"},
         {"load-delay-ms", "Wait this long before loading the model (for testing the 503 answer).", "MS", "0"},
     });
     QStringList arguments = app.arguments();
@@ -101,6 +102,7 @@ int serve_command(int argc, char** argv) {
     so.port = static_cast<int>(port);
     so.queueCapacity = static_cast<size_t>(queue);
     so.maxBodyBytes = static_cast<size_t>(maxBody);
+    so.requestLog = p.value("request-log").toStdString();
     if (p.isSet("api-key-file")) {
         QFile f(p.value("api-key-file"));
         if (!f.open(QIODevice::ReadOnly)) return usageError("cannot read the API key file " + f.fileName() + ": " + f.errorString());

@@ -18,7 +18,7 @@ ApiError notFound(const std::string& message, const std::string& param) {
 }
 ApiError tooLarge(const std::string& message, const std::string& code) { return {413, "invalid_request_error", message, {}, code}; }
 ApiError queueFull(const std::string& message) { return {429, "rate_limit_error", message, {}, "queue_full"}; }
-ApiError unavailable(const std::string& message) { return {503, "server_error", message, {}, "model_loading"}; }
+ApiError unavailable(const std::string& message, const std::string& code) { return {503, "server_error", message, {}, code}; }
 ApiError internalError(const std::string& message) { return {500, "server_error", message, {}, {}}; }
 
 }  // namespace quire::server

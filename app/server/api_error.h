@@ -24,7 +24,7 @@ ApiError unauthorized(const std::string& message);
 ApiError notFound(const std::string& message, const std::string& param = {});
 ApiError tooLarge(const std::string& message, const std::string& code);
 ApiError queueFull(const std::string& message);
-ApiError unavailable(const std::string& message);
+ApiError unavailable(const std::string& message, const std::string& code = "model_loading");
 ApiError internalError(const std::string& message);
 
 }  // namespace quire::server

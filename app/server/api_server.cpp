@@ -1,6 +1,7 @@
 #include "api_server.h"
 
 #include <cstdio>
+#include <fstream>
 
 #include "completion_json.h"
 
@@ -47,17 +48,13 @@ bool ApiServer::bind(std::string& error) {
         error = "cannot listen on " + options_.host + ":" + std::to_string(options_.port) + " (in use, or not an address of this machine)";
         return false;
     }
-    return true;
-}
-
-int ApiServer::run() {
     queue_ = std::make_unique<JobQueue>(
         options_.queueCapacity,
         [this] {
-            std::string error;
-            runner_ = load_(error);
+            std::string loadError;
+            runner_ = load_(loadError);
             if (!runner_) {
-                loadError_ = error;
+                loadError_ = loadError;
                 state_ = State::failed;
                 http_.stop();
                 return;
@@ -66,6 +63,10 @@ int ApiServer::run() {
             std::fprintf(stderr, "serve: model ready\n");
         },
         [this](Job& job) { runner_->run(job); });
+    return true;
+}
+
+int ApiServer::run() {
     http_.listen_after_bind();
     queue_->stop();
     if (state_ == State::failed) {
@@ -75,8 +76,12 @@ int ApiServer::run() {
     return 0;
 }
 
-void ApiServer::stop() { http_.stop(); }
-
+// Handlers waiting on jobs see stopping_ and answer 503, so httplib can join its threads.
+void ApiServer::stop() {
+    stopping_ = true;
+    if (queue_) queue_->shutdown();
+    http_.stop();
+}
 void ApiServer::routes() {
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (options_.apiKey.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
@@ -136,22 +141,35 @@ void ApiServer::models(httplib::Response& res) {
     sendJson(res, 200, {{"object", "list"}, {"data", data}});
 }
 
+// What clients sent, one JSON document per line: lets an operator (and the tests) see exactly what a
+// client such as Quire's remote backend sends, e.g. that its context is the same every time.
+void ApiServer::logRequest(const std::string& body) {
+    if (options_.requestLog.empty()) return;
+    std::lock_guard lock(logMutex_);
+    std::ofstream log(options_.requestLog, std::ios::app | std::ios::binary);
+    log << jsonText(json::parse(body, nullptr, false)) << '\n';
+    if (!log) std::fprintf(stderr, "serve: cannot write the request log %s\n", options_.requestLog.c_str());
+}
+
 void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
     if (state_ != State::ready) return sendError(res, unavailable("the model is still loading; try again shortly"));
     ApiError error;
     auto request = parseChatRequest(req.body, error);
     if (!request) return sendError(res, error);
+    logRequest(req.body);
     auto job = std::make_shared<Job>(std::move(*request));
     if (!queue_->submit(job))
         return sendError(res, queueFull("the server is busy: " + std::to_string(queue_->capacity()) + " requests are already waiting; retry later"));
 
     // Wait for the job to start (or be refused): only then is the status known.
+    const ApiError shuttingDown = unavailable("the server is shutting down", "shutting_down");
     JobEvent first;
     while (true) {
         if (auto e = job->next(std::chrono::milliseconds(200))) {
             first = std::move(*e);
             break;
         }
+        if (stopping_) return sendError(res, shuttingDown);
     }
     if (first.kind == JobEvent::Kind::failed) return sendError(res, first.error);
     const CompletionIds ids = newCompletionIds(job->request.model);
@@ -160,6 +178,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
         std::string text;
         while (true) {
             auto e = job->next(std::chrono::milliseconds(200));
+            if (!e && stopping_) return sendError(res, shuttingDown);
             if (!e) continue;
             if (e->kind == JobEvent::Kind::failed) return sendError(res, e->error);
             if (e->kind == JobEvent::Kind::finished) return sendJson(res, 200, completionObject(ids, e->info));
@@ -169,7 +188,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, ids, sentRole = false](size_t, httplib::DataSink& sink) mutable {
+        [this, job, ids, sentRole = false](size_t, httplib::DataSink& sink) mutable {
             auto write = [&](const std::string& s) {
                 if (!sink.write(s.data(), s.size())) {
                     job->cancel = true;
@@ -183,8 +202,8 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
             }
             auto e = job->next(kPoll);
             if (!e) {
-                // Nothing to send: find out whether the client is still there.
-                if (!sink.is_writable()) {
+                // Nothing to send: find out whether the client is still there, and the server.
+                if (!sink.is_writable() || stopping_) {
                     job->cancel = true;
                     return false;
                 }

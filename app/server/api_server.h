@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "chat_runner.h"
@@ -24,6 +25,7 @@ struct ServerOptions {
     std::string apiKey;          // empty: no key asked (loopback only)
     size_t queueCapacity = 16;   // jobs waiting behind the running one
     size_t maxBodyBytes = 8u << 20;
+    std::string requestLog;      // when set, every accepted chat request body is appended here, one per line
 };
 
 class ApiServer {
@@ -32,7 +34,7 @@ public:
     // load: runs on the engine thread; returns the runner, or nullptr with the reason.
     ApiServer(ServerOptions options, app::AppContext& context, Loader load);
     ~ApiServer();
-    // Binds the address; false with the reason.
+    // Binds the address and starts loading the model; false with the reason.
     bool bind(std::string& error);
     int port() const { return port_; }
     // Serves until stop() (from any thread) or a failed model load; returns the exit code.
@@ -45,6 +47,7 @@ private:
     void models(httplib::Response& res);
     void health(httplib::Response& res);
     static void sendError(httplib::Response& res, const ApiError& e);
+    void logRequest(const std::string& body);
 
     ServerOptions options_;
     app::AppContext& ctx_;
@@ -54,8 +57,10 @@ private:
     std::unique_ptr<JobQueue> queue_;
     enum class State { loading, ready, failed };
     std::atomic<State> state_{State::loading};
+    std::atomic<bool> stopping_{false};
     std::string loadError_;
     int port_ = 0;
+    std::mutex logMutex_;
 };
 
 }  // namespace quire::server

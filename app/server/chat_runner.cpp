@@ -22,27 +22,40 @@ bool isPrefixOf(const std::vector<int32_t>& head, const std::vector<int32_t>& al
 // the first message closes; the plain model starts from BOS. Earlier answers are rendered as the
 // model produced them (after the empty think block when thinking is off), so a follow-up's tokens
 // extend the previous request's and its state is reused.
-std::vector<int32_t> promptTokens(const Tokenizer& tok, const std::vector<int32_t>& prefix, bool openTurn, const ChatRequest& r) {
+struct Prompt {
+    std::vector<int32_t> tokens;
+    size_t systemEnd = 0;  // tokens up to the end of the leading system messages (0: none)
+};
+
+Prompt promptTokens(const Tokenizer& tok, const std::vector<int32_t>& prefix, bool openTurn, const ChatRequest& r) {
     using K = PromptSegment::Kind;
     std::vector<PromptSegment> seg;
     if (openTurn) seg = {{K::special, "<|im_end|>"}, {K::text, "\n"}};
+    size_t systemSegments = 0;
+    bool leading = true;
     for (const ChatMessage& m : r.messages) {
+        leading = leading && m.role == ChatRole::system;
         seg.push_back({K::special, "<|im_start|>"});
         seg.push_back({K::text, std::string(chat_role_name(m.role)) + "\n"});
         if (m.role == ChatRole::assistant && !r.thinking && m.content.rfind("<think>", 0) != 0)
             seg.insert(seg.end(), {{K::marker, "<think>"}, {K::text, "\n\n"}, {K::marker, "</think>"}, {K::text, "\n\n"}});
         seg.push_back({K::text, m.content});
         seg.push_back({K::special, "<|im_end|>"});
+        if (leading) systemSegments = seg.size();  // ends on a special token: its encoding is a prefix of the whole
         seg.push_back({K::text, "\n"});
     }
     ChatTemplateOptions o;
     o.thinking = r.thinking;
     const auto generationPrompt = render_chat({}, o);
     seg.insert(seg.end(), generationPrompt.begin(), generationPrompt.end());
-    std::vector<int32_t> all = prefix;
-    const auto conv = tok.encode_segments(seg, prefix.empty() || !openTurn);
-    all.insert(all.end(), conv.begin(), conv.end());
-    return all;
+    const bool atStart = prefix.empty() || !openTurn;
+    Prompt p;
+    p.tokens = prefix;
+    const auto conv = tok.encode_segments(seg, atStart);
+    p.tokens.insert(p.tokens.end(), conv.begin(), conv.end());
+    if (systemSegments)
+        p.systemEnd = prefix.size() + tok.encode_segments({seg.begin(), seg.begin() + static_cast<std::ptrdiff_t>(systemSegments)}, atStart).size();
+    return p;
 }
 
 void fail(Job& job, ApiError error) {
@@ -133,7 +146,8 @@ void ChatRunner::answer(Job& job) {
     } else if (tok->add_bos()) {
         prefix = {tok->bos_id()};
     }
-    const std::vector<int32_t> prompt = promptTokens(*tok, prefix, base != nullptr, r);
+    const Prompt built = promptTokens(*tok, prefix, base != nullptr, r);
+    const std::vector<int32_t>& prompt = built.tokens;
 
     // 2. Over the context? Refused with the numbers.
     const auto promptCount = static_cast<int64_t>(prompt.size());
@@ -150,7 +164,7 @@ void ChatRunner::answer(Job& job) {
     if (cached && (!base || cached->tokens.size() > prefix.size())) seq = cached->seq->fork();
     else if (base) seq = base->fork();
     else seq = engine.new_sequence();
-    if (!seq) return fail(job, unavailable("no memory left for another conversation state; try again"));
+    if (!seq) return fail(job, unavailable("no memory left for another conversation state; try again", "out_of_memory"));
     const int64_t reused = seq->length();
 
     JobEvent started;
@@ -158,11 +172,16 @@ void ChatRunner::answer(Job& job) {
     started.info = {{"prompt_tokens", promptCount}, {"cached_tokens", reused}};
     job.post(std::move(started));
 
-    // 4. Compute the prompt but its last token, keep that state for follow-ups, then generate.
-    std::span<const int32_t> rest(prompt.data() + reused, prompt.size() - static_cast<size_t>(reused));
-    if (rest.size() > 1) {
+    // 4. Compute the prompt but its last token, keeping the states after the leading system messages
+    //    (a client's fixed context, as the remote backend sends a library) and before the last token
+    //    for later requests that share them; then generate.
+    std::vector<size_t> keepPoints;
+    if (built.systemEnd > static_cast<size_t>(reused) && built.systemEnd + 1 < prompt.size()) keepPoints.push_back(built.systemEnd);
+    if (prompt.size() > static_cast<size_t>(reused) + 1) keepPoints.push_back(prompt.size() - 1);
+    for (const size_t point : keepPoints) {
+        const auto have = static_cast<size_t>(seq->length());
         PrefillRequest pre;
-        pre.tokens = rest.first(rest.size() - 1);
+        pre.tokens = std::span<const int32_t>(prompt.data() + have, point - have);
         pre.chunk = options_.chunk;
         pre.cancel = &job.cancel;
         if (Status st = engine.prefill(*seq, pre, nullptr); !st) {
@@ -170,8 +189,8 @@ void ChatRunner::answer(Job& job) {
             return;
         }
         remember(seq->fork());
-        rest = rest.last(1);
     }
+    const std::span<const int32_t> rest(prompt.data() + seq->length(), prompt.size() - static_cast<size_t>(seq->length()));
     StopMatcher stops(r.stop);
     GenerateOptions g;
     g.max_tokens = std::min(r.maxTokens, limit - promptCount);

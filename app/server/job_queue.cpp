@@ -43,21 +43,26 @@ bool JobQueue::busy() const {
     return busy_;
 }
 
-void JobQueue::stop() {
+void JobQueue::shutdown() {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ && !worker_.joinable()) return;
         stopping_ = true;
+        if (running_) running_->cancel = true;
         for (auto& job : waiting_) {
             job->cancel = true;
             JobEvent e;
             e.kind = JobEvent::Kind::failed;
-            e.error = unavailable("the server is shutting down");
+            e.error = unavailable("the server is shutting down", "shutting_down");
             job->post(std::move(e));
         }
         waiting_.clear();
     }
     wake_.notify_all();
+}
+
+void JobQueue::stop() {
+    shutdown();
+    std::lock_guard lock(joinMutex_);
     if (worker_.joinable()) worker_.join();
 }
 
@@ -72,10 +77,12 @@ void JobQueue::work() {
             job = std::move(waiting_.front());
             waiting_.pop_front();
             busy_ = true;
+            running_ = job;
         }
         run_(*job);
         std::lock_guard lock(mutex_);
         busy_ = false;
+        running_.reset();
     }
 }
 

@@ -56,7 +56,9 @@ public:
     size_t capacity() const { return capacity_; }
     size_t waiting() const;
     bool busy() const;
-    // Finishes the running job, fails the waiting ones and joins the worker.
+    // Cancels the running job and fails the waiting ones; takes no more. Returns at once.
+    void shutdown();
+    // shutdown(), then waits for the worker to end.
     void stop();
 
 private:
@@ -66,8 +68,10 @@ private:
     std::function<void()> prepare_;
     std::function<void(Job&)> run_;
     mutable std::mutex mutex_;
+    std::mutex joinMutex_;
     std::condition_variable wake_;
     std::deque<std::shared_ptr<Job>> waiting_;
+    std::shared_ptr<Job> running_;
     bool busy_ = false, stopping_ = false;
     std::thread worker_;
 };
