@@ -26,10 +26,12 @@ QString demoLibraryDir() {
     return {};
 }
 
-std::unique_ptr<AppContext> openAppContext(const cli::Args& args) {
+void addDataDirOption(cli::CommandLine& cl) { cl.addText("data-dir", "DIR", "Where the library and saved states live."); }
+
+std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl) {
     auto ctx = std::make_unique<AppContext>();
-    const auto dir = args.value("--data-dir");
-    ctx->dataDir = dir ? QString::fromStdString(*dir) : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
+    const auto dir = cl.text("data-dir");
+    ctx->dataDir = dir ? *dir : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
     if (ctx->dataDir.isEmpty() || !QDir().mkpath(ctx->dataDir)) {
         std::fprintf(stderr, "quire: cannot create the data folder %s\n", qPrintable(ctx->dataDir));
         return nullptr;
@@ -43,10 +45,10 @@ std::unique_ptr<AppContext> openAppContext(const cli::Args& args) {
     return ctx;
 }
 
-bool loadEngine(AppContext& ctx, const cli::Args& args) {
+bool loadEngine(AppContext& ctx, const cli::CommandLine& cl) {
     if (ctx.engine) return true;
-    if (auto m = args.value("--model")) {
-        ctx.modelDir = QString::fromStdString(*m);
+    if (auto m = cl.text("model")) {
+        ctx.modelDir = *m;
     } else if (auto s = ctx.db->setting("model"); s && !s.value().isEmpty()) {
         ctx.modelDir = s.value();
     } else {
@@ -62,15 +64,7 @@ bool loadEngine(AppContext& ctx, const cli::Args& args) {
         std::fprintf(stderr, "quire: cannot load the model in %s:\n%s\n", qPrintable(ctx.modelDir), model.status().message().c_str());
         return false;
     }
-    Backend backend = Backend::cpu;
-    if (auto b = args.value("--backend"); b && !parse_backend(*b, backend)) {
-        std::fprintf(stderr, "quire: --backend must be cpu or cuda\n");
-        return false;
-    }
-    EngineOptions options;
-    if (auto t = args.value("--threads")) options.threads = std::atoi(t->c_str());
-    if (!cli::read_gpu_option(args, options)) return false;
-    auto engine = create_engine(model.value(), backend, options);
+    auto engine = create_engine(model.value(), cli::backendFrom(cl), cli::engineOptionsFrom(cl));
     if (!engine) {
         std::fprintf(stderr, "quire: %s\n", engine.status().message().c_str());
         return false;

@@ -21,10 +21,14 @@ struct AppContext {
     std::unique_ptr<Engine> engine;
 };
 
-// Opens the data folder and database; prints the reason and returns nullptr on failure.
-std::unique_ptr<AppContext> openAppContext(const cli::Args& args);
-// Loads the model and engine into ctx; prints the reason and returns false on failure.
-bool loadEngine(AppContext& ctx, const cli::Args& args);
+// Declares --data-dir DIR.
+void addDataDirOption(cli::CommandLine& cl);
+// Opens the data folder (--data-dir or the default) and database; prints the reason and returns
+// nullptr on failure.
+std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl);
+// Loads the model and engine (options from cli::addEngineOptions) into ctx; prints the reason and
+// returns false on failure.
+bool loadEngine(AppContext& ctx, const cli::CommandLine& cl);
 // The tiny demo model shipped with this build, or empty.
 QString demoModelDir();
 // The demo library's sources (resources/demo), or empty.

@@ -1,6 +1,20 @@
 #pragma once
-// Minimal "--name value" / "--flag" argument reader for the quire subcommands.
+// CommandLine: the command-line parser every `quire` subcommand uses (Qt's QCommandLineParser
+// underneath). A command declares its options and positional arguments, then parse() either lets it
+// run or returns the exit code: 0 after --help (printed on stdout), 2 after a usage error (printed on
+// stderr as one line naming the option and the bad value). It accepts "--opt value" and
+// "--opt=value", refuses unknown options, and range-checks every number before the command runs.
+//
+//   CommandLine cl("quire ask", "Ask a question about a library.");
+//   cl.addPositional("NAME", "the library");
+//   cl.addInt("max-tokens", "N", "most tokens in the answer", 1, 1 << 20, 512);
+//   if (auto exit = cl.parse(argc, argv, 2)) return *exit;
+//   const int64_t n = cl.integer("max-tokens");
 
+#include <QCommandLineParser>
+#include <QString>
+
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -8,21 +22,63 @@
 
 namespace quire::cli {
 
-class Args {
+class CommandLine {
 public:
-    // flags: options that take no value.
-    Args(int argc, char** argv, int first, const std::vector<std::string>& flags);
-    bool ok() const { return error_.empty(); }
-    const std::string& error() const { return error_; }
-    std::optional<std::string> value(const std::string& name) const;
-    bool flag(const std::string& name) const;
-    const std::vector<std::string>& positional() const { return positional_; }
+    // program: how the usage line names the command ("quire ask"); description: one line.
+    CommandLine(const QString& program, const QString& description);
+
+    void addFlag(const QString& name, const QString& help);
+    void addText(const QString& name, const QString& valueName, const QString& help, const QString& fallback = {});
+    // Integers and floats with an inclusive range; without a fallback the option is simply unset.
+    void addInt(const QString& name, const QString& valueName, const QString& help, int64_t min, int64_t max,
+                std::optional<int64_t> fallback = std::nullopt);
+    void addFloat(const QString& name, const QString& valueName, const QString& help, double min, double max,
+                  std::optional<double> fallback = std::nullopt);
+    // One of a fixed set of words (e.g. cpu|cuda).
+    void addChoice(const QString& name, const QStringList& choices, const QString& help, const QString& fallback = {});
+    // Positional arguments in order; `repeated` takes all the rest (at least one unless optional).
+    void addPositional(const QString& name, const QString& help, bool optional = false, bool repeated = false);
+
+    // Parses argv[first..]. nullopt: go on; otherwise the process exit code (message already printed).
+    std::optional<int> parse(int argc, char** argv, int first);
+    // Same, from a list of arguments (tests; the UI).
+    std::optional<int> parse(const QStringList& arguments);
+
+    bool flag(const QString& name) const;
+    bool isSet(const QString& name) const;
+    // The option's value, or its fallback; an unset option without a fallback reads as nullopt.
+    std::optional<QString> text(const QString& name) const;
+    std::optional<int64_t> integer(const QString& name) const;
+    std::optional<double> real(const QString& name) const;
+    QStringList texts(const QString& name) const;  // every value of a repeatable text option
+    const QStringList& positional() const { return positional_; }
+
+    QString helpText() const;
+    // Prints "PROGRAM: message" and the --help hint to stderr; returns 2 (the usage-error exit code).
+    int usageError(const QString& message) const;
 
 private:
-    std::map<std::string, std::string> values_;
-    std::vector<std::string> flags_set_;
-    std::vector<std::string> positional_;
-    std::string error_;
+    struct Spec {
+        enum class Kind { flag, text, integer, real, choice } kind = Kind::text;
+        int64_t imin = 0, imax = 0;
+        double fmin = 0, fmax = 0;
+        QStringList choices;
+        std::optional<QString> fallback;
+    };
+    struct PositionalSpec {
+        QString name;
+        bool optional = false, repeated = false;
+    };
+    void add(const QString& name, const QString& valueName, const QString& help, Spec spec);
+    std::optional<QString> checkValue(const QString& name, const Spec& spec, const QString& value);
+
+    QString program_;
+    QCommandLineParser parser_;
+    std::map<QString, Spec> specs_;
+    std::vector<PositionalSpec> positionalSpecs_;
+    std::map<QString, int64_t> integers_;
+    std::map<QString, double> reals_;
+    QStringList positional_;
 };
 
 }  // namespace quire::cli

@@ -6,12 +6,15 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 #include "app_context.h"
 #include "cli_args.h"
 #include "command_remote.h"
 #include "commands.h"
+#include "engine_setup.h"
 #include "ingest/library_ingest.h"
 #include "model_info.h"
 #include "session/chat_export.h"
@@ -32,22 +35,19 @@ int fail(const QString& s) {
     std::fprintf(stderr, "quire: %s\n", qPrintable(s));
     return 1;
 }
-int usage() {
-    std::fprintf(stderr,
-                 "usage:\n"
-                 "  quire library create NAME [--system TEXT]\n"
-                 "  quire library list\n"
-                 "  quire library show NAME\n"
-                 "  quire add NAME PATH... [--password P] [--exclude PATTERN] [--no-default-excludes] [--max-file-size BYTES]\n"
-                 "  quire remove NAME SOURCE\n"
-                 "  quire ask NAME QUESTION [--chat ID | --new-chat] [--json] [--no-think] [--max-tokens N] [--temperature T]\n"
-                 "  quire chats NAME\n"
-                 "  quire export NAME CHAT --markdown\n"
-                 "  quire config model DIR\n"
-                 "  quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local\n"
-                 "common options: --data-dir DIR, --model DIR, --backend cpu|cuda, --gpu N, --threads N\n");
-    return 2;
-}
+const char* kUsage =
+    "usage:\n"
+    "  quire library create NAME [--system TEXT]\n"
+    "  quire library list\n"
+    "  quire library show NAME\n"
+    "  quire add NAME PATH... [--password P] [--exclude PATTERN] [--no-default-excludes] [--max-file-size BYTES]\n"
+    "  quire remove NAME SOURCE\n"
+    "  quire ask NAME QUESTION [--chat ID | --new-chat] [--json] [--no-think] [--max-tokens N] [--temperature T]\n"
+    "  quire chats NAME\n"
+    "  quire export NAME CHAT --markdown\n"
+    "  quire config model DIR\n"
+    "  quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local\n"
+    "common options: --data-dir DIR; `quire COMMAND --help` lists a command's options\n";
 
 std::optional<LibraryRow> findLibrary(AppContext& ctx, const QString& name) {
     auto lib = ctx.db->library(name);
@@ -59,12 +59,20 @@ std::optional<LibraryRow> findLibrary(AppContext& ctx, const QString& name) {
     return lib.value();
 }
 
-SessionOptions sessionOptions(const AppContext& ctx, const Args& args) {
+// Options of the commands that read a library with the engine (show, ask).
+void addSessionOptions(CommandLine& cl) {
+    addEngineOptions(cl);
+    cl.addInt("state-budget-mb", "MB", "Disk budget for saved library states.", 0, int64_t(1) << 30, 64 << 10);
+    cl.addInt("chunk", "N", "Tokens per prefill step (progress and cancel granularity).", 1, 1 << 20, 2048);
+    cl.addInt("context-limit", "TOKENS", "Largest context the library may fill.", 1, int64_t(1) << 26, 1 << 20);
+}
+
+SessionOptions sessionOptions(const AppContext& ctx, const CommandLine& cl) {
     SessionOptions o;
     o.stateDir = QDir(ctx.dataDir).filePath("states");
-    if (auto b = args.value("--state-budget-mb")) o.stateBudgetBytes = std::stoll(*b) << 20;
-    if (auto c = args.value("--chunk")) o.chunk = std::stoll(*c);
-    if (auto l = args.value("--context-limit")) o.contextLimit = std::stoll(*l);
+    o.stateBudgetBytes = *cl.integer("state-budget-mb") << 20;
+    o.chunk = *cl.integer("chunk");
+    o.contextLimit = *cl.integer("context-limit");
     return o;
 }
 
@@ -75,66 +83,61 @@ void printProgress(const ReadProgress& p) {
     if (p.done == p.total) std::fprintf(stderr, "\n");
 }
 
-int libraryCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() < 2) return usage();
-    const QString verb = QString::fromStdString(pos[1]);
-    if (verb == "create" && pos.size() == 3) {
-        const QString system = QString::fromStdString(args.value("--system").value_or(""));
-        auto id = ctx.db->createLibrary(QString::fromStdString(pos[2]), system);
-        if (!id) return fail(QString::fromStdString(id.status().message()));
-        out(QString("created library '%1'\n").arg(QString::fromStdString(pos[2])));
-        return 0;
-    }
-    if (verb == "list") {
-        auto libs = ctx.db->libraries();
-        if (!libs) return fail(QString::fromStdString(libs.status().message()));
-        for (const LibraryRow& l : libs.value()) {
-            auto sources = ctx.db->sources(l.id);
-            out(QString("%1\t%2 sources\n").arg(l.name).arg(sources ? sources->size() : 0));
-        }
-        return 0;
-    }
-    if (verb == "show" && pos.size() == 3) {
-        auto lib = findLibrary(ctx, QString::fromStdString(pos[2]));
-        if (!lib) return 1;
-        if (!loadEngine(ctx, args)) return 1;
-        SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, args));
-        auto assembled = session.assemble(*lib);  // refreshes token counts
-        auto sources = ctx.db->sources(lib->id);
-        if (!sources) return fail(QString::fromStdString(sources.status().message()));
-        out(QString("library '%1': %2 sources\n").arg(lib->name).arg(sources->size()));
-        for (const SourceRow& s : sources.value()) {
-            const QString units = s.kind == "pdf" ? QString("%1 pages").arg(s.units) : s.kind == "code" ? QString("%1 files").arg(s.units) : "1 file";
-            out(QString("  [%1] %2  %3, %4, %5 tokens, %6%7\n").arg(s.id).arg(s.path, s.kind, units).arg(s.tokenCount).arg(s.status,
-                                                                                                                        s.error.isEmpty() ? "" : ": " + s.error));
-            if (!s.skipped.isEmpty()) out(QString("      skipped %1 file(s)\n").arg(s.skipped.count('\n')));
-        }
-        if (assembled) out(QString("context: %1 tokens of %2\n").arg(assembled->tokens.size()).arg(sessionOptions(ctx, args).contextLimit));
-        else out("context: " + QString::fromStdString(assembled.status().message()) + "\n");
-        auto states = ctx.db->prefixStates(lib->id);
-        if (states && !states->isEmpty())
-            out(QString("saved prefix state: %1 tokens, %2 MB\n").arg(states->first().tokenCount).arg(double(states->first().bytes) / 1e6, 0, 'f', 1));
-        else out("saved prefix state: none (the library has not been read yet)\n");
-        return 0;
-    }
-    return usage();
+int createCommand(AppContext& ctx, const CommandLine& cl) {
+    const QString name = cl.positional()[0];
+    auto id = ctx.db->createLibrary(name, *cl.text("system"));
+    if (!id) return fail(QString::fromStdString(id.status().message()));
+    out(QString("created library '%1'\n").arg(name));
+    return 0;
 }
 
-int addCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() < 3) return usage();
-    auto lib = findLibrary(ctx, QString::fromStdString(pos[1]));
+int listCommand(AppContext& ctx, const CommandLine&) {
+    auto libs = ctx.db->libraries();
+    if (!libs) return fail(QString::fromStdString(libs.status().message()));
+    for (const LibraryRow& l : libs.value()) {
+        auto sources = ctx.db->sources(l.id);
+        out(QString("%1\t%2 sources\n").arg(l.name).arg(sources ? sources->size() : 0));
+    }
+    return 0;
+}
+
+int showCommand(AppContext& ctx, const CommandLine& cl) {
+    auto lib = findLibrary(ctx, cl.positional()[0]);
+    if (!lib) return 1;
+    if (!loadEngine(ctx, cl)) return 1;
+    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
+    auto assembled = session.assemble(*lib);  // refreshes token counts
+    auto sources = ctx.db->sources(lib->id);
+    if (!sources) return fail(QString::fromStdString(sources.status().message()));
+    out(QString("library '%1': %2 sources\n").arg(lib->name).arg(sources->size()));
+    for (const SourceRow& s : sources.value()) {
+        const QString units = s.kind == "pdf" ? QString("%1 pages").arg(s.units) : s.kind == "code" ? QString("%1 files").arg(s.units) : "1 file";
+        out(QString("  [%1] %2  %3, %4, %5 tokens, %6%7\n").arg(s.id).arg(s.path, s.kind, units).arg(s.tokenCount).arg(s.status,
+                                                                                                                    s.error.isEmpty() ? "" : ": " + s.error));
+        if (!s.skipped.isEmpty()) out(QString("      skipped %1 file(s)\n").arg(s.skipped.count('\n')));
+    }
+    if (assembled) out(QString("context: %1 tokens of %2\n").arg(assembled->tokens.size()).arg(*cl.integer("context-limit")));
+    else out("context: " + QString::fromStdString(assembled.status().message()) + "\n");
+    auto states = ctx.db->prefixStates(lib->id);
+    if (states && !states->isEmpty())
+        out(QString("saved prefix state: %1 tokens, %2 MB\n").arg(states->first().tokenCount).arg(double(states->first().bytes) / 1e6, 0, 'f', 1));
+    else out("saved prefix state: none (the library has not been read yet)\n");
+    return 0;
+}
+
+int addCommand(AppContext& ctx, const CommandLine& cl) {
+    const QStringList& pos = cl.positional();
+    auto lib = findLibrary(ctx, pos[0]);
     if (!lib) return 1;
     IngestOptions o;
     o.helperProgram = QCoreApplication::applicationFilePath();
-    o.password = QString::fromStdString(args.value("--password").value_or(""));
-    o.code.defaultExcludes = !args.flag("--no-default-excludes");
-    if (auto e = args.value("--exclude")) o.code.extraExcludes = QString::fromStdString(*e).split(',', Qt::SkipEmptyParts);
-    if (auto m = args.value("--max-file-size")) o.code.maxFileBytes = std::stoll(*m);
+    o.password = *cl.text("password");
+    o.code.defaultExcludes = !cl.flag("no-default-excludes");
+    for (const QString& e : cl.texts("exclude")) o.code.extraExcludes << e.split(',', Qt::SkipEmptyParts);
+    o.code.maxFileBytes = *cl.integer("max-file-size");
     int failures = 0;
-    for (size_t i = 2; i < pos.size(); ++i) {
-        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, QString::fromStdString(pos[i]), o);
+    for (qsizetype i = 1; i < pos.size(); ++i) {
+        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o);
         const IngestedSource& s = added.source;
         if (!added.stored) {
             std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), added.stored.message().c_str());
@@ -153,14 +156,12 @@ int addCommand(AppContext& ctx, const Args& args) {
     return failures ? 1 : 0;
 }
 
-int removeCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() != 3) return usage();
-    auto lib = findLibrary(ctx, QString::fromStdString(pos[1]));
+int removeCommand(AppContext& ctx, const CommandLine& cl) {
+    auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
     auto sources = ctx.db->sources(lib->id);
     if (!sources) return fail(QString::fromStdString(sources.status().message()));
-    const QString which = QString::fromStdString(pos[2]);
+    const QString which = cl.positional()[1];
     for (const SourceRow& s : sources.value())
         if (QString::number(s.id) == which || s.path == which || s.path == QFileInfo(which).absoluteFilePath()) {
             if (Status st = ctx.db->removeSource(s.id); !st) return fail(QString::fromStdString(st.message()));
@@ -170,27 +171,26 @@ int removeCommand(AppContext& ctx, const Args& args) {
     return fail("library '" + lib->name + "' has no source " + which);
 }
 
-int askCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() != 3) return usage();
-    auto lib = findLibrary(ctx, QString::fromStdString(pos[1]));
+int askCommand(AppContext& ctx, const CommandLine& cl) {
+    if (cl.isSet("chat") && cl.flag("new-chat")) return cl.usageError("--chat and --new-chat exclude each other");
+    auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    const bool json = args.flag("--json");
+    const bool json = cl.flag("json");
     AskOptions o;
-    if (auto c = args.value("--chat")) o.chatId = std::stoll(*c);
-    o.thinking = !args.flag("--no-think");
-    o.generation.max_tokens = std::stoll(args.value("--max-tokens").value_or("512"));
-    o.generation.sampling.temperature = std::stof(args.value("--temperature").value_or("0"));
-    o.generation.sampling.top_p = std::stof(args.value("--top-p").value_or("1"));
-    o.generation.sampling.seed = std::stoull(args.value("--seed").value_or("0"));
+    o.chatId = cl.integer("chat").value_or(0);
+    o.thinking = !cl.flag("no-think");
+    o.generation.max_tokens = *cl.integer("max-tokens");
+    o.generation.sampling.temperature = static_cast<float>(*cl.real("temperature"));
+    o.generation.sampling.top_p = static_cast<float>(*cl.real("top-p"));
+    o.generation.sampling.seed = static_cast<uint64_t>(*cl.integer("seed"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
     auto remote = remoteBackend(*ctx.db);
     if (!remote) return fail(QString::fromStdString(remote.status().message()));
-    if (remote.value()) return askRemoteCommand(ctx, *lib, QString::fromStdString(pos[2]), o, json, *remote.value());
-    if (!loadEngine(ctx, args)) return 1;
-    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, args));
-    auto r = session.ask(*lib, QString::fromStdString(pos[2]), o);
+    if (remote.value()) return askRemoteCommand(ctx, *lib, cl.positional()[1], o, json, *remote.value());
+    if (!loadEngine(ctx, cl)) return 1;
+    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
+    auto r = session.ask(*lib, cl.positional()[1], o);
     if (!r) return fail(QString::fromStdString(r.status().message()));
     for (const QString& n : r->notices) std::fprintf(stderr, "note: %s\n", qPrintable(n));
     if (json) {
@@ -210,9 +210,8 @@ int askCommand(AppContext& ctx, const Args& args) {
     return 0;
 }
 
-int chatsCommand(AppContext& ctx, const Args& args) {
-    if (args.positional().size() != 2) return usage();
-    auto lib = findLibrary(ctx, QString::fromStdString(args.positional()[1]));
+int chatsCommand(AppContext& ctx, const CommandLine& cl) {
+    auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
     auto chats = ctx.db->chats(lib->id);
     if (!chats) return fail(QString::fromStdString(chats.status().message()));
@@ -223,51 +222,127 @@ int chatsCommand(AppContext& ctx, const Args& args) {
     return 0;
 }
 
-int exportCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() != 3 || !args.flag("--markdown")) return usage();
-    auto lib = findLibrary(ctx, QString::fromStdString(pos[1]));
+int exportCommand(AppContext& ctx, const CommandLine& cl) {
+    if (!cl.flag("markdown")) return cl.usageError("say the format: --markdown (the only one so far)");
+    auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    auto chat = ctx.db->chat(QString::fromStdString(pos[2]).toLongLong());
-    if (!chat || !chat.value() || chat.value()->libraryId != lib->id) return fail("library '" + lib->name + "' has no chat " + QString::fromStdString(pos[2]));
+    bool isNumber = false;
+    const qint64 chatId = cl.positional()[1].toLongLong(&isNumber);
+    auto chat = isNumber ? ctx.db->chat(chatId) : Result<std::optional<ChatRow>>(std::optional<ChatRow>());
+    if (!chat) return fail(QString::fromStdString(chat.status().message()));
+    if (!chat.value() || chat.value()->libraryId != lib->id) return fail("library '" + lib->name + "' has no chat " + cl.positional()[1]);
     auto messages = ctx.db->messages(chat.value()->id);
     if (!messages) return fail(QString::fromStdString(messages.status().message()));
     out(chatMarkdown(*lib, *chat.value(), messages.value()));
     return 0;
 }
 
-int configCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() == 3 && pos[1] == "model") {
-        const ModelReport report = inspect_model(pos[2]);
-        if (!report.ok()) return fail("not a usable model folder:\n" + QString::fromStdString(format_model_report(report)));
-        if (Status st = ctx.db->setSetting("model", QFileInfo(QString::fromStdString(pos[2])).absoluteFilePath()); !st)
-            return fail(QString::fromStdString(st.message()));
-        out("default model: " + QString::fromStdString(pos[2]) + "\n");
-        return 0;
-    }
-    if (pos.size() >= 2 && pos[1] == "backend") return configBackendCommand(ctx, args);
-    return usage();
+int configCommand(AppContext& ctx, const CommandLine& cl) {
+    const QStringList& pos = cl.positional();
+    if (pos[0] == "backend") return configBackendCommand(ctx, cl);
+    if (pos[0] != "model") return cl.usageError("unknown setting '" + pos[0] + "' (settings: model, backend)");
+    const ModelReport report = inspect_model(pos[1].toStdString());
+    if (!report.ok()) return fail("not a usable model folder:\n" + QString::fromStdString(format_model_report(report)));
+    if (Status st = ctx.db->setSetting("model", QFileInfo(pos[1]).absoluteFilePath()); !st) return fail(QString::fromStdString(st.message()));
+    out("default model: " + pos[1] + "\n");
+    return 0;
 }
+
+// Each library subcommand: its name after `quire`, what it does, its options, and its body.
+struct Subcommand {
+    const char* name;
+    const char* description;
+    void (*declare)(CommandLine&);
+    int (*run)(AppContext&, const CommandLine&);
+};
+
+const Subcommand kSubcommands[] = {
+    {"library create", "Create an empty library.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The new library's name.");
+         cl.addText("system", "TEXT", "The system prompt (a default one otherwise).", "");
+     },
+     createCommand},
+    {"library list", "List the libraries.", [](CommandLine&) {}, listCommand},
+    {"library show", "Show a library's sources, context size and saved state.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         addSessionOptions(cl);
+     },
+     showCommand},
+    {"add", "Add PDFs, source folders or text files to a library.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addPositional("PATH", "A PDF, a folder of code or a text file.", false, true);
+         cl.addText("password", "P", "Password of encrypted PDFs.", "");
+         cl.addText("exclude", "PATTERNS", "More gitignore-style patterns to leave out (comma-separated; repeatable).");
+         cl.addFlag("no-default-excludes", "Also read build outputs, vendored code, lock files.");
+         cl.addInt("max-file-size", "BYTES", "Largest file read from a folder (a text source may be 16 times larger).", 1,
+                   int64_t(1) << 30, 1 << 20);
+     },
+     addCommand},
+    {"remove", "Remove a source from a library.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addPositional("SOURCE", "The source's number (from `library show`) or path.");
+     },
+     removeCommand},
+    {"ask", "Ask a question about a library (a new chat, or a follow-up with --chat).",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addPositional("QUESTION", "The question.");
+         cl.addInt("chat", "ID", "Continue this chat.", 1, INT64_MAX);
+         cl.addFlag("new-chat", "Start a new chat (the default).");
+         cl.addFlag("json", "Print the answer and its figures as one JSON object.");
+         cl.addFlag("no-think", "Answer without a thinking block.");
+         cl.addInt("max-tokens", "N", "Most tokens in the answer.", 1, 1 << 20, 512);
+         cl.addFloat("temperature", "T", "Sampling temperature; 0: greedy.", 0, 10, 0);
+         cl.addFloat("top-p", "P", "Nucleus sampling threshold; 1: off.", 0, 1, 1);
+         cl.addInt("seed", "S", "Sampling seed.", 0, INT64_MAX, 0);
+         addSessionOptions(cl);
+     },
+     askCommand},
+    {"chats", "List a library's chats.", [](CommandLine& cl) { cl.addPositional("NAME", "The library."); }, chatsCommand},
+    {"export", "Print a chat as Markdown.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addPositional("CHAT", "The chat's number (from `quire chats`).");
+         cl.addFlag("markdown", "Markdown output (required: the only format).");
+     },
+     exportCommand},
+    {"config",
+     "Change a setting: `quire config model DIR` sets the default model; `quire config backend URL` sends questions to an "
+     "OpenAI-compatible server (`quire config backend local`: the local engine again).",
+     [](CommandLine& cl) {
+         cl.addPositional("KEY", "The setting (model, backend).");
+         cl.addPositional("VALUE", "Its new value.");
+         cl.addText("model", "NAME", "With backend: the model's id on the server (default: the first it lists).");
+         cl.addText("api-key-file", "FILE", "With backend: a file holding the server's API key.");
+     },
+     configCommand},
+};
 
 }  // namespace
 
 int library_command(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName("quire");
-    Args args(argc, argv, 1, {"--json", "--no-think", "--new-chat", "--markdown", "--no-default-excludes"});
-    if (!args.ok() || args.positional().empty()) return usage();
-    auto ctx = openAppContext(args);
-    if (!ctx) return 1;
-    const std::string cmd = args.positional()[0];
-    if (cmd == "library") return libraryCommand(*ctx, args);
-    if (cmd == "add") return addCommand(*ctx, args);
-    if (cmd == "remove") return removeCommand(*ctx, args);
-    if (cmd == "ask") return askCommand(*ctx, args);
-    if (cmd == "chats") return chatsCommand(*ctx, args);
-    if (cmd == "export") return exportCommand(*ctx, args);
-    if (cmd == "config") return configCommand(*ctx, args);
-    return usage();
+    // "library" takes a verb ("library create"); the others are one word.
+    const bool verbed = std::strcmp(argv[1], "library") == 0;
+    const QString name = verbed && argc > 2 ? QString("library ") + argv[2] : QString(argv[1]);
+    for (const Subcommand& sub : kSubcommands) {
+        if (name != sub.name) continue;
+        CommandLine cl(QString("quire ") + sub.name, sub.description);
+        addDataDirOption(cl);
+        sub.declare(cl);
+        if (auto exit = cl.parse(argc, argv, verbed ? 3 : 2)) return *exit;
+        auto ctx = openAppContext(cl);
+        if (!ctx) return 1;
+        return sub.run(*ctx, cl);
+    }
+    const bool help = argc > 2 && (std::strcmp(argv[argc - 1], "--help") == 0 || std::strcmp(argv[argc - 1], "-h") == 0);
+    std::fputs(kUsage, help ? stdout : stderr);
+    return help ? 0 : 2;
 }
 
 }  // namespace quire::cli

@@ -3,60 +3,66 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "cli_args.h"
 #include "commands.h"
 #include "engine_setup.h"
+#include "regular_file.h"
+#include "token_file.h"
 
 namespace quire::cli {
 
 namespace {
-const char* kUsage =
-    "usage: quire logits --model DIR --tokens FILE --out FILE [--chunk N] [--decode-from K]\n"
-    "       [--positions last|all|P1,P2,...] [--load-state FILE] [--save-state FILE]\n";
-
-bool read_tokens(const std::string& path, std::vector<int32_t>& out, std::string& error) {
-    std::ifstream in(path);
-    if (!in) {
-        error = "cannot open token file " + path;
-        return false;
-    }
-    std::string word;
-    while (in >> word) {
-        char* end = nullptr;
-        const long long v = std::strtoll(word.c_str(), &end, 10);
-        if (*end != '\0' || v < 0 || v > 0x7FFFFFFF) {
-            error = "token file " + path + ": '" + word + "' is not a token id";
+// "P1,P2,..." with every item a whole number; false names the bad item.
+bool parse_positions(const QString& list, std::vector<int64_t>& out, QString& bad) {
+    for (const QString& item : list.split(',')) {
+        bool ok = false;
+        const qint64 p = item.trimmed().toLongLong(&ok);
+        if (!ok) {
+            bad = item;
             return false;
         }
-        out.push_back(static_cast<int32_t>(v));
+        out.push_back(p);
     }
     return true;
 }
 }  // namespace
 
 int logits_command(int argc, char** argv) {
-    Args args(argc, argv, 2, {});
-    const auto tokens_path = args.value("--tokens");
-    const auto out_path = args.value("--out");
-    if (!args.ok() || !tokens_path || !out_path) {
-        std::fprintf(stderr, "%s%s", kUsage, kEngineOptionsUsage);
-        return 2;
-    }
+    CommandLine cl("quire logits", "Feed token ids through the engine and write float32 logits for chosen positions.");
+    addEngineOptions(cl);
+    cl.addText("tokens", "FILE", "The token ids (whitespace-separated).");
+    cl.addText("out", "FILE", "Where the logits go (float32, one row per position).");
+    cl.addInt("chunk", "N", "Tokens per prefill step; 0: all at once.", 0, 1 << 20, 0);
+    cl.addInt("decode-from", "K", "Decode token by token from position K on.", 0, INT64_MAX);
+    cl.addText("positions", "last|all|P1,P2,...", "Which positions' logits to write.", "last");
+    cl.addText("load-state", "FILE", "Start from this saved state.");
+    cl.addText("save-state", "FILE", "Save the state after the tokens.");
+    if (auto exit = cl.parse(argc, argv, 2)) return *exit;
+    const auto tokens_path = cl.text("tokens");
+    const auto out_path = cl.text("out");
+    if (!tokens_path || !out_path) return cl.usageError("--tokens FILE and --out FILE are required");
     std::vector<int32_t> tokens;
     std::string error;
-    if (!read_tokens(*tokens_path, tokens, error)) {
+    if (!read_token_file(tokens_path->toStdString(), tokens, error)) {
         std::fprintf(stderr, "quire: %s\n", error.c_str());
         return 2;
     }
-    EngineSetup s = setup_engine(args);
+    const QString pos_arg = *cl.text("positions");
+    std::vector<int64_t> listed;
+    if (QString bad; pos_arg != "last" && pos_arg != "all" && !parse_positions(pos_arg, listed, bad))
+        return cl.usageError("--positions must be last, all or a comma-separated list of positions, not '" + bad + "'");
+    EngineSetup s = setup_engine(cl);
     if (!s.engine) return 1;
     Engine& engine = *s.engine;
 
     std::unique_ptr<Sequence> seq;
-    if (auto load = args.value("--load-state")) {
-        auto loaded = engine.load_state(*load, nullptr);
+    if (auto load = cl.text("load-state")) {
+        if (!app::isRegularFile(*load)) {
+            std::fprintf(stderr, "quire: %s: not a regular file; only regular files are read\n", qPrintable(*load));
+            return 1;
+        }
+        auto loaded = engine.load_state(load->toStdString(), nullptr);
         if (!loaded) {
             std::fprintf(stderr, "quire: %s\n", loaded.status().to_string().c_str());
             return 1;
@@ -72,24 +78,21 @@ int logits_command(int argc, char** argv) {
         return 2;
     }
     const int64_t end = start + n;
-    const int64_t decode_from = args.value("--decode-from") ? std::stoll(*args.value("--decode-from")) : end;
+    const int64_t decode_from = cl.integer("decode-from").value_or(end);
     if (decode_from < start || decode_from > end) {
         std::fprintf(stderr, "quire: --decode-from %lld is outside [%lld, %lld]\n", static_cast<long long>(decode_from),
                      static_cast<long long>(start), static_cast<long long>(end));
         return 2;
     }
     std::vector<int64_t> positions;
-    const std::string pos_arg = args.value("--positions").value_or("last");
     if (pos_arg == "last") {
         positions.push_back(end - 1);
     } else if (pos_arg == "all") {
         for (int64_t p = start; p < end; ++p) positions.push_back(p);
     } else {
-        std::stringstream ss(pos_arg);
-        for (std::string item; std::getline(ss, item, ',');) {
-            const long long p = std::atoll(item.c_str());
+        for (const int64_t p : listed) {
             if (p < start || p >= end) {
-                std::fprintf(stderr, "quire: position %lld is outside the tokens fed [%lld, %lld)\n", p,
+                std::fprintf(stderr, "quire: position %lld is outside the tokens fed [%lld, %lld)\n", static_cast<long long>(p),
                              static_cast<long long>(start), static_cast<long long>(end));
                 return 2;
             }
@@ -99,7 +102,7 @@ int logits_command(int argc, char** argv) {
     std::map<int64_t, std::vector<float>> rows;
     PrefillRequest req;
     req.tokens = std::span<const int32_t>(tokens.data(), static_cast<size_t>(decode_from - start));
-    req.chunk = args.value("--chunk") ? std::stoll(*args.value("--chunk")) : 0;
+    req.chunk = *cl.integer("chunk");
     for (int64_t p : positions)
         if (p < decode_from) req.logits_positions.push_back(p);
     if (!req.tokens.empty()) {
@@ -118,17 +121,17 @@ int logits_command(int argc, char** argv) {
         }
         rows[p] = std::move(l);
     }
-    std::ofstream out(*out_path, std::ios::binary);
+    std::ofstream out(out_path->toStdString(), std::ios::binary);
     for (int64_t p : positions) {
         const auto& r = rows[p];
         out.write(reinterpret_cast<const char*>(r.data()), static_cast<std::streamsize>(r.size() * sizeof(float)));
     }
     if (!out) {
-        std::fprintf(stderr, "quire: cannot write %s\n", out_path->c_str());
+        std::fprintf(stderr, "quire: cannot write %s\n", qPrintable(*out_path));
         return 1;
     }
-    if (auto save = args.value("--save-state")) {
-        if (Status st = engine.save_state(*seq, *save); !st) {
+    if (auto save = cl.text("save-state")) {
+        if (Status st = engine.save_state(*seq, save->toStdString()); !st) {
             std::fprintf(stderr, "quire: %s\n", st.to_string().c_str());
             return 1;
         }

@@ -8,12 +8,10 @@
 namespace quire::cli {
 
 int model_info_command(int argc, char** argv) {
-    Args args(argc, argv, 2, {});
-    if (!args.ok() || args.positional().size() != 1) {
-        std::fprintf(stderr, "usage: quire model-info MODEL_DIR\n");
-        return 2;
-    }
-    const ModelReport report = inspect_model(args.positional()[0]);
+    CommandLine cl("quire model-info", "Describe a MiniCPM-SALA model folder and check that Quire can run it.");
+    cl.addPositional("MODEL_DIR", "The model folder.");
+    if (auto exit = cl.parse(argc, argv, 2)) return *exit;
+    const ModelReport report = inspect_model(cl.positional()[0].toStdString());
     std::fputs(format_model_report(report).c_str(), stdout);
     return report.ok() ? 0 : 1;
 }

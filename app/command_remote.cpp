@@ -23,31 +23,24 @@ void out(const QString& s) {
 }
 }  // namespace
 
-int configBackendCommand(AppContext& ctx, const Args& args) {
-    const auto& pos = args.positional();
-    if (pos.size() != 3) {
-        std::fprintf(stderr, "usage: quire config backend URL [--model NAME] [--api-key-file FILE]\n       quire config backend local\n");
-        return 2;
-    }
-    const QString url = QString::fromStdString(pos[2]);
+int configBackendCommand(AppContext& ctx, const CommandLine& cl) {
+    const QString url = cl.positional()[1];
     if (url == "local") {
+        if (cl.isSet("model") || cl.isSet("api-key-file")) return cl.usageError("`config backend local` takes no --model or --api-key-file");
         if (Status st = setRemoteBackend(*ctx.db, std::nullopt); !st) return fail(QString::fromStdString(st.message()));
         out("backend: the local engine\n");
         return 0;
     }
-    if (Status st = remote::checkEndpointUrl(url.toStdString()); !st) {
-        std::fprintf(stderr, "quire: %s\n", st.message().c_str());
-        return 2;
-    }
+    if (Status st = remote::checkEndpointUrl(url.toStdString()); !st) return cl.usageError(QString::fromStdString(st.message()));
     RemoteBackendSettings s;
     s.url = url;
-    if (auto k = args.value("--api-key-file")) {
-        const QFileInfo key(QString::fromStdString(*k));
+    if (auto k = cl.text("api-key-file")) {
+        const QFileInfo key(*k);
         if (!key.isFile() || !key.isReadable()) return fail("cannot read the API key file " + key.filePath());
         s.apiKeyFile = key.absoluteFilePath();
     }
-    if (auto m = args.value("--model")) {
-        s.model = QString::fromStdString(*m);
+    if (auto m = cl.text("model")) {
+        s.model = *m;
     } else {
         // No model named: take the server's first, which also checks that it answers.
         auto endpoint = remoteEndpoint(s);

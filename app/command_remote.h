@@ -9,7 +9,7 @@
 namespace quire::cli {
 
 // quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local
-int configBackendCommand(app::AppContext& ctx, const Args& args);
+int configBackendCommand(app::AppContext& ctx, const CommandLine& cl);
 // quire ask through the configured remote backend; prints like the local ask.
 int askRemoteCommand(app::AppContext& ctx, const app::LibraryRow& library, const QString& question, const app::AskOptions& options,
                      bool json, const app::RemoteBackendSettings& backend);

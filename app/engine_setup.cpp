@@ -1,56 +1,46 @@
 #include "engine_setup.h"
 
 #include <cstdio>
-#include <cstdlib>
 
 namespace quire::cli {
 
-const char* kEngineOptionsUsage =
-    "  [--backend cpu|cuda] [--precision bf16|fp32] [--regime per-query|per-request] [--threads N]\n"
-    "  [--gpu N] (with --backend cuda: which GPU, 0 by default)\n";
-
-bool read_gpu_option(const Args& args, EngineOptions& options) {
-    auto g = args.value("--gpu");
-    if (!g) return true;
-    char* end = nullptr;
-    const long n = std::strtol(g->c_str(), &end, 10);
-    if (g->empty() || *end != '\0' || n < 0 || n > 1024) {
-        std::fprintf(stderr, "quire: --gpu must be a device number (0, 1, ...), not '%s'\n", g->c_str());
-        return false;
-    }
-    options.gpu = static_cast<int>(n);
-    return true;
+void addEngineOptions(CommandLine& cl) {
+    cl.addText("model", "DIR", "The MiniCPM-SALA model folder.");
+    cl.addChoice("backend", {"cpu", "cuda"}, "Where the model runs.", "cpu");
+    cl.addChoice("precision", {"bf16", "fp32"}, "Precision of the engine's arithmetic.");
+    cl.addChoice("regime", {"per-query", "per-request"}, "How the sparse-attention regime is chosen.");
+    cl.addInt("threads", "N", "CPU threads; 0: all hardware threads.", 0, 1024, 0);
+    cl.addInt("gpu", "N", "With --backend cuda: which GPU.", 0, 1024, 0);
 }
 
-EngineSetup setup_engine(const Args& args) {
+Backend backendFrom(const CommandLine& cl) {
+    Backend backend = Backend::cpu;
+    parse_backend(cl.text("backend")->toStdString(), backend);
+    return backend;
+}
+
+EngineOptions engineOptionsFrom(const CommandLine& cl) {
+    EngineOptions options;
+    if (auto p = cl.text("precision")) parse_precision(p->toStdString(), options.precision);
+    if (auto r = cl.text("regime")) parse_regime_rule(r->toStdString(), options.regime);
+    options.threads = static_cast<int>(*cl.integer("threads"));
+    options.gpu = static_cast<int>(*cl.integer("gpu"));
+    return options;
+}
+
+EngineSetup setup_engine(const CommandLine& cl) {
     EngineSetup s;
-    const auto dir = args.value("--model");
+    const auto dir = cl.text("model");
     if (!dir) {
         std::fprintf(stderr, "quire: --model DIR is required\n");
         return s;
     }
-    Backend backend = Backend::cpu;
-    EngineOptions options;
-    if (auto b = args.value("--backend"); b && !parse_backend(*b, backend)) {
-        std::fprintf(stderr, "quire: --backend must be cpu or cuda, not '%s'\n", b->c_str());
-        return s;
-    }
-    if (auto p = args.value("--precision"); p && !parse_precision(*p, options.precision)) {
-        std::fprintf(stderr, "quire: --precision must be bf16 or fp32, not '%s'\n", p->c_str());
-        return s;
-    }
-    if (auto r = args.value("--regime"); r && !parse_regime_rule(*r, options.regime)) {
-        std::fprintf(stderr, "quire: --regime must be per-query or per-request, not '%s'\n", r->c_str());
-        return s;
-    }
-    if (auto t = args.value("--threads")) options.threads = std::atoi(t->c_str());
-    if (!read_gpu_option(args, options)) return s;
-    auto model = Model::load(*dir);
+    auto model = Model::load(dir->toStdString());
     if (!model) {
-        std::fprintf(stderr, "quire: cannot load model %s:\n%s\n", dir->c_str(), model.status().message().c_str());
+        std::fprintf(stderr, "quire: cannot load model %s:\n%s\n", qPrintable(*dir), model.status().message().c_str());
         return s;
     }
-    auto engine = create_engine(model.value(), backend, options);
+    auto engine = create_engine(model.value(), backendFrom(cl), engineOptionsFrom(cl));
     if (!engine) {
         std::fprintf(stderr, "quire: %s\n", engine.status().message().c_str());
         return s;

@@ -1,9 +1,8 @@
 #pragma once
-// Shared by the engine-facing subcommands: parse --backend/--precision/--regime/--threads, load
-// the model, create the engine; errors are printed as one clear line.
+// Shared by the engine-facing subcommands: the --model/--backend/--precision/--regime/--threads/--gpu
+// options, loading the model and creating the engine; errors are printed as one clear line.
 
 #include <memory>
-#include <string>
 
 #include "cli_args.h"
 #include "engine.h"
@@ -15,11 +14,12 @@ struct EngineSetup {
     std::unique_ptr<Engine> engine;
 };
 
-// Returns nullptr-engine on failure after printing the reason.
-EngineSetup setup_engine(const Args& args);
-// --gpu N into options.gpu; false (after printing why) when N is not a device number.
-bool read_gpu_option(const Args& args, EngineOptions& options);
-// The options setup_engine reads, for usage texts.
-extern const char* kEngineOptionsUsage;
+// Declares --model DIR and the engine options on a command line.
+void addEngineOptions(CommandLine& cl);
+// The backend and engine options from a parsed command line (their values were checked by parse()).
+Backend backendFrom(const CommandLine& cl);
+EngineOptions engineOptionsFrom(const CommandLine& cl);
+// Loads --model (required here) and creates the engine; a null engine after printing the reason.
+EngineSetup setup_engine(const CommandLine& cl);
 
 }  // namespace quire::cli

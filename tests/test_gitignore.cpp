@@ -24,6 +24,24 @@ private slots:
         QVERIFY(globMatch("[0-9]x", "7x"));
         QVERIFY(globMatch("\\*lit", "*lit"));
     }
+    // Patterns that make a backtracking matcher exponential (over a minute each before the fix) must
+    // be decided at once; the time bound only catches a return of the exponential search.
+    void pathological_patterns_are_matched_in_polynomial_time() {
+        QElapsedTimer timer;
+        timer.start();
+        const QString name = QString(50, 'a');
+        QVERIFY(!globMatch("*a*a*a*a*a*a*a*a*a*a*b", name));
+        QVERIFY(globMatch("*a*a*a*a*a*a*a*a*a*a*", name));
+        QString deep;
+        for (int i = 0; i < 30; ++i) deep += "d/";
+        QVERIFY(!globMatch(QString("**/").repeated(10) + "x", deep + "y"));
+        QVERIFY(globMatch(QString("**/").repeated(10) + "y", deep + "y"));
+        IgnoreRules r;
+        r.addPattern("", "*a*a*a*a*a*a*a*a*a*a*b");
+        r.addPattern("", QString("**/").repeated(10) + "x");
+        QVERIFY(!r.ignored(deep + name, false));
+        QVERIFY2(timer.elapsed() < 5000, qPrintable(QString("%1 ms").arg(timer.elapsed())));
+    }
     void rules() {
         IgnoreRules r;
         r.addFile("", "# comment\n\n*.log\n!keep.log\nbuild/\n/rootonly.txt\ndocs/*.md\n\\#hash\nspace\\ \n");

@@ -7,16 +7,20 @@
 #include <QMessageBox>
 #include <QStandardPaths>
 
+#include <cstdio>
+
 #include "library/library_db.h"
 #include "main_window.h"
 #include "screenshot_tour.h"
 #include "theme.h"
 
 int main(int argc, char** argv) {
-    QApplication app(argc, argv);
     QApplication::setApplicationName("quire");
-    QApplication::setApplicationDisplayName("Quire");
     QApplication::setApplicationVersion(QUIRE_VERSION);
+    // The command line is read before QApplication exists: --help, --version and usage errors must
+    // work without a display (QApplication aborts when it finds none).
+    QStringList arguments;
+    for (int i = 0; i < argc; ++i) arguments << QString::fromLocal8Bit(argv[i]);
     QCommandLineParser parser;
     parser.setApplicationDescription("Ask questions about whole books and codebases.");
     parser.addHelpOption();
@@ -26,7 +30,21 @@ int main(int argc, char** argv) {
     parser.addOption(dataDir);
     parser.addOption(screenshots);
     parser.addPositionalArgument("files", "PDFs or folders to add to the selected library.");
-    parser.process(app);
+    if (!parser.parse(arguments)) {
+        std::fprintf(stderr, "quire-desktop: %s\nTry 'quire-desktop --help' for more information.\n", qPrintable(parser.errorText()));
+        return 2;
+    }
+    if (parser.isSet("help") || parser.isSet("help-all")) {
+        // helpText() names the program "<executable_name>" when no QApplication exists yet.
+        std::fputs(qPrintable(parser.helpText().replace("<executable_name>", "quire-desktop")), stdout);
+        return 0;
+    }
+    if (parser.isSet("version")) {
+        std::printf("quire-desktop %s\n", QUIRE_VERSION);
+        return 0;
+    }
+    QApplication app(argc, argv);
+    QApplication::setApplicationDisplayName("Quire");
 
     const QString data = parser.isSet(dataDir) ? parser.value(dataDir) : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
     QDir().mkpath(data);

@@ -5,10 +5,14 @@
 #include <QFileInfo>
 #include <QSet>
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <string_view>
 
 #include "gitignore.h"
 #include "json.h"
+#include "regular_file.h"
 
 namespace quire::app {
 
@@ -24,6 +28,8 @@ const QStringList& defaultExcludePatterns() {
 }
 
 namespace {
+
+constexpr qint64 kMaxGitignoreBytes = 1 << 20;
 
 struct Walker {
     QString root;
@@ -46,12 +52,12 @@ struct Walker {
             tree.skipped.append({rel, QString("too large (%1 KiB, limit %2 KiB)").arg(info.size() / 1024).arg(options.maxFileBytes / 1024)});
             return;
         }
-        QFile f(info.filePath());
-        if (!f.open(QIODevice::ReadOnly)) {
-            tree.skipped.append({rel, "unreadable: " + f.errorString()});
+        auto read = readRegularFile(info.filePath(), options.maxFileBytes);
+        if (!read) {
+            tree.skipped.append({rel, "unreadable: " + QString::fromStdString(read.status().message()).section(": ", 1)});
             return;
         }
-        const QByteArray bytes = f.readAll();
+        const QByteArray& bytes = read.value();
         if (bytes.left(8192).contains('\0')) {
             tree.skipped.append({rel, "binary"});
             return;
@@ -64,17 +70,41 @@ struct Walker {
         tree.bytes += bytes.size();
     }
 
+    // Qt cannot name a file whose name is not UTF-8 (it never appears in QDir's list, or appears
+    // mangled and cannot be opened); list such names as skipped, with their bad bytes as \xNN.
+    void listUndecodableNames(const QString& dirPath, const QString& relDir) {
+        DIR* d = ::opendir(QFile::encodeName(dirPath).constData());
+        if (!d) return;
+        while (const dirent* e = ::readdir(d)) {
+            const std::string_view name(e->d_name);
+            if (quire::is_valid_utf8(name)) continue;
+            QString shown;
+            for (const char c : name) {
+                const auto b = static_cast<unsigned char>(c);
+                shown += b < 0x80 && b >= 0x20 ? QString(QChar(b)) : QString("\\x%1").arg(b, 2, 16, QChar('0'));
+            }
+            tree.skipped.append({relDir.isEmpty() ? shown : relDir + "/" + shown, "the file name is not UTF-8"});
+        }
+        ::closedir(d);
+    }
+
     void walk(const QString& dirPath, const QString& relDir) {
         QDir dir(dirPath);
-        if (QFile::exists(dir.filePath(".gitignore"))) {
-            QFile gi(dir.filePath(".gitignore"));
-            if (gi.open(QIODevice::ReadOnly)) rules.addFile(relDir, QString::fromUtf8(gi.readAll()));
+        const QString gitignore = dir.filePath(".gitignore");
+        if (QFileInfo::exists(gitignore)) {
+            // A FIFO or a huge file named .gitignore must not hang or exhaust the walk.
+            auto text = readRegularFile(gitignore, kMaxGitignoreBytes);
+            if (text) rules.addFile(relDir, QString::fromUtf8(text.value()));
+            else tree.skipped.append({relDir.isEmpty() ? ".gitignore" : relDir + "/.gitignore",
+                                      "not used: " + QString::fromStdString(text.status().message()).section(": ", 1)});
         }
+        listUndecodableNames(dirPath, relDir);
         QStringList names = dir.entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
         std::sort(names.begin(), names.end(), [](const QString& a, const QString& b) { return a.toUtf8() < b.toUtf8(); });
         for (const QString& name : names) {
             const QString rel = relDir.isEmpty() ? name : relDir + "/" + name;
             const QFileInfo info(dir.filePath(name));
+            if (name.contains(QChar::ReplacementCharacter) && !info.exists() && !info.isSymLink()) continue;  // listed above
             const bool isDir = info.isDir();  // follows links
             if (name == ".git" || rules.ignored(rel, isDir)) continue;
             if (info.isSymLink()) {

@@ -1,12 +1,32 @@
 #include "gitignore.h"
 
+#include <vector>
+
 namespace quire::app {
 
 namespace {
 
-// Matches pattern[pi..] against s[si..] where neither contains "**" handling beyond single
-// components: "*" and "?" stop at "/".
-bool matchHere(const QString& p, int pi, const QString& s, int si) {
+// Matches pattern[pi..] against s[si..]: "*" and "?" stop at "/", "**" crosses directories.
+// Backtracking over stars alone is exponential ("*a*a*a*a*a*a*a*a*a*a*b" against a long name), so
+// every (pattern position, text position) pair found not to match is remembered and never tried
+// again: at most |pattern| x |text| states, each scanning at most |text| positions.
+struct Matcher {
+    const QString& p;
+    const QString& s;
+    std::vector<bool> failed;  // (pi, si) -> known not to match
+
+    Matcher(const QString& pattern, const QString& text)
+        : p(pattern), s(text), failed(static_cast<size_t>((pattern.size() + 1) * (text.size() + 1)), false) {}
+
+    bool matchHere(int pi, int si) {
+        const auto key = static_cast<size_t>(pi * (s.size() + 1) + si);
+        if (failed[key]) return false;
+        const bool ok = matchFrom(pi, si);
+        if (!ok) failed[key] = true;
+        return ok;
+    }
+
+    bool matchFrom(int pi, int si) {
     while (pi < p.size()) {
         const QChar c = p[pi];
         if (c == '*') {
@@ -16,11 +36,11 @@ bool matchHere(const QString& p, int pi, const QString& s, int si) {
                 const int rest = slashAfter ? pi + 3 : pi + 2;
                 if (rest >= p.size()) return true;
                 for (int k = si; k <= s.size(); ++k)
-                    if ((k == si || s[k - 1] == '/') && matchHere(p, rest, s, k)) return true;
+                    if ((k == si || s[k - 1] == '/') && matchHere(rest, k)) return true;
                 return false;
             }
             for (int k = si; k <= s.size(); ++k) {
-                if (matchHere(p, pi + 1, s, k)) return true;
+                if (matchHere(pi + 1, k)) return true;
                 if (k < s.size() && s[k] == '/') break;
             }
             return false;
@@ -61,11 +81,15 @@ bool matchHere(const QString& p, int pi, const QString& s, int si) {
         ++si;
     }
     return si == s.size();
-}
+    }
+};
 
 }  // namespace
 
-bool globMatch(const QString& pattern, const QString& path) { return matchHere(pattern, 0, path, 0); }
+bool globMatch(const QString& pattern, const QString& path) {
+    Matcher m(pattern, path);
+    return m.matchHere(0, 0);
+}
 
 void IgnoreRules::addPattern(const QString& base, const QString& raw) {
     QString line = raw;

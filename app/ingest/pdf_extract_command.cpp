@@ -3,6 +3,8 @@
 // limit (pdf_reader.cpp). Output: one JSON object on stdout —
 //   {"status":"ok","pages":["text of page 1", ...]}
 //   {"status":"needs_password"}  {"status":"wrong_password"}  {"status":"error","reason":"..."}
+#include <QFile>
+
 #include <poppler-document.h>
 #include <poppler-global.h>
 #include <poppler-page.h>
@@ -20,7 +22,7 @@ namespace quire::cli {
 namespace {
 void silence_poppler(const std::string&, void*) {}  // poppler's repair chatter is not for users
 
-int emit(const std::string& json) {
+int emitJson(const std::string& json) {
     std::fwrite(json.data(), 1, json.size(), stdout);
     std::fputc('\n', stdout);
     return 0;
@@ -28,20 +30,19 @@ int emit(const std::string& json) {
 }  // namespace
 
 int pdf_extract_command(int argc, char** argv) {
-    Args args(argc, argv, 2, {});
-    if (!args.ok() || args.positional().size() != 1) {
-        std::fprintf(stderr, "usage: quire pdf-extract FILE [--password P]\n");
-        return 2;
-    }
+    CommandLine cl("quire pdf-extract", "Print a PDF's text as JSON (the PDF reading helper process).");
+    cl.addPositional("FILE", "The PDF.");
+    cl.addText("password", "P", "Its password, if it is encrypted.", "");
+    if (auto exit = cl.parse(argc, argv, 2)) return *exit;
     poppler::set_debug_error_function(silence_poppler, nullptr);
-    const std::string path = args.positional()[0];
-    const std::string password = args.value("--password").value_or("");
+    const std::string path = QFile::encodeName(cl.positional()[0]).toStdString();
+    const std::string password = cl.text("password")->toStdString();
     std::unique_ptr<poppler::document> doc(poppler::document::load_from_file(path));
-    if (!doc) return emit("{\"status\":\"error\",\"reason\":\"not a PDF, or damaged beyond repair\"}");
+    if (!doc) return emitJson("{\"status\":\"error\",\"reason\":\"not a PDF, or damaged beyond repair\"}");
     if (doc->is_locked()) {
-        if (password.empty()) return emit("{\"status\":\"needs_password\"}");
+        if (password.empty()) return emitJson("{\"status\":\"needs_password\"}");
         doc->unlock(password, password);
-        if (doc->is_locked()) return emit("{\"status\":\"wrong_password\"}");
+        if (doc->is_locked()) return emitJson("{\"status\":\"wrong_password\"}");
     }
     std::string json = "{\"status\":\"ok\",\"pages\":[";
     const int pages = doc->pages();
@@ -56,7 +57,7 @@ int pdf_extract_command(int argc, char** argv) {
         json += (i ? "," : "") + json_quote(text);
     }
     json += "]}";
-    return emit(json);
+    return emitJson(json);
 }
 
 }  // namespace quire::cli

@@ -6,21 +6,25 @@
 
 #include "json.h"
 #include "pdf_reader.h"
+#include "regular_file.h"
 
 namespace quire::app {
 
 namespace {
 
+constexpr qint64 kMaxPdfBytes = qint64(2) << 30;
+
 QString sha256(const QByteArray& bytes) { return QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex(); }
 
 void ingestPdf(IngestedSource& s, const IngestOptions& o) {
     s.kind = "pdf";
-    QFile f(s.path);
-    if (f.open(QIODevice::ReadOnly)) {
-        const QByteArray bytes = f.readAll();
-        s.size = bytes.size();
-        s.contentHash = sha256(bytes);
+    auto bytes = readRegularFile(s.path, kMaxPdfBytes);
+    if (!bytes) {
+        s.error = QString::fromStdString(bytes.status().message());
+        return;
     }
+    s.size = bytes->size();
+    s.contentHash = sha256(bytes.value());
     PdfReaderOptions ro;
     ro.helperProgram = o.helperProgram;
     ro.password = o.password;
@@ -70,16 +74,12 @@ void ingestCode(IngestedSource& s, const IngestOptions& o) {
 
 void ingestText(IngestedSource& s, const IngestOptions& o) {
     s.kind = "text";
-    QFile f(s.path);
-    if (!f.open(QIODevice::ReadOnly)) {
-        s.error = "cannot read: " + f.errorString();
+    auto read = readRegularFile(s.path, o.code.maxFileBytes * 16);
+    if (!read) {
+        s.error = QString::fromStdString(read.status().message());
         return;
     }
-    if (f.size() > o.code.maxFileBytes * 16) {
-        s.error = QString("too large for a text source (%1 MiB)").arg(f.size() >> 20);
-        return;
-    }
-    const QByteArray bytes = f.readAll();
+    const QByteArray& bytes = read.value();
     s.size = bytes.size();
     s.contentHash = sha256(bytes);
     if (bytes.left(8192).contains('\0') || !quire::is_valid_utf8(std::string_view(bytes.constData(), static_cast<size_t>(bytes.size())))) {
@@ -106,10 +106,14 @@ IngestedSource ingestSource(const QString& path, const IngestOptions& options) {
     if (info.isDir()) {
         ingestCode(s, options);
     } else {
-        QFile f(path);
-        QByteArray head;
-        if (f.open(QIODevice::ReadOnly)) head = f.read(1024);
-        if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0 || head.startsWith("%PDF")) ingestPdf(s, options);
+        // Only regular files: /dev/zero would never end and a FIFO would block forever.
+        auto head = readRegularFileHead(path, 1024);
+        if (!head) {
+            s.kind = "text";
+            s.error = QString::fromStdString(head.status().message());
+            return s;
+        }
+        if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0 || head->startsWith("%PDF")) ingestPdf(s, options);
         else ingestText(s, options);
     }
     return s;

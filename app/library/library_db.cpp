@@ -67,6 +67,12 @@ const char* const kMigrations[] = {
     CREATE INDEX sources_by_library ON sources(library_id, position);
     CREATE INDEX messages_by_chat ON messages(chat_id, id);
     )sql",
+    // 2: one row per state file. Two processes reading one library at once saved the same file and
+    // recorded it twice; evicting one row then deleted the file under the other.
+    R"sql(
+    DELETE FROM prefix_states WHERE id NOT IN (SELECT MAX(id) FROM prefix_states GROUP BY path);
+    CREATE UNIQUE INDEX prefix_states_by_path ON prefix_states(path);
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
@@ -83,6 +89,25 @@ Status run(QSqlQuery& q, const char* what) {
     if (!q.exec()) return dbError(QString("library database (%1)").arg(what), q.lastError());
     return Status::ok();
 }
+
+// Write transactions take the write lock at BEGIN (IMMEDIATE), so that a second writer waits for the
+// busy timeout instead of failing at once with "database is locked" when its read lock cannot be
+// upgraded (SQLite never waits on that upgrade: it would deadlock).
+Status beginWrite(QSqlDatabase& c, const char* what) {
+    QSqlQuery q(c);
+    if (!q.exec("BEGIN IMMEDIATE")) return dbError(QString("cannot start a transaction (%1)").arg(what), q.lastError());
+    return Status::ok();
+}
+Status commitWrite(QSqlDatabase& c, const char* what) {
+    QSqlQuery q(c);
+    if (!q.exec("COMMIT")) {
+        const QSqlError e = q.lastError();
+        QSqlQuery(c).exec("ROLLBACK");
+        return dbError(QString("cannot commit (%1)").arg(what), e);
+    }
+    return Status::ok();
+}
+void rollbackWrite(QSqlDatabase& c) { QSqlQuery(c).exec("ROLLBACK"); }
 
 SourceRow sourceFrom(const QSqlQuery& q) {
     SourceRow s;
@@ -187,30 +212,38 @@ Status LibraryDb::exec(const QString& sql) {
 
 Status LibraryDb::migrate() {
     QSqlDatabase c = db();
-    int version = 0;
-    {
+    auto readVersion = [&](int& version) -> Status {
         QSqlQuery q(c);
         if (!q.exec("PRAGMA user_version") || !q.next()) return dbError("cannot read the schema version", q.lastError());
         version = q.value(0).toInt();
-    }
+        return Status::ok();
+    };
+    int version = 0;
+    QUIRE_TRY(readVersion(version));
     while (version < kSchemaVersion) {
-        if (!c.transaction()) return dbError("cannot start a migration", c.lastError());
+        QUIRE_TRY(beginWrite(c, "schema migration"));
+        // Another process may have migrated while this one waited for the lock.
+        if (Status st = readVersion(version); !st || version >= kSchemaVersion) {
+            rollbackWrite(c);
+            if (!st) return st;
+            break;
+        }
         const QStringList statements = QString(kMigrations[version]).split(';', Qt::SkipEmptyParts);
         for (const QString& s : statements) {
             if (s.trimmed().isEmpty()) continue;
             QSqlQuery m(c);
             if (!m.exec(s)) {
                 const QSqlError e = m.lastError();
-                c.rollback();
+                rollbackWrite(c);
                 return dbError(QString("schema migration %1 failed").arg(version + 1), e);
             }
         }
         QSqlQuery v(c);
         if (!v.exec(QString("PRAGMA user_version=%1").arg(version + 1))) {
-            c.rollback();
+            rollbackWrite(c);
             return dbError("cannot record the schema version", v.lastError());
         }
-        if (!c.commit()) return dbError("cannot commit a migration", c.lastError());
+        QUIRE_TRY(commitWrite(c, "schema migration"));
         ++version;
     }
     return Status::ok();
@@ -226,6 +259,10 @@ Status LibraryDb::integrityCheck() {
 
 Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
     if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
+    // A line break or another control character would break every listing that shows the name.
+    for (const QChar c : name)
+        if (c.category() == QChar::Other_Control)
+            return Status(ErrorCode::invalid_argument, "a library name cannot contain a line break, a tab or another control character");
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
     q.addBindValue(name);
@@ -266,9 +303,9 @@ Status LibraryDb::deleteLibrary(qint64 id) {
 
 Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
     QSqlDatabase c = db();
-    if (!c.transaction()) return dbError("cannot start a transaction", c.lastError());
+    QUIRE_TRY(beginWrite(c, "add source"));
     auto fail = [&](const Status& st) {
-        c.rollback();
+        rollbackWrite(c);
         return st;
     };
     QSqlQuery pos(c);
@@ -294,7 +331,7 @@ Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
     t.addBindValue(id);
     t.addBindValue(sqlText(text));
     if (Status st = run(t, "store source text"); !st) return fail(st);
-    if (!c.commit()) return fail(dbError("cannot commit the new source", c.lastError()));
+    QUIRE_TRY(commitWrite(c, "add source"));
     return id;
 }
 
@@ -387,6 +424,31 @@ Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
     return q.lastInsertId().toLongLong();
 }
 
+Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
+                                        const MessageRow& answer) {
+    QSqlDatabase c = db();
+    QUIRE_TRY(beginWrite(c, "record chat"));
+    auto fail = [&](const Status& st) {
+        rollbackWrite(c);
+        return st;
+    };
+    if (chatId == 0) {
+        QSqlQuery q(c);
+        q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
+        q.addBindValue(libraryId);
+        q.addBindValue(sqlText(title));
+        q.addBindValue(nowIso());
+        if (Status st = run(q, "create chat"); !st) return fail(st);
+        chatId = q.lastInsertId().toLongLong();
+    }
+    for (MessageRow m : {question, answer}) {
+        m.chatId = chatId;
+        if (auto id = addMessage(m); !id) return fail(id.status());
+    }
+    QUIRE_TRY(commitWrite(c, "record chat"));
+    return chatId;
+}
+
 Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
     QSqlQuery q(db());
     q.prepare("SELECT id, chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second FROM messages WHERE chat_id = ? ORDER BY id");
@@ -400,8 +462,12 @@ Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
 }
 
 Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
+    // One row per file: a second save of the same state (two processes reading one library) updates it.
     QSqlQuery q(db());
-    q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)"
+              " ON CONFLICT(path) DO UPDATE SET library_id = excluded.library_id, model_fingerprint = excluded.model_fingerprint,"
+              " token_hash = excluded.token_hash, token_count = excluded.token_count, bytes = excluded.bytes, last_used = excluded.last_used"
+              " RETURNING id");
     q.addBindValue(r.libraryId);
     q.addBindValue(r.path);
     q.addBindValue(r.modelFingerprint);
@@ -410,7 +476,8 @@ Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
     q.addBindValue(r.bytes);
     q.addBindValue(nowIso());
     QUIRE_TRY(run(q, "record prefix state"));
-    return q.lastInsertId().toLongLong();
+    if (!q.next()) return dbError("record prefix state", q.lastError());
+    return q.value(0).toLongLong();
 }
 
 Result<QList<PrefixStateRow>> LibraryDb::prefixStates(qint64 libraryId) {

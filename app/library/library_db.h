@@ -70,7 +70,7 @@ struct PrefixStateRow {
 
 class LibraryDb {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
     // is damaged, without touching it.
@@ -99,8 +99,13 @@ public:
     Result<QList<ChatRow>> chats(qint64 libraryId);
     Status setChatState(qint64 chatId, const QString& statePath, qint64 tokens);
     Result<qint64> addMessage(const MessageRow& message);
+    // A question and its answer in one transaction, with the chat itself when chatId is 0 (a new chat
+    // titled `title`): a kill leaves all of it or none. Returns the chat's id.
+    Result<qint64> recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
+                                  const MessageRow& answer);
     Result<QList<MessageRow>> messages(qint64 chatId);
 
+    // Records a state file, or updates its row when the file is already recorded (one row per path).
     Result<qint64> addPrefixState(const PrefixStateRow& row);
     Result<QList<PrefixStateRow>> prefixStates(qint64 libraryId);
     Result<QList<PrefixStateRow>> allPrefixStates();  // least recently used first

@@ -4,7 +4,12 @@
 #include <QFile>
 #include <QFileInfo>
 
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <limits>
 #include <cstring>
 
 #include "hash.h"
@@ -56,8 +61,33 @@ Status prefillWithProgress(Engine& engine, Sequence& seq, std::span<const int32_
 
 SessionService::SessionService(LibraryDb& db, Engine& engine, SessionOptions options)
     : db_(db), engine_(engine), options_(std::move(options)) {
+    options_.stateDir = QDir(options_.stateDir).absolutePath();
     QDir().mkpath(options_.stateDir);
+    removeStaleTemporaryFiles(options_.stateDir);
 }
+
+void removeStaleTemporaryFiles(const QString& stateDir) {
+    // A save killed before its rename leaves NAME.qstate.tmp.PID behind (engine/file_util.cpp). One
+    // whose process is gone can never complete; one whose process lives is a save in progress.
+    const QStringList names = QDir(stateDir).entryList({"*.qstate.tmp.*"}, QDir::Files | QDir::Hidden);
+    for (const QString& name : names) {
+        bool isPid = false;
+        const qint64 pid = name.section('.', -1).toLongLong(&isPid);
+        if (!isPid || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) continue;
+        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) QFile::remove(QDir(stateDir).filePath(name));
+    }
+}
+
+QString SessionService::dataRoot() const { return QFileInfo(db_.path()).absolutePath(); }
+
+QString SessionService::storedPath(const QString& file) const {
+    // Recorded relative to the data folder, so the library works from any working directory and
+    // when the data folder is moved.
+    const QString rel = QDir(dataRoot()).relativeFilePath(QFileInfo(file).absoluteFilePath());
+    return rel.startsWith("../") ? QFileInfo(file).absoluteFilePath() : rel;
+}
+
+QString SessionService::resolvedPath(const QString& stored) const { return QDir(dataRoot()).filePath(stored); }
 
 QString SessionService::fingerprint() const {
     return QString::fromStdString(hash_hex(engine_.model().fingerprint())) + "-" +
@@ -96,7 +126,7 @@ void SessionService::evictStates(qint64 keepId) {
     for (const auto& r : rows.value()) {
         if (total <= options_.stateBudgetBytes) break;
         if (r.id == keepId) continue;
-        QFile::remove(r.path);
+        QFile::remove(resolvedPath(r.path));
         if (db_.deletePrefixState(r.id)) total -= r.bytes;
     }
 }
@@ -124,11 +154,11 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             if (r.tokenCount > static_cast<qint64>(tokens.size()) || tokensHash(tokens, static_cast<size_t>(r.tokenCount)) != r.tokenHash)
                 continue;  // the library changed before this point: the state is of no use
             const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
-            auto loaded = engine_.load_state(r.path.toStdString(), &head);
+            auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
             if (!loaded) {
                 info.notices << QString("saved state %1 is unusable (%2); reading the library again")
                                     .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
-                QFile::remove(r.path);
+                QFile::remove(resolvedPath(r.path));
                 QUIRE_TRY(db_.deletePrefixState(r.id));
                 continue;
             }
@@ -152,17 +182,23 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         info.prefilledTokens = static_cast<qint64>(rest.size());
         const QString hash = tokensHash(tokens, tokens.size());
         const QString path = QDir(options_.stateDir).filePath(QString("library-%1-%2.qstate").arg(library.id).arg(hash));
-        QUIRE_TRY(saveState(*prefix.seq, path));
-        PrefixStateRow row;
-        row.libraryId = library.id;
-        row.path = path;
-        row.modelFingerprint = fingerprint();
-        row.tokenHash = hash;
-        row.tokenCount = static_cast<qint64>(tokens.size());
-        row.bytes = QFileInfo(path).size();
-        auto id = db_.addPrefixState(row);
-        if (!id) return id.status();
-        evictStates(id.value());
+        // A failed save (a full disk) costs only the reuse: the state stays in memory for this
+        // process, the answer goes on, and the next process reads the library again.
+        if (Status saved = saveState(*prefix.seq, path); !saved) {
+            info.notices << "could not save the library's state (" + QString::fromStdString(saved.message()) +
+                                "); the next question in another process will read the library again";
+        } else {
+            PrefixStateRow row;
+            row.libraryId = library.id;
+            row.path = storedPath(path);
+            row.modelFingerprint = fingerprint();
+            row.tokenHash = hash;
+            row.tokenCount = static_cast<qint64>(tokens.size());
+            row.bytes = QFileInfo(path).size();
+            auto id = db_.addPrefixState(row);
+            if (!id) return id.status();
+            evictStates(id.value());
+        }
     }
     prefix.tokens = tokens;
     return &prefix;
@@ -193,8 +229,8 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
         expected.insert(expected.end(), t.begin(), t.end());
     }
     if (auto it = chats_.find(chat.id); it != chats_.end() && it->second->tokens() == expected) return it->second->fork();
-    if (!chat.statePath.isEmpty() && QFile::exists(chat.statePath)) {
-        auto loaded = engine_.load_state(chat.statePath.toStdString(), &expected);
+    if (const QString statePath = resolvedPath(chat.statePath); !chat.statePath.isEmpty() && QFile::exists(statePath)) {
+        auto loaded = engine_.load_state(statePath.toStdString(), &expected);
         if (loaded) return std::move(loaded.value());
         notices << QString("the saved state of chat %1 is unusable (%2); replaying the conversation")
                        .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
@@ -219,7 +255,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     result.notices = info.notices;
 
     std::unique_ptr<Sequence> seq;
-    qint64 chatId = o.chatId;
+    const qint64 chatId = o.chatId;
     if (chatId) {
         auto chat = db_.chat(chatId);
         if (!chat) return chat.status();
@@ -229,17 +265,23 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         if (!s) return s.status();
         seq = std::move(s.value());
     } else {
-        auto id = db_.createChat(library.id, question.left(80));
-        if (!id) return id.status();
-        chatId = id.value();
+        // The chat is recorded only with its first question and answer (recordExchange), so that an
+        // ask killed or cut short leaves no empty chat behind.
         seq = prefix.seq->fork();
         if (!seq) return Status(ErrorCode::out_of_memory, "no memory left to start a chat from the library's state");
     }
-    result.chatId = chatId;
 
     const std::vector<int32_t> q = questionTokens(*engine_.model().tokenizer(), question, o.thinking);
     result.questionTokens = static_cast<qint64>(q.size());
+    // The question counts against the context limit like everything else in the context.
+    const qint64 room = options_.contextLimit - seq->length();
+    if (result.questionTokens >= room)
+        return Status(ErrorCode::out_of_range, QString("the question (%1 tokens) does not fit: the context already holds %2 of the "
+                                                       "%3-token limit, leaving %4 (with at least one for the answer)")
+                                                   .arg(result.questionTokens).arg(seq->length()).arg(options_.contextLimit).arg(room)
+                                                   .toStdString());
     GenerateOptions g = o.generation;
+    g.max_tokens = std::min<int64_t>(g.max_tokens, room - result.questionTokens);
     g.cancel = o.cancel;
     g.prefill_chunk = options_.chunk;
     if (o.onText) g.on_text = [&](const std::string& d) { o.onText(QString::fromStdString(d)); };
@@ -252,26 +294,24 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     result.prefilledTokens = engine_.counters().prefilled_tokens - before.prefilled_tokens;
 
     MessageRow user;
-    user.chatId = chatId;
     user.role = "user";
     user.content = question;
     user.tokens = toBlob(q);
-    auto u = db_.addMessage(user);
-    if (!u) return u.status();
     MessageRow answer;
-    answer.chatId = chatId;
     answer.role = "assistant";
     answer.content = result.answer;
     answer.tokens = toBlob(r->tokens);
     answer.firstTokenSeconds = r->first_token_seconds;
     answer.tokensPerSecond = r->tokens_per_second;
-    auto a = db_.addMessage(answer);
-    if (!a) return a.status();
+    auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer);
+    if (!recorded) return recorded.status();
+    result.chatId = recorded.value();
 
-    const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(chatId));
-    if (Status st = saveState(*seq, statePath); st) QUIRE_TRY(db_.setChatState(chatId, statePath, seq->length()));
+    // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
+    const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(result.chatId));
+    if (Status st = saveState(*seq, statePath); st) QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
     else result.notices << "could not save the chat state: " + QString::fromStdString(st.message());
-    chats_[chatId] = std::move(seq);
+    chats_[result.chatId] = std::move(seq);
     return result;
 }
 

@@ -61,6 +61,10 @@ struct AskResult {
     double firstTokenSeconds = 0, tokensPerSecond = 0;
 };
 
+// Deletes NAME.qstate.tmp.PID files in stateDir left by a process that no longer exists (a save that
+// was killed); files of a live process are a save in progress and stay.
+void removeStaleTemporaryFiles(const QString& stateDir);
+
 class SessionService {
 public:
     SessionService(LibraryDb& db, Engine& engine, SessionOptions options);
@@ -83,6 +87,9 @@ private:
                                  const std::atomic<bool>* cancel, ReadResult& info);
     Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices);
     Status saveState(const Sequence& seq, const QString& path);
+    QString dataRoot() const;                              // the folder of the library database
+    QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
+    QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
     void evictStates(qint64 keepId);
     QString fingerprint() const;
 
