@@ -24,6 +24,7 @@ class ChatView;
 class ChatListModel;
 class ContextGauge;
 class LibraryListModel;
+class LocalServer;
 class SourceTableModel;
 
 class MainWindow : public QMainWindow {
@@ -54,6 +55,9 @@ public:
     SourceTableModel* sourceModel() const { return sources_; }
     ChatListModel* chatModel() const { return chats_; }
     EngineWorker* worker() const { return worker_; }
+    LocalServer* localServer() const { return server_; }
+    // Starts or stops "Serve on localhost" as the settings say.
+    void applyServeSettings();
     QString stateText() const;
 
 signals:
@@ -81,6 +85,7 @@ private:
     QString dataDir_, helperProgram_;
     QThread thread_;
     EngineWorker* worker_ = nullptr;
+    LocalServer* server_ = nullptr;
     LibraryListModel* libraries_ = nullptr;
     SourceTableModel* sources_ = nullptr;
     ChatListModel* chats_ = nullptr;

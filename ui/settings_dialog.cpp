@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
@@ -18,6 +19,7 @@
 #include "model_info.h"
 #include "theme.h"
 #include "gpu_info.h"
+#include "local_server.h"
 
 namespace quire::ui {
 
@@ -85,6 +87,25 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     device_->setText(gpu.device_count ? tr("Answers are computed on the GPU chosen here (a change applies when the model is next loaded)")
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
+    serve_ = new QCheckBox(tr("Serve on localhost"), this);
+    serve_->setObjectName("serveCheck");
+    serve_->setToolTip(tr("Answer OpenAI-compatible clients (editors, scripts) on 127.0.0.1; each library is a model"));
+    serve_->setChecked(setting("serve.enabled", "0") == "1");
+    servePort_ = new QSpinBox(this);
+    servePort_->setObjectName("servePort");
+    servePort_->setRange(1024, 65535);
+    servePort_->setValue(std::clamp(setting("serve.port", "8080").toInt(), 1024, 65535));
+    serveStatus_ = new QLabel(this);
+    serveStatus_->setObjectName("serveStatus");
+    serveStatus_->setWordWrap(true);
+    serveStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    serveStatus_->setText(serve_->isChecked() ? tr("Starts when saved") : tr("Off"));
+    auto* serveRow = new QHBoxLayout;
+    serveRow->addWidget(serve_);
+    serveRow->addWidget(new QLabel(tr("Port"), this));
+    serveRow->addWidget(servePort_);
+    serveRow->addStretch(1);
+
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
     modelRow->addWidget(browse);
@@ -99,11 +120,13 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("Max answer tokens"), maxTokens_);
     form->addRow(tr("System prompt"), systemPrompt_);
     form->addRow(tr("Theme"), theme_);
+    form->addRow(tr("Server"), serveRow);
+    form->addRow(QString(), serveStatus_);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
-    resize(620, 520);
+    resize(620, 580);
 
     connect(browse, &QPushButton::clicked, this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
@@ -113,6 +136,12 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     connect(buttons, &QDialogButtonBox::accepted, this, &SettingsDialog::save);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     validateModel();
+}
+
+void SettingsDialog::showServer(const LocalServer* server) {
+    if (!server) return;
+    serveStatus_->setText(server->statusText());
+    connect(server, &LocalServer::stateChanged, this, [this, server] { serveStatus_->setText(server->statusText()); });
 }
 
 QString SettingsDialog::modelDir() const { return model_->text().trimmed(); }
@@ -154,6 +183,8 @@ void SettingsDialog::save() {
     (void)db_.setSetting("system_prompt", systemPrompt_->toPlainText());
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
+    (void)db_.setSetting("serve.enabled", serve_->isChecked() ? "1" : "0");
+    (void)db_.setSetting("serve.port", QString::number(servePort_->value()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));
     accept();
 }

@@ -1,11 +1,13 @@
 #pragma once
 // Settings: the model folder (validated with the model-info checks, problems shown in words), the
-// compute device (which GPU) and the memory plan for the current library, sampling, system prompt, theme.
+// compute device (which GPU) and the memory plan for the current library, sampling, system prompt, theme,
+// and "Serve on localhost" (quire serve for OpenAI-compatible clients) with its port and address.
 
 #include <QDialog>
 
 #include "library/library_db.h"
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -15,11 +17,15 @@ class QSpinBox;
 
 namespace quire::ui {
 
+class LocalServer;
+
 class SettingsDialog : public QDialog {
     Q_OBJECT
 public:
     SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget* parent = nullptr);
     QString modelDir() const;
+    // Shows the running local server's address (or why it is not serving) under "Serve on localhost".
+    void showServer(const LocalServer* server);
 
 private:
     void validateModel();
@@ -34,6 +40,9 @@ private:
     QPlainTextEdit* systemPrompt_;
     QComboBox* theme_;
     QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
+    QCheckBox* serve_;       // setting "serve.enabled": quire serve on 127.0.0.1
+    QSpinBox* servePort_;    // setting "serve.port"
+    QLabel* serveStatus_;    // the address when serving
 };
 
 // Bytes of memory a library of `tokens` needs beside the weights (model-spec §5 sizes).
