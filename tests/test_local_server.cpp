@@ -3,10 +3,14 @@
 #include <QCheckBox>
 #include <QDialogButtonBox>
 #include <QLabel>
+#include <QLineEdit>
+#include <QSignalSpy>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QtTest>
 
+#include "engine_worker.h"
+#include "ingest/library_ingest.h"
 #include "local_server.h"
 #include "serve_runner.h"
 #include "settings_dialog.h"
@@ -50,6 +54,40 @@ private slots:
             if (models.status != 200) QTest::qWait(100);
         }
         QCOMPARE(models.status, 200);
+
+        // Settings → Model server: checked, then the window's questions go there.
+        ui::SettingsDialog remote(*db.value(), 0);
+        auto* url = remote.findChild<QLineEdit*>("remoteUrl");
+        auto* model = remote.findChild<QLineEdit*>("remoteModel");
+        auto* remoteStatus = remote.findChild<QLabel*>("remoteStatus");
+        auto* save = remote.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Save);
+        url->setText("ftp://somewhere/v1");
+        save->click();
+        QVERIFY2(remoteStatus->text().contains("http://"), qPrintable(remoteStatus->text()));
+        url->setText(address);
+        save->click();
+        QVERIFY2(remoteStatus->text().contains("Name the model"), qPrintable(remoteStatus->text()));
+        QVERIFY(!app::remoteBackend(*db.value()).value().has_value());
+        model->setText("tiny-a");
+        save->click();
+        QCOMPARE(app::remoteBackend(*db.value()).value()->url, address);
+
+        auto lib = db.value()->createLibrary("book", "");
+        QVERIFY(lib.is_ok());
+        app::IngestOptions io;
+        QVERIFY(app::addSourceToLibrary(*db.value(), lib.value(), QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", io)
+                    .stored.is_ok());
+        ui::EngineWorker worker(tmp_.path() + "/library.sqlite", tmp_.path() + "/states", QString::fromStdString(quire_binary()));
+        QSignalSpy finished(&worker, &ui::EngineWorker::answerFinished);
+        QSignalSpy failed(&worker, &ui::EngineWorker::failed);
+        ui::AnswerSettings answer;
+        answer.maxTokens = 8;
+        worker.ask(lib.value(), "Who kept the light?", 0, answer);  // no local model is loaded: the server answers
+        QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+        QCOMPARE(finished.count(), 1);
+        const qint64 chat = finished.first().at(0).toLongLong();
+        QVERIFY(!finished.first().at(1).toString().isEmpty());
+        QCOMPARE(db.value()->messages(chat).value().size(), 2);
 
         // The same port again: the second server says why it is not serving.
         ui::LocalServer second(QString::fromStdString(quire_binary()), tmp_.path());

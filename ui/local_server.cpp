@@ -52,7 +52,8 @@ void LocalServer::start(int port, const QStringList& extraArgs) {
     connect(process_, &QProcess::finished, this, [this](int code, QProcess::ExitStatus) {
         // The last line the server wrote says why (port in use, model not loadable).
         const QStringList lines = QString::fromUtf8(stderr_).trimmed().split('\n');
-        const QString last = lines.isEmpty() ? QString() : lines.last().remove("quire serve: ").remove("quire: ");
+        QString last = lines.isEmpty() ? QString() : lines.last();
+        last.remove("quire serve: ").remove("quire: ");
         setState(State::failed, last.isEmpty() ? tr("the server exited (code %1)").arg(code) : last);
     });
     setState(State::starting);

@@ -8,6 +8,7 @@
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -20,6 +21,7 @@
 #include "theme.h"
 #include "gpu_info.h"
 #include "local_server.h"
+#include "remote/remote_backend.h"
 
 namespace quire::ui {
 
@@ -106,6 +108,24 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     serveRow->addWidget(servePort_);
     serveRow->addStretch(1);
 
+    remoteUrl_ = new QLineEdit(this);
+    remoteUrl_->setObjectName("remoteUrl");
+    remoteUrl_->setPlaceholderText(tr("Empty: this computer answers. e.g. http://127.0.0.1:30000/v1 (SGLang, vLLM, quire serve)"));
+    remoteModel_ = new QLineEdit(this);
+    remoteModel_->setObjectName("remoteModel");
+    remoteModel_->setPlaceholderText(tr("The model's name on that server"));
+    remoteKeyFile_ = new QLineEdit(this);
+    remoteKeyFile_->setObjectName("remoteKeyFile");
+    remoteKeyFile_->setPlaceholderText(tr("A file holding the server's API key, if it needs one"));
+    remoteStatus_ = new QLabel(this);
+    remoteStatus_->setObjectName("remoteStatus");
+    remoteStatus_->setWordWrap(true);
+    if (auto remote = app::remoteBackend(db_); remote && remote.value()) {
+        remoteUrl_->setText(remote.value()->url);
+        remoteModel_->setText(remote.value()->model);
+        remoteKeyFile_->setText(remote.value()->apiKeyFile);
+    }
+
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
     modelRow->addWidget(browse);
@@ -122,11 +142,15 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("Theme"), theme_);
     form->addRow(tr("Server"), serveRow);
     form->addRow(QString(), serveStatus_);
+    form->addRow(tr("Model server"), remoteUrl_);
+    form->addRow(tr("Server model"), remoteModel_);
+    form->addRow(tr("Server API key file"), remoteKeyFile_);
+    form->addRow(QString(), remoteStatus_);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
-    resize(620, 580);
+    resize(640, 680);
 
     connect(browse, &QPushButton::clicked, this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
@@ -175,6 +199,28 @@ void SettingsDialog::save() {
     if (!dir.isEmpty() && !inspect_model(dir.toStdString()).ok()) {
         modelStatus_->setText(modelStatus_->text());
         return;  // the problems are on screen
+    }
+    std::optional<app::RemoteBackendSettings> remote;
+    if (const QString url = remoteUrl_->text().trimmed(); !url.isEmpty()) {
+        if (Status st = remote::checkEndpointUrl(url.toStdString()); !st) {
+            remoteStatus_->setText(QString::fromStdString(st.message()));
+            return;
+        }
+        if (remoteModel_->text().trimmed().isEmpty()) {
+            remoteStatus_->setText(tr("Name the model to ask on %1 (its /v1/models lists them).").arg(url));
+            return;
+        }
+        const QFileInfo key(remoteKeyFile_->text().trimmed());
+        if (!remoteKeyFile_->text().trimmed().isEmpty() && (!key.isFile() || !key.isReadable())) {
+            remoteStatus_->setText(tr("Cannot read the API key file %1.").arg(key.filePath()));
+            return;
+        }
+        remote = app::RemoteBackendSettings{url, remoteModel_->text().trimmed(),
+                                            remoteKeyFile_->text().trimmed().isEmpty() ? QString() : key.absoluteFilePath()};
+    }
+    if (Status st = app::setRemoteBackend(db_, remote); !st) {
+        remoteStatus_->setText(QString::fromStdString(st.message()));
+        return;
     }
     (void)db_.setSetting("model", dir);
     (void)db_.setSetting("temperature", QString::number(temperature_->value()));

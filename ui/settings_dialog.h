@@ -1,7 +1,8 @@
 #pragma once
 // Settings: the model folder (validated with the model-info checks, problems shown in words), the
 // compute device (which GPU) and the memory plan for the current library, sampling, system prompt, theme,
-// and "Serve on localhost" (quire serve for OpenAI-compatible clients) with its port and address.
+// "Serve on localhost" (quire serve for OpenAI-compatible clients) with its port and address, and the
+// model server that answers instead of the local engine (the remote backend `quire config backend` sets).
 
 #include <QDialog>
 
@@ -43,6 +44,8 @@ private:
     QCheckBox* serve_;       // setting "serve.enabled": quire serve on 127.0.0.1
     QSpinBox* servePort_;    // setting "serve.port"
     QLabel* serveStatus_;    // the address when serving
+    QLineEdit *remoteUrl_, *remoteModel_, *remoteKeyFile_;  // the remote backend (empty URL: local engine)
+    QLabel* remoteStatus_;
 };
 
 // Bytes of memory a library of `tokens` needs beside the weights (model-spec §5 sizes).

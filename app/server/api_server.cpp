@@ -34,6 +34,12 @@ ApiServer::ApiServer(ServerOptions options, app::AppContext& context, Loader loa
     const size_t threads = options_.queueCapacity + 8;
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http_.set_payload_max_length(options_.maxBodyBytes);
+    // httplib's default adds SO_REUSEPORT, which lets a second server bind the same port and silently
+    // take half the connections; SO_REUSEADDR alone allows a quick restart but not two listeners.
+    http_.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     routes();
 }
 
