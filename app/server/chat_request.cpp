@@ -97,6 +97,7 @@ ChatRequest parse(const json& j) {
         } else refuse("stop", "must be a string or an array of strings");
         for (const std::string& e : r.stop)
             if (e.empty()) refuse("stop", "an empty stop sequence would stop before the first character");
+            else if (e.size() > kMaxStopBytes) refuse("stop", "a stop sequence may have at most " + std::to_string(kMaxStopBytes) + " bytes");
     }
     if (j.contains("seed") && !j["seed"].is_null()) {
         if (!j["seed"].is_number_integer()) refuse("seed", "must be an integer");

@@ -31,6 +31,7 @@ struct ChatRequest {
 
 inline constexpr int64_t kMaxTokensLimit = 1 << 20;
 inline constexpr size_t kMaxStopSequences = 4;
+inline constexpr size_t kMaxStopBytes = 1024;  // each one; matching cost grows with the square of it
 
 // Returns the request, or fills `error` (status 400) and returns nothing.
 std::optional<ChatRequest> parseChatRequest(const std::string& body, ApiError& error);
