@@ -83,23 +83,17 @@ Result<RemoteAskResult> askRemote(LibraryDb& db, const remote::Endpoint& endpoin
     if (!answer) return answer.status();
 
     RemoteAskResult r;
-    r.chatId = o.chatId;
-    if (!r.chatId) {
-        auto id = db.createChat(library.id, question.left(80));
-        if (!id) return id.status();
-        r.chatId = id.value();
-    }
     MessageRow user;
-    user.chatId = r.chatId;
     user.role = "user";
     user.content = question;
-    QUIRE_TRY(db.addMessage(user).status());
     MessageRow assistant;
-    assistant.chatId = r.chatId;
     assistant.role = "assistant";
     assistant.content = QString::fromStdString(answer->text);
     assistant.firstTokenSeconds = answer->firstTokenSeconds;
-    QUIRE_TRY(db.addMessage(assistant).status());
+    // The question and its answer together (with the chat, when new): all of it or none.
+    auto chatId = db.recordExchange(o.chatId, library.id, question.left(80), user, assistant);
+    if (!chatId) return chatId.status();
+    r.chatId = chatId.value();
     r.answer = assistant.content;
     r.stopReason = answer->finishReason == "length" ? "max tokens" : "stop";
     r.promptTokens = answer->promptTokens;
