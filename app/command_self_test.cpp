@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "app_context.h"
+#include "cli_args.h"
 #include "commands.h"
 #include "engine.h"
 #include "generator.h"
@@ -14,6 +15,8 @@
 namespace quire::cli {
 
 int self_test_command(int argc, char** argv) {
+    CommandLine cl("quire self-test", "Check this installation with the bundled tiny model (and the GPU, when there is one).");
+    if (auto exit = cl.parse(argc, argv, 2)) return *exit;
     QCoreApplication app(argc, argv);
     int failures = 0;
     auto step = [&](bool ok, const std::string& what) {

@@ -1,5 +1,5 @@
 #pragma once
-// ChatML as MiniCPM-SALA uses it (model-spec §7):
+// ChatML as MiniCPM-SALA uses it (docs/model.md §7):
 //   <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
 // Thinking on: the model begins its turn with <think>. Thinking off: the turn is pre-filled with an
 // empty think block "<think>\n\n</think>\n\n".

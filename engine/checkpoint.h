@@ -1,7 +1,7 @@
 #pragma once
 // Checkpoint: opens a model folder in the official layout (model.safetensors.index.json + shards,
 // or a single model.safetensors), maps every shard, validates each by the safetensors rules and
-// binds every tensor the config implies by exact name, shape and dtype (model-spec §6).
+// binds every tensor the config implies by exact name, shape and dtype (docs/model.md §6).
 
 #include <cstdint>
 #include <map>

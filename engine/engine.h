@@ -12,6 +12,7 @@
 
 #include "engine_options.h"
 #include "model.h"
+#include "state_file.h"
 #include "status.h"
 
 namespace quire {
@@ -47,6 +48,8 @@ public:
     virtual ~Sequence() = default;
     virtual int64_t length() const = 0;
     virtual const std::vector<int32_t>& tokens() const = 0;
+    // First position whose sparse-layer queries ran InfLLM-v2 (-1: none yet); saved with the state.
+    virtual int64_t sparse_from() const = 0;
     // A child that continues independently; full KV blocks are shared, not copied (CPU engine; the
     // CUDA engine copies for now). nullptr when the device has no room for the child.
     virtual std::unique_ptr<Sequence> fork() const = 0;
@@ -64,13 +67,21 @@ public:
     virtual Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) = 0;
     // Appends one token and returns the logits after it.
     virtual Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) = 0;
-    virtual Status save_state(const Sequence& seq, const std::string& path) = 0;
+    // State files, encoded and validated by the state codec (state_file.h) for every backend
+    // (engine_state.cpp); backends only copy rows.
+    Status save_state(const Sequence& seq, const std::string& path);
     // expected_tokens: when given, the state must hold exactly these tokens.
-    virtual Result<std::unique_ptr<Sequence>> load_state(const std::string& path,
-                                                         const std::vector<int32_t>* expected_tokens) = 0;
+    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected_tokens);
     const EngineCounters& counters() const { return counters_; }
 
 protected:
+    // The rows of a sequence for the codec to save (read_rows only).
+    virtual std::unique_ptr<StateRows> rows_to_save(const Sequence& seq) = 0;
+    // An empty sequence with room for a state of header.token_count tokens, holding `tokens`, and the
+    // rows the codec fills it through (write_rows only).
+    virtual Result<std::unique_ptr<Sequence>> sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) = 0;
+    virtual std::unique_ptr<StateRows> rows_to_load(Sequence& seq) = 0;
+
     EngineCounters counters_;
 };
 

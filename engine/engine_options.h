@@ -6,12 +6,12 @@
 
 namespace quire {
 
-// bf16: round activations to bf16 wherever the official model does (model-spec §2), the default.
+// bf16: round activations to bf16 wherever the official model does (docs/model.md §2), the default.
 // fp32: keep every intermediate in fp32 (weights are still the bf16 values). Exact invariance tests
-// (chunked = one-shot, decode = prefill) run in this mode (model-spec §12).
+// (chunked = one-shot, decode = prefill) run in this mode (docs/model.md §12).
 enum class Precision { bf16, fp32 };
 
-// Which sparse-layer queries use InfLLM-v2 instead of dense attention (model-spec §3.8, ⚠).
+// Which sparse-layer queries use InfLLM-v2 instead of dense attention (docs/model.md §3.8, ⚠).
 // per_query (default): the query at absolute position p is sparse iff p + 1 >= dense_len, i.e. the
 //   regime a token-by-token decode would use. Independent of how a prompt is split into chunks, so
 //   chunked prefill, one-shot prefill and decode agree.

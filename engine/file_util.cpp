@@ -45,6 +45,21 @@ AtomicFile::~AtomicFile() {
     if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
+Status AtomicFile::write_at(int64_t offset, const void* data, int64_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (size > 0) {
+        const ssize_t n = ::pwrite(fd_, p, static_cast<size_t>(std::min<int64_t>(size, 1 << 30)), offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Status(ErrorCode::io_error, tmp_ + ": write failed: " + std::strerror(errno));
+        }
+        p += n;
+        size -= n;
+        offset += n;
+    }
+    return Status::ok();
+}
+
 Status AtomicFile::write(const void* data, int64_t size) {
     const auto* p = static_cast<const uint8_t*>(data);
     while (size > 0) {

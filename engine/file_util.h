@@ -22,6 +22,8 @@ public:
     ~AtomicFile();
 
     Status write(const void* data, int64_t size);
+    // Writes at an absolute offset without moving the append position (a table filled in last).
+    Status write_at(int64_t offset, const void* data, int64_t size);
     Status commit();
 
 private:

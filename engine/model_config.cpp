@@ -264,7 +264,7 @@ void validate(const ModelConfig& c, std::vector<std::string>& problems) {
     if (!c.mixer_types.empty() && c.mixer_types[0] != MixerType::sparse)
         problems.push_back("mixer_types: layer 0 must be \"minicpm4\" (its KV length counts the tokens seen)");
 
-    // The sparse kernels are written for the InfLLM-v2 geometry of the real model (model-spec §3).
+    // The sparse kernels are written for the InfLLM-v2 geometry of the real model (docs/model.md §3).
     const SparseConfig& s = c.sparse;
     if (s.block_size != 64) problems.push_back("sparse_config.block_size: must be 64, got " + std::to_string(s.block_size));
     if (s.kernel_stride != 16) problems.push_back("sparse_config.kernel_stride: must be 16, got " + std::to_string(s.kernel_stride));

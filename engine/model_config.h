@@ -1,5 +1,5 @@
 #pragma once
-// ModelConfig: every field of MiniCPM-SALA's config.json (model-spec §1), typed, with defaults for
+// ModelConfig: every field of MiniCPM-SALA's config.json (docs/model.md §1), typed, with defaults for
 // fields a real config may omit, and validation that names the offending field.
 
 #include <cstdint>
@@ -75,7 +75,7 @@ struct ModelConfig {
     std::vector<MixerType> mixer_types;
     SparseConfig sparse;
 
-    // Derived values (model-spec §1 "Derived constants").
+    // Derived values (docs/model.md §1 "Derived constants").
     double residual_scale() const;  // scale_depth / sqrt(num_hidden_layers)
     double logit_divisor() const;   // hidden_size / dim_model_base
     int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }

@@ -1,5 +1,5 @@
 #pragma once
-// The exact set of tensors a config implies (model-spec §6): names, shapes and dtypes.
+// The exact set of tensors a config implies (docs/model.md §6): names, shapes and dtypes.
 // The checkpoint loader binds against this list; the tiny-model maker writes exactly this list.
 
 #include <cstdint>

@@ -1,36 +1,19 @@
 #include "state_file.h"
 
-#include <algorithm>
-#include <atomic>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <thread>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "bf16.h"
 #include "file_util.h"
 #include "hash.h"
+#include "sala_geometry.h"
 
 namespace quire {
-
-namespace {
-// Runs f(0 .. n-1) on up to 16 threads: the section checksums of a 1M-token state are ~9 GB of
-// hashing, several seconds on one core.
-void parallel_for(int64_t n, const std::function<void(int64_t)>& f) {
-    const int64_t workers = std::min<int64_t>({n, 16, std::max<int64_t>(1, std::thread::hardware_concurrency())});
-    if (workers <= 1) {
-        for (int64_t i = 0; i < n; ++i) f(i);
-        return;
-    }
-    std::atomic<int64_t> next{0};
-    std::vector<std::thread> pool;
-    for (int64_t w = 0; w < workers; ++w)
-        pool.emplace_back([&] {
-            for (int64_t i = next++; i < n; i = next++) f(i);
-        });
-    for (auto& t : pool) t.join();
-}
-}  // namespace
 
 namespace {
 
@@ -38,6 +21,8 @@ constexpr char kMagic[8] = {'Q', 'U', 'I', 'R', 'E', 'S', 'T', 'F'};
 constexpr int64_t kHeaderBytes = 64;
 constexpr int64_t kEntryBytes = 48;
 constexpr uint32_t kMaxSections = 1 << 16;
+// Sections stream through a buffer of about this size (rows are never split).
+constexpr int64_t kStreamBytes = int64_t{32} << 20;
 
 template <typename T>
 void put(uint8_t* p, T v) {
@@ -51,11 +36,73 @@ T get(const uint8_t* p) {
 }
 int64_t align64(int64_t n) { return (n + 63) & ~int64_t(63); }
 
-Status fail(ErrorCode code, const std::string& path, const std::string& what) {
-    return Status(code, path + ": " + what);
+Status fail(ErrorCode code, const std::string& path, const std::string& what) { return Status(code, path + ": " + what); }
+
+std::string section_label(SectionKind kind, uint32_t layer) {
+    return std::string(section_kind_name(kind)) + " section (layer " + std::to_string(layer) + ")";
 }
 
+bool is_cache_kind(SectionKind k) {
+    return k == SectionKind::sparse_k || k == SectionKind::sparse_v || k == SectionKind::sparse_c1 || k == SectionKind::sparse_c2;
+}
+
+// Converts `count` elements between f32 and bf16 (or copies when the types agree).
+void convert(const void* src, SectionDType from, void* dst, SectionDType to, int64_t count) {
+    if (from == to) {
+        std::memcpy(dst, src, static_cast<size_t>(count * dtype_bytes(from)));
+    } else if (from == SectionDType::f32) {  // to bf16: round to nearest even, as the GPU holds it
+        const auto* s = static_cast<const uint8_t*>(src);
+        auto* d = static_cast<uint16_t*>(dst);
+        for (int64_t i = 0; i < count; ++i) d[i] = float_to_bf16(get<float>(s + 4 * i));
+    } else {  // bf16 to f32: exact
+        const auto* s = static_cast<const uint8_t*>(src);
+        auto* d = static_cast<uint8_t*>(dst);
+        for (int64_t i = 0; i < count; ++i) put<float>(d + 4 * i, bf16_to_float(get<uint16_t>(s + 2 * i)));
+    }
+}
+
+class FileSource : public ByteSource {
+public:
+    FileSource(int fd, int64_t size, std::string path) : fd_(fd), size_(size), path_(std::move(path)) {}
+    ~FileSource() override { ::close(fd_); }
+    int64_t size() const override { return size_; }
+    Status read_at(int64_t offset, void* dst, int64_t n) override {
+        auto* p = static_cast<uint8_t*>(dst);
+        while (n > 0) {
+            const ssize_t got = ::pread(fd_, p, static_cast<size_t>(std::min<int64_t>(n, 1 << 30)), offset);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) return Status(ErrorCode::io_error, path_ + ": read failed: " + std::strerror(errno));
+            if (got == 0) return Status(ErrorCode::state_truncated, path_ + ": the file ended early (changed while reading?)");
+            p += got;
+            n -= got;
+            offset += got;
+        }
+        return Status::ok();
+    }
+
+private:
+    int fd_;
+    int64_t size_;
+    std::string path_;
+};
+
+class MemorySource : public ByteSource {
+public:
+    MemorySource(const uint8_t* data, int64_t size) : data_(data), size_(size) {}
+    int64_t size() const override { return size_; }
+    Status read_at(int64_t offset, void* dst, int64_t n) override {
+        if (n > 0) std::memcpy(dst, data_ + offset, static_cast<size_t>(n));
+        return Status::ok();
+    }
+
+private:
+    const uint8_t* data_;
+    int64_t size_;
+};
+
 }  // namespace
+
+int64_t dtype_bytes(SectionDType t) { return t == SectionDType::bf16 ? 2 : 4; }
 
 uint64_t hash_tokens(const std::vector<int32_t>& tokens) {
     return hash64(tokens.data(), static_cast<int64_t>(tokens.size() * sizeof(int32_t)), 0x70CE);
@@ -73,26 +120,30 @@ const char* section_kind_name(SectionKind kind) {
     return "unknown";
 }
 
-StateHeader make_state_header(uint64_t model_fingerprint, uint32_t precision, uint32_t regime_rule,
-                              const std::vector<int32_t>& tokens, int64_t sparse_from) {
-    StateHeader h;
-    h.model_fingerprint = model_fingerprint;
-    h.token_count = static_cast<int64_t>(tokens.size());
-    h.tokens_hash = hash_tokens(tokens);
-    h.sparse_from = sparse_from;
-    h.precision = precision;
-    h.regime_rule = regime_rule;
-    return h;
+std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens) {
+    const SparseGeometry g = SparseGeometry::from(c);
+    const int64_t kv_width = c.num_key_value_heads * c.head_dim;
+    std::vector<SectionSpec> out;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        const auto layer = static_cast<uint32_t>(l);
+        if (c.mixer_types[static_cast<size_t>(l)] == MixerType::lightning) {
+            out.push_back({SectionKind::lightning_state, layer, c.lightning_nh, c.lightning_head_dim * c.lightning_head_dim});
+        } else {
+            out.push_back({SectionKind::sparse_k, layer, tokens, kv_width});
+            out.push_back({SectionKind::sparse_v, layer, tokens, kv_width});
+            out.push_back({SectionKind::sparse_c1, layer, g.c1_entries(tokens), kv_width});
+            out.push_back({SectionKind::sparse_c2, layer, g.c2_entries(tokens), kv_width});
+        }
+    }
+    return out;
 }
 
-StateSection make_token_section(const std::vector<int32_t>& tokens) {
-    StateSection tok{SectionKind::tokens, 0, SectionDType::i32, std::vector<uint8_t>(tokens.size() * 4)};
-    std::memcpy(tok.bytes.data(), tokens.data(), tok.bytes.size());
-    return tok;
-}
+// --- Writing ------------------------------------------------------------------------------------
 
-Status write_state_file(const std::string& path, const StateHeader& h, const std::vector<StateSection>& sections) {
-    const auto count = static_cast<int64_t>(sections.size());
+Status write_state(const std::string& path, const ModelConfig& c, const StateHeader& h, const std::vector<int32_t>& tokens,
+                   StateRows& rows) {
+    const std::vector<SectionSpec> layout = state_layout(c, h.token_count);
+    const int64_t count = static_cast<int64_t>(layout.size()) + 1;  // + tokens
     const int64_t table_end = kHeaderBytes + count * kEntryBytes + 8;
     std::vector<uint8_t> head(static_cast<size_t>(align64(table_end)), 0);
     std::memcpy(head.data(), kMagic, 8);
@@ -105,48 +156,86 @@ Status write_state_file(const std::string& path, const StateHeader& h, const std
     put<uint32_t>(&head[48], h.precision);
     put<uint32_t>(&head[52], h.regime_rule);
     put<uint64_t>(&head[56], hash64(head.data(), 56));
-    std::vector<uint64_t> sums(static_cast<size_t>(count));
-    parallel_for(count, [&](int64_t i) {
-        const StateSection& s = sections[static_cast<size_t>(i)];
-        sums[static_cast<size_t>(i)] = hash64(s.bytes.data(), static_cast<int64_t>(s.bytes.size()), static_cast<uint64_t>(i));
-    });
-    int64_t offset = static_cast<int64_t>(head.size());
-    for (int64_t i = 0; i < count; ++i) {
-        const StateSection& s = sections[static_cast<size_t>(i)];
-        uint8_t* e = &head[static_cast<size_t>(kHeaderBytes + i * kEntryBytes)];
-        put<uint32_t>(e, static_cast<uint32_t>(s.kind));
-        put<uint32_t>(e + 4, s.layer);
-        put<uint32_t>(e + 8, static_cast<uint32_t>(s.dtype));
-        put<uint64_t>(e + 16, static_cast<uint64_t>(offset));
-        put<uint64_t>(e + 24, s.bytes.size());
-        put<uint64_t>(e + 32, sums[static_cast<size_t>(i)]);
-        offset = align64(offset + static_cast<int64_t>(s.bytes.size()));
-    }
-    put<uint64_t>(&head[static_cast<size_t>(table_end - 8)], hash64(head.data() + kHeaderBytes, count * kEntryBytes));
 
     auto file = AtomicFile::create(path);
     if (!file) return file.status();
-    QUIRE_TRY(file->write(head.data(), static_cast<int64_t>(head.size())));
+    QUIRE_TRY(file->write(head.data(), static_cast<int64_t>(head.size())));  // the table is filled in at the end
+    int64_t offset = static_cast<int64_t>(head.size());
     static const uint8_t zeros[64] = {};
-    for (size_t i = 0; i < sections.size(); ++i) {
-        const auto& s = sections[i];
-        QUIRE_TRY(file->write(s.bytes.data(), static_cast<int64_t>(s.bytes.size())));
-        // No padding after the last section: the file ends with data, so any truncation is seen.
-        const int64_t pad = align64(static_cast<int64_t>(s.bytes.size())) - static_cast<int64_t>(s.bytes.size());
-        if (pad && i + 1 < sections.size()) QUIRE_TRY(file->write(zeros, pad));
+    auto entry = [&](int64_t i, SectionKind kind, uint32_t layer, SectionDType dtype, int64_t bytes, uint64_t sum) {
+        uint8_t* e = &head[static_cast<size_t>(kHeaderBytes + i * kEntryBytes)];
+        put<uint32_t>(e, static_cast<uint32_t>(kind));
+        put<uint32_t>(e + 4, layer);
+        put<uint32_t>(e + 8, static_cast<uint32_t>(dtype));
+        put<uint64_t>(e + 16, static_cast<uint64_t>(offset));
+        put<uint64_t>(e + 24, static_cast<uint64_t>(bytes));
+        put<uint64_t>(e + 32, sum);
+    };
+    // Pads to the next section's 64-byte boundary; nothing follows the last section, so any
+    // truncation of the file is seen.
+    auto advance = [&](int64_t i, int64_t bytes) -> Status {
+        const int64_t pad = align64(bytes) - bytes;
+        if (pad && i + 1 < count) QUIRE_TRY(file->write(zeros, pad));
+        offset += align64(bytes);
+        return Status::ok();
+    };
+
+    const auto token_bytes = static_cast<int64_t>(tokens.size() * 4);
+    QUIRE_TRY(file->write(tokens.data(), token_bytes));
+    entry(0, SectionKind::tokens, 0, SectionDType::i32, token_bytes, hash64(tokens.data(), token_bytes, 0));
+    QUIRE_TRY(advance(0, token_bytes));
+
+    std::vector<uint8_t> buffer;
+    for (int64_t i = 1; i < count; ++i) {
+        const SectionSpec& s = layout[static_cast<size_t>(i - 1)];
+        const SectionDType dtype = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
+        const int64_t row_bytes = s.width * dtype_bytes(dtype);
+        const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(row_bytes, 1));
+        buffer.resize(static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)) * row_bytes));
+        Hasher64 sum(static_cast<uint64_t>(i));
+        for (int64_t r = 0; r < s.rows; r += chunk_rows) {
+            const int64_t n = std::min(chunk_rows, s.rows - r);
+            QUIRE_TRY(rows.read_rows(s, r, n, buffer.data()));
+            sum.update(buffer.data(), n * row_bytes);
+            QUIRE_TRY(file->write(buffer.data(), n * row_bytes));
+        }
+        entry(i, s.kind, s.layer, dtype, s.rows * row_bytes, sum.final());
+        QUIRE_TRY(advance(i, s.rows * row_bytes));
     }
+    put<uint64_t>(&head[static_cast<size_t>(table_end - 8)], hash64(head.data() + kHeaderBytes, count * kEntryBytes));
+    QUIRE_TRY(file->write_at(0, head.data(), static_cast<int64_t>(head.size())));
     return file->commit();
 }
 
-Result<LoadedState> read_state_file(const std::string& path, const StateExpectations& expect) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return fail(ErrorCode::io_error, path, "cannot open");
-    std::error_code ec;
-    const auto file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-    if (ec) return fail(ErrorCode::io_error, path, ec.message());
+// --- Reading ------------------------------------------------------------------------------------
 
+Result<std::unique_ptr<ByteSource>> open_byte_source(const std::string& path) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below like any non-file.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return fail(ErrorCode::io_error, path, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return fail(ErrorCode::io_error, path, "not a regular file");
+    }
+    return std::unique_ptr<ByteSource>(new FileSource(fd, static_cast<int64_t>(st.st_size), path));
+}
+
+std::unique_ptr<ByteSource> memory_byte_source(const uint8_t* data, int64_t size) {
+    return std::make_unique<MemorySource>(data, size);
+}
+
+Result<StateReader> StateReader::open(const std::string& path, const ModelConfig& c, const StateExpectations& expect) {
+    auto source = open_byte_source(path);
+    if (!source) return source.status();
+    return open(std::move(*source), path, c, expect);
+}
+
+Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const std::string& path, const ModelConfig& c,
+                                      const StateExpectations& expect) {
+    const int64_t file_size = source->size();
     uint8_t head[kHeaderBytes] = {};
-    in.read(reinterpret_cast<char*>(head), std::min<int64_t>(file_size, kHeaderBytes));
+    QUIRE_TRY(source->read_at(0, head, std::min<int64_t>(file_size, kHeaderBytes)));
     if (file_size < 8 || std::memcmp(head, kMagic, 8) != 0) return fail(ErrorCode::state_bad_magic, path, "not a Quire state file (bad magic)");
     if (file_size < kHeaderBytes) return fail(ErrorCode::state_truncated, path, "truncated inside the header");
     const auto version = get<uint32_t>(head + 8);
@@ -156,8 +245,9 @@ Result<LoadedState> read_state_file(const std::string& path, const StateExpectat
     if (version != kStateFormatVersion) return fail(ErrorCode::state_bad_version, path, "unknown format version " + std::to_string(version));
     if (get<uint64_t>(head + 56) != hash64(head, 56)) return fail(ErrorCode::state_bad_checksum, path, "header checksum mismatch");
 
-    LoadedState out;
-    StateHeader& h = out.header;
+    StateReader r;
+    r.label_ = path;
+    StateHeader& h = r.header_;
     const auto count = get<uint32_t>(head + 12);
     h.model_fingerprint = get<uint64_t>(head + 16);
     h.token_count = get<int64_t>(head + 24);
@@ -165,12 +255,15 @@ Result<LoadedState> read_state_file(const std::string& path, const StateExpectat
     h.sparse_from = get<int64_t>(head + 40);
     h.precision = get<uint32_t>(head + 48);
     h.regime_rule = get<uint32_t>(head + 52);
-    if (count > kMaxSections || h.token_count < 0) return fail(ErrorCode::state_malformed, path, "implausible header values");
+    // 2^40 tokens bounds every size computed from the count far below 2^63.
+    if (count == 0 || count > kMaxSections || h.token_count < 0 || h.token_count > (int64_t{1} << 40) || h.sparse_from < -1 ||
+        h.sparse_from >= std::max<int64_t>(h.token_count, 1))
+        return fail(ErrorCode::state_malformed, path, "implausible header values");
 
     const int64_t table_end = kHeaderBytes + int64_t(count) * kEntryBytes + 8;
     if (file_size < table_end) return fail(ErrorCode::state_truncated, path, "truncated inside the section table");
     std::vector<uint8_t> table(static_cast<size_t>(table_end - kHeaderBytes));
-    in.read(reinterpret_cast<char*>(table.data()), static_cast<std::streamsize>(table.size()));
+    QUIRE_TRY(source->read_at(kHeaderBytes, table.data(), static_cast<int64_t>(table.size())));
     if (get<uint64_t>(&table[table.size() - 8]) != hash64(table.data(), int64_t(count) * kEntryBytes))
         return fail(ErrorCode::state_bad_checksum, path, "section table checksum mismatch");
 
@@ -185,47 +278,94 @@ Result<LoadedState> read_state_file(const std::string& path, const StateExpectat
         return fail(ErrorCode::state_wrong_tokens, path, "state holds " + std::to_string(h.token_count) +
                                                              " tokens that differ from the expected sequence");
 
-    int64_t last_end = table_end;
+    // Every entry against the file and against the model's layout: kind, layer, dtype, size; each
+    // section exactly once.
+    const std::vector<SectionSpec> layout = state_layout(c, h.token_count);
+    std::vector<int> seen(layout.size(), 0);
+    int64_t last_end = table_end, token_entry = -1;
     for (uint32_t i = 0; i < count; ++i) {
         const uint8_t* e = &table[static_cast<size_t>(i) * kEntryBytes];
-        StateSection s;
-        s.kind = static_cast<SectionKind>(get<uint32_t>(e));
-        s.layer = get<uint32_t>(e + 4);
-        s.dtype = static_cast<SectionDType>(get<uint32_t>(e + 8));
-        const auto offset = static_cast<int64_t>(get<uint64_t>(e + 16));
-        const auto size = static_cast<int64_t>(get<uint64_t>(e + 24));
-        const std::string label = std::string(section_kind_name(s.kind)) + " section (layer " + std::to_string(s.layer) + ")";
-        if (offset < last_end || size < 0 || offset > file_size || size > file_size - offset)
-            return fail(offset + size > file_size ? ErrorCode::state_truncated : ErrorCode::state_malformed, path,
-                        label + (offset + size > file_size ? " runs past the end of the file (truncated)" : " has bad offsets"));
-        s.bytes.resize(static_cast<size_t>(size));
-        in.seekg(offset);
-        in.read(reinterpret_cast<char*>(s.bytes.data()), size);
-        if (in.gcount() != size) return fail(ErrorCode::state_truncated, path, label + " is truncated");
-        last_end = offset + size;
-        out.sections.push_back(std::move(s));
+        Entry en;
+        en.index = i;
+        en.spec.kind = static_cast<SectionKind>(get<uint32_t>(e));
+        en.spec.layer = get<uint32_t>(e + 4);
+        en.dtype = static_cast<SectionDType>(get<uint32_t>(e + 8));
+        en.offset = static_cast<int64_t>(get<uint64_t>(e + 16));
+        en.bytes = static_cast<int64_t>(get<uint64_t>(e + 24));
+        en.checksum = get<uint64_t>(e + 32);
+        const std::string label = section_label(en.spec.kind, en.spec.layer);
+        if (en.offset < last_end || en.bytes < 0 || en.offset > file_size || en.bytes > file_size - en.offset)
+            return fail(en.offset >= last_end && en.bytes >= 0 && en.offset + en.bytes > file_size ? ErrorCode::state_truncated : ErrorCode::state_malformed,
+                        path, label + (en.offset >= last_end && en.bytes >= 0 ? " runs past the end of the file (truncated)" : " has bad offsets"));
+        last_end = en.offset + en.bytes;
+        if (en.spec.kind == SectionKind::tokens) {
+            if (token_entry >= 0) return fail(ErrorCode::state_malformed, path, "more than one token section");
+            if (en.dtype != SectionDType::i32 || en.bytes != h.token_count * 4)
+                return fail(ErrorCode::state_malformed, path, "the token section does not hold the header's " +
+                                                                  std::to_string(h.token_count) + " int32 ids");
+            token_entry = i;
+            r.entries_.push_back(en);
+            continue;
+        }
+        size_t match = layout.size();
+        for (size_t j = 0; j < layout.size(); ++j)
+            if (layout[j].kind == en.spec.kind && layout[j].layer == en.spec.layer) match = j;
+        if (match == layout.size())
+            return fail(ErrorCode::state_malformed, path, label + " does not exist in this model (unknown kind, or a layer of another type or number)");
+        if (seen[match]++) return fail(ErrorCode::state_malformed, path, label + " appears twice");
+        en.spec = layout[match];
+        const bool dtype_ok = en.spec.kind == SectionKind::lightning_state ? en.dtype == SectionDType::f32
+                                                                           : en.dtype == SectionDType::f32 || en.dtype == SectionDType::bf16;
+        if (!dtype_ok) return fail(ErrorCode::state_malformed, path, label + " has an element type this section cannot have");
+        const int64_t want = en.spec.rows * en.spec.width * dtype_bytes(en.dtype);
+        if (en.bytes != want)
+            return fail(ErrorCode::state_malformed, path, label + " has " + std::to_string(en.bytes) + " bytes; " +
+                                                              std::to_string(en.spec.rows) + " rows of this model need " + std::to_string(want));
+        r.entries_.push_back(en);
     }
-    // Checksums, in parallel; the first bad section (in file order) is the one reported.
-    std::vector<char> bad(count, 0);
-    parallel_for(count, [&](int64_t i) {
-        const StateSection& s = out.sections[static_cast<size_t>(i)];
-        bad[static_cast<size_t>(i)] = hash64(s.bytes.data(), static_cast<int64_t>(s.bytes.size()), static_cast<uint64_t>(i)) !=
-                                      get<uint64_t>(&table[static_cast<size_t>(i) * kEntryBytes] + 32);
-    });
-    for (uint32_t i = 0; i < count; ++i)
-        if (bad[i]) {
-            const StateSection& s = out.sections[i];
-            return fail(ErrorCode::state_bad_checksum, path,
-                        std::string(section_kind_name(s.kind)) + " section (layer " + std::to_string(s.layer) + ") checksum mismatch");
+    if (token_entry < 0) return fail(ErrorCode::state_malformed, path, "no token section");
+    for (size_t j = 0; j < layout.size(); ++j)
+        if (!seen[j]) return fail(ErrorCode::state_malformed, path, "layer " + std::to_string(layout[j].layer) + " needs a " +
+                                                                       section_kind_name(layout[j].kind) + " section");
+
+    // The tokens, checked against their checksum and the header.
+    const Entry te = r.entries_[static_cast<size_t>(token_entry)];
+    r.tokens_.resize(static_cast<size_t>(h.token_count));
+    QUIRE_TRY(source->read_at(te.offset, r.tokens_.data(), te.bytes));
+    if (hash64(r.tokens_.data(), te.bytes, te.index) != te.checksum)
+        return fail(ErrorCode::state_bad_checksum, path, section_label(SectionKind::tokens, 0) + " checksum mismatch");
+    if (hash_tokens(r.tokens_) != h.tokens_hash) return fail(ErrorCode::state_malformed, path, "token section disagrees with the header");
+    r.entries_.erase(r.entries_.begin() + token_entry);
+    r.source_ = std::move(source);
+    return r;
+}
+
+Status StateReader::stream_into(StateRows& rows) {
+    std::vector<uint8_t> in, out;
+    for (const Entry& en : entries_) {
+        const SectionSpec& s = en.spec;
+        const SectionDType want = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
+        const int64_t in_row = s.width * dtype_bytes(en.dtype), out_row = s.width * dtype_bytes(want);
+        const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(in_row, 1));
+        const auto buffer_rows = static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)));
+        in.resize(buffer_rows * static_cast<size_t>(in_row));
+        if (want != en.dtype) out.resize(buffer_rows * static_cast<size_t>(out_row));
+        Hasher64 sum(en.index);
+        for (int64_t r = 0; r < s.rows; r += chunk_rows) {
+            const int64_t n = std::min(chunk_rows, s.rows - r);
+            QUIRE_TRY(source_->read_at(en.offset + r * in_row, in.data(), n * in_row));
+            sum.update(in.data(), n * in_row);
+            if (want == en.dtype) {
+                QUIRE_TRY(rows.write_rows(s, r, n, in.data()));
+            } else {
+                convert(in.data(), en.dtype, out.data(), want, n * s.width);
+                QUIRE_TRY(rows.write_rows(s, r, n, out.data()));
+            }
         }
-    for (const auto& s : out.sections)
-        if (s.kind == SectionKind::tokens) {
-            std::vector<int32_t> ids(s.bytes.size() / 4);
-            std::memcpy(ids.data(), s.bytes.data(), ids.size() * 4);
-            if (static_cast<int64_t>(ids.size()) != h.token_count || hash_tokens(ids) != h.tokens_hash)
-                return fail(ErrorCode::state_malformed, path, "token section disagrees with the header");
-        }
-    return out;
+        if (sum.final() != en.checksum)
+            return fail(ErrorCode::state_bad_checksum, label_, section_label(s.kind, s.layer) + " checksum mismatch");
+    }
+    return Status::ok();
 }
 
 }  // namespace quire

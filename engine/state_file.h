@@ -1,12 +1,16 @@
 #pragma once
-// The prefix-state file (docs/state-format.md): a checked header, a section table and checksummed
-// sections. Backends turn their sequence state into sections and back; this file only knows bytes.
+// The state codec (docs/state-format.md): one place that encodes a sequence's state into a file and
+// validates a file against the model before a byte of it reaches a backend. Backends only copy rows
+// (StateRows); the codec owns the layout, the header, the section table, the checksums and every
+// check. Sections stream through a bounded buffer in both directions: no full host copy of a state.
 // Writes go to a temporary file that is synced and renamed, so a crash never damages the old file.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model_config.h"
 #include "status.h"
 
 namespace quire {
@@ -18,10 +22,13 @@ enum class SectionKind : uint32_t {
     lightning_state = 2,  // fp32 [heads, dk, dv] of one Lightning layer
     sparse_k = 3,         // [N, kv_heads, d] keys of one sparse layer
     sparse_v = 4,         // [N, kv_heads, d] values
-    sparse_c1 = 5,        // [n1, kv_heads, d] compressed keys (kernel 32, stride 16)
-    sparse_c2 = 6,        // [n2, kv_heads, d] compressed keys (kernel 128, stride 64)
+    sparse_c1 = 5,        // [n1, kv_heads, d] compressed keys (C1 windows)
+    sparse_c2 = 6,        // [n2, kv_heads, d] compressed keys (C2 windows)
 };
 enum class SectionDType : uint32_t { i32 = 1, f32 = 2, bf16 = 3 };
+
+int64_t dtype_bytes(SectionDType t);
+const char* section_kind_name(SectionKind kind);
 
 struct StateHeader {
     uint64_t model_fingerprint = 0;
@@ -32,23 +39,37 @@ struct StateHeader {
     uint32_t regime_rule = 0;  // RegimeRule
 };
 
-struct StateSection {
+uint64_t hash_tokens(const std::vector<int32_t>& tokens);
+
+// One section of a sequence's state for a model: rows of `width` elements.
+struct SectionSpec {
     SectionKind kind = SectionKind::tokens;
     uint32_t layer = 0;
-    SectionDType dtype = SectionDType::f32;
-    std::vector<uint8_t> bytes;
+    int64_t rows = 0;
+    int64_t width = 0;
 };
 
-uint64_t hash_tokens(const std::vector<int32_t>& tokens);
-const char* section_kind_name(SectionKind kind);
+// Every section (besides the tokens) a state of `tokens` tokens holds for this model, in file order:
+// per layer, the Lightning state, or K, V, C1, C2.
+std::vector<SectionSpec> state_layout(const ModelConfig& c, int64_t tokens);
 
-// What every backend writes and expects: the header for a sequence of `tokens` computed by this
-// model (fingerprint) with these settings, and the token section.
-StateHeader make_state_header(uint64_t model_fingerprint, uint32_t precision, uint32_t regime_rule,
-                              const std::vector<int32_t>& tokens, int64_t sparse_from);
-StateSection make_token_section(const std::vector<int32_t>& tokens);
+// The backend's side: copies of rows between its sequence and a host buffer. Cache sections (K, V,
+// C1, C2) are exchanged in cache_dtype(); Lightning states always in f32. The codec converts between
+// the file's dtype and the backend's.
+class StateRows {
+public:
+    virtual ~StateRows() = default;
+    virtual SectionDType cache_dtype() const = 0;
+    // Save: rows [first, first + count) of section s into dst.
+    virtual Status read_rows(const SectionSpec& s, int64_t first, int64_t count, void* dst) = 0;
+    // Load: rows [first, first + count) of section s from src into the sequence.
+    virtual Status write_rows(const SectionSpec& s, int64_t first, int64_t count, const void* src) = 0;
+};
 
-Status write_state_file(const std::string& path, const StateHeader& header, const std::vector<StateSection>& sections);
+// Writes the state of a sequence: header h, its tokens, and every section of state_layout read
+// through `rows`.
+Status write_state(const std::string& path, const ModelConfig& c, const StateHeader& h, const std::vector<int32_t>& tokens,
+                   StateRows& rows);
 
 struct StateExpectations {
     uint64_t model_fingerprint = 0;
@@ -57,12 +78,45 @@ struct StateExpectations {
     const std::vector<int32_t>* tokens = nullptr;  // when set, the state must hold exactly these
 };
 
-struct LoadedState {
-    StateHeader header;
-    std::vector<StateSection> sections;
+// Random access to a state file's bytes (a file, or memory for the fuzzer).
+class ByteSource {
+public:
+    virtual ~ByteSource() = default;
+    virtual int64_t size() const = 0;
+    // Reads exactly n bytes at offset (the caller has checked the range).
+    virtual Status read_at(int64_t offset, void* dst, int64_t n) = 0;
 };
+// Opens a regular file (a FIFO, device or folder is refused without blocking).
+Result<std::unique_ptr<ByteSource>> open_byte_source(const std::string& path);
+std::unique_ptr<ByteSource> memory_byte_source(const uint8_t* data, int64_t size);
 
-// Validates everything before returning: structure, checksums, model, settings, tokens.
-Result<LoadedState> read_state_file(const std::string& path, const StateExpectations& expect);
+// A state file whose header, section table, tokens and every section's kind, layer, dtype and size
+// have been checked against the model and the expectations. stream_into() then copies the sections
+// into a backend's sequence, verifying each checksum as it goes; on any failure the sequence being
+// filled must be discarded.
+class StateReader {
+public:
+    static Result<StateReader> open(const std::string& path, const ModelConfig& c, const StateExpectations& expect);
+    static Result<StateReader> open(std::unique_ptr<ByteSource> source, const std::string& label, const ModelConfig& c,
+                                    const StateExpectations& expect);
+
+    const StateHeader& header() const { return header_; }
+    const std::vector<int32_t>& tokens() const { return tokens_; }
+    Status stream_into(StateRows& rows);
+
+private:
+    struct Entry {
+        SectionSpec spec;
+        SectionDType dtype = SectionDType::f32;
+        int64_t offset = 0, bytes = 0;
+        uint64_t checksum = 0;
+        uint32_t index = 0;  // position in the table (the checksum's seed)
+    };
+    std::unique_ptr<ByteSource> source_;
+    std::string label_;
+    StateHeader header_;
+    std::vector<int32_t> tokens_;
+    std::vector<Entry> entries_;  // the non-token sections, in file order
+};
 
 }  // namespace quire

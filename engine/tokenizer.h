@@ -44,7 +44,7 @@ public:
     int32_t unk_id() const { return unk_id_; }
     bool add_bos() const { return add_bos_; }
     // HF "legacy" flag (tokenizer_config.json, default true): when true, text after a special token
-    // gets the dummy "▁" prefix like text at the start; when false it does not. ⚠ model-spec §7:
+    // gets the dummy "▁" prefix like text at the start; when false it does not. ⚠ docs/model.md §7:
     // the real model's normaliser behaviour after special tokens is unverified, so this follows the
     // flag in the model's own files.
     bool legacy() const { return legacy_; }

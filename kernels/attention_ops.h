@@ -1,5 +1,5 @@
 #pragma once
-// Attention kernels (model-spec §3-§4) on tensor cores (mma.sync, bf16 in, fp32 accumulation).
+// Attention kernels (docs/model.md §3-§4) on tensor cores (mma.sync, bf16 in, fp32 accumulation).
 // Shapes: head_dim (d) 64 or 128; GQA group sizes that divide 16 (the group's heads are the rows
 // of one MMA tile). Every launcher returns cudaErrorInvalidValue for shapes it does not support.
 
@@ -41,7 +41,7 @@ cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const
                                     int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out,
                                     cudaStream_t stream);
 
-// InfLLM-v2 stage 1 and pooling (model-spec §3.3-3.4, the clean visibility rule): for each (t, g),
+// InfLLM-v2 stage 1 and pooling (docs/model.md §3.3-3.4, the clean visibility rule): for each (t, g),
 // block_scores[(t * kv_heads + g) * stride + b] for b = 0 .. (pos0 + t) / 64 = max over the C1
 // entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf where
 // none is visible). Blocks the selection forces are written too but do not matter. stride >= the
@@ -51,7 +51,7 @@ cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const R
                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores,
                                  float* scratch, int64_t scratch_floats, cudaStream_t stream);
 
-// Forced blocks and top-k (model-spec §3.4-3.5) from pooled block scores: selected[(t * kv_heads
+// Forced blocks and top-k (docs/model.md §3.4-3.5) from pooled block scores: selected[(t * kv_heads
 // + g) * total_topk ..] gets the chosen blocks ascending, -1 after the last; ties go to the lower
 // block. init_blocks, local_blocks, total_topk as in the config (1, 32, 96).
 cudaError_t launch_select_blocks(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,

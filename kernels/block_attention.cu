@@ -1,4 +1,4 @@
-// Block attention on tensor cores (model-spec §3.1 dense and §3.6 block-sparse) for GQA groups
+// Block attention on tensor cores (docs/model.md §3.1 dense and §3.6 block-sparse) for GQA groups
 // below 16 (groups of 16 go to warp_attention.cu, one warp per query), after the NSA / InfLLM-v2
 // kernels: the G query heads of one KV group form rows of an m16 MMA tile (16 / G queries per
 // warp), so one K/V block read serves the whole group. A CTA of 4 warps takes consecutive queries;

@@ -1,5 +1,5 @@
 #pragma once
-// Embedding lookup: out[t, :] = bf16(table[ids[t], :] * scale)   (model-spec §2.1, scale_emb).
+// Embedding lookup: out[t, :] = bf16(table[ids[t], :] * scale)   (docs/model.md §2.1, scale_emb).
 
 #include <cuda_runtime.h>
 

@@ -1,4 +1,4 @@
-// Lightning (simple GLA, model-spec §4) on tensor cores in the chunked form: one CTA per (head, 64
+// Lightning (simple GLA, docs/model.md §4) on tensor cores in the chunked form: one CTA per (head, 64
 // value columns) walks the 64-token chunks in order with the state slice in registers. Per chunk,
 // with exact bf16 q, k, v:
 //   A = (q k^T) * decay mask                       -> o  = A v            (A split into bf16 hi + lo)

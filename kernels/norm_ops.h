@@ -1,5 +1,5 @@
 #pragma once
-// Per-token operations of the forward pass on bf16 activations (model-spec §2), rounding exactly
+// Per-token operations of the forward pass on bf16 activations (docs/model.md §2), rounding exactly
 // where the CPU engine's bf16 mode rounds. All sizes 64-bit; no allocation; errors returned.
 
 #include <cuda_runtime.h>
@@ -35,7 +35,7 @@ cudaError_t launch_add_rms_norm(uint16_t* x, const uint16_t* a, float scale, con
 // x = bf16(x * factor)
 cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stream);
 
-// Compressed keys (model-spec §3.2): out[j] = bf16(mean(k[(first + j) * stride .. + kernel - 1]))
+// Compressed keys (docs/model.md §3.2): out[j] = bf16(mean(k[(first + j) * stride .. + kernel - 1]))
 // for j < count; k: [n_keys, width] bf16, out: [count, width] bf16.
 cudaError_t launch_compress_keys(const RowSource& k, int64_t width, int64_t kernel, int64_t stride, int64_t first,
                                  int64_t count, uint16_t* out, cudaStream_t stream);

@@ -1,4 +1,4 @@
-// Forced blocks and top-k over pooled block scores (model-spec §3.4-3.5), one CTA per (query, KV
+// Forced blocks and top-k over pooled block scores (docs/model.md §3.4-3.5), one CTA per (query, KV
 // group): a two-pass radix select on the 16-bit bf16 keys of the candidate blocks finds the k-th
 // largest score, then one ordered pass emits the chosen blocks ascending — ties at the threshold
 // go to the lower blocks, as in the CPU engine.

@@ -1,4 +1,4 @@
-// InfLLM-v2 stage 1 with block pooling (model-spec §3.3-3.4) on tensor cores. Rows of the m16 MMA
+// InfLLM-v2 stage 1 with block pooling (docs/model.md §3.3-3.4) on tensor cores. Rows of the m16 MMA
 // tile are the G heads of a KV group (16 / G queries per warp); a CTA of 8 warps streams the
 // compressed keys once for all its queries: first C2 (online max and sum of exponentials per head),
 // then C1 (probabilities summed over the group's heads, rounded to bf16, max-pooled over

@@ -1,4 +1,4 @@
-// Stage 1 for a few queries over a long context (decode, model-spec §3.7): the fused kernel would
+// Stage 1 for a few queries over a long context (decode, docs/model.md §3.7): the fused kernel would
 // give each (query, KV head) one CTA streaming every compressed key in turn, two CTAs in all for a
 // decode step. Here the work is split over the compressed keys instead, one warp per 64-key tile:
 //   1. per C2 tile, each head's max and sum of 2^x          (partials)

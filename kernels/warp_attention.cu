@@ -1,4 +1,4 @@
-// Block attention with one warp per (query, KV group) (model-spec §3.1, §3.6, §3.7): the group's 16
+// Block attention with one warp per (query, KV group) (docs/model.md §3.1, §3.6, §3.7): the group's 16
 // heads are the rows of one m16 MMA tile and the warp walks the query's own block list in 32-key
 // units through a private ring of cp.async buffers, with no barrier shared with other warps — a
 // block that only this query selected keeps no one else waiting (the CTA-union kernel in

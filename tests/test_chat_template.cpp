@@ -1,4 +1,4 @@
-// ChatML strings exactly as model-spec §7 describes them.
+// ChatML strings exactly as docs/model.md §7 describes them.
 #include <QtTest>
 
 #include "chat_template.h"
@@ -13,7 +13,7 @@ private slots:
                  std::string("<|im_start|>user\nWhat is in chapter 4?<|im_end|>\n<|im_start|>assistant\n"));
     }
     void single_turn_length_matches_reference_render() {
-        // model-spec §7: a single-user render is 76 characters; the template adds 50 characters
+        // docs/model.md §7: a single-user render is 76 characters; the template adds 50 characters
         // around the content (17 + 11 + 22), so that render held 26 characters of content.
         const std::string content(26, 'x');
         QCOMPARE(render_chat_text({{ChatRole::user, content}}).size(), size_t(76));

@@ -118,7 +118,7 @@ private slots:
         QTest::addColumn<QString>("usage");
         QTest::newRow("quire") << QStringList{"--help"} << "usage: quire COMMAND";
         for (const char* c : {"library create", "library list", "library show", "add", "remove", "ask", "chats", "export", "config",
-                              "model-info", "logits", "generate", "pdf-extract"}) {
+                              "model-info", "logits", "generate", "pdf-extract", "self-test"}) {
             const QStringList words = QString(c).split(' ');
             QTest::newRow(c) << words + QStringList{"--help"} << QString("Usage: quire %1 [options]").arg(c);
             QTest::newRow((QString(c) + " -h").toUtf8().constData()) << words + QStringList{"-h"} << QString("Usage: quire %1").arg(c);
@@ -148,6 +148,8 @@ private slots:
         const Run version = runProgram(desktop, {"--version"}, env);
         QVERIFY2(version.code == 0, qPrintable(version.err));
         QVERIFY2(version.out.contains("quire-desktop 0."), qPrintable(version.out));
+        const Run qtOption = runProgram(desktop, {"-platform", "offscreen", "--version"}, env);  // Qt's own options still pass
+        QVERIFY2(qtOption.code == 0, qPrintable(qtOption.err));
         const Run bad = runProgram(desktop, {"--bogus"}, env);
         QCOMPARE(bad.code, 2);
         QVERIFY2(bad.err.contains("bogus"), qPrintable(bad.err));

@@ -1,5 +1,5 @@
 // With bf16 rounding on (the default, matching the official model), feeding order changes which
-// bf16 ulps flip (model-spec §12), so chunked / one-shot / decode agree only within a noise floor.
+// bf16 ulps flip (docs/model.md §12), so chunked / one-shot / decode agree only within a noise floor.
 // The floor is measured per row as the distance of the bf16 run from the fp32 run of the same
 // tokens; different bf16 feeding orders must stay within a small multiple of it.
 #include <QtTest>

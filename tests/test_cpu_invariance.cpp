@@ -1,4 +1,4 @@
-// In the fp32 engine mode (every intermediate kept in fp32, model-spec §12) the way a sequence is
+// In the fp32 engine mode (every intermediate kept in fp32, docs/model.md §12) the way a sequence is
 // fed must not matter: chunked prefill = one-shot prefill, token-by-token decode = prefill, in the
 // dense and the sparse regime, crossing dense_len, at lengths that are not multiples of 16 or 64.
 #include <QtTest>

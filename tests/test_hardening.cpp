@@ -154,7 +154,9 @@ private slots:
         }
         QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), paths.size());
         // Both chats were recorded whole.
-        for (const auto& c : db.value()->chats(1).value()) QCOMPARE(db.value()->messages(c.id)->size(), qsizetype(2));
+        const auto chats = db.value()->chats(1);
+        QVERIFY(chats.is_ok());
+        for (const auto& c : chats.value()) QCOMPARE(db.value()->messages(c.id)->size(), qsizetype(2));
     }
 
     void an_answer_cut_short_leaves_no_empty_chat() {
@@ -166,7 +168,9 @@ private slots:
         QVERIFY(sh.waitForFinished(120000));
         auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
         QVERIFY(db.is_ok());
-        for (const auto& c : db.value()->chats(1).value()) {
+        const auto chats = db.value()->chats(1);
+        QVERIFY(chats.is_ok());
+        for (const auto& c : chats.value()) {
             const auto messages = db.value()->messages(c.id);
             QVERIFY2(messages->size() == 2, qPrintable(QString("chat %1 has %2 messages").arg(c.id).arg(messages->size())));
         }

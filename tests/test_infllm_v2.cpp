@@ -1,4 +1,4 @@
-// InfLLM-v2 building blocks against their definitions (model-spec §3.2-3.5).
+// InfLLM-v2 building blocks against their definitions (docs/model.md §3.2-3.5).
 #include <QtTest>
 
 #include <random>
@@ -152,7 +152,7 @@ private slots:
         QCOMPARE(margin, 0.0f);
     }
     void alibi_slopes_match_spec() {
-        // model-spec §1: slope_h = 2^(-(h+1)/4) for 32 heads; gamma = exp(-slope).
+        // docs/model.md §1: slope_h = 2^(-(h+1)/4) for 32 heads; gamma = exp(-slope).
         const auto s = alibi_slopes(32);
         QCOMPARE(s.size(), size_t(32));
         const double gammas[][2] = {{0, 0.431324}, {1, 0.493069}, {3, 0.606531}, {7, 0.778801}, {15, 0.939413}, {23, 0.984496}, {31, 0.996101}};

@@ -32,6 +32,13 @@ class TestLibraryKill : public QObject {
             if (s.status == "ready") QVERIFY(!text.value().isEmpty());  // a source never lands without its text
         }
         for (const QString& path : reported) QVERIFY2(present.contains(path), qPrintable(path + " was reported as added but is missing"));
+        // A chat is recorded with its question and answer at once: a kill never leaves one half-written.
+        auto chats = db.value()->chats(lib.value()->id);
+        QVERIFY(chats.is_ok());
+        for (const auto& c : chats.value()) {
+            const auto messages = db.value()->messages(c.id);
+            QVERIFY2(!messages->isEmpty() && messages->size() % 2 == 0, qPrintable(QString("chat %1 has %2 messages").arg(c.id).arg(messages->size())));
+        }
     }
 
     // Starts quire, kills it after a random delay up to maxMs, returns what it printed before dying.

@@ -1,4 +1,4 @@
-// Lightning attention: the chunked form equals the token-by-token recurrence (model-spec §4), for
+// Lightning attention: the chunked form equals the token-by-token recurrence (docs/model.md §4), for
 // any split of the sequence into calls, and the thread pool runs every item exactly once.
 #include <QtTest>
 

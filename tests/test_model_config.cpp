@@ -1,4 +1,4 @@
-// ModelConfig: the real config parses to the spec's numbers; every invalid field is named.
+// ModelConfig: the real config parses to the numbers of docs/model.md §1; every invalid field is named.
 #include <QtTest>
 
 #include <regex>

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     QStringList arguments;
     for (int i = 0; i < argc; ++i) arguments << QString::fromLocal8Bit(argv[i]);
     QCommandLineParser parser;
+    parser.setSingleDashWordOptionMode(QCommandLineParser::ParseAsLongOptions);  // -platform X, as Qt spells it
     parser.setApplicationDescription("Ask questions about whole books and codebases.");
     parser.addHelpOption();
     parser.addVersionOption();
@@ -30,6 +31,18 @@ int main(int argc, char** argv) {
     parser.addOption(dataDir);
     parser.addOption(screenshots);
     parser.addPositionalArgument("files", "PDFs or folders to add to the selected library.");
+    // Qt's own options (QApplication reads them itself): accepted, not listed.
+    for (const char* qtOption : {"platform", "platformtheme", "plugin", "style", "stylesheet", "qwindowgeometry", "qwindowtitle",
+                                 "qwindowicon", "display", "geometry", "session"}) {
+        QCommandLineOption o(qtOption, "Qt option.", "VALUE");
+        o.setFlags(QCommandLineOption::HiddenFromHelp);
+        parser.addOption(o);
+    }
+    for (const char* qtFlag : {"reverse", "widgetcount", "nograb", "dograb", "sync"}) {
+        QCommandLineOption o(qtFlag, "Qt option.");
+        o.setFlags(QCommandLineOption::HiddenFromHelp);
+        parser.addOption(o);
+    }
     if (!parser.parse(arguments)) {
         std::fprintf(stderr, "quire-desktop: %s\nTry 'quire-desktop --help' for more information.\n", qPrintable(parser.errorText()));
         return 2;

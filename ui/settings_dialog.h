@@ -48,7 +48,7 @@ private:
     QLabel* remoteStatus_;
 };
 
-// Bytes of memory a library of `tokens` needs beside the weights (model-spec §5 sizes).
+// Bytes of memory a library of `tokens` needs beside the weights (docs/model.md §5 sizes).
 qint64 stateBytesFor(qint64 tokens, qint64 sparseLayers, qint64 kvHeads, qint64 headDim);
 
 }  // namespace quire::ui

@@ -1,7 +1,11 @@
 #include "library_db.h"
 
+#include "journal_guard.h"
+
 #include <QDateTime>
 #include <QFile>
+#include <QFileInfo>
+#include <QUrl>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QThread>
@@ -149,6 +153,13 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     std::unique_ptr<LibraryDb> db(new LibraryDb());
     db->path_ = path;
     db->connectionPrefix_ = "quire-" + QUuid::createUuid().toString(QUuid::WithoutBraces);
+    // A read-only file or folder (a read-only mount, a shared archive) is opened for reading only;
+    // writes are refused with a message that says so.
+    const QFileInfo file(path);
+    db->folderWritable_ = QFileInfo(file.absolutePath()).isWritable();
+    db->readOnly_ = (file.exists() && !file.isWritable()) || !db->folderWritable_;
+    if (db->readOnly_ && !file.exists())
+        return Status(ErrorCode::io_error, (file.absolutePath() + " is read-only and holds no Quire library yet").toStdString());
     QSqlDatabase c = db->db();
     if (!c.isOpen())
         return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + db->openError_ + ")").toStdString());
@@ -161,16 +172,38 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
             return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
     }
     {
-        QSqlQuery version(c);
-        if (!version.exec("PRAGMA user_version") || !version.next())
-            return dbError("cannot read the schema version of " + path, version.lastError());
-        if (version.value(0).toInt() > kSchemaVersion)
-            return Status(ErrorCode::unsupported, (path + " was written by a newer Quire (schema " + version.value(0).toString() +
+        QSqlQuery tables(c);
+        if (!tables.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"))
+            return dbError("cannot list the tables of " + path, tables.lastError());
+        QStringList names;
+        while (tables.next()) names << tables.value(0).toString();
+        if (!names.isEmpty() && !names.contains("libraries"))
+            return Status(ErrorCode::invalid_argument,
+                          (path + " is an SQLite database of another program (tables: " + names.join(", ") +
+                           "); Quire leaves it untouched: choose another data folder (--data-dir)")
+                              .toStdString());
+    }
+    int version = 0;
+    {
+        QSqlQuery q(c);
+        if (!q.exec("PRAGMA user_version") || !q.next()) return dbError("cannot read the schema version of " + path, q.lastError());
+        version = q.value(0).toInt();
+        if (version > kSchemaVersion)
+            return Status(ErrorCode::unsupported, (path + " was written by a newer Quire (schema " + QString::number(version) +
                                                    "); this version reads schema " + QString::number(kSchemaVersion))
                                                       .toStdString());
     }
+    if (db->readOnly_) {
+        if (version < kSchemaVersion)
+            return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
+                                                       "before reading it")
+                                                   .toStdString());
+        return db;
+    }
     QUIRE_TRY(db->exec("PRAGMA journal_mode=WAL"));
     QUIRE_TRY(db->migrate());
+    // A new database switched to WAL only now: record the journal files this connection uses.
+    if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
     return db;
 }
 
@@ -178,9 +211,55 @@ LibraryDb::~LibraryDb() {
     const QStringList names = QSqlDatabase::connectionNames();
     for (const QString& n : names)
         if (n.startsWith(connectionPrefix_)) {
-            { QSqlDatabase::database(n, false).close(); }
+            {
+                QSqlDatabase c = QSqlDatabase::database(n, false);
+                if (journalIsStale(n)) disableCheckpointOnClose(c);  // never checkpoint a stale journal over others' work
+                c.close();
+            }
             QSqlDatabase::removeDatabase(n);
         }
+}
+
+QString LibraryDb::connectionName() const {
+    return connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
+}
+
+void LibraryDb::rememberJournal() const {
+    if (readOnly_) return;
+    const JournalFiles now = journalFiles(path_);
+    std::lock_guard lock(journalsMutex_);
+    if (now.present) journals_[connectionName()] = now;
+}
+
+bool LibraryDb::journalIsStale(const QString& connection) const {
+    std::lock_guard lock(journalsMutex_);
+    const auto it = journals_.find(connection);
+    return it != journals_.end() && !(journalFiles(path_) == it->second);
+}
+
+Status LibraryDb::beforeWrite() {
+    if (readOnly_)
+        return Status(ErrorCode::io_error, (path_ + " is read-only (the file or its folder cannot be written): Quire can read this "
+                                                    "library but not change it")
+                                               .toStdString());
+    const QString name = connectionName();
+    if (!journalIsStale(name)) return Status::ok();
+    // The -wal or -shm file was deleted or replaced since this connection opened it: what it would
+    // write goes to a journal no other process sees, and closing it normally would checkpoint that
+    // journal's old pages over their work. Drop it without a checkpoint and open a fresh one.
+    {
+        QSqlDatabase stale = QSqlDatabase::database(name, false);
+        disableCheckpointOnClose(stale);
+        stale.close();
+    }
+    QSqlDatabase::removeDatabase(name);
+    {
+        std::lock_guard lock(journalsMutex_);
+        journals_.erase(name);
+    }
+    QSqlDatabase fresh = db();
+    if (!fresh.isOpen()) return Status(ErrorCode::io_error, ("cannot reopen " + path_ + ": " + openError_).toStdString());
+    return Status::ok();
 }
 
 QSqlDatabase LibraryDb::db() const {
@@ -188,8 +267,16 @@ QSqlDatabase LibraryDb::db() const {
     const QString name = connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
     if (QSqlDatabase::contains(name)) return QSqlDatabase::database(name);
     QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", name);
-    c.setDatabaseName(path_);
-    c.setConnectOptions("QSQLITE_BUSY_TIMEOUT=10000");
+    if (readOnly_) {
+        // In a folder that cannot be written SQLite cannot create the -shm file a WAL database needs
+        // to be read; "immutable" reads the file as it is, without locks (no one can write there).
+        const QString uri = "file:" + QString::fromLatin1(QUrl::toPercentEncoding(QFileInfo(path_).absoluteFilePath(), "/"));
+        c.setDatabaseName(uri + (folderWritable_ ? "?mode=ro" : "?mode=ro&immutable=1"));
+        c.setConnectOptions("QSQLITE_OPEN_READONLY;QSQLITE_OPEN_URI;QSQLITE_BUSY_TIMEOUT=10000");
+    } else {
+        c.setDatabaseName(path_);
+        c.setConnectOptions("QSQLITE_BUSY_TIMEOUT=10000");
+    }
     if (c.open()) {
         QSqlQuery q(c);
         // A connection without these settings must not be used: close it, so that every statement on
@@ -197,6 +284,8 @@ QSqlDatabase LibraryDb::db() const {
         if (!q.exec("PRAGMA foreign_keys=ON") || !q.exec("PRAGMA synchronous=FULL")) {
             openError_ = q.lastError().text();
             c.close();
+        } else if (q.exec("SELECT count(*) FROM sqlite_master") && q.next()) {
+            rememberJournal();  // the read opened the journal files this connection will use
         }
     } else {
         openError_ = c.lastError().text();
@@ -263,6 +352,7 @@ Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& syst
     for (const QChar c : name)
         if (c.category() == QChar::Other_Control)
             return Status(ErrorCode::invalid_argument, "a library name cannot contain a line break, a tab or another control character");
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
     q.addBindValue(name);
@@ -295,6 +385,7 @@ Result<QList<LibraryRow>> LibraryDb::libraries() {
 }
 
 Status LibraryDb::deleteLibrary(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM libraries WHERE id = ?");
     q.addBindValue(id);
@@ -302,6 +393,7 @@ Status LibraryDb::deleteLibrary(qint64 id) {
 }
 
 Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
+    QUIRE_TRY(beforeWrite());
     QSqlDatabase c = db();
     QUIRE_TRY(beginWrite(c, "add source"));
     auto fail = [&](const Status& st) {
@@ -355,6 +447,7 @@ Result<QString> LibraryDb::sourceText(qint64 sourceId) {
 }
 
 Status LibraryDb::removeSource(qint64 sourceId) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM sources WHERE id = ?");
     q.addBindValue(sourceId);
@@ -362,6 +455,7 @@ Status LibraryDb::removeSource(qint64 sourceId) {
 }
 
 Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE sources SET token_count = ? WHERE id = ?");
     q.addBindValue(tokens);
@@ -370,6 +464,7 @@ Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
 }
 
 Result<qint64> LibraryDb::createChat(qint64 libraryId, const QString& title) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
     q.addBindValue(libraryId);
@@ -402,6 +497,7 @@ Result<QList<ChatRow>> LibraryDb::chats(qint64 libraryId) {
 }
 
 Status LibraryDb::setChatState(qint64 chatId, const QString& statePath, qint64 tokens) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE chats SET state_path = ?, state_tokens = ? WHERE id = ?");
     q.addBindValue(sqlText(statePath));
@@ -411,6 +507,11 @@ Status LibraryDb::setChatState(qint64 chatId, const QString& statePath, qint64 t
 }
 
 Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
+    QUIRE_TRY(beforeWrite());
+    return insertMessage(m);
+}
+
+Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     QSqlQuery q(db());
     q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second) VALUES(?, ?, ?, ?, ?, ?, ?)");
     q.addBindValue(m.chatId);
@@ -426,6 +527,7 @@ Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
 
 Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
                                         const MessageRow& answer) {
+    QUIRE_TRY(beforeWrite());
     QSqlDatabase c = db();
     QUIRE_TRY(beginWrite(c, "record chat"));
     auto fail = [&](const Status& st) {
@@ -443,7 +545,7 @@ Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const 
     }
     for (MessageRow m : {question, answer}) {
         m.chatId = chatId;
-        if (auto id = addMessage(m); !id) return fail(id.status());
+        if (auto id = insertMessage(m); !id) return fail(id.status());
     }
     QUIRE_TRY(commitWrite(c, "record chat"));
     return chatId;
@@ -462,6 +564,7 @@ Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
 }
 
 Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
+    QUIRE_TRY(beforeWrite());
     // One row per file: a second save of the same state (two processes reading one library) updates it.
     QSqlQuery q(db());
     q.prepare("INSERT INTO prefix_states(library_id, path, model_fingerprint, token_hash, token_count, bytes, last_used) VALUES(?, ?, ?, ?, ?, ?, ?)"
@@ -469,9 +572,9 @@ Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {
               " token_hash = excluded.token_hash, token_count = excluded.token_count, bytes = excluded.bytes, last_used = excluded.last_used"
               " RETURNING id");
     q.addBindValue(r.libraryId);
-    q.addBindValue(r.path);
-    q.addBindValue(r.modelFingerprint);
-    q.addBindValue(r.tokenHash);
+    q.addBindValue(sqlText(r.path));
+    q.addBindValue(sqlText(r.modelFingerprint));
+    q.addBindValue(sqlText(r.tokenHash));
     q.addBindValue(r.tokenCount);
     q.addBindValue(r.bytes);
     q.addBindValue(nowIso());
@@ -500,6 +603,7 @@ Result<QList<PrefixStateRow>> LibraryDb::allPrefixStates() {
 }
 
 Status LibraryDb::touchPrefixState(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("UPDATE prefix_states SET last_used = ? WHERE id = ?");
     q.addBindValue(nowIso());
@@ -508,6 +612,7 @@ Status LibraryDb::touchPrefixState(qint64 id) {
 }
 
 Status LibraryDb::deletePrefixState(qint64 id) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("DELETE FROM prefix_states WHERE id = ?");
     q.addBindValue(id);
@@ -523,6 +628,7 @@ Result<QString> LibraryDb::setting(const QString& key) {
 }
 
 Status LibraryDb::setSetting(const QString& key, const QString& value) {
+    QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     q.addBindValue(key);

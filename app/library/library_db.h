@@ -9,8 +9,11 @@
 #include <QString>
 #include <QStringList>
 
+#include <map>
+#include <mutex>
 #include <optional>
 
+#include "library/journal_guard.h"
 #include "status.h"
 
 namespace quire::app {
@@ -80,6 +83,8 @@ public:
     LibraryDb& operator=(const LibraryDb&) = delete;
 
     const QString& path() const { return path_; }
+    // The file or its folder cannot be written: reading works, every write fails saying so.
+    bool readOnly() const { return readOnly_; }
     Status integrityCheck();
 
     Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
@@ -118,11 +123,22 @@ public:
 private:
     LibraryDb() = default;
     QSqlDatabase db() const;
+    QString connectionName() const;  // this thread's connection
     Status migrate();
     Status exec(const QString& sql);
+    Result<qint64> insertMessage(const MessageRow& message);
+    // Every write starts here: refused when read-only; a connection whose journal files were deleted
+    // or replaced is dropped without a checkpoint and reopened (see journal_guard.h).
+    Status beforeWrite();
+    void rememberJournal() const;
+    bool journalIsStale(const QString& connection) const;
 
     QString path_;
     QString connectionPrefix_;
+    bool readOnly_ = false;
+    bool folderWritable_ = true;
+    mutable std::map<QString, JournalFiles> journals_;  // connection -> the journal files it opened
+    mutable std::mutex journalsMutex_;                   // connections live on several threads
     mutable QString openError_;  // why the last connection could not be opened
 };
 

@@ -109,8 +109,9 @@ Result<AssembledContext> SessionService::assemble(const LibraryRow& library) {
     auto ctx = assembleContext(*tok, library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt, parts,
                                options_.contextLimit, options_.conversationReserve);
     if (!ctx) return ctx.status();
-    for (const ContextPiece& p : ctx->pieces)
-        if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
+    if (!db_.readOnly())  // token counts are a convenience for listings: a read-only library goes without
+        for (const ContextPiece& p : ctx->pieces)
+            if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
     return ctx;
 }
 
@@ -244,6 +245,8 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
 
 Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& question, const AskOptions& o) {
     if (question.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "the question is empty");
+    if (db_.readOnly())  // refused before the work: the answer could not be recorded
+        return Status(ErrorCode::io_error, (db_.path() + " is read-only: a question and its answer cannot be recorded").toStdString());
     const EngineCounters before = engine_.counters();
     AskResult result;
     ReadResult info;

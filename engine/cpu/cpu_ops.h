@@ -1,5 +1,5 @@
 #pragma once
-// The per-token operations of the forward pass (model-spec §2) on fp32 buffers. `round` says
+// The per-token operations of the forward pass (docs/model.md §2) on fp32 buffers. `round` says
 // whether results are rounded to bf16 the way torch's bf16 tensors are (Precision::bf16).
 
 #include <cstdint>
@@ -16,10 +16,10 @@ void round_rows(float* x, int64_t n, bool round);
 void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, const uint16_t* w, int64_t out,
                  float* y, bool round);
 
-// RMSNorm over rows of width n (model-spec §2.2): y = round(round(x * rsqrt(mean(x^2) + eps)) * w).
+// RMSNorm over rows of width n (docs/model.md §2.2): y = round(round(x * rsqrt(mean(x^2) + eps)) * w).
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, double eps, float* y, bool round);
 
-// Non-interleaved RoPE on [tokens, heads, dim] at absolute positions pos0.. (model-spec §2.3).
+// Non-interleaved RoPE on [tokens, heads, dim] at absolute positions pos0.. (docs/model.md §2.3).
 void rope(float* x, int64_t tokens, int64_t heads, int64_t dim, int64_t pos0, double theta, bool round);
 
 // out = round(round(silu(gate)) * up) elementwise (SwiGLU before down_proj).

@@ -23,6 +23,7 @@ public:
     int64_t length() const override { return static_cast<int64_t>(tokens_.size()); }
     const std::vector<int32_t>& tokens() const override { return tokens_; }
     std::unique_ptr<Sequence> fork() const override;
+    int64_t sparse_from() const override { return sparse_from_; }
 
     std::vector<int32_t> tokens_;
     std::vector<std::vector<float>> lightning_;  // indexed by lightning layer ordinal

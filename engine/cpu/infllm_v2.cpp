@@ -9,26 +9,7 @@
 
 namespace quire::cpu {
 
-SparseGeometry SparseGeometry::from(const ModelConfig& c) {
-    SparseGeometry g;
-    g.kv_heads = c.num_key_value_heads;
-    g.head_dim = c.head_dim;
-    g.group = c.gqa_group();
-    g.block = c.sparse.block_size;
-    g.c1_kernel = c.sparse.kernel_size;
-    g.c1_stride = c.sparse.kernel_stride;
-    g.c2_kernel = c.sparse.c2_kernel();
-    g.c2_stride = c.sparse.c2_stride();
-    g.init_blocks = c.sparse.init_blocks;
-    g.local_blocks = c.sparse.local_blocks();
-    g.total_topk = c.sparse.effective_topk();
-    return g;
-}
-
 namespace {
-int64_t entries_for(int64_t n_keys, int64_t kernel, int64_t stride) {
-    return n_keys < kernel ? 0 : (n_keys - kernel) / stride + 1;
-}
 
 void append_means(const PagedRows& k, int64_t target, int64_t kernel, int64_t stride, bool round, PagedRows& c) {
     std::vector<float> acc(static_cast<size_t>(k.width()));
@@ -47,12 +28,12 @@ void append_means(const PagedRows& k, int64_t target, int64_t kernel, int64_t st
 
 void update_compressed_keys(const PagedRows& k, int64_t n_keys, const SparseGeometry& g, bool round, PagedRows& c1,
                             PagedRows& c2) {
-    append_means(k, entries_for(n_keys, g.c1_kernel, g.c1_stride), g.c1_kernel, g.c1_stride, round, c1);
-    append_means(k, entries_for(n_keys, g.c2_kernel, g.c2_stride), g.c2_kernel, g.c2_stride, round, c2);
+    append_means(k, g.c1_entries(n_keys), g.c1_kernel, g.c1_stride, round, c1);
+    append_means(k, g.c2_entries(n_keys), g.c2_kernel, g.c2_stride, round, c2);
 }
 
-int64_t visible_c1(int64_t p, const SparseGeometry& g) { return entries_for(p + 1, g.c1_kernel, g.c1_stride); }
-int64_t visible_c2(int64_t p, const SparseGeometry& g) { return entries_for(p + 1, g.c2_kernel, g.c2_stride); }
+int64_t visible_c1(int64_t p, const SparseGeometry& g) { return g.c1_entries(p + 1); }
+int64_t visible_c2(int64_t p, const SparseGeometry& g) { return g.c2_entries(p + 1); }
 
 void stage1_scores(const float* q, const PagedRows& c1, const PagedRows& c2, int64_t kv, int64_t p,
                    const SparseGeometry& g, bool round, std::vector<float>& scores) {

@@ -1,5 +1,5 @@
 #pragma once
-// InfLLM-v2 block selection for sparse layers (model-spec §3.2-3.5), per query position p and KV
+// InfLLM-v2 block selection for sparse layers (docs/model.md §3.2-3.5), per query position p and KV
 // group, with absolute positions and the "clean" causal rule (a compressed key is visible when its
 // whole window lies at or before p):
 //   C1[i] = mean K[16i .. 16i+31],  C2[j] = mean K[64j .. 64j+127]        (bf16-rounded means)
@@ -14,15 +14,11 @@
 
 #include "cpu/paged_rows.h"
 #include "model_config.h"
+#include "sala_geometry.h"
 
 namespace quire::cpu {
 
-struct SparseGeometry {
-    int64_t kv_heads = 0, head_dim = 0, group = 0;
-    int64_t block = 64, c1_kernel = 32, c1_stride = 16, c2_kernel = 128, c2_stride = 64;
-    int64_t init_blocks = 1, local_blocks = 32, total_topk = 96;
-    static SparseGeometry from(const ModelConfig& c);
-};
+using quire::SparseGeometry;  // sala_geometry.h
 
 // Appends the C1/C2 entries that the first `n_keys` keys complete (keys are rows of k).
 void update_compressed_keys(const PagedRows& k, int64_t n_keys, const SparseGeometry& g, bool round, PagedRows& c1,

@@ -1,5 +1,5 @@
 #pragma once
-// Lightning attention = simple gated linear attention with a fixed per-head decay (model-spec §4).
+// Lightning attention = simple gated linear attention with a fixed per-head decay (docs/model.md §4).
 //   S_h <- gamma_h * S_h + k_t (outer) v_t ;   o_t = s * q_t^T S_h     (current token included)
 // computed in the chunked form over chunks aligned to absolute multiples of 64 (a one-token call is
 // exactly the recurrence). fp32 state and arithmetic.

@@ -67,26 +67,39 @@ void attend_tile(std::vector<TileQuery>& queries, const SparseLayerState& state,
         }
 }
 
+std::vector<std::vector<int64_t>> select_sparse_blocks(ThreadPool& pool, const float* q, int64_t tokens, int64_t pos0,
+                                                       int64_t first_sparse, const SparseLayerState& state, const SparseGeometry& g,
+                                                       bool round, const SelectionProbe* probe) {
+    const int64_t heads = g.kv_heads * g.group, d = g.head_dim;
+    const int64_t count = std::max<int64_t>(0, tokens - first_sparse);
+    std::vector<std::vector<int64_t>> selected(static_cast<size_t>(count * g.kv_heads));
+    pool.parallel_for(count * g.kv_heads, [&](int64_t item) {
+        const int64_t t = first_sparse + item / g.kv_heads, kv = item % g.kv_heads, p = pos0 + t;
+        thread_local std::vector<float> scores;
+        stage1_scores(q + (t * heads + kv * g.group) * d, state.c1, state.c2, kv, p, g, round, scores);
+        float margin = 0;
+        selected[static_cast<size_t>(item)] = select_blocks(scores, p, g, &margin);
+        if (probe) (*probe)(p, kv, selected[static_cast<size_t>(item)], margin);
+    });
+    return selected;
+}
+
 void sparse_layer_attention(ThreadPool& pool, const float* q, int64_t tokens, int64_t pos0, const SparseLayerState& state,
-                            const SparseGeometry& g, const std::function<bool(int64_t)>& is_sparse, bool round, float* out,
-                            const SelectionProbe* probe) {
+                            const SparseGeometry& g, int64_t first_sparse, const std::vector<std::vector<int64_t>>& selected,
+                            bool round, float* out) {
     const int64_t heads = g.kv_heads * g.group, d = g.head_dim, tile = 64;
     const int64_t tiles = (tokens + tile - 1) / tile;
     pool.parallel_for(tiles * g.kv_heads, [&](int64_t item) {
         const int64_t t0 = (item / g.kv_heads) * tile, kv = item % g.kv_heads;
         const int64_t t1 = std::min(tokens, t0 + tile);
         std::vector<TileQuery> queries(static_cast<size_t>(t1 - t0));
-        thread_local std::vector<float> scores;
         for (int64_t t = t0; t < t1; ++t) {
             TileQuery& tq = queries[static_cast<size_t>(t - t0)];
             tq.p = pos0 + t;
             tq.q_group = q + (t * heads + kv * g.group) * d;
             tq.out_group = out + (t * heads + kv * g.group) * d;
-            if (is_sparse(tq.p)) {
-                stage1_scores(tq.q_group, state.c1, state.c2, kv, tq.p, g, round, scores);
-                float margin = 0;
-                tq.blocks = select_blocks(scores, tq.p, g, &margin);
-                if (probe) (*probe)(tq.p, kv, tq.blocks, margin);
+            if (t >= first_sparse) {
+                tq.blocks = selected[static_cast<size_t>((t - first_sparse) * g.kv_heads + kv)];
             } else {
                 for (int64_t b = 0; b <= tq.p / g.block; ++b) tq.blocks.push_back(b);
             }

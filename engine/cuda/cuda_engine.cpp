@@ -6,20 +6,18 @@
 #include <cstring>
 
 #include "attention_ops.h"
-#include "bf16.h"
 #include "cpu/lightning_attention.h"
-#include "embedding.h"
 #include "gemv.h"
-#include "norm_ops.h"
 #include "random_fill.h"
+#include "cuda/cuda_sala_ops.h"
+#include "cuda/cuda_state_rows.h"
 #include "prefill_loop.h"
-#include "state_file.h"
+#include "sala_forward.h"
 
 namespace quire::cuda {
 
 namespace {
 
-int64_t entries(int64_t n, int64_t kernel, int64_t stride) { return n < kernel ? 0 : (n - kernel) / stride + 1; }
 double gib(int64_t b) { return static_cast<double>(b) / double(1LL << 30); }
 
 CudaSequence& as_cuda(Sequence& s) { return static_cast<CudaSequence&>(s); }
@@ -66,10 +64,22 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
         std::snprintf(msg, sizeof msg, "the model needs %.1f GiB, the GPU has %.1f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
         return Status(ErrorCode::out_of_memory, msg);
     }
+    const SparseGeometry g = SparseGeometry::from(model->config());
+    if (model->config().sparse_layer_count() > 0 &&
+        (g.block != 64 || g.c1_kernel != 32 || g.c1_stride != 16 || (g.head_dim != 64 && g.head_dim != 128) || 16 % g.group != 0))
+        return Status(ErrorCode::unsupported, "the CUDA kernels run InfLLM-v2 with 64-token blocks, C1 windows of 32 keys every 16, head "
+                                              "size 64 or 128 and GQA groups dividing 16; this model has blocks of " + std::to_string(g.block) +
+                                              ", windows of " + std::to_string(g.c1_kernel) + " every " + std::to_string(g.c1_stride) +
+                                              ", head size " + std::to_string(g.head_dim) + ", groups of " + std::to_string(g.group) +
+                                              " (use --backend cpu)");
     std::unique_ptr<CudaEngine> e(new CudaEngine());
     e->model_ = std::move(model);
     e->options_ = options;
+    e->geometry_ = g;
+    if (cudaStreamCreate(&e->stream_) != cudaSuccess) return Status(ErrorCode::device_error, "cannot create a CUDA stream");
+    e->profiler_.set_stream(e->stream_);
     if (cublasCreate(&e->blas_) != CUBLAS_STATUS_SUCCESS) return Status(ErrorCode::device_error, "cuBLAS did not start");
+    cublasSetStream(e->blas_, e->stream_);
     // fp32 accumulation all the way: no reduced-precision split-K reductions.
     cublasSetMathMode(e->blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     QUIRE_TRY(e->upload());
@@ -78,6 +88,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
 
 CudaEngine::~CudaEngine() {
     if (blas_) cublasDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
 }
 
 Status CudaEngine::upload() {
@@ -128,7 +139,7 @@ Status CudaEngine::upload() {
 int64_t CudaEngine::state_bytes(int64_t tokens) const {
     const ModelConfig& c = model_->config();
     const int64_t width = c.num_key_value_heads * c.head_dim * 2;
-    const int64_t per_layer = 2 * tokens * width + (entries(tokens, 32, 16) + entries(tokens, 128, 64)) * width;
+    const int64_t per_layer = 2 * tokens * width + (geometry_.c1_entries(tokens) + geometry_.c2_entries(tokens)) * width;
     return c.sparse_layer_count() * per_layer + c.lightning_layer_count() * c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim * 4;
 }
 
@@ -175,7 +186,7 @@ Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
     // A few tokens (decode): a weight-streaming GEMV beats cuBLAS's small-n GEMM.
     if (tokens <= kernels::kGemvMaxTokens && w.cols % 8 == 0)
-        return check(kernels::launch_gemv_bf16(w.data.get(), w.rows, w.cols, x, tokens, y, nullptr), "GEMV");
+        return check(kernels::launch_gemv_bf16(w.data.get(), w.rows, w.cols, x, tokens, y, stream_), "GEMV");
     // Row-major y[tokens, rows] = x[tokens, cols] . W[rows, cols]^T, as column-major y^T = W . x^T.
     const float one = 1.0f, zero = 0.0f;
     const cublasStatus_t s = cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(tokens),
@@ -189,20 +200,14 @@ Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint
 std::unique_ptr<Sequence> CudaEngine::new_sequence() {
     cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     const ModelConfig& c = model_->config();
-    return std::make_unique<CudaSequence>(c.num_key_value_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim,
-                                          c.lightning_layer_count(), c.sparse_layer_count());
+    return std::make_unique<CudaSequence>(geometry_, c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim, c.lightning_layer_count(),
+                                          c.sparse_layer_count());
 }
 
-Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
-                           std::vector<std::vector<float>>* logits) {
-    CudaSequence& seq = as_cuda(s);
+Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse, int64_t logit_rows) {
     const ModelConfig& c = model_->config();
-    const int64_t H = c.hidden_size, pos0 = seq.length();
-    if (!seq.valid_) return Status(ErrorCode::out_of_memory, "the GPU had no room for this sequence's Lightning states");
-    for (int64_t t = 0; t < n; ++t)
-        if (ids[t] < 0 || ids[t] >= c.vocab_size)
-            return Status(ErrorCode::invalid_argument, "token id " + std::to_string(ids[t]) + " is outside the vocabulary");
-    // Memory plan for this step, before allocating anything (after a prefill's plan, nothing grows).
+    const int64_t pos0 = seq.length();
+    // Memory for this step, before allocating anything (after a prefill's plan, nothing grows).
     const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
     const int64_t need = grow + workspace_growth(n, pos0 + n);
     if (need > 0) {
@@ -216,132 +221,40 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     }
     QUIRE_TRY(seq.reserve(pos0 + n));
     QUIRE_TRY(ensure_workspace(n, pos0 + n));
-    uint16_t *x = ws_.x.get(), *h = ws_.h.get(), *a = ws_.a.get();
-    uint16_t *b0 = ws_.b0.get(), *b1 = ws_.b1.get(), *b2 = ws_.b2.get(), *b3 = ws_.b3.get(), *b4 = ws_.b4.get();
-// A kernel launch (an expression giving cudaError_t) timed under its category when profiling.
-#define QUIRE_LAUNCH(op, what, ...) QUIRE_TRY(profiler_.time(op, [&] { return check((__VA_ARGS__), what); }))
-    auto gemm_t = [&](const uint16_t* in, const Matrix& w, uint16_t* out) { return profiler_.time(Op::gemm, [&] { return gemm(in, n, w, out); }); };
-
-    QUIRE_TRY(check(cudaMemcpy(ws_.ids.get(), ids, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice), "token ids"));
-    QUIRE_LAUNCH(Op::embedding, "embedding", kernels::launch_embedding(embed_.data.get(), c.vocab_size, H, ws_.ids.get(), n, static_cast<float>(c.scale_emb), x, nullptr));
-    const float r = static_cast<float>(c.residual_scale());
-    const float eps = static_cast<float>(c.rms_norm_eps);
-
-    // Which queries of this chunk are sparse: a suffix of it under either regime rule.
-    int64_t first_sparse = n;
-    for (int64_t t = 0; t < n; ++t) {
-        const bool sp = options_.regime == RegimeRule::per_query ? pos0 + t + 1 >= c.sparse.dense_len : request_end >= c.sparse.dense_len;
-        if (sp) {
-            first_sparse = t;
-            break;
+    // Scratch of the step's kernels: stage 1 and attention of a few queries take split paths.
+    if (c.sparse_layer_count() > 0) {
+        const SparseGeometry& g = geometry_;
+        if (first_sparse < n) {
+            const int64_t scratch = kernels::stage1_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.group);
+            if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
+        }
+        if (kernels::decode_attention_applies(n, g.kv_heads, g.group)) {
+            const int64_t scratch = kernels::decode_attention_scratch_floats(n, g.kv_heads, g.group, g.head_dim);
+            if (scratch > ws_.attention_scratch.size()) QUIRE_TRY(check(ws_.attention_scratch.allocate(scratch), "attention scratch"));
         }
     }
-    const int64_t topk = c.sparse.effective_topk();
+    if (ws_.logits.size() < logit_rows * c.vocab_size) QUIRE_TRY(check(ws_.logits.allocate(logit_rows * c.vocab_size), "logits"));
+    return Status::ok();
+}
 
-    for (size_t l = 0; l < layers_.size(); ++l) {
-        const Layer& L = layers_[l];
-        if (l == 0) QUIRE_LAUNCH(Op::norms, "input norm", kernels::launch_rms_norm(x, L.input_norm.get(), n, H, eps, h, nullptr));
-        if (!L.sparse) {
-            const int64_t nh = c.lightning_nh, d = c.lightning_head_dim, width = nh * d;
-            QUIRE_TRY(gemm_t(h, L.q, b0));
-            QUIRE_TRY(gemm_t(h, L.k, b1));
-            QUIRE_TRY(gemm_t(h, L.v, b2));
-            if (L.q_norm.size()) {
-                QUIRE_LAUNCH(Op::norms, "q norm", kernels::launch_rms_norm(b0, L.q_norm.get(), n * nh, d, eps, b0, nullptr));
-                QUIRE_LAUNCH(Op::norms, "k norm", kernels::launch_rms_norm(b1, L.k_norm.get(), n * nh, d, eps, b1, nullptr));
-            }
-            if (c.lightning_use_rope) {
-                QUIRE_LAUNCH(Op::norms, "rope", kernels::launch_rope(b0, n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr));
-                QUIRE_LAUNCH(Op::norms, "rope", kernels::launch_rope(b1, n, nh, d, pos0, static_cast<float>(c.rope_theta), nullptr));
-            }
-            QUIRE_LAUNCH(Op::lightning, "lightning", kernels::launch_lightning(b0, b1, b2, n, pos0, nh, d, d, slopes_.get(),
-                                                                     seq.lightning_[static_cast<size_t>(slot_[l])].get(), b3, nullptr));
-            if (L.o_norm.size()) QUIRE_LAUNCH(Op::norms, "o norm", kernels::launch_rms_norm(b3, L.o_norm.get(), n, width, eps, b3, nullptr));
-            if (L.gate.data.get()) {
-                QUIRE_TRY(gemm_t(h, L.gate, b4));
-                QUIRE_LAUNCH(Op::norms, "gate", kernels::launch_sigmoid_gate(b3, b4, n * width, nullptr));
-            }
-            QUIRE_TRY(gemm_t(b3, L.o, a));
-        } else {
-            const int64_t kv = c.num_key_value_heads, d = c.head_dim, G = c.gqa_group(), width = kv * d, qw = c.num_attention_heads * d;
-            LayerCache& st = seq.kv_[static_cast<size_t>(slot_[l])];
-            QUIRE_TRY(gemm_t(h, L.q, b0));
-            QUIRE_TRY(gemm_t(h, L.k, st.own->k.get() + (pos0 - st.base_rows) * width));  // straight into the cache
-            QUIRE_TRY(gemm_t(h, L.v, st.own->v.get() + (pos0 - st.base_rows) * width));
-            const int64_t n1 = entries(pos0 + n, 32, 16), n2 = entries(pos0 + n, 128, 64);
-            QUIRE_LAUNCH(Op::kv_cache, "C1", kernels::launch_compress_keys(st.k(), width, 32, 16, st.n1, n1 - st.n1, st.own->c1.get() + (st.n1 - st.base_n1) * width, nullptr));
-            QUIRE_LAUNCH(Op::kv_cache, "C2", kernels::launch_compress_keys(st.k(), width, 128, 64, st.n2, n2 - st.n2, st.own->c2.get() + (st.n2 - st.base_n2) * width, nullptr));
-            st.n1 = n1;
-            st.n2 = n2;
-            if (first_sparse < n) {
-                const int64_t ts = n - first_sparse, p_first = pos0 + first_sparse;
-                const int64_t stride = (pos0 + n - 1) / 64 + 1;
-                const int64_t scratch = kernels::stage1_scratch_floats(ts, p_first, kv, G);
-                if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
-                QUIRE_LAUNCH(Op::stage1, "stage 1", kernels::launch_stage1_blocks(b0 + first_sparse * qw, st.c1(), st.c2(), ts, p_first, kv, G, d,
-                                                                          stride, ws_.block_scores.get(), ws_.stage1_scratch.get(),
-                                                                          ws_.stage1_scratch.size(), nullptr));
-                QUIRE_LAUNCH(Op::selection, "block selection", kernels::launch_select_blocks(ws_.block_scores.get(), ts, p_first, kv, stride, c.sparse.init_blocks,
-                                                                             c.sparse.local_blocks(), topk, ws_.selected.get(), nullptr));
-                if (seq.sparse_from_ < 0) seq.sparse_from_ = p_first;
-            }
-            if (kernels::decode_attention_applies(n, kv, G)) {
-                const int64_t scratch = kernels::decode_attention_scratch_floats(n, kv, G, d);
-                if (scratch > ws_.attention_scratch.size()) QUIRE_TRY(check(ws_.attention_scratch.allocate(scratch), "attention scratch"));
-                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_decode_attention(b0, st.k(), st.v(), n, pos0, kv, d, ws_.selected.get(),
-                                                                                first_sparse, topk, ws_.attention_scratch.get(), b3, nullptr));
-            } else {
-                QUIRE_LAUNCH(Op::attention, "attention", kernels::launch_block_attention(b0, st.k(), st.v(), n, pos0, kv, G, d, ws_.selected.get(),
-                                                                               first_sparse, topk, b3, nullptr));
-            }
-            if (L.gate.data.get()) {
-                QUIRE_TRY(gemm_t(h, L.gate, b4));
-                QUIRE_LAUNCH(Op::norms, "gate", kernels::launch_sigmoid_gate(b3, b4, n * qw, nullptr));
-            }
-            QUIRE_TRY(gemm_t(b3, L.o, a));
-        }
-        QUIRE_LAUNCH(Op::norms, "residual + post norm", kernels::launch_add_rms_norm(x, a, r, L.post_norm.get(), n, H, eps, h, nullptr));
-        QUIRE_TRY(gemm_t(h, L.mlp_gate, b0));
-        QUIRE_TRY(gemm_t(h, L.mlp_up, b1));
-        QUIRE_LAUNCH(Op::norms, "swiglu", kernels::launch_silu_mul(b0, b1, n * c.intermediate_size, b0, nullptr));
-        QUIRE_TRY(gemm_t(b0, L.mlp_down, a));
-        // The layer's last residual add, fused with the next layer's input norm where there is one.
-        if (l + 1 < layers_.size())
-            QUIRE_LAUNCH(Op::norms, "residual + input norm",
-                         kernels::launch_add_rms_norm(x, a, r, layers_[l + 1].input_norm.get(), n, H, eps, h, nullptr));
-        else
-            QUIRE_LAUNCH(Op::norms, "residual", kernels::launch_residual_add(x, a, r, n * H, nullptr));
-    }
-    seq.tokens_.insert(seq.tokens_.end(), ids, ids + n);
+Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
+                           std::vector<std::vector<float>>* logits) {
+    CudaSequence& seq = as_cuda(s);
+    if (!seq.valid_) return Status(ErrorCode::out_of_memory, "the GPU had no room for this sequence's Lightning states");
+    StepShape step;
+    step.n = n;
+    step.pos0 = seq.length();
+    step.first_sparse = first_sparse_query(geometry_, options_.regime, step.pos0, n, request_end);
+    step.ids = ids;
+    step.logit_rows = rows;
+    QUIRE_TRY(plan_step(seq, n, step.first_sparse, static_cast<int64_t>(rows.size())));
+    CudaSalaOps ops(*this, seq, n);
+    QUIRE_TRY(sala_forward(model_->config(), ops, step, logits));
     counters_.forward_calls++;
-    if (!rows.empty() && logits) {
-        const auto m = static_cast<int64_t>(rows.size());
-        const Matrix& head = lm_head_.data.get() ? lm_head_ : embed_;
-        if (ws_.logits.size() < m * c.vocab_size) QUIRE_TRY(check(ws_.logits.allocate(m * c.vocab_size), "logits"));
-        uint16_t* out = ws_.logits.get();
-        auto head_logits = [&]() -> Status {
-            for (int64_t i = 0; i < m; ++i)
-                if (cudaError_t e = cudaMemcpyAsync(h + i * H, x + rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
-                                                    cudaMemcpyDeviceToDevice, nullptr); e != cudaSuccess)
-                    return check(e, "logit rows");
-            if (Status st = check(kernels::launch_rms_norm(h, final_norm_.get(), m, H, eps, h, nullptr), "final norm"); !st) return st;
-            if (Status st = check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, nullptr), "logit scale"); !st) return st;
-            return gemm(h, m, head, out);
-        };
-        QUIRE_TRY(profiler_.time(Op::logits, head_logits));
-        std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
-        QUIRE_TRY(check(cudaMemcpy(host.data(), out, host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
-        for (int64_t i = 0; i < m; ++i) {
-            std::vector<float> row(static_cast<size_t>(c.vocab_size));
-            for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
-            logits->push_back(std::move(row));
-        }
-    }
-    const Status done = check(cudaDeviceSynchronize(), "forward");
+    const Status done = check(cudaStreamSynchronize(stream_), "forward");
     profiler_.collect();
     return done;
 }
-#undef QUIRE_LAUNCH
 
 Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
     cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
@@ -381,96 +294,28 @@ Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logi
     return Status::ok();
 }
 
-Status CudaEngine::save_state(const Sequence& s, const std::string& path) {
-    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
-    const CudaSequence& seq = as_cuda(s);
-    const ModelConfig& c = model_->config();
-    const StateHeader h = make_state_header(model_->fingerprint(), static_cast<uint32_t>(options_.precision),
-                                            static_cast<uint32_t>(options_.regime), seq.tokens_, seq.sparse_from_);
-    std::vector<StateSection> sections;
-    sections.push_back(make_token_section(seq.tokens_));
-    const int64_t width = seq.width_;
-    // Cache rows: the shared prefix's part, then the sequence's own.
-    auto download = [&](SectionKind kind, uint32_t layer, const kernels::RowSource& src, int64_t rows) -> Status {
-        StateSection sec{kind, layer, SectionDType::bf16, std::vector<uint8_t>(static_cast<size_t>(rows * width * 2))};
-        const int64_t shared = std::min(rows, src.split);
-        if (shared > 0)
-            QUIRE_TRY(staging_.download(sec.bytes.data(), src.base, shared * width * 2));
-        if (rows > shared)
-            QUIRE_TRY(staging_.download(sec.bytes.data() + shared * width * 2, src.own, (rows - shared) * width * 2));
-        sections.push_back(std::move(sec));
-        return Status::ok();
-    };
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-        const auto slot = static_cast<size_t>(slot_[static_cast<size_t>(l)]);
-        const auto layer = static_cast<uint32_t>(l);
-        if (!layers_[static_cast<size_t>(l)].sparse) {
-            StateSection sec{SectionKind::lightning_state, layer, SectionDType::f32, std::vector<uint8_t>(static_cast<size_t>(seq.lightning_[slot].size() * 4))};
-            QUIRE_TRY(staging_.download(sec.bytes.data(), seq.lightning_[slot].get(), static_cast<int64_t>(sec.bytes.size())));
-            sections.push_back(std::move(sec));
-        } else {
-            const LayerCache& st = seq.kv_[slot];
-            QUIRE_TRY(download(SectionKind::sparse_k, layer, st.k(), seq.length()));
-            QUIRE_TRY(download(SectionKind::sparse_v, layer, st.v(), seq.length()));
-            QUIRE_TRY(download(SectionKind::sparse_c1, layer, st.c1(), st.n1));
-            QUIRE_TRY(download(SectionKind::sparse_c2, layer, st.c2(), st.n2));
-        }
-    }
-    return write_state_file(path, h, sections);
-}
-
-Result<std::unique_ptr<Sequence>> CudaEngine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) {
-    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
-    auto loaded = read_state_file(path, {model_->fingerprint(), static_cast<uint32_t>(options_.precision),
-                                          static_cast<uint32_t>(options_.regime), expected_tokens});
-    if (!loaded) return loaded.status();
-    const ModelConfig& c = model_->config();
-    const int64_t N = loaded->header.token_count;
+Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) {
+    const int64_t N = header.token_count;
     auto seq = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(new_sequence().release()));
     if (!seq->valid_) return Status(ErrorCode::out_of_memory, "the GPU has no room for a sequence's Lightning states");
-    QUIRE_TRY(seq->reserve(N));
-    seq->sparse_from_ = loaded->header.sparse_from;
-    const int64_t width = seq->width_;
-    for (const StateSection& sec : loaded->sections) {
-        if (sec.kind == SectionKind::tokens) {
-            seq->tokens_.resize(sec.bytes.size() / 4);
-            std::memcpy(seq->tokens_.data(), sec.bytes.data(), sec.bytes.size());
-            continue;
-        }
-        if (sec.layer >= static_cast<uint32_t>(c.num_hidden_layers))
-            return Status(ErrorCode::state_malformed, path + ": a section names a layer this model does not have");
-        const auto slot = static_cast<size_t>(slot_[sec.layer]);
-        const bool sparse = layers_[sec.layer].sparse;
-        if (sec.kind == SectionKind::lightning_state) {
-            if (sparse || sec.dtype != SectionDType::f32 || static_cast<int64_t>(sec.bytes.size()) != seq->lightning_[slot].size() * 4)
-                return Status(ErrorCode::state_malformed, path + ": a Lightning section does not match the model");
-            QUIRE_TRY(staging_.upload(seq->lightning_[slot].get(), sec.bytes.data(), static_cast<int64_t>(sec.bytes.size())));
-            continue;
-        }
-        if (!sparse) return Status(ErrorCode::state_malformed, path + ": KV section for a Lightning layer");
-        LayerCache& st = seq->kv_[slot];  // a loaded sequence owns all its rows
-        const int64_t rows = sec.kind == SectionKind::sparse_c1 ? entries(N, 32, 16) : sec.kind == SectionKind::sparse_c2 ? entries(N, 128, 64) : N;
-        // bf16 as the GPU holds it goes up as it is; fp32 (a CPU engine's state) is rounded on the way.
-        const auto count = static_cast<size_t>(rows * width);
-        uint16_t* dst = sec.kind == SectionKind::sparse_k ? st.own->k.get() : sec.kind == SectionKind::sparse_v ? st.own->v.get()
-                      : sec.kind == SectionKind::sparse_c1 ? st.own->c1.get() : st.own->c2.get();
-        if (sec.dtype == SectionDType::bf16 && sec.bytes.size() == count * 2) {
-            QUIRE_TRY(staging_.upload(dst, sec.bytes.data(), static_cast<int64_t>(count * 2)));
-        } else if (sec.dtype == SectionDType::f32 && sec.bytes.size() == count * 4) {
-            std::vector<uint16_t> bf(count);
-            for (size_t i = 0; i < bf.size(); ++i) {
-                float f;
-                std::memcpy(&f, sec.bytes.data() + 4 * i, 4);
-                bf[i] = float_to_bf16(f);
-            }
-            QUIRE_TRY(staging_.upload(dst, bf.data(), static_cast<int64_t>(count * 2)));
-        } else {
-            return Status(ErrorCode::state_malformed, path + ": a KV section has the wrong size");
-        }
-        if (sec.kind == SectionKind::sparse_c1) st.n1 = rows;
-        if (sec.kind == SectionKind::sparse_c2) st.n2 = rows;
+    QUIRE_TRY(seq->reserve(N, /*exact=*/true));
+    seq->tokens_ = std::move(tokens);
+    seq->sparse_from_ = header.sparse_from;
+    for (LayerCache& layer : seq->kv_) {  // a loaded sequence owns all its rows; the codec fills them
+        layer.n1 = geometry_.c1_entries(N);
+        layer.n2 = geometry_.c2_entries(N);
     }
     return std::unique_ptr<Sequence>(std::move(seq));
+}
+
+std::unique_ptr<StateRows> CudaEngine::rows_to_save(const Sequence& s) {
+    cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
+    return std::make_unique<CudaStateRows>(*this, &as_cuda(s), nullptr);
+}
+
+std::unique_ptr<StateRows> CudaEngine::rows_to_load(Sequence& s) {
+    cudaSetDevice(options_.gpu);
+    return std::make_unique<CudaStateRows>(*this, nullptr, &as_cuda(s));
 }
 
 }  // namespace quire::cuda

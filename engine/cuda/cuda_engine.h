@@ -13,8 +13,11 @@
 #include "cuda/op_profiler.h"
 #include "cuda/pinned_staging.h"
 #include "engine.h"
+#include "sala_geometry.h"
 
 namespace quire::cuda {
+
+class CudaSequence;
 
 class CudaEngine : public Engine {
 public:
@@ -27,8 +30,6 @@ public:
     std::unique_ptr<Sequence> new_sequence() override;
     Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) override;
     Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) override;
-    Status save_state(const Sequence& seq, const std::string& path) override;
-    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected_tokens) override;
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
     int64_t state_bytes(int64_t tokens) const;
@@ -37,7 +38,14 @@ public:
     std::vector<std::pair<std::string, double>> profile() const { return profiler_.report(); }
     void reset_profile() { profiler_.reset(); }
 
+protected:
+    std::unique_ptr<StateRows> rows_to_save(const Sequence& seq) override;
+    Result<std::unique_ptr<Sequence>> sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) override;
+    std::unique_ptr<StateRows> rows_to_load(Sequence& seq) override;
+
 private:
+    friend class CudaSalaOps;    // the operations run on the engine's weights, workspace and stream
+    friend class CudaStateRows;  // state rows go through the engine's pinned staging
     CudaEngine() = default;
     struct Matrix {
         DeviceArray<uint16_t> data;
@@ -60,13 +68,18 @@ private:
     Status ensure_workspace(int64_t tokens, int64_t context);
     int64_t workspace_growth(int64_t tokens, int64_t context) const;  // bytes to add; 0 when it fits
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
+    // Plans one step (state rows, workspace, scratch: everything counted and allocated up front),
+    // then runs the model (sala_forward.h) with the CUDA operations.
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
                    std::vector<std::vector<float>>* logits);
+    Status plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse, int64_t logit_rows);
     Status check(cudaError_t e, const char* what) const;
 
     std::shared_ptr<const Model> model_;
     EngineOptions options_;
+    SparseGeometry geometry_;
     cublasHandle_t blas_ = nullptr;
+    cudaStream_t stream_ = nullptr;  // every launch and cuBLAS call of the engine
     Matrix embed_, lm_head_;
     DeviceArray<float> final_norm_;
     DeviceArray<double> slopes_;

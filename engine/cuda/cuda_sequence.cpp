@@ -7,25 +7,25 @@ namespace quire::cuda {
 
 namespace {
 
-int64_t entries(int64_t n, int64_t kernel, int64_t stride) { return n < kernel ? 0 : (n - kernel) / stride + 1; }
-
 bool copy_rows(uint16_t* dst, const uint16_t* src, int64_t rows, int64_t width) {
     if (rows <= 0) return true;
     return cudaMemcpy(dst, src, static_cast<size_t>(rows * width) * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
 }
 
 // Own arrays for rows [base_rows, capacity) and the compressed entries past the shared ones.
-bool allocate_own(CacheArrays& a, const LayerCache& layer, int64_t capacity, int64_t width) {
+bool allocate_own(CacheArrays& a, const LayerCache& layer, int64_t capacity, const SparseGeometry& g) {
+    const int64_t width = g.kv_heads * g.head_dim;
     const int64_t rows = std::max<int64_t>(1, capacity - layer.base_rows);
-    const int64_t e1 = std::max<int64_t>(1, entries(capacity, 32, 16) - layer.base_n1);
-    const int64_t e2 = std::max<int64_t>(1, entries(capacity, 128, 64) - layer.base_n2);
+    const int64_t e1 = std::max<int64_t>(1, g.c1_entries(capacity) - layer.base_n1);
+    const int64_t e2 = std::max<int64_t>(1, g.c2_entries(capacity) - layer.base_n2);
     return a.k.allocate(rows * width) == cudaSuccess && a.v.allocate(rows * width) == cudaSuccess &&
            a.c1.allocate(e1 * width) == cudaSuccess && a.c2.allocate(e2 * width) == cudaSuccess;
 }
 
 }  // namespace
 
-CudaSequence::CudaSequence(int64_t width, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers) : width_(width) {
+CudaSequence::CudaSequence(const SparseGeometry& geometry, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers)
+    : geometry_(geometry), width_(geometry.kv_heads * geometry.head_dim) {
     cudaGetDevice(&device_);
     lightning_.resize(static_cast<size_t>(lightning_layers));
     for (auto& s : lightning_) {
@@ -41,7 +41,7 @@ CudaSequence::CudaSequence(int64_t width, int64_t lightning_floats, int64_t ligh
 
 std::unique_ptr<Sequence> CudaSequence::fork() const {
     cudaSetDevice(device_);
-    auto f = std::make_unique<CudaSequence>(width_, lightning_.empty() ? 0 : lightning_[0].size(), static_cast<int64_t>(lightning_.size()),
+    auto f = std::make_unique<CudaSequence>(geometry_, lightning_.empty() ? 0 : lightning_[0].size(), static_cast<int64_t>(lightning_.size()),
                                             static_cast<int64_t>(kv_.size()));
     if (!f->valid_) return nullptr;
     bool ok = true;
@@ -67,7 +67,7 @@ std::unique_ptr<Sequence> CudaSequence::fork() const {
         d.base_rows = s.base_rows;
         d.base_n1 = s.base_n1;
         d.base_n2 = s.base_n2;
-        ok = allocate_own(*d.own, d, std::max<int64_t>(n, 64), width_) && copy_rows(d.own->k.get(), s.own->k.get(), n - s.base_rows, width_) &&
+        ok = allocate_own(*d.own, d, std::max<int64_t>(n, 64), geometry_) && copy_rows(d.own->k.get(), s.own->k.get(), n - s.base_rows, width_) &&
              copy_rows(d.own->v.get(), s.own->v.get(), n - s.base_rows, width_) &&
              copy_rows(d.own->c1.get(), s.own->c1.get(), s.n1 - s.base_n1, width_) &&
              copy_rows(d.own->c2.get(), s.own->c2.get(), s.n2 - s.base_n2, width_);
@@ -89,7 +89,7 @@ Status CudaSequence::reserve(int64_t tokens, bool exact) {
     const int64_t n = length();
     for (LayerCache& layer : kv_) {
         auto grown = std::make_shared<CacheArrays>();
-        if (!allocate_own(*grown, layer, cap, width_))
+        if (!allocate_own(*grown, layer, cap, geometry_))
             return Status(ErrorCode::out_of_memory, "the GPU has no room for " + std::to_string(cap) + " tokens of KV cache");
         // The old own arrays stay alive while a fork still reads them as its prefix.
         const CacheArrays& old = *layer.own;

@@ -11,6 +11,7 @@
 
 #include "cuda/device_array.h"
 #include "engine.h"
+#include "sala_geometry.h"
 #include "row_source.h"
 
 namespace quire::cuda {
@@ -38,10 +39,11 @@ private:
 
 class CudaSequence : public Sequence {
 public:
-    CudaSequence(int64_t width, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers);
+    CudaSequence(const SparseGeometry& geometry, int64_t lightning_floats, int64_t lightning_layers, int64_t sparse_layers);
     int64_t length() const override { return static_cast<int64_t>(tokens_.size()); }
     const std::vector<int32_t>& tokens() const override { return tokens_; }
     std::unique_ptr<Sequence> fork() const override;
+    int64_t sparse_from() const override { return sparse_from_; }
 
     // Makes room for `tokens` rows in every sparse layer, keeping what is there: exactly (a prefill
     // that knows its final length) or at least doubling (token-by-token growth).
@@ -49,6 +51,7 @@ public:
     // Device bytes this sequence owns (its own rows and states; shared prefixes not counted).
     int64_t owned_bytes() const;
 
+    SparseGeometry geometry_;
     int64_t width_;
     int device_ = 0;
     int64_t capacity_ = 0;  // rows every layer can hold (shared prefix included)

@@ -31,13 +31,14 @@ public:
     OpProfiler& operator=(const OpProfiler&) = delete;
 
     bool enabled() const { return on_; }
+    void set_stream(cudaStream_t stream) { stream_ = stream; }
     // Runs f (returning Status) between two events of category op.
     template <typename F>
     auto time(Op op, F&& f) {
         if (!on_) return f();
-        cudaEventRecord(event(), nullptr);
+        cudaEventRecord(event(), stream_);
         auto s = f();
-        cudaEventRecord(event(), nullptr);
+        cudaEventRecord(event(), stream_);
         marks_.push_back(op);
         return s;
     }
@@ -69,6 +70,7 @@ private:
         return events_[used_++];
     }
     bool on_;
+    cudaStream_t stream_ = nullptr;
     std::vector<cudaEvent_t> events_;
     size_t used_ = 0;
     std::vector<Op> marks_;

@@ -100,7 +100,7 @@ private slots:
         QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<float> cpu = to_float(x);
         cpu::rope(cpu.data(), tokens, heads, dim, pos0, 10000.0, true);
-        // Near position 1e6 an fp32 angle is only good to ~0.06 rad (model-spec §2.3): GPU and CPU
+        // Near position 1e6 an fp32 angle is only good to ~0.06 rad (docs/model.md §2.3): GPU and CPU
         // sine and cosine of the same fp32 angle still agree to an ulp, so the bound stays tight.
         check("rope", nmse(dx.download(), cpu), 1e-5, dx.guard_intact());
     }

@@ -1,8 +1,8 @@
-"""A plain PyTorch reference of MiniCPM-SALA, written from ../shared/model-spec.md (sections 2-4).
+"""A plain PyTorch reference of MiniCPM-SALA, written from docs/model.md (sections 2-4).
 
 Readable top to bottom: no fused kernels, no fla / flash-attn / infllm_v2. Activations are fp32
-tensors; with `bf16=True` they are rounded to bf16 exactly where the spec says the official model
-rounds (that is what `R()` does), with `bf16=False` nothing is rounded (the "fp32 mode" the
+tensors; with `bf16=True` they are rounded to bf16 exactly where docs/model.md says the official
+model rounds (that is what `R()` does), with `bf16=False` nothing is rounded (the "fp32 mode" the
 engine's exact invariance tests use). Weights are the checkpoint's bf16 values.
 
 Positions are absolute. A sparse-layer query at position p uses InfLLM-v2 when p + 1 >= dense_len
@@ -151,7 +151,7 @@ class SalaReference:
         rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
         return self.R(x * cos + rotated * sin)
 
-    # -- Lightning layers (simple GLA, spec §4) ------------------------------------------------------
+    # -- Lightning layers (simple GLA, docs/model.md §4) ---------------------------------------------
     def gla_recurrent(self, q, k, v, S):
         """The definition: S <- gamma S + k v^T ; o = s q^T S. q,k,v: [T, H, D]; S updated in place."""
         gamma = torch.exp(-self.slopes).to(torch.float32)[:, None, None]
@@ -163,7 +163,7 @@ class SalaReference:
         return torch.stack(out)
 
     def gla_chunked(self, q, k, v, pos0, S):
-        """The chunked form over chunks aligned to absolute multiples of 64 (spec §4)."""
+        """The chunked form over chunks aligned to absolute multiples of 64 (docs/model.md §4)."""
         s = 1.0 / math.sqrt(q.shape[-1])
         out = []
         t0, T = 0, q.shape[0]
@@ -203,7 +203,7 @@ class SalaReference:
         o = self.R(o * self.R(torch.sigmoid(self.linear(h, p + "z_proj.weight"))))
         return self.linear(o, p + "o_proj.weight")
 
-    # -- Sparse layers (dense below dense_len, InfLLM-v2 above; spec §3) ------------------------------
+    # -- Sparse layers (dense below dense_len, InfLLM-v2 above; docs/model.md §3) ---------------------
     def compressed_keys(self, K, kernel, stride, n_keys):
         """Means of `kernel` keys at `stride` over the first n_keys keys, rounded: [n, kv, d]."""
         n = 0 if n_keys < kernel else (n_keys - kernel) // stride + 1
@@ -213,7 +213,7 @@ class SalaReference:
         return self.R(windows.mean(-1))
 
     def select_blocks(self, q_group, C1, C2, g, p):
-        """InfLLM-v2 selection for the query at p and KV group g (spec §3.3-3.5)."""
+        """InfLLM-v2 selection for the query at p and KV group g (docs/model.md §3.3-3.5)."""
         c = self.c
         qb = p // c.block
         if qb + 1 <= c.topk:

@@ -195,7 +195,7 @@ Status write_tokenizer_files(const TinyModelOptions& o) {
     }
     decoder += "\n  }";
     added += "\n}\n";
-    // Our own Jinja rendering of ChatML, equivalent to the template's verified behaviour (model-spec §7).
+    // Our own Jinja rendering of ChatML, equivalent to the template's verified behaviour (docs/model.md §7).
     const std::string chat_template =
         "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
         "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";

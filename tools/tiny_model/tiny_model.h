@@ -33,7 +33,7 @@ struct TinyModelOptions {
 
 Status write_tiny_model(const TinyModelOptions& options);
 
-// The chat and tool tokens at the top of the vocabulary, in order (model-spec §7).
+// The chat and tool tokens at the top of the vocabulary, in order (docs/model.md §7).
 const std::vector<std::string>& added_token_names();
 
 }  // namespace quire::tools

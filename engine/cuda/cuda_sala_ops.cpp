@@ -1,0 +1,203 @@
+#include "cuda/cuda_sala_ops.h"
+
+#include "attention_ops.h"
+#include "bf16.h"
+#include "embedding.h"
+#include "norm_ops.h"
+
+namespace quire::cuda {
+
+uint16_t* CudaSalaOps::buf(Act a) {
+    CudaEngine::Workspace& w = e_.ws_;
+    switch (a) {
+    case Act::x: return w.x.get();
+    case Act::h: return w.h.get();
+    case Act::a: return w.a.get();
+    case Act::q: return w.b0.get();
+    case Act::k: return w.b1.get();
+    case Act::v: return w.b2.get();
+    case Act::o: return w.b3.get();
+    case Act::g: return w.b4.get();
+    case Act::up: return w.b1.get();  // the MLP runs after the mixer is done with k
+    }
+    return nullptr;
+}
+
+const float* CudaSalaOps::norm_weights(int64_t layer, Norm norm) const {
+    if (norm == Norm::final) return e_.final_norm_.get();
+    const CudaEngine::Layer& L = e_.layers_[static_cast<size_t>(layer)];
+    switch (norm) {
+    case Norm::input: return L.input_norm.get();
+    case Norm::post: return L.post_norm.get();
+    case Norm::q_head: return L.q_norm.get();
+    case Norm::k_head: return L.k_norm.get();
+    case Norm::o: return L.o_norm.get();
+    case Norm::final: break;
+    }
+    return nullptr;
+}
+
+const CudaEngine::Matrix& CudaSalaOps::matrix(int64_t layer, Linear which) const {
+    const CudaEngine::Layer& L = e_.layers_[static_cast<size_t>(layer)];
+    switch (which) {
+    case Linear::q: return L.q;
+    case Linear::k: return L.k;
+    case Linear::v: return L.v;
+    case Linear::o: return L.o;
+    case Linear::out_gate: return L.gate;
+    case Linear::mlp_gate: return L.mlp_gate;
+    case Linear::mlp_up: return L.mlp_up;
+    case Linear::mlp_down: return L.mlp_down;
+    }
+    return L.q;
+}
+
+Status CudaSalaOps::embed(const StepShape& s) {
+    const ModelConfig& c = e_.model_->config();
+    QUIRE_TRY(e_.check(cudaMemcpyAsync(e_.ws_.ids.get(), s.ids, static_cast<size_t>(s.n) * 4, cudaMemcpyHostToDevice, e_.stream_), "token ids"));
+    return launch(Op::embedding, "embedding", [&] {
+        return kernels::launch_embedding(e_.embed_.data.get(), c.vocab_size, c.hidden_size, e_.ws_.ids.get(), s.n,
+                                         static_cast<float>(c.scale_emb), buf(Act::x), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int64_t width, Act out) {
+    const auto eps = static_cast<float>(e_.model_->config().rms_norm_eps);
+    return launch(Op::norms, "RMSNorm", [&] {
+        return kernels::launch_rms_norm(buf(in), norm_weights(layer, norm), rows, width, eps, buf(out), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::add_rms_norm(float scale, int64_t layer, Norm norm) {
+    const ModelConfig& c = e_.model_->config();
+    return launch(Op::norms, "residual + RMSNorm", [&] {
+        return kernels::launch_add_rms_norm(buf(Act::x), buf(Act::a), scale, norm_weights(layer, norm), n_, c.hidden_size,
+                                            static_cast<float>(c.rms_norm_eps), buf(Act::h), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::residual_add(float scale) {
+    return launch(Op::norms, "residual", [&] {
+        return kernels::launch_residual_add(buf(Act::x), buf(Act::a), scale, n_ * e_.model_->config().hidden_size, e_.stream_);
+    });
+}
+
+Status CudaSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
+    return e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(in), n_, matrix(layer, which), buf(out)); });
+}
+
+Status CudaSalaOps::rope(const StepShape& s, int64_t heads) {
+    const ModelConfig& c = e_.model_->config();
+    const auto theta = static_cast<float>(c.rope_theta);
+    for (Act a : {Act::q, Act::k})
+        QUIRE_TRY(launch(Op::norms, "RoPE", [&] {
+            return kernels::launch_rope(buf(a), s.n, heads, c.lightning_head_dim, s.pos0, theta, e_.stream_);
+        }));
+    return Status::ok();
+}
+
+Status CudaSalaOps::lightning(const StepShape& s, int64_t layer) {
+    const ModelConfig& c = e_.model_->config();
+    const int64_t d = c.lightning_head_dim;
+    float* state = seq_.lightning_[static_cast<size_t>(e_.slot_[static_cast<size_t>(layer)])].get();
+    return launch(Op::lightning, "Lightning", [&] {
+        return kernels::launch_lightning(buf(Act::q), buf(Act::k), buf(Act::v), s.n, s.pos0, c.lightning_nh, d, d, e_.slopes_.get(), state,
+                                         buf(Act::o), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
+    const SparseGeometry& g = e_.geometry_;
+    const int64_t width = g.kv_heads * g.head_dim;
+    LayerCache& st = cache(layer);
+    const CudaEngine::Layer& L = e_.layers_[static_cast<size_t>(layer)];
+    // Straight into the cache rows of the new tokens.
+    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(Act::h), s.n, L.k, st.own->k.get() + (s.pos0 - st.base_rows) * width); }));
+    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(Act::h), s.n, L.v, st.own->v.get() + (s.pos0 - st.base_rows) * width); }));
+    const int64_t n1 = g.c1_entries(s.pos0 + s.n), n2 = g.c2_entries(s.pos0 + s.n);
+    QUIRE_TRY(launch(Op::kv_cache, "C1", [&] {
+        return kernels::launch_compress_keys(st.k(), width, g.c1_kernel, g.c1_stride, st.n1, n1 - st.n1,
+                                             st.own->c1.get() + (st.n1 - st.base_n1) * width, e_.stream_);
+    }));
+    QUIRE_TRY(launch(Op::kv_cache, "C2", [&] {
+        return kernels::launch_compress_keys(st.k(), width, g.c2_kernel, g.c2_stride, st.n2, n2 - st.n2,
+                                             st.own->c2.get() + (st.n2 - st.base_n2) * width, e_.stream_);
+    }));
+    st.n1 = n1;
+    st.n2 = n2;
+    return Status::ok();
+}
+
+Status CudaSalaOps::select_blocks(const StepShape& s, int64_t layer) {
+    const SparseGeometry& g = e_.geometry_;
+    CudaEngine::Workspace& w = e_.ws_;
+    const LayerCache& st = cache(layer);
+    const int64_t qw = g.kv_heads * g.group * g.head_dim;
+    const int64_t ts = s.n - s.first_sparse, p_first = s.pos0 + s.first_sparse;
+    const int64_t stride = g.blocks(s.pos0 + s.n);
+    QUIRE_TRY(launch(Op::stage1, "stage 1", [&] {
+        return kernels::launch_stage1_blocks(buf(Act::q) + s.first_sparse * qw, st.c1(), st.c2(), ts, p_first, g.kv_heads, g.group,
+                                             g.head_dim, stride, w.block_scores.get(), w.stage1_scratch.get(), w.stage1_scratch.size(),
+                                             e_.stream_);
+    }));
+    return launch(Op::selection, "block selection", [&] {
+        return kernels::launch_select_blocks(w.block_scores.get(), ts, p_first, g.kv_heads, stride, g.init_blocks, g.local_blocks,
+                                             g.total_topk, w.selected.get(), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::sparse_attention(const StepShape& s, int64_t layer) {
+    const SparseGeometry& g = e_.geometry_;
+    CudaEngine::Workspace& w = e_.ws_;
+    const LayerCache& st = cache(layer);
+    if (kernels::decode_attention_applies(s.n, g.kv_heads, g.group))
+        return launch(Op::attention, "attention", [&] {
+            return kernels::launch_decode_attention(buf(Act::q), st.k(), st.v(), s.n, s.pos0, g.kv_heads, g.head_dim, w.selected.get(),
+                                                    s.first_sparse, g.total_topk, w.attention_scratch.get(), buf(Act::o), e_.stream_);
+        });
+    return launch(Op::attention, "attention", [&] {
+        return kernels::launch_block_attention(buf(Act::q), st.k(), st.v(), s.n, s.pos0, g.kv_heads, g.group, g.head_dim, w.selected.get(),
+                                               s.first_sparse, g.total_topk, buf(Act::o), e_.stream_);
+    });
+}
+
+Status CudaSalaOps::sigmoid_gate(Act out, Act gate, int64_t count) {
+    return launch(Op::norms, "gate", [&] { return kernels::launch_sigmoid_gate(buf(out), buf(gate), count, e_.stream_); });
+}
+
+Status CudaSalaOps::silu_mul(int64_t count) {
+    return launch(Op::norms, "SwiGLU", [&] { return kernels::launch_silu_mul(buf(Act::g), buf(Act::up), count, buf(Act::g), e_.stream_); });
+}
+
+Status CudaSalaOps::commit(const StepShape& s) {
+    if (seq_.sparse_from_ < 0 && s.first_sparse < s.n) seq_.sparse_from_ = s.pos0 + s.first_sparse;
+    seq_.tokens_.insert(seq_.tokens_.end(), s.ids, s.ids + s.n);
+    return Status::ok();
+}
+
+Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* out) {
+    const ModelConfig& c = e_.model_->config();
+    const int64_t H = c.hidden_size, m = static_cast<int64_t>(s.logit_rows.size());
+    const CudaEngine::Matrix& head = e_.lm_head_.data.get() ? e_.lm_head_ : e_.embed_;
+    uint16_t* h = buf(Act::h);
+    uint16_t* dev = e_.ws_.logits.get();
+    QUIRE_TRY(e_.profiler_.time(Op::logits, [&]() -> Status {
+        for (int64_t i = 0; i < m; ++i)
+            QUIRE_TRY(e_.check(cudaMemcpyAsync(h + i * H, buf(Act::x) + s.logit_rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
+                                               cudaMemcpyDeviceToDevice, e_.stream_), "logit rows"));
+        QUIRE_TRY(e_.check(kernels::launch_rms_norm(h, e_.final_norm_.get(), m, H, static_cast<float>(c.rms_norm_eps), h, e_.stream_), "final norm"));
+        QUIRE_TRY(e_.check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, e_.stream_), "logit scale"));
+        return e_.gemm(h, m, head, dev);
+    }));
+    std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
+    QUIRE_TRY(e_.check(cudaMemcpyAsync(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost, e_.stream_), "logits"));
+    QUIRE_TRY(e_.check(cudaStreamSynchronize(e_.stream_), "logits"));
+    for (int64_t i = 0; i < m; ++i) {
+        std::vector<float> row(static_cast<size_t>(c.vocab_size));
+        for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
+        out->push_back(std::move(row));
+    }
+    return Status::ok();
+}
+
+}  // namespace quire::cuda

@@ -1,0 +1,51 @@
+#pragma once
+// The CUDA backend of the SALA operations (sala_ops.h): bf16 activations in the engine's workspace,
+// GEMMs through cuBLAS (a weight-streaming GEMV for a few tokens), the tensor-core kernels of
+// kernels/ for everything else, all on the engine's stream. Computes what the CPU operations compute
+// in Precision::bf16. One object runs one step of one sequence; the engine has planned and
+// allocated every buffer the step touches before it is created.
+
+#include <cstdint>
+#include <vector>
+
+#include "cuda/cuda_engine.h"
+#include "cuda/cuda_sequence.h"
+#include "sala_ops.h"
+
+namespace quire::cuda {
+
+class CudaSalaOps : public SalaOps {
+public:
+    CudaSalaOps(CudaEngine& engine, CudaSequence& seq, int64_t n) : e_(engine), seq_(seq), n_(n) {}
+
+    Status embed(const StepShape& s) override;
+    Status rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int64_t width, Act out) override;
+    Status add_rms_norm(float scale, int64_t layer, Norm norm) override;
+    Status residual_add(float scale) override;
+    Status linear(int64_t layer, Linear which, Act in, Act out) override;
+    Status rope(const StepShape& s, int64_t heads) override;
+    Status lightning(const StepShape& s, int64_t layer) override;
+    Status append_kv(const StepShape& s, int64_t layer) override;
+    Status select_blocks(const StepShape& s, int64_t layer) override;
+    Status sparse_attention(const StepShape& s, int64_t layer) override;
+    Status sigmoid_gate(Act out, Act gate, int64_t count) override;
+    Status silu_mul(int64_t count) override;
+    Status commit(const StepShape& s) override;
+    Status logits(const StepShape& s, std::vector<std::vector<float>>* out) override;
+
+private:
+    uint16_t* buf(Act a);
+    const float* norm_weights(int64_t layer, Norm norm) const;
+    const CudaEngine::Matrix& matrix(int64_t layer, Linear which) const;
+    LayerCache& cache(int64_t layer) { return seq_.kv_[static_cast<size_t>(e_.slot_[static_cast<size_t>(layer)])]; }
+    template <typename F>
+    Status launch(Op op, const char* what, F&& f) {
+        return e_.profiler_.time(op, [&] { return e_.check(f(), what); });
+    }
+
+    CudaEngine& e_;
+    CudaSequence& seq_;
+    int64_t n_;
+};
+
+}  // namespace quire::cuda

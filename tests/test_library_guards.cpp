@@ -1,0 +1,125 @@
+// The library database against its surroundings (issue 16): a journal deleted under a running
+// process, a foreign SQLite file, a read-only data folder.
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QtTest>
+
+#include <unistd.h>
+
+#include "cli_runner.h"
+#include "library/library_db.h"
+
+using namespace quire::test;
+using quire::app::LibraryDb;
+
+class TestLibraryGuards : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+    QString data_;
+    CliResult quire(QStringList args) {
+        args << "--data-dir" << data_;
+        return runQuire(args, 60000);
+    }
+    QString note(const QString& name) {
+        const QString path = tmp_.path() + "/" + name;
+        put(path, ("A note called " + name + ".\n").toUtf8());
+        return path;
+    }
+
+private slots:
+    void init() {
+        data_ = tmp_.path() + "/" + QTest::currentTestFunction();
+        QDir().mkpath(data_);
+    }
+
+    // What happened: with library.sqlite-wal and -shm deleted while a long `ask` ran, a later `add`
+    // printed "added" and the source was gone once the ask finished (its close checkpointed its old
+    // journal over the add's pages). This process plays the long ask.
+    void journal_deleted_under_a_running_process_loses_nothing() {
+        QCOMPARE(quire({"library", "create", "lib"}).code, 0);
+        QCOMPARE(quire({"add", "lib", note("first.txt")}).code, 0);
+        {
+            auto longRunning = LibraryDb::open(data_ + "/library.sqlite");
+            QVERIFY(longRunning.is_ok());
+            LibraryDb& db = *longRunning.value();
+            const auto lib = db.library("lib").value();
+            const auto sources = db.sources(lib->id).value();
+            QVERIFY(db.setSourceTokens(sources[0].id, 123).is_ok());  // as ask does: a write into its journal
+            QVERIFY(QFile::remove(data_ + "/library.sqlite-wal"));
+            QVERIFY(QFile::remove(data_ + "/library.sqlite-shm"));
+            const CliResult added = quire({"add", "lib", note("second.txt")});
+            QVERIFY2(added.code == 0 && added.out.contains("added: "), qPrintable(added.err));
+            // The long-running process records its answer, then exits.
+            QVERIFY(db.setSetting("after", "the deletion").is_ok());
+        }
+        auto check = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(check.is_ok());
+        QVERIFY(check.value()->integrityCheck().is_ok());
+        QStringList paths;
+        const auto sources = check.value()->sources(check.value()->library("lib").value()->id);
+        QVERIFY(sources.is_ok());
+        for (const auto& s : sources.value()) paths << s.path;
+        QVERIFY2(paths.contains(tmp_.path() + "/second.txt"), qPrintable("the source reported as added was lost: " + paths.join(", ")));
+        QCOMPARE(check.value()->setting("after").value(), QString("the deletion"));
+    }
+
+    void foreign_sqlite_file_is_refused_untouched() {
+        {
+            QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", "foreign");
+            c.setDatabaseName(data_ + "/library.sqlite");
+            QVERIFY(c.open());
+            QSqlQuery q(c);
+            QVERIFY(q.exec("CREATE TABLE invoices(id INTEGER PRIMARY KEY, amount REAL)"));
+            QVERIFY(q.exec("INSERT INTO invoices(amount) VALUES(12.5)"));
+            c.close();
+        }
+        QSqlDatabase::removeDatabase("foreign");
+        const QByteArray before = read_all((data_ + "/library.sqlite").toStdString());
+        const CliResult r = quire({"library", "list"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("another program") && r.err.contains("invoices"), qPrintable(r.err));
+        QCOMPARE(read_all((data_ + "/library.sqlite").toStdString()), before);
+        QVERIFY(!QFile::exists(data_ + "/library.sqlite-wal"));
+    }
+
+    void read_only_data_folder_is_read_and_reported_as_read_only() {
+        QCOMPARE(quire({"library", "create", "lib"}).code, 0);
+        QCOMPARE(quire({"add", "lib", note("kept.txt")}).code, 0);
+        const QString writable = data_;
+        QString readOnly = data_;
+        bool mounted = false;
+        if (::geteuid() == 0) {
+            // Root writes through permission bits: a read-only bind mount is what stops it.
+            readOnly = tmp_.path() + "/ro-view";
+            QDir().mkpath(readOnly);
+            if (QProcess::execute("mount", {"--bind", writable, readOnly}) != 0) QSKIP("running as root without the right to mount");
+            mounted = true;
+            if (QProcess::execute("mount", {"-o", "remount,bind,ro", readOnly}) != 0) {
+                QProcess::execute("umount", {readOnly});
+                QSKIP("running as root without the right to remount read-only");
+            }
+        } else {
+            QVERIFY(QFile::setPermissions(writable + "/library.sqlite", QFile::ReadOwner | QFile::ReadGroup));
+            QVERIFY(QFile::setPermissions(writable, QFile::ReadOwner | QFile::ExeOwner));
+        }
+        data_ = readOnly;
+        const CliResult list = quire({"library", "list"});
+        const CliResult create = quire({"library", "create", "other"});
+        const CliResult add = quire({"add", "lib", note("new.txt")});
+        const CliResult ask = quire({"ask", "lib", "Who?", "--max-tokens", "2"});
+        data_ = writable;
+        if (mounted) QProcess::execute("umount", {readOnly});
+        else QFile::setPermissions(writable, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        QVERIFY2(list.code == 0 && list.out.contains("lib\t1 sources"), qPrintable(list.err));
+        QCOMPARE(create.code, 1);
+        QVERIFY2(create.err.contains("read-only") && !create.err.contains("not a usable"), qPrintable(create.err));
+        QVERIFY2(add.code == 1 && (add.err + add.out).contains("read-only"), qPrintable(add.err + add.out));
+        QVERIFY2(ask.code == 1 && ask.err.contains("read-only"), qPrintable(ask.err));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestLibraryGuards)
+#include "test_library_guards.moc"
