@@ -126,6 +126,7 @@ int logits_command(int argc, char** argv) {
         const auto& r = rows[p];
         out.write(reinterpret_cast<const char*>(r.data()), static_cast<std::streamsize>(r.size() * sizeof(float)));
     }
+    out.close();  // the last bytes reach the file (or fail, on a full disk) only here
     if (!out) {
         std::fprintf(stderr, "quire: cannot write %s\n", qPrintable(*out_path));
         return 1;

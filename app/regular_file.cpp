@@ -33,9 +33,9 @@ Result<QByteArray> readChecked(const QString& path, qint64 maxBytes, qint64 limi
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        const char* kind = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+        const char* kind = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a named pipe"
                            : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket" : "special";
-        return fileError(ErrorCode::invalid_argument, path, QString("not a regular file (%1); only regular files are read").arg(kind));
+        return fileError(ErrorCode::invalid_argument, path, QString("not a regular file but %1; only regular files are read").arg(kind));
     }
     if (maxBytes >= 0 && st.st_size > maxBytes) {
         ::close(fd);
@@ -68,6 +68,11 @@ Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes) {
 }
 
 Result<QByteArray> readRegularFileHead(const QString& path, qint64 bytes) { return readChecked(path, -1, bytes); }
+
+QString fileErrorReason(const Status& status, const QString& path) {
+    const QString message = QString::fromStdString(status.message());
+    return message.startsWith(path + ": ") ? message.mid(path.size() + 2) : message;
+}
 
 bool isRegularFile(const QString& path) {
     struct stat st {};

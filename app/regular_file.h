@@ -18,6 +18,9 @@ Result<QByteArray> readRegularFile(const QString& path, qint64 maxBytes);
 // At most the first `bytes` bytes of a regular file (same checks, no size limit).
 Result<QByteArray> readRegularFileHead(const QString& path, qint64 bytes);
 
+// The reason in a status from the functions above, without the "PATH: " they start with.
+QString fileErrorReason(const Status& status, const QString& path);
+
 // Whether path is a regular file (following links), without opening it.
 bool isRegularFile(const QString& path);
 

@@ -52,6 +52,10 @@ private slots:
             QVERIFY2(p.exitCode() != 0, qPrintable(args.join(' ') + " > /dev/full reported success"));
             QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains("could not write the output"));
         }
+        const QString tokens = tmp_.path() + "/three-tokens.txt";
+        put(tokens, "1 2 3\n");
+        const CliResult logits = runQuire({"logits", "--model", QString::fromStdString(tiny_model("tiny-a")), "--tokens", tokens, "--out", "/dev/full"});
+        QVERIFY2(logits.code == 1 && logits.err.contains("cannot write /dev/full"), qPrintable(logits.err));
     }
 
     void library_names_with_control_characters_are_refused() {
@@ -225,6 +229,36 @@ private slots:
         // A question that fits still gets an answer, whose length the limit bounds.
         const CliResult ok = quire({"ask", "lib", "Who?", "--json", "--max-tokens", "4", "--context-limit", QString::number(limit)});
         QVERIFY2(ok.code == 0, qPrintable(ok.err));
+    }
+
+    // A disk that fills during the state saves, made without privileges: the process may not write
+    // files beyond 1 MiB (ulimit -f; SIGXFSZ ignored, so the write fails with EFBIG as a full disk
+    // fails with ENOSPC). The library's and the chat's states are megabytes; the database is not.
+    void full_disk_during_state_saves_keeps_the_answer_and_the_chat() {
+        QCOMPARE(quire({"add", "lib", demo("the-keeper-of-the-light.txt")}).code, 0);
+        const QString script = QString("trap '' XFSZ; ulimit -f 2048; exec '%1' ask lib 'Who kept the light?' --json --max-tokens 4 --data-dir '%2'")
+                                   .arg(QString::fromStdString(quire_binary()), data_);
+        QProcess sh;
+        sh.start("/bin/sh", {"-c", script});
+        QVERIFY(sh.waitForFinished(120000));
+        const QString err = QString::fromUtf8(sh.readAllStandardError());
+        QVERIFY2(sh.exitCode() == 0, qPrintable(err));
+        const QJsonObject j = QJsonDocument::fromJson(sh.readAllStandardOutput().trimmed()).object();
+        QVERIFY(!j["answer"].toString().isNull());
+        const QString notices = QJsonDocument(j["notices"].toArray()).toJson();
+        QVERIFY2(notices.contains("could not save the library's state") && notices.contains("could not save the chat state"),
+                 qPrintable(notices));
+        auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        const qint64 chat = j["chat"].toInteger();
+        QCOMPARE(db.value()->messages(chat)->size(), qsizetype(2));  // the chat is kept
+        QVERIFY(db.value()->prefixStates(1)->isEmpty());              // nothing recorded that is not on disk
+        QCOMPARE(QDir(data_ + "/states").entryList(QDir::Files).size(), 0);  // no partial files
+        // With room again, a follow-up works (replaying the chat) and the states are saved.
+        const CliResult again = quire({"ask", "lib", "Why?", "--json", "--max-tokens", "2", "--chat", QString::number(chat)});
+        QVERIFY2(again.code == 0, qPrintable(again.err));
+        QCOMPARE(db.value()->messages(chat)->size(), qsizetype(4));
+        QCOMPARE(db.value()->prefixStates(1)->size(), qsizetype(1));
     }
 };
 

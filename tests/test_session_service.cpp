@@ -12,31 +12,6 @@ using namespace quire;
 using namespace quire::app;
 using namespace quire::test;
 
-// The engine under test, except that every state save fails as on a full disk.
-class FullDiskEngine : public Engine {
-public:
-    explicit FullDiskEngine(Engine& inner) : inner_(inner) {}
-    const Model& model() const override { return inner_.model(); }
-    const EngineOptions& options() const override { return inner_.options(); }
-    Backend backend() const override { return inner_.backend(); }
-    std::unique_ptr<Sequence> new_sequence() override { return inner_.new_sequence(); }
-    Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) override {
-        return inner_.prefill(seq, request, logits);
-    }
-    Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) override { return inner_.decode(seq, token, logits); }
-    Status save_state(const Sequence&, const std::string& path) override {
-        ++saves;
-        return Status(ErrorCode::io_error, path + ".tmp: write failed: No space left on device");
-    }
-    Result<std::unique_ptr<Sequence>> load_state(const std::string& path, const std::vector<int32_t>* expected) override {
-        return inner_.load_state(path, expected);
-    }
-    int saves = 0;
-
-private:
-    Engine& inner_;
-};
-
 // A library "book" holding the demo story.
 LibraryRow addDemoBook(LibraryDb& db) {
     const qint64 libId = db.createLibrary("book", "").value();
@@ -102,38 +77,6 @@ private slots:
         QCOMPARE(third->prefilledTokens, third->questionTokens);
         auto messages = db.value()->messages(first->chatId);
         QCOMPARE(messages->size(), qsizetype(4));
-    }
-
-    void full_disk_during_state_saves_keeps_the_answer_and_the_chat() {
-        QDir().mkpath(tmp_.path() + "/full");
-        auto db = LibraryDb::open(tmp_.path() + "/full/library.sqlite");
-        QVERIFY(db.is_ok());
-        const LibraryRow lib = addDemoBook(*db.value());
-        const qint64 libId = lib.id;
-        auto model = load_model(tiny_model("tiny-a"));
-        auto engine = make_engine(model, Precision::bf16);
-        FullDiskEngine full(*engine);
-        SessionOptions so;
-        so.stateDir = tmp_.path() + "/full/states";
-        SessionService session(*db.value(), full, so);
-        AskOptions o;
-        o.generation.max_tokens = 4;
-        auto r = session.ask(lib, "Who kept the light?", o);
-        QVERIFY2(r.is_ok(), r.status().message().c_str());
-        QCOMPARE(full.saves, 2);  // the library's state and the chat's
-        QVERIFY(!r->answer.isEmpty());
-        const QString notices = r->notices.join('\n');
-        QVERIFY2(notices.contains("could not save the library's state") && notices.contains("No space left on device"), qPrintable(notices));
-        QVERIFY2(notices.contains("could not save the chat state"), qPrintable(notices));
-        QCOMPARE(db.value()->messages(r->chatId)->size(), qsizetype(2));  // the chat is kept
-        QVERIFY(db.value()->prefixStates(libId)->isEmpty());                // nothing recorded that is not on disk
-        QVERIFY(db.value()->chat(r->chatId).value()->statePath.isEmpty());
-        // A follow-up still works (the chat replays its tokens).
-        AskOptions follow = o;
-        follow.chatId = r->chatId;
-        auto again = session.ask(lib, "Why?", follow);
-        QVERIFY2(again.is_ok(), again.status().message().c_str());
-        QCOMPARE(db.value()->messages(r->chatId)->size(), qsizetype(4));
     }
 
     void a_state_file_is_recorded_once() {

@@ -54,7 +54,7 @@ struct Walker {
         }
         auto read = readRegularFile(info.filePath(), options.maxFileBytes);
         if (!read) {
-            tree.skipped.append({rel, "unreadable: " + QString::fromStdString(read.status().message()).section(": ", 1)});
+            tree.skipped.append({rel, "unreadable: " + fileErrorReason(read.status(), info.filePath())});
             return;
         }
         const QByteArray& bytes = read.value();
@@ -96,7 +96,7 @@ struct Walker {
             auto text = readRegularFile(gitignore, kMaxGitignoreBytes);
             if (text) rules.addFile(relDir, QString::fromUtf8(text.value()));
             else tree.skipped.append({relDir.isEmpty() ? ".gitignore" : relDir + "/.gitignore",
-                                      "not used: " + QString::fromStdString(text.status().message()).section(": ", 1)});
+                                      "not used: " + fileErrorReason(text.status(), gitignore)});
         }
         listUndecodableNames(dirPath, relDir);
         QStringList names = dir.entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
@@ -107,6 +107,7 @@ struct Walker {
             if (name.contains(QChar::ReplacementCharacter) && !info.exists() && !info.isSymLink()) continue;  // listed above
             const bool isDir = info.isDir();  // follows links
             if (name == ".git" || rules.ignored(rel, isDir)) continue;
+            if (name == ".gitignore" && !info.isFile()) continue;  // listed as "not used" above
             if (info.isSymLink()) {
                 const QString target = info.canonicalFilePath();
                 if (target.isEmpty()) {

@@ -20,7 +20,7 @@ void ingestPdf(IngestedSource& s, const IngestOptions& o) {
     s.kind = "pdf";
     auto bytes = readRegularFile(s.path, kMaxPdfBytes);
     if (!bytes) {
-        s.error = QString::fromStdString(bytes.status().message());
+        s.error = fileErrorReason(bytes.status(), s.path);
         return;
     }
     s.size = bytes->size();
@@ -76,7 +76,7 @@ void ingestText(IngestedSource& s, const IngestOptions& o) {
     s.kind = "text";
     auto read = readRegularFile(s.path, o.code.maxFileBytes * 16);
     if (!read) {
-        s.error = QString::fromStdString(read.status().message());
+        s.error = fileErrorReason(read.status(), s.path);
         return;
     }
     const QByteArray& bytes = read.value();
@@ -110,7 +110,7 @@ IngestedSource ingestSource(const QString& path, const IngestOptions& options) {
         auto head = readRegularFileHead(path, 1024);
         if (!head) {
             s.kind = "text";
-            s.error = QString::fromStdString(head.status().message());
+            s.error = fileErrorReason(head.status(), path);
             return s;
         }
         if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0 || head->startsWith("%PDF")) ingestPdf(s, options);
