@@ -16,8 +16,12 @@
 #include "commands.h"
 #include "engine_setup.h"
 #include "ingest/library_ingest.h"
+#include "library/library_removal.h"
+#include "model_config.h"
 #include "model_info.h"
+#include "tokenizer.h"
 #include "session/chat_export.h"
+#include "session/citations.h"
 #include "session/session_service.h"
 
 namespace quire::cli {
@@ -40,10 +44,12 @@ const char* kUsage =
     "  quire library create NAME [--system TEXT]\n"
     "  quire library list\n"
     "  quire library show NAME\n"
+    "  quire library rename NAME NEW-NAME\n"
+    "  quire library delete NAME\n"
     "  quire add NAME PATH... [--password P] [--exclude PATTERN] [--no-default-excludes] [--max-file-size BYTES]\n"
     "  quire remove NAME SOURCE\n"
     "  quire ask NAME QUESTION [--chat ID | --new-chat] [--json] [--no-think] [--max-tokens N] [--temperature T]\n"
-    "  quire chats NAME\n"
+    "  quire chats NAME [--delete ID]\n"
     "  quire export NAME CHAT --markdown\n"
     "  quire config model DIR\n"
     "  quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local\n"
@@ -63,7 +69,7 @@ std::optional<LibraryRow> findLibrary(AppContext& ctx, const QString& name) {
 void addSessionOptions(CommandLine& cl) {
     addEngineOptions(cl);
     cl.addInt("state-budget-mb", "MB", "Disk budget for saved library states.", 0, int64_t(1) << 30, 64 << 10);
-    cl.addInt("chunk", "N", "Tokens per prefill step (progress and cancel granularity).", 1, 1 << 20, 2048);
+    cl.addInt("chunk", "N", "Tokens per reading step (progress and cancel granularity).", 1, 1 << 20, 2048);
     cl.addInt("context-limit", "TOKENS", "Largest context the library may fill.", 1, int64_t(1) << 26, 1 << 20);
 }
 
@@ -81,6 +87,12 @@ void printProgress(const ReadProgress& p) {
                  static_cast<long long>(p.total), p.total ? 100.0 * static_cast<double>(p.done) / static_cast<double>(p.total) : 100.0,
                  p.tokensPerSecond, p.etaSeconds);
     if (p.done == p.total) std::fprintf(stderr, "\n");
+}
+
+// The answer's citations that resolve against the library's sources (see citations.h).
+QJsonArray citationsJson(LibraryDb& db, qint64 libraryId, const QString& answer) {
+    auto index = CitationIndex::forLibrary(db, libraryId);
+    return index ? citationsToJson(index->find(answer)) : QJsonArray();
 }
 
 int createCommand(AppContext& ctx, const CommandLine& cl) {
@@ -125,6 +137,20 @@ int showCommand(AppContext& ctx, const CommandLine& cl) {
     return 0;
 }
 
+// The tokenizer of the model the library answers with (--model, the configured one, or the demo
+// model), to tell whether a source fits the context; nullopt when there is none.
+std::optional<Tokenizer> answerTokenizer(AppContext& ctx, const CommandLine& cl) {
+    QString dir = cl.text("model").value_or(QString());
+    if (dir.isEmpty())
+        if (auto s = ctx.db->setting("model"); s) dir = s.value();
+    if (dir.isEmpty()) dir = demoModelDir();
+    auto config = load_model_config((dir + "/config.json").toStdString());
+    if (!config) return std::nullopt;
+    auto tok = Tokenizer::load(dir.toStdString(), config->vocab_size);
+    if (!tok) return std::nullopt;
+    return std::move(tok.value());
+}
+
 int addCommand(AppContext& ctx, const CommandLine& cl) {
     const QStringList& pos = cl.positional();
     auto lib = findLibrary(ctx, pos[0]);
@@ -136,11 +162,24 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     for (const QString& e : cl.texts("exclude")) o.code.extraExcludes << e.split(',', Qt::SkipEmptyParts);
     o.code.maxFileBytes = *cl.integer("max-file-size");
     int failures = 0;
+    const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
+    const SessionOptions limits = sessionOptions(ctx, cl);
     for (qsizetype i = 1; i < pos.size(); ++i) {
         const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o);
         const IngestedSource& s = added.source;
         if (!added.stored) {
             std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), added.stored.message().c_str());
+            ++failures;
+            continue;
+        }
+        // A source that alone does not fit the context can never be asked about: taken out again.
+        const qint64 tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text(s.text.toStdString(), false).size()) : 0;
+        if (tokens + limits.conversationReserve > limits.contextLimit) {
+            auto rows = ctx.db->sources(lib->id);
+            if (rows && !rows->isEmpty() && rows->last().path == s.path) (void)ctx.db->removeSource(rows->last().id);
+            std::fprintf(stderr, "quire: %s alone needs %lld tokens, more than the context limit of %lld less %lld for the conversation; not added\n",
+                         qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(limits.contextLimit),
+                         static_cast<long long>(limits.conversationReserve));
             ++failures;
             continue;
         }
@@ -198,7 +237,8 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
                       {"context_tokens", r->contextTokens}, {"question_tokens", r->questionTokens},
                       {"prefilled_tokens", r->prefilledTokens}, {"reused_state", r->reusedState},
                       {"first_token_seconds", r->firstTokenSeconds}, {"tokens_per_second", r->tokensPerSecond},
-                      {"notices", QJsonArray::fromStringList(r->notices)}, {"model", ctx.modelDir}, {"demo_model", ctx.demoModel}};
+                      {"notices", QJsonArray::fromStringList(r->notices)}, {"model", ctx.modelDir}, {"demo_model", ctx.demoModel},
+                      {"citations", citationsJson(*ctx.db, lib->id, r->answer)}};
         out(QString::fromUtf8(QJsonDocument(j).toJson(QJsonDocument::Compact)) + "\n");
     } else {
         out("\n");
@@ -210,9 +250,41 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     return 0;
 }
 
+void reportRemoval(const Removal& r) {
+    for (const QString& f : r.removedFiles) out("  removed " + f + "\n");
+    for (const QString& f : r.leftFiles) std::fprintf(stderr, "quire: could not remove %s\n", qPrintable(f));
+}
+
+int renameCommand(AppContext& ctx, const CommandLine& cl) {
+    auto lib = findLibrary(ctx, cl.positional()[0]);
+    if (!lib) return 1;
+    if (Status st = ctx.db->renameLibrary(lib->id, cl.positional()[1]); !st) return fail(QString::fromStdString(st.message()));
+    out(QString("renamed library '%1' to '%2'\n").arg(lib->name, cl.positional()[1].trimmed()));
+    return 0;
+}
+
+int deleteCommand(AppContext& ctx, const CommandLine& cl) {
+    auto lib = findLibrary(ctx, cl.positional()[0]);
+    if (!lib) return 1;
+    auto removed = deleteLibraryWithStates(*ctx.db, lib->id);
+    if (!removed) return fail(QString::fromStdString(removed.status().message()));
+    out(QString("deleted library '%1' (its sources, chats and saved states)\n").arg(lib->name));
+    reportRemoval(removed.value());
+    return removed->leftFiles.isEmpty() ? 0 : 1;
+}
+
 int chatsCommand(AppContext& ctx, const CommandLine& cl) {
     auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
+    if (const auto id = cl.integer("delete")) {
+        auto chat = ctx.db->chat(*id);
+        if (!chat || !chat.value() || chat.value()->libraryId != lib->id) return fail(QString("library '%1' has no chat %2").arg(lib->name).arg(*id));
+        auto removed = deleteChatWithState(*ctx.db, *id);
+        if (!removed) return fail(QString::fromStdString(removed.status().message()));
+        out(QString("deleted chat %1 (%2)\n").arg(*id).arg(chat.value()->title));
+        reportRemoval(removed.value());
+        return removed->leftFiles.isEmpty() ? 0 : 1;
+    }
     auto chats = ctx.db->chats(lib->id);
     if (!chats) return fail(QString::fromStdString(chats.status().message()));
     for (const ChatRow& c : chats.value()) {
@@ -279,6 +351,7 @@ const Subcommand kSubcommands[] = {
          cl.addFlag("no-default-excludes", "Also read build outputs, vendored code, lock files.");
          cl.addInt("max-file-size", "BYTES", "Largest file read from a folder (a text source may be 16 times larger).", 1,
                    int64_t(1) << 30, 1 << 20);
+         addSessionOptions(cl);  // --model and --context-limit: a source that alone does not fit is refused
      },
      addCommand},
     {"remove", "Remove a source from a library.",
@@ -302,7 +375,20 @@ const Subcommand kSubcommands[] = {
          addSessionOptions(cl);
      },
      askCommand},
-    {"chats", "List a library's chats.", [](CommandLine& cl) { cl.addPositional("NAME", "The library."); }, chatsCommand},
+    {"library rename", "Rename a library.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addPositional("NEW-NAME", "Its new name.");
+     },
+     renameCommand},
+    {"library delete", "Delete a library with its sources, chats and saved states (the files you added stay).",
+     [](CommandLine& cl) { cl.addPositional("NAME", "The library."); }, deleteCommand},
+    {"chats", "List a library's chats, or delete one with its saved state.",
+     [](CommandLine& cl) {
+         cl.addPositional("NAME", "The library.");
+         cl.addInt("delete", "ID", "Delete this chat (its messages and saved state).", 1, INT64_MAX);
+     },
+     chatsCommand},
     {"export", "Print a chat as Markdown.",
      [](CommandLine& cl) {
          cl.addPositional("NAME", "The library.");

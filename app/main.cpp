@@ -12,6 +12,7 @@ void usage(FILE* to) {
                  "usage: quire COMMAND [options]\n"
                  "commands:\n"
                  "  model-info DIR       describe and validate a MiniCPM-SALA model folder\n"
+                 "  model download [REPO] [--to DIR]  download a model from the Hugging Face Hub\n"
                  "  logits ...           write the logits of a token sequence (diagnostics)\n"
                  "  generate ...         stream an answer to a prompt\n"
                  "  library create|list|show, add, remove, ask, chats, export, config\n"
@@ -48,6 +49,7 @@ int run(int argc, char** argv) {
         return 0;
     }
     if (cmd == "model-info") return quire::cli::model_info_command(argc, argv);
+    if (cmd == "model") return quire::cli::model_download_command(argc, argv);
     if (cmd == "logits") return quire::cli::logits_command(argc, argv);
     if (cmd == "generate") return quire::cli::generate_command(argc, argv);
     if (cmd == "pdf-extract") return quire::cli::pdf_extract_command(argc, argv);

@@ -60,6 +60,11 @@ Status AtomicFile::write_at(int64_t offset, const void* data, int64_t size) {
     return Status::ok();
 }
 
+Status AtomicFile::resize(int64_t size) {
+    if (::ftruncate(fd_, size) != 0) return Status(ErrorCode::io_error, tmp_ + ": cannot set the file size: " + std::strerror(errno));
+    return Status::ok();
+}
+
 Status AtomicFile::write(const void* data, int64_t size) {
     const auto* p = static_cast<const uint8_t*>(data);
     while (size > 0) {

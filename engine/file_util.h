@@ -24,6 +24,8 @@ public:
     Status write(const void* data, int64_t size);
     // Writes at an absolute offset without moving the append position (a table filled in last).
     Status write_at(int64_t offset, const void* data, int64_t size);
+    // Sets the file's length (zeros past what was written).
+    Status resize(int64_t size);
     Status commit();
 
 private:

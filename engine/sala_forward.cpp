@@ -8,41 +8,32 @@ namespace {
 
 // Lightning linear attention (docs/model.md §2.5, §4).
 Status lightning_mixer(const ModelConfig& c, SalaOps& ops, const StepShape& s, int64_t l) {
-    const int64_t heads = c.lightning_nh, d = c.lightning_head_dim, width = heads * d;
-    QUIRE_TRY(ops.linear(l, Linear::q, Act::h, Act::q));
-    QUIRE_TRY(ops.linear(l, Linear::k, Act::h, Act::k));
-    QUIRE_TRY(ops.linear(l, Linear::v, Act::h, Act::v));
-    if (c.qk_norm) {  // per head, before RoPE
-        QUIRE_TRY(ops.rms_norm(Act::q, l, Norm::q_head, s.n * heads, d, Act::q));
-        QUIRE_TRY(ops.rms_norm(Act::k, l, Norm::k_head, s.n * heads, d, Act::k));
-    }
-    if (c.lightning_use_rope) QUIRE_TRY(ops.rope(s, heads));
+    const int64_t width = c.lightning_nh * c.lightning_head_dim;
+    // q, k, v and the output gate's projection all read h.
+    const LinearOut qkv[] = {{Linear::q, Act::q}, {Linear::k, Act::k}, {Linear::v, Act::v}, {Linear::out_gate, Act::g}};
+    QUIRE_TRY(ops.linears(l, Act::h, std::span(qkv, c.use_output_gate ? 4 : 3)));
+    if (c.qk_norm || c.lightning_use_rope) QUIRE_TRY(ops.qk_norm_rope(s, l));  // per-head norms, then RoPE
     QUIRE_TRY(ops.lightning(s, l));
     if (c.use_output_norm) QUIRE_TRY(ops.rms_norm(Act::o, l, Norm::o, s.n, width, Act::o));  // all heads jointly
-    if (c.use_output_gate) {
-        QUIRE_TRY(ops.linear(l, Linear::out_gate, Act::h, Act::g));
-        QUIRE_TRY(ops.sigmoid_gate(Act::o, Act::g, s.n * width));
-    }
+    if (c.use_output_gate) QUIRE_TRY(ops.sigmoid_gate(Act::o, Act::g, s.n * width));
     return ops.linear(l, Linear::o, Act::o, Act::a);
 }
 
 // InfLLM-v2 sparse attention, dense below the regime boundary (docs/model.md §2.4, §3).
 Status sparse_mixer(const ModelConfig& c, SalaOps& ops, const StepShape& s, int64_t l) {
-    QUIRE_TRY(ops.linear(l, Linear::q, Act::h, Act::q));
+    const LinearOut q_gate[] = {{Linear::q, Act::q}, {Linear::out_gate, Act::g}};
+    QUIRE_TRY(ops.linears(l, Act::h, std::span(q_gate, c.attn_use_output_gate ? 2 : 1)));
     QUIRE_TRY(ops.append_kv(s, l));
     if (s.first_sparse < s.n) QUIRE_TRY(ops.select_blocks(s, l));
     QUIRE_TRY(ops.sparse_attention(s, l));
-    if (c.attn_use_output_gate) {
-        QUIRE_TRY(ops.linear(l, Linear::out_gate, Act::h, Act::g));
-        QUIRE_TRY(ops.sigmoid_gate(Act::o, Act::g, s.n * c.num_attention_heads * c.head_dim));
-    }
+    if (c.attn_use_output_gate) QUIRE_TRY(ops.sigmoid_gate(Act::o, Act::g, s.n * c.num_attention_heads * c.head_dim));
     return ops.linear(l, Linear::o, Act::o, Act::a);
 }
 
 // SwiGLU MLP (docs/model.md §2.1): a = down(silu(gate(h)) * up(h)).
 Status mlp(const ModelConfig& c, SalaOps& ops, const StepShape& s, int64_t l) {
-    QUIRE_TRY(ops.linear(l, Linear::mlp_gate, Act::h, Act::g));
-    QUIRE_TRY(ops.linear(l, Linear::mlp_up, Act::h, Act::up));
+    const LinearOut gate_up[] = {{Linear::mlp_gate, Act::g}, {Linear::mlp_up, Act::up}};
+    QUIRE_TRY(ops.linears(l, Act::h, gate_up));
     QUIRE_TRY(ops.silu_mul(s.n * c.intermediate_size));
     return ops.linear(l, Linear::mlp_down, Act::g, Act::a);
 }

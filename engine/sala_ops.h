@@ -5,6 +5,7 @@
 // (docs/model.md §2-§4 give the math); the forward pass decides the order.
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "status.h"
@@ -29,6 +30,12 @@ enum class Linear { q, k, v, o, out_gate, mlp_gate, mlp_up, mlp_down };
 
 // RMSNorm weights: per layer, plus the final norm (layer ignored).
 enum class Norm { input, post, q_head, k_head, o, final };
+
+// One output of a group of linear layers that read the same input.
+struct LinearOut {
+    Linear which;
+    Act out;
+};
 
 // Shape of one forward step: n new tokens at positions pos0 .. pos0 + n - 1; the queries from
 // chunk-local index first_sparse on run InfLLM-v2 (sala_geometry.h); logits are wanted for the
@@ -56,8 +63,12 @@ public:
     virtual Status residual_add(float scale) = 0;
     // out = in . W^T for the linear layer `which` of `layer`.
     virtual Status linear(int64_t layer, Linear which, Act in, Act out) = 0;
-    // RoPE on the `heads` heads of q and k at positions pos0.. (Lightning layers, §2.3).
-    virtual Status rope(const StepShape& s, int64_t heads) = 0;
+    // Several linear layers of one input (q, k, v and the gate; the MLP's gate and up): the same as
+    // linear() for each, which a backend may run as one pass over weights stored together.
+    virtual Status linears(int64_t layer, Act in, std::span<const LinearOut> outs) = 0;
+    // Lightning's q and k (§2.5, §2.3): per-head RMSNorm (when the model has q/k norms), then RoPE
+    // at positions pos0.. (when the model uses it).
+    virtual Status qk_norm_rope(const StepShape& s, int64_t layer) = 0;
     // Lightning attention (§4): o = simple GLA of q, k, v, continuing and updating the layer's state.
     virtual Status lightning(const StepShape& s, int64_t layer) = 0;
     // Sparse layers (§2.4, §3): k and v of the new tokens from h appended to the layer's cache, and

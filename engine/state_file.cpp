@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include "bf16.h"
 #include "file_util.h"
@@ -100,6 +104,30 @@ private:
     int64_t size_;
 };
 
+// Runs work(i) for i = 0 .. n-1 on up to 8 threads, one section at a time per thread: hashing a
+// 1M-token state (9 GB) takes seconds on one core, and sections are independent. Returns the
+// failure of the lowest index (the first bad section in file order); after a failure no new index
+// starts.
+Status for_each_section(int64_t n, const std::function<Status(int64_t)>& work) {
+    const int64_t workers = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 8);
+    std::vector<Status> results(static_cast<size_t>(n));
+    std::atomic<int64_t> next{0};
+    std::atomic<bool> failed{false};
+    auto run = [&] {
+        for (int64_t i = next++; i < n && !failed.load(); i = next++) {
+            results[static_cast<size_t>(i)] = work(i);
+            if (!results[static_cast<size_t>(i)]) failed = true;
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int64_t w = 1; w < std::min(workers, n); ++w) pool.emplace_back(run);
+    run();
+    for (auto& t : pool) t.join();
+    for (const Status& r : results)
+        if (!r) return r;
+    return Status::ok();
+}
+
 }  // namespace
 
 int64_t dtype_bytes(SectionDType t) { return t == SectionDType::bf16 ? 2 : 4; }
@@ -185,22 +213,48 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
     entry(0, SectionKind::tokens, 0, SectionDType::i32, token_bytes, hash64(tokens.data(), token_bytes, 0));
     QUIRE_TRY(advance(0, token_bytes));
 
-    std::vector<uint8_t> buffer;
+    // Every section's place is known from the layout: they are read from the backend (one at a
+    // time), hashed and written at their offsets on several threads.
+    std::vector<int64_t> offsets(static_cast<size_t>(count));
+    std::vector<SectionDType> dtypes(static_cast<size_t>(count));
     for (int64_t i = 1; i < count; ++i) {
         const SectionSpec& s = layout[static_cast<size_t>(i - 1)];
-        const SectionDType dtype = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
-        const int64_t row_bytes = s.width * dtype_bytes(dtype);
+        dtypes[static_cast<size_t>(i)] = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
+        offsets[static_cast<size_t>(i)] = offset;
+        const int64_t bytes = s.rows * s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]);
+        offset += align64(bytes);
+    }
+    std::vector<uint64_t> sums(static_cast<size_t>(count));
+    std::mutex backend;
+    QUIRE_TRY(for_each_section(count - 1, [&](int64_t j) -> Status {
+        const int64_t i = j + 1;
+        const SectionSpec& s = layout[static_cast<size_t>(j)];
+        const int64_t row_bytes = s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]);
         const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(row_bytes, 1));
-        buffer.resize(static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)) * row_bytes));
+        std::vector<uint8_t> buffer(static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)) * row_bytes));
         Hasher64 sum(static_cast<uint64_t>(i));
         for (int64_t r = 0; r < s.rows; r += chunk_rows) {
             const int64_t n = std::min(chunk_rows, s.rows - r);
-            QUIRE_TRY(rows.read_rows(s, r, n, buffer.data()));
+            {
+                std::lock_guard<std::mutex> lock(backend);
+                QUIRE_TRY(rows.read_rows(s, r, n, buffer.data()));
+            }
             sum.update(buffer.data(), n * row_bytes);
-            QUIRE_TRY(file->write(buffer.data(), n * row_bytes));
+            QUIRE_TRY(file->write_at(offsets[static_cast<size_t>(i)] + r * row_bytes, buffer.data(), n * row_bytes));
         }
-        entry(i, s.kind, s.layer, dtype, s.rows * row_bytes, sum.final());
-        QUIRE_TRY(advance(i, s.rows * row_bytes));
+        sums[static_cast<size_t>(i)] = sum.final();
+        return Status::ok();
+    }));
+    // The file ends exactly where the last section does, so any truncation is seen on loading.
+    if (!layout.empty()) {
+        const SectionSpec& last = layout.back();
+        QUIRE_TRY(file->resize(offsets.back() + last.rows * last.width * dtype_bytes(dtypes.back())));
+    }
+    for (int64_t i = 1; i < count; ++i) {
+        const SectionSpec& s = layout[static_cast<size_t>(i - 1)];
+        offset = offsets[static_cast<size_t>(i)];
+        entry(i, s.kind, s.layer, dtypes[static_cast<size_t>(i)], s.rows * s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]),
+              sums[static_cast<size_t>(i)]);
     }
     put<uint64_t>(&head[static_cast<size_t>(table_end - 8)], hash64(head.data() + kHeaderBytes, count * kEntryBytes));
     QUIRE_TRY(file->write_at(0, head.data(), static_cast<int64_t>(head.size())));
@@ -341,31 +395,34 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
 }
 
 Status StateReader::stream_into(StateRows& rows) {
-    std::vector<uint8_t> in, out;
-    for (const Entry& en : entries_) {
+    // Sections on several threads (reading and hashing are the cost); the backend's copies one at a time.
+    std::mutex backend;
+    return for_each_section(static_cast<int64_t>(entries_.size()), [&](int64_t e) -> Status {
+        const Entry& en = entries_[static_cast<size_t>(e)];
         const SectionSpec& s = en.spec;
         const SectionDType want = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
         const int64_t in_row = s.width * dtype_bytes(en.dtype), out_row = s.width * dtype_bytes(want);
         const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(in_row, 1));
         const auto buffer_rows = static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)));
-        in.resize(buffer_rows * static_cast<size_t>(in_row));
+        std::vector<uint8_t> in(buffer_rows * static_cast<size_t>(in_row)), out;
         if (want != en.dtype) out.resize(buffer_rows * static_cast<size_t>(out_row));
         Hasher64 sum(en.index);
         for (int64_t r = 0; r < s.rows; r += chunk_rows) {
             const int64_t n = std::min(chunk_rows, s.rows - r);
             QUIRE_TRY(source_->read_at(en.offset + r * in_row, in.data(), n * in_row));
             sum.update(in.data(), n * in_row);
-            if (want == en.dtype) {
-                QUIRE_TRY(rows.write_rows(s, r, n, in.data()));
-            } else {
+            const uint8_t* ready = in.data();
+            if (want != en.dtype) {
                 convert(in.data(), en.dtype, out.data(), want, n * s.width);
-                QUIRE_TRY(rows.write_rows(s, r, n, out.data()));
+                ready = out.data();
             }
+            std::lock_guard<std::mutex> lock(backend);
+            QUIRE_TRY(rows.write_rows(s, r, n, ready));
         }
         if (sum.final() != en.checksum)
             return fail(ErrorCode::state_bad_checksum, label_, section_label(s.kind, s.layer) + " checksum mismatch");
-    }
-    return Status::ok();
+        return Status::ok();
+    });
 }
 
 }  // namespace quire

@@ -10,10 +10,21 @@
 namespace quire::kernels {
 
 constexpr int64_t kGemvMaxTokens = 4;
+constexpr int kGemvMaxOutputs = 4;
 
 // W: [rows, cols] bf16 row-major, x: [tokens, cols], y: [tokens, rows]; cols a multiple of 8 and
 // 16-byte aligned rows; tokens <= kGemvMaxTokens.
 cudaError_t launch_gemv_bf16(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t tokens, uint16_t* y,
                              cudaStream_t stream);
+
+// Several linear layers that read the same x and whose weights lie one after another in memory
+// ([sum of rows, cols]), in one pass over the weights: output i gets the next outputs[i].rows rows,
+// as y_i [tokens, rows_i]. Fewer launches and longer streams than one GEMV per layer (decode).
+struct GemvOutput {
+    int64_t rows = 0;
+    uint16_t* out = nullptr;
+};
+cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens, const GemvOutput* outputs, int count,
+                                   cudaStream_t stream);
 
 }  // namespace quire::kernels

@@ -101,6 +101,53 @@ __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_
     }
 }
 
+// Lightning's per-head q/k RMSNorm and RoPE in one pass (docs/model.md §2.5, §2.3): one block per
+// token, the token's cos/sin in shared memory, one warp per head row of q or k. Lane L holds the
+// elements L + 32 j, so each RoPE pair (i, i + dim/2) sits in one lane.
+template <int J>  // J = dim / 32 elements per lane (2 for dim 64, 4 for dim 128)
+__global__ void head_norm_rope_kernel(__nv_bfloat16* q, __nv_bfloat16* k, const float* qw, const float* kw, int64_t heads, int64_t pos0,
+                                      float theta, float eps, int rope) {
+    constexpr int dim = 32 * J, half = dim / 2;
+    __shared__ float cs[dim];  // [half] cos, [half] sin
+    const int64_t t = blockIdx.x;
+    const float p = static_cast<float>(pos0 + t);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(dim));
+        const float angle = p * inv_freq;
+        cs[i] = cosf(angle);
+        cs[half + i] = sinf(angle);
+    }
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int64_t row = threadIdx.x >> 5; row < 2 * heads; row += warps) {
+        const bool is_q = row < heads;
+        __nv_bfloat16* v = (is_q ? q : k) + (t * heads + (is_q ? row : row - heads)) * dim;
+        const float* w = is_q ? qw : kw;
+        float x[J];
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+            x[j] = bf(v[lane + 32 * j]);
+            ss += x[j] * x[j];
+        }
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+#pragma unroll
+        for (int j = 0; j < J; ++j) x[j] = round_bf(round_bf(x[j] * inv) * w[lane + 32 * j]);
+        if (rope) {
+#pragma unroll
+            for (int j = 0; j < J / 2; ++j) {
+                const int i = lane + 32 * j;
+                const float c = cs[i], s = cs[half + i], a = x[j], b = x[j + J / 2];
+                x[j] = a * c - b * s;
+                x[j + J / 2] = b * c + a * s;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < J; ++j) v[lane + 32 * j] = to_bf(x[j]);
+    }
+}
+
 // Element-wise kernels take 8 consecutive elements per thread (16-byte accesses) when n is a
 // multiple of 8; the tail-free layout is what every caller has (widths are multiples of 64).
 template <typename Op>
@@ -279,6 +326,18 @@ cudaError_t launch_compress_keys(const RowSource& k, int64_t width, int64_t kern
     if (count <= 0) return cudaSuccess;
     if (count > 0x7FFFFFFF) return cudaErrorInvalidValue;
     compress_keys_kernel<<<static_cast<unsigned>(count), 128, 0, stream>>>(k, width, kernel, stride, first, B(out));
+    return cudaGetLastError();
+}
+
+cudaError_t launch_head_norm_rope(uint16_t* q, uint16_t* k, const float* q_norm, const float* k_norm, int64_t tokens, int64_t heads,
+                                  int64_t dim, int64_t pos0, float theta, float eps, bool rope, cudaStream_t stream) {
+    if (tokens <= 0) return cudaSuccess;
+    if ((dim != 64 && dim != 128) || heads <= 0 || !q_norm || !k_norm) return cudaErrorInvalidValue;
+    auto* qb = reinterpret_cast<__nv_bfloat16*>(q);
+    auto* kb = reinterpret_cast<__nv_bfloat16*>(k);
+    const unsigned grid = static_cast<unsigned>(tokens);
+    if (dim == 64) head_norm_rope_kernel<2><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
+    else head_norm_rope_kernel<4><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
     return cudaGetLastError();
 }
 

@@ -17,6 +17,13 @@ cudaError_t launch_rms_norm(const uint16_t* x, const float* w, int64_t rows, int
 // Non-interleaved RoPE in place on x [tokens, heads, dim] bf16 at positions pos0 + t (fp32 angles).
 cudaError_t launch_rope(uint16_t* x, int64_t tokens, int64_t heads, int64_t dim, int64_t pos0, float theta, cudaStream_t stream);
 
+// Lightning's q/k path in one pass: per head row of dim elements, RMSNorm with q_norm (q) or
+// k_norm (k), then (when rope) RoPE at positions pos0 + t, in place. The same results as
+// launch_rms_norm on each of q and k followed by launch_rope on each. q, k: [tokens, heads, dim],
+// dim 64 or 128.
+cudaError_t launch_head_norm_rope(uint16_t* q, uint16_t* k, const float* q_norm, const float* k_norm, int64_t tokens, int64_t heads,
+                                  int64_t dim, int64_t pos0, float theta, float eps, bool rope, cudaStream_t stream);
+
 // out = bf16(bf16(silu(gate)) * up)
 cudaError_t launch_silu_mul(const uint16_t* gate, const uint16_t* up, int64_t n, uint16_t* out, cudaStream_t stream);
 

@@ -18,19 +18,15 @@
 #include "models/source_table_model.h"
 #include "pdf_fixtures.h"
 #include "test_support.h"
+#include "ui_test_support.h"
 
 using namespace quire;
 using namespace quire::ui;
 
 namespace {
 using quire::test::put;
-QString helper() { return QString::fromStdString(test::quire_binary()); }
-
-// Waits until the window has loaded its (demo) model and finished setting up the demo library.
-void waitReady(MainWindow& w) {
-    QTRY_VERIFY_WITH_TIMEOUT(w.modelReady(), 30000);
-    QTRY_VERIFY_WITH_TIMEOUT(!w.busy(), 30000);
-}
+using quire::test::helper;
+using quire::test::waitReady;
 }  // namespace
 
 class TestUi : public QObject {

@@ -12,7 +12,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev curl
   clang libclang-rt-14-dev
   python3 xvfb xauth
-  qpdf poppler-utils fonts-dejavu-core
+  qpdf poppler-utils fonts-dejavu-core libpoppler-qt6-dev
   dpkg-dev file lintian debootstrap appstream desktop-file-utils
 )
 

@@ -18,6 +18,11 @@ void ContextGauge::setUsage(qint64 used, qint64 limit) {
     update();
 }
 
+void ContextGauge::setOverLimit(bool over) {
+    over_ = over;
+    update();
+}
+
 void ContextGauge::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);
@@ -30,13 +35,15 @@ void ContextGauge::paintEvent(QPaintEvent*) {
     if (share > 0) {
         QPainterPath fill;
         fill.addRoundedRect(QRectF(bar.left(), bar.top(), std::max(12.0, bar.width() * share), bar.height()), 6, 6);
-        QColor c = share > 0.9 ? QColor(0xd9, 0x53, 0x4f) : pal.color(QPalette::Highlight);
+        QColor c = over_ || share > 0.9 ? QColor(0xd9, 0x53, 0x4f) : pal.color(QPalette::Highlight);
         c.setAlpha(200);
         p.fillPath(fill, c);
     }
     p.setPen(pal.color(QPalette::Text));
     p.drawText(bar, Qt::AlignCenter,
-               tr("%1 / %2 tokens  (%3%)").arg(QLocale().toString(used_), QLocale().toString(limit_)).arg(share * 100.0, 0, 'f', share < 0.1 ? 2 : 1));
+               tr("%1 / %2 tokens  (%3%)%4").arg(QLocale().toString(used_), QLocale().toString(limit_))
+                   .arg(static_cast<double>(used_) / static_cast<double>(limit_) * 100.0, 0, 'f', share < 0.1 ? 2 : 1)
+                   .arg(over_ ? tr(" — over the limit") : QString()));
 }
 
 }  // namespace quire::ui

@@ -11,6 +11,9 @@ public:
     explicit ContextGauge(QWidget* parent = nullptr);
     void setUsage(qint64 used, qint64 limit);
     qint64 used() const { return used_; }
+    // Red, whatever the share: the library does not fit with room for the conversation.
+    void setOverLimit(bool over);
+    bool overLimit() const { return over_; }
     QSize sizeHint() const override { return {320, 30}; }
 
 protected:
@@ -18,6 +21,7 @@ protected:
 
 private:
     qint64 used_ = 0, limit_ = 1 << 20;
+    bool over_ = false;
 };
 
 }  // namespace quire::ui

@@ -1,6 +1,7 @@
 #include "engine_worker.h"
 
 #include <QFileInfo>
+#include <QLocale>
 
 #include <algorithm>
 
@@ -76,22 +77,34 @@ void EngineWorker::loadModel(const QString& dir) {
 void EngineWorker::refreshContext(qint64 libraryId) {
     const auto lib = library(libraryId);
     if (!lib || !session_) return;
-    auto ctx = session_->assemble(*lib);
+    const qint64 limit = session_->contextLimit();
+    auto ctx = session_->measure(*lib);
     if (!ctx) {
-        emit contextReady(libraryId, 0, 1 << 20, {QString::fromStdString(ctx.status().message())}, tr("too large"));
+        emit contextReady(libraryId, 0, limit, {}, tr("unknown"), QString::fromStdString(ctx.status().message()));
         return;
     }
+    const auto tokens = static_cast<qint64>(ctx->tokens.size());
     QVector<app::ContextPiece> pieces = ctx->pieces;
     std::sort(pieces.begin(), pieces.end(), [](const auto& a, const auto& b) { return a.tokens > b.tokens; });
     QStringList largest;
     for (qsizetype i = 0; i < std::min<qsizetype>(3, pieces.size()); ++i)
         largest << QString("%1 — %2 tokens").arg(QFileInfo(pieces[i].label).fileName()).arg(pieces[i].tokens);
+    // Why the library cannot be asked about, if it cannot: too large, or nothing could be read.
+    QString problem;
+    if (tokens + session_->conversationReserve() > limit)
+        problem = tr("The library needs %1 tokens plus %2 for the conversation, more than the context limit of %3. Remove sources to ask about it.")
+                      .arg(QLocale().toString(tokens), QLocale().toString(session_->conversationReserve()), QLocale().toString(limit));
+    if (auto sources = db_->sources(libraryId); sources && !sources->isEmpty()) {
+        const bool anyReady = std::any_of(sources->begin(), sources->end(), [](const app::SourceRow& s) { return s.status == "ready"; });
+        if (!anyReady) problem = tr("None of this library's sources could be read (see their errors). Add a readable source to ask about it.");
+    }
     QString state = tr("not read yet");
     if (auto states = db_->prefixStates(libraryId); states && !states->isEmpty()) {
         const qint64 saved = states->first().tokenCount;
-        state = saved == static_cast<qint64>(ctx->tokens.size()) ? tr("ready") : tr("stale: %1 new tokens to read").arg(static_cast<qint64>(ctx->tokens.size()) - saved);
+        state = saved == tokens ? tr("ready") : tr("stale: %1 new tokens to read").arg(tokens - saved);
     }
-    emit contextReady(libraryId, static_cast<qint64>(ctx->tokens.size()), 1 << 20, largest, state);
+    if (!problem.isEmpty()) state = tr("cannot be read");
+    emit contextReady(libraryId, tokens, limit, largest, state, problem);
 }
 
 void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const QString& password) {
@@ -109,17 +122,27 @@ void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const 
     refreshContext(libraryId);
 }
 
+void EngineWorker::progress(const app::ReadProgress& p) {
+    position_ = p.position;
+    emit readProgress(p.done, p.total, p.tokensPerSecond, p.etaSeconds);
+}
+
+QString EngineWorker::stoppedMessage() const {
+    return tr("Reading stopped at %1 tokens — the next question continues from there").arg(QLocale().toString(position_));
+}
+
 void EngineWorker::readLibrary(qint64 libraryId) {
     cancel_ = false;
+    position_ = 0;
     const auto lib = library(libraryId);
     if (!lib || !session_) {
         emit readFinished(libraryId, false, tr("No model is loaded."));
         return;
     }
-    auto r = session_->read(*lib, [this](const app::ReadProgress& p) { emit readProgress(p.done, p.total, p.tokensPerSecond, p.etaSeconds); },
-                            &cancel_);
+    auto r = session_->read(*lib, [this](const app::ReadProgress& p) { progress(p); }, &cancel_);
     if (!r) {
-        emit readFinished(libraryId, false, r.status().code() == ErrorCode::cancelled ? tr("Reading stopped.") : QString::fromStdString(r.status().message()));
+        emit readFinished(libraryId, false,
+                          r.status().code() == ErrorCode::cancelled ? stoppedMessage() : QString::fromStdString(r.status().message()));
     } else {
         for (const QString& n : r->notices) emit notice(n);
         emit readFinished(libraryId, true,
@@ -130,6 +153,7 @@ void EngineWorker::readLibrary(qint64 libraryId) {
 
 void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId, const AnswerSettings& s) {
     cancel_ = false;
+    position_ = 0;
     const auto lib = library(libraryId);
     auto remote = db() ? app::remoteBackend(*db_) : Result<std::optional<app::RemoteBackendSettings>>(std::nullopt);
     if (!lib || (!session_ && !(remote && remote.value()))) {
@@ -143,7 +167,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     o.generation.sampling.temperature = static_cast<float>(s.temperature);
     o.generation.sampling.top_p = static_cast<float>(s.topP);
     o.cancel = &cancel_;
-    o.onProgress = [this](const app::ReadProgress& p) { emit readProgress(p.done, p.total, p.tokensPerSecond, p.etaSeconds); };
+    o.onProgress = [this](const app::ReadProgress& p) { progress(p); };
     bool started = false;
     o.onText = [&](const QString& d) {
         if (!started) {
@@ -154,6 +178,11 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     };
     if (remote && remote.value()) return askRemote(*lib, question, *remote.value(), o);
     auto r = session_->ask(*lib, question, o);
+    if (!r && r.status().code() == ErrorCode::cancelled) {  // stopped while reading: no answer, no dialog
+        emit answerStopped(libraryId, stoppedMessage());
+        refreshContext(libraryId);
+        return;
+    }
     if (!r) {
         emit failed(tr("Ask"), QString::fromStdString(r.status().message()));
         return;

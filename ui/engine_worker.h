@@ -41,7 +41,9 @@ public:
 signals:
     void modelLoaded(const QString& dir, const QString& description);
     void modelFailed(const QString& reason);
-    void contextReady(qint64 libraryId, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state);
+    // problem: why the library cannot be asked about now (too large, nothing readable); empty if it can.
+    void contextReady(qint64 libraryId, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state,
+                      const QString& problem);
     void sourceAdded(qint64 libraryId, const QString& path, const QString& status, const QString& error);
     void sourcesDone(qint64 libraryId);
     void readProgress(qint64 done, qint64 total, double tokensPerSecond, double etaSeconds);
@@ -50,11 +52,14 @@ signals:
     void answerDelta(const QString& text);
     void answerFinished(qint64 chatId, const QString& answer, double firstTokenSeconds, double tokensPerSecond,
                         const QString& stopReason, qint64 computedTokens);
+    void answerStopped(qint64 libraryId, const QString& message);  // stopped before the first token
     void notice(const QString& text);
     void failed(const QString& what, const QString& reason);
 
 private:
     app::LibraryDb* db();
+    void progress(const app::ReadProgress& p);
+    QString stoppedMessage() const;
     std::optional<app::LibraryRow> library(qint64 id);
     void askRemote(const app::LibraryRow& lib, const QString& question, const app::RemoteBackendSettings& backend, const app::AskOptions& o);
 
@@ -64,6 +69,7 @@ private:
     std::unique_ptr<Engine> engine_;
     std::unique_ptr<app::SessionService> session_;
     std::atomic<bool> cancel_{false};
+    qint64 position_ = 0;  // context tokens read, as last reported
 };
 
 }  // namespace quire::ui

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <QApplication>
 #include <QComboBox>
+#include <QDesktopServices>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QFile>
@@ -13,10 +14,12 @@
 #include <QInputDialog>
 #include <QLabel>
 #include <QListView>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QScreen>
 #include <QPushButton>
 #include <QShortcut>
 #include <QSplitter>
@@ -30,6 +33,9 @@
 #include "models/chat_list_model.h"
 #include "models/library_list_model.h"
 #include "models/source_table_model.h"
+#include "pdf_page_view.h"
+#include "source_code_view.h"
+#include "library/library_removal.h"
 #include "session/chat_export.h"
 #include "gpu_info.h"
 #include "local_server.h"
@@ -89,7 +95,11 @@ void MainWindow::onWorker(F&& f) {
 
 void MainWindow::buildUi() {
     setWindowTitle(tr("Quire"));
-    resize(1320, 820);
+    // The size it was designed for, but never more than the screen it opens on can show.
+    QSize size(1320, 820);
+    if (const QScreen* screen = QGuiApplication::primaryScreen())
+        size = size.boundedTo(screen->availableGeometry().size() * 0.95);
+    resize(size);
 
     banner_ = new QLabel(this);
     banner_->setWordWrap(true);
@@ -99,6 +109,27 @@ void MainWindow::buildUi() {
     // Left: libraries.
     libraryView_ = new QListView(this);
     libraryView_->setModel(libraries_);
+    libraryView_->setContextMenuPolicy(Qt::CustomContextMenu);
+    libraryView_->setSelectionMode(QAbstractItemView::SingleSelection);
+    connect(libraryView_, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
+        const QModelIndex i = libraryView_->indexAt(at);
+        if (!i.isValid()) return;
+        const qint64 id = libraries_->idAt(i.row());
+        const QString name = libraries_->nameOf(id);
+        QMenu menu(this);
+        menu.addAction(tr("Rename…"), this, [this, id, name] {
+            bool ok = false;
+            const QString n = QInputDialog::getText(this, tr("Rename library"), tr("Name:"), QLineEdit::Normal, name, &ok);
+            if (ok) renameLibrary(id, n);
+        });
+        menu.addAction(tr("Delete…"), this, [this, id, name] {
+            if (QMessageBox::question(this, tr("Delete library"),
+                                      tr("Delete the library “%1” with its chats and saved states? The files you added stay where they are.").arg(name)) ==
+                QMessageBox::Yes)
+                deleteLibrary(id);
+        });
+        menu.exec(libraryView_->viewport()->mapToGlobal(at));
+    });
     auto* newLibrary = new QPushButton(tr("New library"), this);
     auto* settings = new QPushButton(tr("Settings"), this);
     auto* left = new QWidget(this);
@@ -153,6 +184,11 @@ void MainWindow::buildUi() {
     midLayout->addLayout(sourceButtons);
     midLayout->addWidget(new QLabel(tr("<b>Context</b>"), this));
     midLayout->addWidget(gauge_);
+    problemLabel_ = new QLabel(this);
+    problemLabel_->setWordWrap(true);
+    problemLabel_->setStyleSheet("QLabel { color: #c0392b; }");
+    problemLabel_->hide();
+    midLayout->addWidget(problemLabel_);
     midLayout->addWidget(largest_);
     midLayout->addLayout(readRow);
     midLayout->addWidget(progress_);
@@ -163,10 +199,26 @@ void MainWindow::buildUi() {
     chatPicker_->setModel(chats_);
     chatPicker_->setPlaceholderText(tr("New chat"));
     auto* newChatButton = new QPushButton(tr("New chat"), this);
+    auto* chatMenuButton = new QPushButton(tr("Chat…"), this);
+    auto* chatMenu = new QMenu(chatMenuButton);
+    chatMenu->addAction(tr("Rename chat…"), this, [this] {
+        if (!chatId_) return;
+        bool ok = false;
+        const QString title = QInputDialog::getText(this, tr("Rename chat"), tr("Title:"), QLineEdit::Normal, chatPicker_->currentText(), &ok);
+        if (ok && !title.trimmed().isEmpty()) renameChat(chatId_, title);
+    });
+    chatMenu->addAction(tr("Delete chat…"), this, [this] {
+        if (!chatId_) return;
+        if (QMessageBox::question(this, tr("Delete chat"), tr("Delete the chat “%1” and its saved state?").arg(chatPicker_->currentText())) ==
+            QMessageBox::Yes)
+            deleteChat(chatId_);
+    });
+    chatMenuButton->setMenu(chatMenu);
     auto* chatRow = new QHBoxLayout;
     chatRow->addWidget(new QLabel(tr("<b>Chat</b>"), this));
     chatRow->addWidget(chatPicker_, 1);
     chatRow->addWidget(newChatButton);
+    chatRow->addWidget(chatMenuButton);
     chat_ = new ChatView(this);
     auto* right = new QWidget(this);
     auto* rightLayout = new QVBoxLayout(right);
@@ -186,7 +238,8 @@ void MainWindow::buildUi() {
     centralLayout->addWidget(banner_);
     centralLayout->addWidget(splitter, 1);
     setCentralWidget(central);
-    statusBar()->showMessage(tr("Loading the model…"));
+    modelLine_ = new QLabel(tr("Loading the model…"), this);
+    statusBar()->addPermanentWidget(modelLine_);  // stays while passing messages come and go
 
     connect(newLibrary, &QPushButton::clicked, this, [this] {
         const QString name = QInputDialog::getText(this, tr("New library"), tr("Name:"));
@@ -196,12 +249,14 @@ void MainWindow::buildUi() {
     connect(libraryView_->selectionModel(), &QItemSelectionModel::currentChanged, this,
             [this](const QModelIndex& i) { if (i.isValid()) selectLibrary(libraries_->idAt(i.row())); });
     connect(addFiles_, &QPushButton::clicked, this, [this] {
-        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Add PDFs or text files"), QDir::homePath(),
+        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Add PDFs or text files"), lastFolder(),
                                                                 tr("Documents (*.pdf *.txt *.md);;All files (*)"));
+        if (!files.isEmpty()) rememberFolder(QFileInfo(files.first()).absolutePath());
         if (!files.isEmpty()) addSources(files);
     });
     connect(addFolder_, &QPushButton::clicked, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, tr("Add a source folder"), QDir::homePath());
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Add a source folder"), lastFolder());
+        if (!dir.isEmpty()) rememberFolder(QFileInfo(dir).absolutePath());
         if (!dir.isEmpty()) addSources({dir});
     });
     connect(remove_, &QPushButton::clicked, this, [this] {
@@ -209,6 +264,7 @@ void MainWindow::buildUi() {
         if (!i.isValid()) return;
         (void)db_->removeSource(sources_->sourceAt(i.row()).id);
         sources_->refresh();
+        refreshCitations();
         libraries_->refresh();
         onWorker([w = worker_, id = libraryId_] { w->refreshContext(id); });
     });
@@ -217,9 +273,17 @@ void MainWindow::buildUi() {
     connect(newChatButton, &QPushButton::clicked, this, &MainWindow::newChat);
     connect(chatPicker_, &QComboBox::activated, this, [this](int row) { showChat(chats_->idAt(row)); });
     connect(chat_, &ChatView::sendRequested, this, &MainWindow::ask);
+    connect(chat_, &ChatView::citationActivated, this, &MainWindow::openCitation);
+    // A fresh answer to the same question: a new chat, so the earlier answer does not steer it.
+    connect(chat_, &ChatView::regenerateRequested, this, [this](QString question) {
+        if (busy_) return;
+        newChat();
+        ask(question);
+    });
     connect(chat_, &ChatView::stopRequested, this, &MainWindow::stop);
     connect(chat_, &ChatView::exportRequested, this, [this] {
-        const QString path = QFileDialog::getSaveFileName(this, tr("Export chat"), QDir::homePath() + "/chat.md", tr("Markdown (*.md)"));
+        const QString path = QFileDialog::getSaveFileName(this, tr("Export chat"), lastFolder() + "/chat.md", tr("Markdown (*.md)"));
+        if (!path.isEmpty()) rememberFolder(QFileInfo(path).absolutePath());
         if (!path.isEmpty() && !exportChat(path)) QMessageBox::warning(this, tr("Export"), tr("Could not write %1").arg(path));
     });
     new QShortcut(QKeySequence::New, this, [this] { newChat(); });
@@ -229,10 +293,10 @@ void MainWindow::buildUi() {
 void MainWindow::connectWorker() {
     connect(worker_, &EngineWorker::modelLoaded, this, [this](const QString& dir, const QString& description) {
         modelReady_ = true;
-        statusBar()->showMessage(tr("Model: %1 — %2").arg(QFileInfo(dir).fileName(), description));
+        modelLine_->setText(tr("Model: %1 — %2").arg(QFileInfo(dir).fileName(), description));
         if (demo_) {
             banner_->setText(tr("Demo mode: answers come from a tiny demo model with random weights, so they are not meaningful. "
-                                "Choose a MiniCPM-SALA model folder in Settings to get real answers."));
+                                "Choose a MiniCPM-SALA model folder in Settings, or download one there with “Get model…”, to get real answers."));
             banner_->show();
             ensureDemoLibrary();
         } else {
@@ -243,15 +307,21 @@ void MainWindow::connectWorker() {
     });
     connect(worker_, &EngineWorker::modelFailed, this, [this](const QString& reason) {
         modelReady_ = false;
-        statusBar()->showMessage(tr("No usable model"));
+        modelLine_->setText(tr("No usable model"));
         banner_->setText(tr("The model could not be loaded: %1. Choose another folder in Settings.").arg(reason));
         banner_->show();
     });
     connect(worker_, &EngineWorker::contextReady, this,
-            [this](qint64 id, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state) {
+            [this](qint64 id, qint64 tokens, qint64 limit, const QStringList& largest, const QString& state, const QString& problem) {
                 if (id != libraryId_) return;
                 contextTokens_ = tokens;
+                problem_ = problem;
                 gauge_->setUsage(tokens, limit);
+                gauge_->setOverLimit(problem.contains(tr("context limit")));
+                chat_->setBlockedReason(problem);
+                problemLabel_->setText(problem);
+                problemLabel_->setVisible(!problem.isEmpty());
+                readButton_->setEnabled(!busy_ && problem.isEmpty());
                 largest_->setText(largest.isEmpty() ? QString() : tr("Largest: %1").arg(largest.join(" · ")));
                 stateLabel_->setText(tr("Saved state: <b>%1</b>").arg(state));
                 sources_->refresh();
@@ -259,7 +329,10 @@ void MainWindow::connectWorker() {
     connect(worker_, &EngineWorker::sourceAdded, this, [this](qint64 id, const QString& path, const QString& status, const QString& error) {
         if (status == "needs password") {
             bool ok = false;
-            const QString pw = QInputDialog::getText(this, tr("Password needed"), tr("%1 is encrypted. Password:").arg(QFileInfo(path).fileName()),
+            const bool wrong = error.contains("does not open");
+            const QString prompt = wrong ? tr("That password does not open %1. Try again:").arg(QFileInfo(path).fileName())
+                                         : tr("%1 is encrypted. Password:").arg(QFileInfo(path).fileName());
+            const QString pw = QInputDialog::getText(this, wrong ? tr("Wrong password") : tr("Password needed"), prompt,
                                                      QLineEdit::Password, QString(), &ok);
             if (ok && !pw.isEmpty()) {
                 onWorker([w = worker_, id, path, pw] { w->addSources(id, {path}, pw); });
@@ -273,6 +346,7 @@ void MainWindow::connectWorker() {
     connect(worker_, &EngineWorker::sourcesDone, this, [this] {
         libraries_->refresh();
         sources_->refresh();
+        refreshCitations();
         setBusy(false);
         emit sourcesDone();
     });
@@ -291,15 +365,32 @@ void MainWindow::connectWorker() {
         emit readDone(ok);
     });
     connect(worker_, &EngineWorker::answerStarted, this, [this] { progressLabel_->setText(tr("Answering…")); });
-    connect(worker_, &EngineWorker::answerDelta, chat_, &ChatView::appendToAnswer);
+    connect(worker_, &EngineWorker::answerDelta, this, [this](const QString& d) {
+        if (streamingInView_) chat_->appendToAnswer(d);  // not when another library (or chat) is on screen
+    });
+    connect(worker_, &EngineWorker::answerStopped, this, [this](qint64 library, const QString& message) {
+        if (streamingInView_ && library == libraryId_) chat_->finishAnswer(QString(), tr("stopped before the answer began"), true);
+        streamingInView_ = false;
+        progressLabel_->setText(message);
+        setBusy(false);
+        emit answerDone(0, 0);
+    });
     connect(worker_, &EngineWorker::answerFinished, this,
             [this](qint64 chatId, const QString& answer, double firstToken, double tps, const QString& stopReason, qint64 computed) {
-                chatId_ = chatId;
-                QString stats = tr("first token %1 s · %2 tokens/s · %3 tokens computed").arg(firstToken, 0, 'f', 2).arg(tps, 0, 'f', 1).arg(computed);
-                if (stopReason == "cancelled") stats += tr(" · stopped");
-                chat_->finishAnswer(answer, stats);
-                chats_->refresh();
-                chatPicker_->setCurrentIndex(chats_->rowOf(chatId));
+                lastChat_[answeringLibrary_] = chatId;
+                if (answeringLibrary_ == libraryId_ && !streamingInView_) {  // left and came back: show it from the library
+                    chats_->refresh();
+                    showChat(chatId);
+                    chatPicker_->setCurrentIndex(chats_->rowOf(chatId));
+                } else if (answeringLibrary_ == libraryId_) {
+                    chatId_ = chatId;
+                    const QString stats = tr("first token %1 s · %2 tokens/s · %3 tokens computed").arg(firstToken, 0, 'f', 2).arg(tps, 0, 'f', 1).arg(computed);
+                    chat_->finishAnswer(answer, stats, stopReason == "cancelled");
+                    chats_->refresh();
+                    chatPicker_->setCurrentIndex(chats_->rowOf(chatId));
+                } else {
+                    statusBar()->showMessage(tr("The answer in library “%1” is ready in its chat.").arg(libraries_->nameOf(answeringLibrary_)), 15000);
+                }
                 progressLabel_->setText(QString());
                 setBusy(false);
                 emit answerDone(chatId, computed);
@@ -331,7 +422,7 @@ void MainWindow::ensureDemoLibrary() {
 
 void MainWindow::setBusy(bool busy, const QString& what) {
     busy_ = busy;
-    readButton_->setEnabled(!busy);
+    readButton_->setEnabled(!busy && problem_.isEmpty());
     cancelButton_->setEnabled(busy);
     addFiles_->setEnabled(!busy);
     addFolder_->setEnabled(!busy);
@@ -361,8 +452,19 @@ void MainWindow::selectLibrary(qint64 id) {
     chats_->setLibrary(id);
     chatPicker_->setCurrentIndex(-1);
     chat_->setTurns({});
+    refreshCitations();
+    problem_.clear();
+    problemLabel_->hide();
+    chat_->setBlockedReason({});
+    gauge_->setOverLimit(false);
+    streamingInView_ = false;  // an answer being written stays in its own chat
+    if (const qint64 last = lastChat_.value(id); last && chats_->rowOf(last) >= 0) {  // back to the chat it was on
+        showChat(last);
+        chatPicker_->setCurrentIndex(chats_->rowOf(last));
+    }
     const int row = libraries_->rowOf(id);
-    libraryView_->setCurrentIndex(libraries_->index(row));
+    libraryView_->setCurrentIndex(libraries_->index(row));  // current and selected: highlighted
+    libraryView_->selectionModel()->select(libraries_->index(row), QItemSelectionModel::ClearAndSelect);
     libraryTitle_->setText(libraries_->data(libraries_->index(row), Qt::DisplayRole).toString());
     gauge_->setUsage(0, 1 << 20);
     stateLabel_->setText(tr("Saved state: …"));
@@ -382,13 +484,15 @@ void MainWindow::readLibrary() {
 }
 
 void MainWindow::ask(const QString& question) {
-    if (!libraryId_ || busy_ || question.trimmed().isEmpty()) return;
+    if (!libraryId_ || busy_ || question.trimmed().isEmpty() || !problem_.isEmpty()) return;
     AnswerSettings s;
     s.thinking = chat_->thinkingEnabled();
     if (auto v = db_->setting("temperature"); v && !v.value().isEmpty()) s.temperature = v.value().toDouble();
     if (auto v = db_->setting("top_p"); v && !v.value().isEmpty()) s.topP = v.value().toDouble();
     if (auto v = db_->setting("max_tokens"); v && !v.value().isEmpty()) s.maxTokens = v.value().toInt();
     chat_->beginAnswer(question);
+    answeringLibrary_ = libraryId_;
+    streamingInView_ = true;
     setBusy(true, tr("Preparing the answer…"));
     onWorker([w = worker_, id = libraryId_, question, chat = chatId_, s] { w->ask(id, question, chat, s); });
 }
@@ -397,12 +501,14 @@ void MainWindow::stop() { worker_->requestCancel(); }
 
 void MainWindow::newChat() {
     chatId_ = 0;
+    lastChat_.remove(libraryId_);
     chatPicker_->setCurrentIndex(-1);
     chat_->setTurns({});
 }
 
 void MainWindow::showChat(qint64 chatId) {
     chatId_ = chatId;
+    if (libraryId_) lastChat_[libraryId_] = chatId;
     QList<ChatView::Turn> turns;
     if (auto messages = db_->messages(chatId))
         for (const auto& m : messages.value()) {
@@ -437,7 +543,112 @@ void MainWindow::openSettings() {
     }
 }
 
+void MainWindow::refreshCitations() {
+    auto index = app::CitationIndex::forLibrary(*db_, libraryId_);
+    citationIndex_ = index ? std::make_shared<const app::CitationIndex>(std::move(index.value())) : nullptr;
+    chat_->setCitationIndex(citationIndex_);
+}
+
+void MainWindow::openCitation(const app::Citation& c) {
+    if (c.kind == "page") {
+        if (auto v = db_->setting("pdf_viewer"); v && v.value() == "system") {
+            QDesktopServices::openUrl(QUrl::fromLocalFile(c.path));
+            return;
+        }
+        if (!pageView_) pageView_ = new PdfPageView(this);
+        pageView_->openPage(c.path, c.page);
+        pageView_->show();
+        pageView_->raise();
+        return;
+    }
+    if (!citationIndex_) return;
+    if (!codeView_) codeView_ = new SourceCodeView(this);
+    codeView_->openAt(c.path, citationIndex_->fileLines(c.path), c.line);
+    codeView_->show();
+    codeView_->raise();
+}
+
+QString MainWindow::lastFolder() const {
+    auto v = db_->setting("last_folder");
+    return v && !v.value().isEmpty() && QFileInfo(v.value()).isDir() ? v.value() : QDir::homePath();
+}
+
+void MainWindow::rememberFolder(const QString& dir) { (void)db_->setSetting("last_folder", dir); }
+
+bool MainWindow::renameLibrary(qint64 id, const QString& name) {
+    if (Status st = db_->renameLibrary(id, name); !st) {
+        statusBar()->showMessage(tr("Cannot rename: %1").arg(QString::fromStdString(st.message())), 15000);
+        return false;
+    }
+    libraries_->refresh();
+    if (id == libraryId_) {
+        libraryTitle_->setText(libraries_->nameOf(id));
+        libraryView_->setCurrentIndex(libraries_->index(libraries_->rowOf(id)));
+    }
+    return true;
+}
+
+bool MainWindow::deleteLibrary(qint64 id) {
+    if (busy_) {
+        statusBar()->showMessage(tr("Wait until the current work ends (or Stop it) before deleting a library."), 15000);
+        return false;
+    }
+    auto removed = app::deleteLibraryWithStates(*db_, id);
+    if (!removed) {
+        statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
+        return false;
+    }
+    lastChat_.remove(id);
+    libraries_->refresh();
+    if (!removed->leftFiles.isEmpty())
+        statusBar()->showMessage(tr("Deleted; some state files could not be removed: %1").arg(removed->leftFiles.join("; ")), 15000);
+    if (id == libraryId_) {
+        libraryId_ = 0;
+        if (libraries_->rowCount() > 0) selectLibrary(libraries_->idAt(0));
+        else {
+            sources_->setLibrary(0);
+            chats_->setLibrary(0);
+            chat_->setTurns({});
+            libraryTitle_->clear();
+        }
+    }
+    return true;
+}
+
+bool MainWindow::renameChat(qint64 chatId, const QString& title) {
+    if (Status st = db_->renameChat(chatId, title); !st) {
+        statusBar()->showMessage(tr("Cannot rename: %1").arg(QString::fromStdString(st.message())), 15000);
+        return false;
+    }
+    chats_->refresh();
+    chatPicker_->setCurrentIndex(chats_->rowOf(chatId_));
+    return true;
+}
+
+bool MainWindow::deleteChat(qint64 chatId) {
+    if (busy_) {
+        statusBar()->showMessage(tr("Wait until the answer ends (or Stop it) before deleting a chat."), 15000);
+        return false;
+    }
+    auto removed = app::deleteChatWithState(*db_, chatId);
+    if (!removed) {
+        statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
+        return false;
+    }
+    for (auto it = lastChat_.begin(); it != lastChat_.end();)
+        it = it.value() == chatId ? lastChat_.erase(it) : std::next(it);
+    chats_->refresh();
+    if (chatId == chatId_) newChat();
+    else chatPicker_->setCurrentIndex(chats_->rowOf(chatId_));
+    return true;
+}
+
+PdfPageView* MainWindow::pageView() const { return pageView_; }
+SourceCodeView* MainWindow::codeView() const { return codeView_; }
+
 QString MainWindow::stateText() const { return stateLabel_->text(); }
+QString MainWindow::modelLineText() const { return modelLine_->text(); }
+QString MainWindow::progressText() const { return progressLabel_->text(); }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
     if (event->mimeData()->hasUrls() && libraryId_) event->acceptProposedAction();

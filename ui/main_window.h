@@ -3,13 +3,16 @@
 // status and reading progress in the middle; its chats on the right. All engine work runs on
 // EngineWorker's thread.
 
+#include <QHash>
 #include <QMainWindow>
+#include <QPointer>
 #include <QThread>
 
 #include <memory>
 
 #include "engine_worker.h"
 #include "library/library_db.h"
+#include "session/citations.h"
 
 class QComboBox;
 class QLabel;
@@ -24,6 +27,8 @@ class ChatView;
 class ChatListModel;
 class ContextGauge;
 class LibraryListModel;
+class PdfPageView;
+class SourceCodeView;
 class LocalServer;
 class SourceTableModel;
 
@@ -44,6 +49,15 @@ public:
     void newChat();
     bool exportChat(const QString& path);
     void openSettings();
+    // Rename or delete (with its chats and saved states, files removed from disk); false with a
+    // message in the status bar when refused (busy, a name taken, …). The window's actions confirm first.
+    bool renameLibrary(qint64 id, const QString& name);
+    bool deleteLibrary(qint64 id);
+    bool renameChat(qint64 chatId, const QString& title);
+    bool deleteChat(qint64 chatId);
+    // Opens what a citation points at: a PDF page in the page view (or the system viewer, as set in
+    // Settings), a file at the line in the code view.
+    void openCitation(const app::Citation& citation);
 
     qint64 currentLibrary() const { return libraryId_; }
     qint64 currentChat() const { return chatId_; }
@@ -59,6 +73,12 @@ public:
     // Starts or stops "Serve on localhost" as the settings say.
     void applyServeSettings();
     QString stateText() const;
+    QString modelLineText() const;  // the status bar's model line
+    QString progressText() const;   // the reading / answering line under the gauge
+    QString problem() const { return problem_; }  // why Send is disabled, or empty
+    ContextGauge* gauge() const { return gauge_; }
+    PdfPageView* pageView() const;
+    SourceCodeView* codeView() const;
 
 signals:
     void busyChanged(bool busy);
@@ -78,6 +98,9 @@ private:
     void setBusy(bool busy, const QString& what = {});
     void showChat(qint64 chatId);
     void ensureDemoLibrary();
+    void refreshCitations();
+    QString lastFolder() const;  // where the file dialogs open: the folder used last
+    void rememberFolder(const QString& dir);
     template <typename F>
     void onWorker(F&& f);
 
@@ -98,7 +121,15 @@ private:
     QPushButton *readButton_ = nullptr, *cancelButton_ = nullptr, *addFiles_ = nullptr, *addFolder_ = nullptr, *remove_ = nullptr;
     QComboBox* chatPicker_ = nullptr;
     ChatView* chat_ = nullptr;
+    std::shared_ptr<const app::CitationIndex> citationIndex_;
+    QPointer<PdfPageView> pageView_;
+    QPointer<SourceCodeView> codeView_;
 
+    QLabel *modelLine_ = nullptr, *problemLabel_ = nullptr;
+    QString problem_;
+    qint64 answeringLibrary_ = 0;   // the library the answer being written belongs to
+    bool streamingInView_ = false;  // the answer being written is the chat view's last turn
+    QHash<qint64, qint64> lastChat_;  // library -> the chat it was on
     qint64 libraryId_ = 0, chatId_ = 0;
     qint64 contextTokens_ = 0;
     QString pendingQuestion_;

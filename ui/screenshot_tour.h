@@ -21,6 +21,8 @@ signals:
 private:
     void runPass(const QString& theme);
     void shoot(const QString& name);
+    void showCitations();
+    QString logbookPdf();
 
     MainWindow& window_;
     QString outDir_;

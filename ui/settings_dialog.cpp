@@ -6,6 +6,7 @@
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
+#include <QDir>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -17,6 +18,7 @@
 #include <QPushButton>
 #include <QSpinBox>
 
+#include "model_download_dialog.h"
 #include "model_info.h"
 #include "theme.h"
 #include "gpu_info.h"
@@ -47,6 +49,8 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     setWindowTitle(tr("Settings"));
     model_ = new QLineEdit(this);
     auto* browse = new QPushButton(tr("Choose…"), this);
+    auto* getModel = new QPushButton(tr("Get model…"), this);
+    getModel->setToolTip(tr("Download MiniCPM-SALA from the Hugging Face Hub"));
     modelStatus_ = new QLabel(this);
     modelStatus_->setWordWrap(true);
     modelStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -66,6 +70,8 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     systemPrompt_->setPlaceholderText(tr("Default: answer from the sources and cite pages and files"));
     theme_ = new QComboBox(this);
     theme_->addItems({tr("Follow the system"), tr("Light"), tr("Dark")});
+    pdfViewer_ = new QComboBox(this);
+    pdfViewer_->addItems({tr("Quire's page view"), tr("The system's PDF viewer")});
 
     auto setting = [&](const char* key, const QString& fallback) {
         auto v = db_.setting(key);
@@ -77,6 +83,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     maxTokens_->setValue(setting("max_tokens", "512").toInt());
     systemPrompt_->setPlainText(setting("system_prompt", ""));
     theme_->setCurrentIndex(static_cast<int>(themeFromName(setting("theme", "system"))));
+    pdfViewer_->setCurrentIndex(setting("pdf_viewer", "quire") == "system" ? 1 : 0);
 
     const GpuInfo gpu = probe_gpus();
     gpu_ = new QComboBox(this);
@@ -129,9 +136,14 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
     modelRow->addWidget(browse);
+    modelRow->addWidget(getModel);
     auto* form = new QFormLayout;
     form->addRow(tr("Model folder"), modelRow);
     form->addRow(QString(), modelStatus_);
+    auto* modelsHome = new QLabel(tr("Downloaded models live in %1").arg(QDir::toNativeSeparators(modelsDir())), this);
+    modelsHome->setForegroundRole(QPalette::PlaceholderText);
+    modelsHome->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    form->addRow(QString(), modelsHome);
     form->addRow(tr("Device"), device_);
     if (gpu_->count() > 0) form->addRow(tr("GPU"), gpu_);
     form->addRow(tr("Memory plan"), plan_);
@@ -140,6 +152,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("Max answer tokens"), maxTokens_);
     form->addRow(tr("System prompt"), systemPrompt_);
     form->addRow(tr("Theme"), theme_);
+    form->addRow(tr("Cited PDF pages open in"), pdfViewer_);
     form->addRow(tr("Server"), serveRow);
     form->addRow(QString(), serveStatus_);
     form->addRow(tr("Model server"), remoteUrl_);
@@ -156,12 +169,17 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
         const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
         if (!dir.isEmpty()) model_->setText(dir);
     });
+    connect(getModel, &QPushButton::clicked, this, [this] {
+        ModelDownloadDialog dialog(modelsDir(), this);
+        if (dialog.exec() == QDialog::Accepted && !dialog.downloadedModel().isEmpty()) model_->setText(dialog.downloadedModel());
+    });
     connect(model_, &QLineEdit::textChanged, this, &SettingsDialog::validateModel);
     connect(buttons, &QDialogButtonBox::accepted, this, &SettingsDialog::save);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     validateModel();
 }
 
+QString SettingsDialog::modelsDir() const { return QFileInfo(db_.path()).absolutePath() + "/models"; }
 void SettingsDialog::showServer(const LocalServer* server) {
     if (!server) return;
     serveStatus_->setText(server->statusText());
@@ -228,6 +246,7 @@ void SettingsDialog::save() {
     (void)db_.setSetting("max_tokens", QString::number(maxTokens_->value()));
     (void)db_.setSetting("system_prompt", systemPrompt_->toPlainText());
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
+    (void)db_.setSetting("pdf_viewer", pdfViewer_->currentIndex() == 1 ? "system" : "quire");
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
     (void)db_.setSetting("serve.enabled", serve_->isChecked() ? "1" : "0");
     (void)db_.setSetting("serve.port", QString::number(servePort_->value()));

@@ -25,6 +25,7 @@ class SettingsDialog : public QDialog {
 public:
     SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget* parent = nullptr);
     QString modelDir() const;
+    QString modelsDir() const;  // where downloaded models go: DATA/models
     // Shows the running local server's address (or why it is not serving) under "Serve on localhost".
     void showServer(const LocalServer* server);
 
@@ -40,6 +41,7 @@ private:
     QSpinBox* maxTokens_;
     QPlainTextEdit* systemPrompt_;
     QComboBox* theme_;
+    QComboBox* pdfViewer_;
     QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
     QCheckBox* serve_;       // setting "serve.enabled": quire serve on 127.0.0.1
     QSpinBox* servePort_;    // setting "serve.port"

@@ -5,6 +5,7 @@
 #include <QFileInfo>
 
 #include "json.h"
+#include "line_marks.h"
 #include "pdf_reader.h"
 #include "regular_file.h"
 
@@ -54,7 +55,7 @@ void ingestCode(IngestedSource& s, const IngestOptions& o) {
     QCryptographicHash hash(QCryptographicHash::Sha256);
     QString text = "### Source tree: " + QFileInfo(s.path).fileName() + " (" + QString::number(tree.files.size()) + " files)\n";
     for (const CodeFile& f : tree.files) {
-        text += "\n==> " + f.relativePath + " <==\n" + f.text;
+        text += "\n==> " + f.relativePath + " <==\n" + withLineMarks(f.text, o.lineMarkEvery);
         if (!f.text.endsWith('\n')) text += '\n';
         hash.addData(f.relativePath.toUtf8());
         hash.addData(QByteArray(1, '\0'));
@@ -87,7 +88,7 @@ void ingestText(IngestedSource& s, const IngestOptions& o) {
         return;
     }
     s.units = 1;
-    s.text = "### File: " + QFileInfo(s.path).fileName() + "\n" + QString::fromUtf8(bytes);
+    s.text = "### File: " + QFileInfo(s.path).fileName() + "\n" + withLineMarks(QString::fromUtf8(bytes), o.lineMarkEvery);
     if (!s.text.endsWith('\n')) s.text += '\n';
     s.status = "ready";
 }

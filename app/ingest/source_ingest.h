@@ -1,11 +1,13 @@
 #pragma once
 // Turns a path into a library source: a PDF (text page by page, with page markers), a folder of
-// code (each file under a header with its relative path) or a single text file. Never throws; a
+// code (each file under a header with its relative path) or a single text file; files carry line
+// marks (line_marks.h) so that answers can cite lines. Never throws; a
 // source that cannot be read comes back with status "error" or "needs password" and a reason.
 
 #include <QString>
 
 #include "code_walker.h"
+#include "line_marks.h"
 
 namespace quire::app {
 
@@ -14,6 +16,7 @@ struct IngestOptions {
     QString password;       // for encrypted PDFs
     int pdfTimeoutMs = 120000;
     CodeWalkOptions code;
+    int lineMarkEvery = kLineMarkEvery;  // a "--- line N ---" mark before every this many lines (0: none)
 };
 
 struct IngestedSource {

@@ -346,12 +346,19 @@ Status LibraryDb::integrityCheck() {
     return Status::ok();
 }
 
-Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
+namespace {
+Status checkLibraryName(const QString& name) {
     if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
     // A line break or another control character would break every listing that shows the name.
     for (const QChar c : name)
         if (c.category() == QChar::Other_Control)
             return Status(ErrorCode::invalid_argument, "a library name cannot contain a line break, a tab or another control character");
+    return Status::ok();
+}
+}  // namespace
+
+Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
+    QUIRE_TRY(checkLibraryName(name));
     QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
@@ -390,6 +397,35 @@ Status LibraryDb::deleteLibrary(qint64 id) {
     q.prepare("DELETE FROM libraries WHERE id = ?");
     q.addBindValue(id);
     return run(q, "delete library");
+}
+
+Status LibraryDb::renameLibrary(qint64 id, const QString& name) {
+    QUIRE_TRY(checkLibraryName(name));
+    QUIRE_TRY(beforeWrite());
+    if (auto existing = library(name.trimmed()); existing && existing.value() && existing.value()->id != id)
+        return Status(ErrorCode::invalid_argument, ("there is already a library named '" + name.trimmed() + "'").toStdString());
+    QSqlQuery q(db());
+    q.prepare("UPDATE libraries SET name = ? WHERE id = ?");
+    q.addBindValue(sqlText(name.trimmed()));
+    q.addBindValue(id);
+    return run(q, "rename library");
+}
+
+Status LibraryDb::renameChat(qint64 chatId, const QString& title) {
+    QUIRE_TRY(beforeWrite());
+    QSqlQuery q(db());
+    q.prepare("UPDATE chats SET title = ? WHERE id = ?");
+    q.addBindValue(sqlText(title.trimmed()));
+    q.addBindValue(chatId);
+    return run(q, "rename chat");
+}
+
+Status LibraryDb::deleteChat(qint64 chatId) {
+    QUIRE_TRY(beforeWrite());
+    QSqlQuery q(db());
+    q.prepare("DELETE FROM chats WHERE id = ?");
+    q.addBindValue(chatId);
+    return run(q, "delete chat");
 }
 
 Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {

@@ -91,6 +91,7 @@ public:
     Result<std::optional<LibraryRow>> library(const QString& name);
     Result<QList<LibraryRow>> libraries();
     Status deleteLibrary(qint64 id);
+    Status renameLibrary(qint64 id, const QString& name);
 
     // Adds a source at the end of the library (its text stored alongside) in one transaction.
     Result<qint64> addSource(const SourceRow& source, const QString& text);
@@ -103,6 +104,8 @@ public:
     Result<std::optional<ChatRow>> chat(qint64 chatId);
     Result<QList<ChatRow>> chats(qint64 libraryId);
     Status setChatState(qint64 chatId, const QString& statePath, qint64 tokens);
+    Status renameChat(qint64 chatId, const QString& title);
+    Status deleteChat(qint64 chatId);  // with its messages
     Result<qint64> addMessage(const MessageRow& message);
     // A question and its answer in one transaction, with the chat itself when chatId is 0 (a new chat
     // titled `title`): a kill leaves all of it or none. Returns the chat's id.

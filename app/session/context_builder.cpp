@@ -3,12 +3,13 @@
 #include <algorithm>
 
 #include "chat_template.h"
+#include "citations.h"
 
 namespace quire::app {
 
 QString defaultSystemPrompt() {
     return "You are Quire, an assistant that answers questions about the documents and code below. "
-           "Answer from them, quote the page or file you rely on, and say so when they do not contain the answer.";
+           "Answer from them and say so when they do not contain the answer.";
 }
 
 Result<AssembledContext> assembleContext(const Tokenizer& tok, const QString& systemPrompt, const QVector<ContextSource>& sources,
@@ -16,7 +17,7 @@ Result<AssembledContext> assembleContext(const Tokenizer& tok, const QString& sy
     using K = PromptSegment::Kind;
     AssembledContext ctx;
     if (tok.add_bos()) ctx.tokens.push_back(tok.bos_id());
-    const auto head = tok.encode_segments({{K::special, "<|im_start|>"}, {K::text, "system\n" + systemPrompt.toStdString() + "\n\n"}}, true);
+    const auto head = tok.encode_segments({{K::special, "<|im_start|>"}, {K::text, "system\n" + (systemPrompt + "\n" + citationInstruction()).toStdString() + "\n\n"}}, true);
     ctx.tokens.insert(ctx.tokens.end(), head.begin(), head.end());
     ctx.pieces.append({0, "system prompt", static_cast<qint64>(ctx.tokens.size())});
     for (const ContextSource& s : sources) {

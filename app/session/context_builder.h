@@ -1,6 +1,6 @@
 #pragma once
 // Assembles a library into one token sequence: BOS, the opening of the system turn with the system
-// prompt, then every ready source in library order under its header. Each piece is encoded on its
+// prompt and the fixed citation instruction (citations.h), then every ready source in library order under its header. Each piece is encoded on its
 // own, so adding a source at the end appends tokens without changing any earlier token — which is
 // what lets a saved prefix state be extended instead of recomputed. The system turn is left open:
 // a question closes it (see question_tokens).

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "hash.h"
+#include "read_eta.h"
 #include "state_file.h"
 
 namespace quire::app {
@@ -38,20 +39,28 @@ bool startsWith(const std::vector<int32_t>& all, const std::vector<int32_t>& hea
     return head.size() <= all.size() && std::equal(head.begin(), head.end(), all.begin());
 }
 
-// Prefill with progress reporting in tokens/s and ETA.
+// Prefill with progress reporting in tokens/s and an ETA from the cost model (read_eta.h).
 Status prefillWithProgress(Engine& engine, Sequence& seq, std::span<const int32_t> tokens, int64_t chunk,
-                           const std::function<void(const ReadProgress&)>& onProgress, const std::atomic<bool>* cancel) {
+                           const std::function<void(const ReadProgress&)>& onProgress, const std::atomic<bool>* cancel,
+                           ReadEta* eta = nullptr) {
     PrefillRequest req;
     req.tokens = tokens;
     req.chunk = chunk;
     req.cancel = cancel;
+    const qint64 start = seq.length();
     if (onProgress)
         req.on_progress = [&](const PrefillProgress& p) {
             ReadProgress r;
             r.done = p.done;
             r.total = p.total;
+            r.position = start + p.done;
             r.tokensPerSecond = p.seconds > 0 ? static_cast<double>(p.done) / p.seconds : 0;
-            r.etaSeconds = r.tokensPerSecond > 0 ? static_cast<double>(p.total - p.done) / r.tokensPerSecond : 0;
+            if (eta) {
+                eta->add(start + p.done, p.seconds);
+                r.etaSeconds = std::max(0.0, eta->remainingSeconds());
+            } else {
+                r.etaSeconds = r.tokensPerSecond > 0 ? static_cast<double>(p.total - p.done) / r.tokensPerSecond : 0;
+            }
             onProgress(r);
         };
     return engine.prefill(seq, req, nullptr);
@@ -94,7 +103,10 @@ QString SessionService::fingerprint() const {
            precision_name(engine_.options().precision) + "-" + regime_rule_name(engine_.options().regime);
 }
 
-Result<AssembledContext> SessionService::assemble(const LibraryRow& library) {
+Result<AssembledContext> SessionService::assemble(const LibraryRow& library) { return assembleWithin(library, true); }
+Result<AssembledContext> SessionService::measure(const LibraryRow& library) { return assembleWithin(library, false); }
+
+Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& library, bool enforceLimits) {
     const Tokenizer* tok = engine_.model().tokenizer();
     if (!tok) return Status(ErrorCode::invalid_tokenizer, "the model has no tokenizer");
     auto sources = db_.sources(library.id);
@@ -106,8 +118,14 @@ Result<AssembledContext> SessionService::assemble(const LibraryRow& library) {
         if (!text) return text.status();
         parts.append({s.id, s.path, text.value()});
     }
+    // Answering from the system prompt alone would look like an answer about the library.
+    if (enforceLimits && parts.isEmpty() && !sources->isEmpty())
+        return Status(ErrorCode::invalid_argument,
+                      QString("none of the %1 sources of library '%2' could be read (see their errors); there is nothing to answer from")
+                          .arg(sources->size()).arg(library.name).toStdString());
     auto ctx = assembleContext(*tok, library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt, parts,
-                               options_.contextLimit, options_.conversationReserve);
+                               enforceLimits ? options_.contextLimit : std::numeric_limits<qint64>::max() / 2,
+                               enforceLimits ? options_.conversationReserve : 0);
     if (!ctx) return ctx.status();
     if (!db_.readOnly())  // token counts are a convenience for listings: a read-only library goes without
         for (const ContextPiece& p : ctx->pieces)
@@ -177,9 +195,16 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
     const auto have = static_cast<size_t>(prefix.seq->length());
     if (have < tokens.size()) {
         const std::span<const int32_t> rest(tokens.data() + have, tokens.size() - have);
-        const Status st = prefillWithProgress(engine_, *prefix.seq, rest, options_.chunk, onProgress, cancel);
+        // The cost of reading, measured once per model and backend, makes the ETA (read_eta.h).
+        const QString costKey = "read_cost:" + QString(backend_name(engine_.backend())) + ":" + fingerprint();
+        auto stored = db_.setting(costKey);
+        ReadEta eta(static_cast<qint64>(have), static_cast<qint64>(tokens.size()),
+                    stored ? ReadCostModel::fromString(stored.value()) : ReadCostModel{});
+        const Status st = prefillWithProgress(engine_, *prefix.seq, rest, options_.chunk, onProgress, cancel, &eta);
         prefix.tokens.assign(prefix.seq->tokens().begin(), prefix.seq->tokens().end());
         if (!st) return st;  // on cancel the in-memory prefix keeps what was read
+        if (static_cast<qint64>(rest.size()) >= ReadEta::kMinTokensToLearn && eta.measured().valid())
+            (void)db_.setSetting(costKey, eta.measured().toString());  // only an estimate: a failure to store it changes nothing
         info.prefilledTokens = static_cast<qint64>(rest.size());
         const QString hash = tokensHash(tokens, tokens.size());
         const QString path = QDir(options_.stateDir).filePath(QString("library-%1-%2.qstate").arg(library.id).arg(hash));

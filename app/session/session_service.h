@@ -29,7 +29,8 @@ struct SessionOptions {
 };
 
 struct ReadProgress {
-    qint64 done = 0, total = 0;
+    qint64 done = 0, total = 0;  // tokens of this read
+    qint64 position = 0;         // where in the context the read is (tokens of the context read)
     double tokensPerSecond = 0, etaSeconds = 0;
 };
 
@@ -69,7 +70,13 @@ class SessionService {
 public:
     SessionService(LibraryDb& db, Engine& engine, SessionOptions options);
 
+    // The library's context; refused when it does not fit (the limit less the conversation reserve)
+    // or when the library has sources and none of them could be read.
     Result<AssembledContext> assemble(const LibraryRow& library);
+    // The same without those checks: what the library needs, for the gauge.
+    Result<AssembledContext> measure(const LibraryRow& library);
+    qint64 contextLimit() const { return options_.contextLimit; }
+    qint64 conversationReserve() const { return options_.conversationReserve; }
     Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                             const std::atomic<bool>* cancel);
     Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
@@ -79,6 +86,7 @@ public:
                                         const std::atomic<bool>* cancel, ReadResult& info);
 
 private:
+    Result<AssembledContext> assembleWithin(const LibraryRow& library, bool enforceLimits);
     struct Prefix {
         std::vector<int32_t> tokens;
         std::unique_ptr<Sequence> seq;

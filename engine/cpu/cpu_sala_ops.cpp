@@ -89,10 +89,22 @@ Status CpuSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
     return Status::ok();
 }
 
-Status CpuSalaOps::rope(const StepShape& s, int64_t heads) {
-    const int64_t d = config_.lightning_head_dim;
-    cpu::rope(buf(Act::q), s.n, heads, d, s.pos0, config_.rope_theta, view_.round);
-    cpu::rope(buf(Act::k), s.n, heads, d, s.pos0, config_.rope_theta, view_.round);
+Status CpuSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> outs) {
+    for (const LinearOut& o : outs) QUIRE_TRY(linear(layer, o.which, in, o.out));
+    return Status::ok();
+}
+
+Status CpuSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
+    const ModelConfig& c = config_;
+    const int64_t heads = c.lightning_nh, d = c.lightning_head_dim;
+    if (c.qk_norm) {
+        QUIRE_TRY(rms_norm(Act::q, layer, Norm::q_head, s.n * heads, d, Act::q));
+        QUIRE_TRY(rms_norm(Act::k, layer, Norm::k_head, s.n * heads, d, Act::k));
+    }
+    if (c.lightning_use_rope) {
+        cpu::rope(buf(Act::q), s.n, heads, d, s.pos0, c.rope_theta, view_.round);
+        cpu::rope(buf(Act::k), s.n, heads, d, s.pos0, c.rope_theta, view_.round);
+    }
     return Status::ok();
 }
 

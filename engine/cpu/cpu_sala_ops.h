@@ -38,7 +38,8 @@ public:
     Status add_rms_norm(float scale, int64_t layer, Norm norm) override;
     Status residual_add(float scale) override;
     Status linear(int64_t layer, Linear which, Act in, Act out) override;
-    Status rope(const StepShape& s, int64_t heads) override;
+    Status linears(int64_t layer, Act in, std::span<const LinearOut> outs) override;
+    Status qk_norm_rope(const StepShape& s, int64_t layer) override;
     Status lightning(const StepShape& s, int64_t layer) override;
     Status append_kv(const StepShape& s, int64_t layer) override;
     Status select_blocks(const StepShape& s, int64_t layer) override;

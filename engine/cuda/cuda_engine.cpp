@@ -94,26 +94,31 @@ CudaEngine::~CudaEngine() {
 Status CudaEngine::upload() {
     const ModelConfig& c = model_->config();
     const ModelWeights& w = model_->weights();
-    uint64_t seed = 1;
-    auto matrix = [&](Matrix& m, const MatrixRef& r) -> Status {
-        m.rows = r.rows;
-        m.cols = r.cols;
-        if (r.rows == 0) return Status::ok();  // absent in this configuration
-        QUIRE_TRY(check(m.data.allocate(r.rows * r.cols), "weights"));
-        if (!r.data) {
-            if (!model_->is_synthetic()) return Status(ErrorCode::invalid_argument, "a weight matrix has no data");
-            // N(0, 1/fan_in)-like: activations keep unit scale through the random layers.
-            const float stddev = 1.0f / std::sqrt(static_cast<float>(r.cols));
-            return check(kernels::launch_fill_random_bf16(m.data.get(), r.rows * r.cols, seed++, stddev, nullptr), "random weights");
+    // Matrices that read the same input share one allocation, one after another, so a decode step
+    // reads them in one pass (gemm_group): Lightning q, k, v, z; sparse q, o_gate and k, v; the MLP's
+    // gate and up. Absent matrices (rows 0) take no room.
+    auto pack = [&](std::initializer_list<std::pair<Matrix*, const MatrixRef*>> group) -> Status {
+        int64_t elements = 0;
+        for (auto [m, r] : group) elements += r->rows * r->cols;
+        if (elements == 0) return Status::ok();
+        DeviceArray<uint16_t> storage;
+        QUIRE_TRY(check(storage.allocate(elements), "weights"));
+        int64_t at = 0;
+        for (auto [m, r] : group) {
+            m->rows = r->rows;
+            m->cols = r->cols;
+            if (r->rows == 0) continue;
+            m->data = storage.get() + at;
+            at += r->rows * r->cols;
         }
-        return check(cudaMemcpy(m.data.get(), r.data, static_cast<size_t>(r.rows * r.cols) * 2, cudaMemcpyHostToDevice), "weights");
+        weights_.push_back(std::move(storage));
+        return Status::ok();
     };
-    QUIRE_TRY(matrix(embed_, w.embed));
+    QUIRE_TRY(pack({{&embed_, &w.embed}}));
     if (c.tie_word_embeddings) {
-        lm_head_.rows = embed_.rows;  // shares the embedding's device copy
-        lm_head_.cols = embed_.cols;
+        lm_head_ = embed_;  // shares the embedding's device copy
     } else {
-        QUIRE_TRY(matrix(lm_head_, w.lm_head));
+        QUIRE_TRY(pack({{&lm_head_, &w.lm_head}}));
     }
     QUIRE_TRY(upload_vec(final_norm_, w.final_norm));
     QUIRE_TRY(upload_vec(slopes_, cpu::alibi_slopes(c.lightning_nh)));
@@ -127,11 +132,39 @@ Status CudaEngine::upload() {
         QUIRE_TRY(upload_vec(L.q_norm, lw.q_norm));
         QUIRE_TRY(upload_vec(L.k_norm, lw.k_norm));
         QUIRE_TRY(upload_vec(L.o_norm, lw.o_norm));
+        if (L.sparse) {
+            QUIRE_TRY(pack({{&L.q, &lw.q}, {&L.gate, &lw.gate}}));
+            QUIRE_TRY(pack({{&L.k, &lw.k}, {&L.v, &lw.v}}));
+        } else {
+            QUIRE_TRY(pack({{&L.q, &lw.q}, {&L.k, &lw.k}, {&L.v, &lw.v}, {&L.gate, &lw.gate}}));
+        }
+        QUIRE_TRY(pack({{&L.o, &lw.o}}));
+        QUIRE_TRY(pack({{&L.mlp_gate, &lw.mlp_gate}, {&L.mlp_up, &lw.mlp_up}}));
+        QUIRE_TRY(pack({{&L.mlp_down, &lw.mlp_down}}));
+        layers_.push_back(std::move(L));
+    }
+    // The bytes, in the checkpoint's order (a synthetic model's seeds follow it too).
+    uint64_t seed = 1;
+    auto fill = [&](const Matrix& m, const MatrixRef& r) -> Status {
+        if (r.rows == 0) return Status::ok();
+        auto* dst = const_cast<uint16_t*>(m.data);  // storage owned by weights_
+        if (!r.data) {
+            if (!model_->is_synthetic()) return Status(ErrorCode::invalid_argument, "a weight matrix has no data");
+            // N(0, 1/fan_in)-like: activations keep unit scale through the random layers.
+            const float stddev = 1.0f / std::sqrt(static_cast<float>(r.cols));
+            return check(kernels::launch_fill_random_bf16(dst, r.rows * r.cols, seed++, stddev, nullptr), "random weights");
+        }
+        return check(cudaMemcpy(dst, r.data, static_cast<size_t>(r.rows * r.cols) * 2, cudaMemcpyHostToDevice), "weights");
+    };
+    QUIRE_TRY(fill(embed_, w.embed));
+    if (!c.tie_word_embeddings) QUIRE_TRY(fill(lm_head_, w.lm_head));
+    for (size_t i = 0; i < w.layers.size(); ++i) {
+        const LayerWeights& lw = w.layers[i];
+        const Layer& L = layers_[i];
         for (auto [m, r] : {std::pair{&L.q, &lw.q}, std::pair{&L.k, &lw.k}, std::pair{&L.v, &lw.v}, std::pair{&L.o, &lw.o},
                             std::pair{&L.gate, &lw.gate}, std::pair{&L.mlp_gate, &lw.mlp_gate}, std::pair{&L.mlp_up, &lw.mlp_up},
                             std::pair{&L.mlp_down, &lw.mlp_down}})
-            QUIRE_TRY(matrix(*m, *r));
-        layers_.push_back(std::move(L));
+            QUIRE_TRY(fill(*m, *r));
     }
     return Status::ok();
 }
@@ -186,15 +219,32 @@ Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
     // A few tokens (decode): a weight-streaming GEMV beats cuBLAS's small-n GEMM.
     if (tokens <= kernels::kGemvMaxTokens && w.cols % 8 == 0)
-        return check(kernels::launch_gemv_bf16(w.data.get(), w.rows, w.cols, x, tokens, y, stream_), "GEMV");
+        return check(kernels::launch_gemv_bf16(w.data, w.rows, w.cols, x, tokens, y, stream_), "GEMV");
     // Row-major y[tokens, rows] = x[tokens, cols] . W[rows, cols]^T, as column-major y^T = W . x^T.
     const float one = 1.0f, zero = 0.0f;
     const cublasStatus_t s = cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(tokens),
-                                          static_cast<int>(w.cols), &one, w.data.get(), CUDA_R_16BF, static_cast<int>(w.cols), x,
+                                          static_cast<int>(w.cols), &one, w.data, CUDA_R_16BF, static_cast<int>(w.cols), x,
                                           CUDA_R_16BF, static_cast<int>(w.cols), &zero, y, CUDA_R_16BF, static_cast<int>(w.rows),
                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS) return Status(ErrorCode::device_error, "cuBLAS GEMM failed (status " + std::to_string(s) + ")");
     return Status::ok();
+}
+
+Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs) {
+    bool one_pass = tokens <= kernels::kGemvMaxTokens && !outs.empty() && outs.size() <= static_cast<size_t>(kernels::kGemvMaxOutputs);
+    for (size_t i = 0; one_pass && i < outs.size(); ++i) {
+        const Matrix& m = *outs[i].w;
+        one_pass = m.data && m.cols == outs[0].w->cols && m.cols % 8 == 0 &&
+                   (i == 0 || m.data == outs[i - 1].w->data + outs[i - 1].w->rows * outs[i - 1].w->cols);
+    }
+    if (!one_pass) {
+        for (const GemmOut& o : outs) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
+        return Status::ok();
+    }
+    kernels::GemvOutput targets[kernels::kGemvMaxOutputs];
+    for (size_t i = 0; i < outs.size(); ++i) targets[i] = {outs[i].w->rows, outs[i].y};
+    return check(kernels::launch_gemv_bf16_multi(outs[0].w->data, outs[0].w->cols, x, tokens, targets, static_cast<int>(outs.size()), stream_),
+                 "GEMV");
 }
 
 std::unique_ptr<Sequence> CudaEngine::new_sequence() {

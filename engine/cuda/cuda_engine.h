@@ -47,14 +47,20 @@ private:
     friend class CudaSalaOps;    // the operations run on the engine's weights, workspace and stream
     friend class CudaStateRows;  // state rows go through the engine's pinned staging
     CudaEngine() = default;
+    // A weight matrix on the GPU: a view into storage the engine owns (weights_), where matrices that
+    // read the same input lie one after another (packed_weights in the upload).
     struct Matrix {
-        DeviceArray<uint16_t> data;
+        const uint16_t* data = nullptr;  // bf16 [rows, cols]; null when the configuration has no such layer
         int64_t rows = 0, cols = 0;
     };
     struct Layer {
         bool sparse = false;
         DeviceArray<float> input_norm, post_norm, q_norm, k_norm, o_norm;
         Matrix q, k, v, o, gate, mlp_gate, mlp_up, mlp_down;
+    };
+    struct GemmOut {
+        const Matrix* w;
+        uint16_t* y;
     };
     // Buffers of one forward pass, sized for `tokens` tokens and contexts up to `blocks` * 64.
     struct Workspace {
@@ -68,6 +74,9 @@ private:
     Status ensure_workspace(int64_t tokens, int64_t context);
     int64_t workspace_growth(int64_t tokens, int64_t context) const;  // bytes to add; 0 when it fits
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
+    // y_i = x . W_i^T for each output; one GEMV over all of them when they are few tokens and the
+    // matrices lie one after another.
+    Status gemm_group(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs);
     // Plans one step (state rows, workspace, scratch: everything counted and allocated up front),
     // then runs the model (sala_forward.h) with the CUDA operations.
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
@@ -80,6 +89,7 @@ private:
     SparseGeometry geometry_;
     cublasHandle_t blas_ = nullptr;
     cudaStream_t stream_ = nullptr;  // every launch and cuBLAS call of the engine
+    std::vector<DeviceArray<uint16_t>> weights_;  // every weight matrix lives in one of these
     Matrix embed_, lm_head_;
     DeviceArray<float> final_norm_;
     DeviceArray<double> slopes_;

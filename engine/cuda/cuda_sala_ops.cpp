@@ -56,7 +56,7 @@ Status CudaSalaOps::embed(const StepShape& s) {
     const ModelConfig& c = e_.model_->config();
     QUIRE_TRY(e_.check(cudaMemcpyAsync(e_.ws_.ids.get(), s.ids, static_cast<size_t>(s.n) * 4, cudaMemcpyHostToDevice, e_.stream_), "token ids"));
     return launch(Op::embedding, "embedding", [&] {
-        return kernels::launch_embedding(e_.embed_.data.get(), c.vocab_size, c.hidden_size, e_.ws_.ids.get(), s.n,
+        return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, e_.ws_.ids.get(), s.n,
                                          static_cast<float>(c.scale_emb), buf(Act::x), e_.stream_);
     });
 }
@@ -86,13 +86,25 @@ Status CudaSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
     return e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(in), n_, matrix(layer, which), buf(out)); });
 }
 
-Status CudaSalaOps::rope(const StepShape& s, int64_t heads) {
+Status CudaSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> outs) {
+    // One pass over weights the upload stored together (packed_weights), for the few tokens of a
+    // decode step; cuBLAS per layer otherwise.
+    std::vector<CudaEngine::GemmOut> group;
+    for (const LinearOut& o : outs) group.push_back({&matrix(layer, o.which), buf(o.out)});
+    return e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(in), n_, group); });
+}
+
+Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
     const ModelConfig& c = e_.model_->config();
-    const auto theta = static_cast<float>(c.rope_theta);
+    const int64_t heads = c.lightning_nh, d = c.lightning_head_dim;
+    const auto theta = static_cast<float>(c.rope_theta), eps = static_cast<float>(c.rms_norm_eps);
+    if (c.qk_norm)  // fused: per-head norms and RoPE in one kernel
+        return launch(Op::norms, "q/k norm + RoPE", [&] {
+            return kernels::launch_head_norm_rope(buf(Act::q), buf(Act::k), norm_weights(layer, Norm::q_head), norm_weights(layer, Norm::k_head),
+                                                  s.n, heads, d, s.pos0, theta, eps, c.lightning_use_rope, e_.stream_);
+        });
     for (Act a : {Act::q, Act::k})
-        QUIRE_TRY(launch(Op::norms, "RoPE", [&] {
-            return kernels::launch_rope(buf(a), s.n, heads, c.lightning_head_dim, s.pos0, theta, e_.stream_);
-        }));
+        QUIRE_TRY(launch(Op::norms, "RoPE", [&] { return kernels::launch_rope(buf(a), s.n, heads, d, s.pos0, theta, e_.stream_); }));
     return Status::ok();
 }
 
@@ -112,8 +124,9 @@ Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
     LayerCache& st = cache(layer);
     const CudaEngine::Layer& L = e_.layers_[static_cast<size_t>(layer)];
     // Straight into the cache rows of the new tokens.
-    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(Act::h), s.n, L.k, st.own->k.get() + (s.pos0 - st.base_rows) * width); }));
-    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(Act::h), s.n, L.v, st.own->v.get() + (s.pos0 - st.base_rows) * width); }));
+    const std::vector<CudaEngine::GemmOut> kv = {{&L.k, st.own->k.get() + (s.pos0 - st.base_rows) * width},
+                                                 {&L.v, st.own->v.get() + (s.pos0 - st.base_rows) * width}};
+    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(Act::h), s.n, kv); }));
     const int64_t n1 = g.c1_entries(s.pos0 + s.n), n2 = g.c2_entries(s.pos0 + s.n);
     QUIRE_TRY(launch(Op::kv_cache, "C1", [&] {
         return kernels::launch_compress_keys(st.k(), width, g.c1_kernel, g.c1_stride, st.n1, n1 - st.n1,
@@ -178,7 +191,7 @@ Status CudaSalaOps::commit(const StepShape& s) {
 Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* out) {
     const ModelConfig& c = e_.model_->config();
     const int64_t H = c.hidden_size, m = static_cast<int64_t>(s.logit_rows.size());
-    const CudaEngine::Matrix& head = e_.lm_head_.data.get() ? e_.lm_head_ : e_.embed_;
+    const CudaEngine::Matrix& head = e_.lm_head_.data ? e_.lm_head_ : e_.embed_;
     uint16_t* h = buf(Act::h);
     uint16_t* dev = e_.ws_.logits.get();
     QUIRE_TRY(e_.profiler_.time(Op::logits, [&]() -> Status {

@@ -16,6 +16,7 @@ kernels::RowSource source_of(const LayerCache& c, SectionKind kind) {
 }  // namespace
 
 Status CudaStateRows::read_rows(const SectionSpec& s, int64_t first, int64_t count, void* dst) {
+    cudaSetDevice(e_.options_.gpu);  // the codec calls from its own threads
     const auto slot = static_cast<size_t>(e_.slot_[s.layer]);
     auto* out = static_cast<uint8_t*>(dst);
     if (s.kind == SectionKind::lightning_state)
@@ -30,6 +31,7 @@ Status CudaStateRows::read_rows(const SectionSpec& s, int64_t first, int64_t cou
 }
 
 Status CudaStateRows::write_rows(const SectionSpec& s, int64_t first, int64_t count, const void* src) {
+    cudaSetDevice(e_.options_.gpu);  // the codec calls from its own threads
     const auto slot = static_cast<size_t>(e_.slot_[s.layer]);
     if (s.kind == SectionKind::lightning_state)
         return e_.staging_.upload(into_->lightning_[slot].get() + first * s.width, src, count * s.width * 4);

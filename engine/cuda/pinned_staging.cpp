@@ -35,7 +35,7 @@ bool PinnedStaging::ready() {
 
 Status PinnedStaging::upload(void* device, const void* host, int64_t bytes) {
     if (bytes <= 0) return Status::ok();
-    if (bytes <= kChunk || !ready()) {
+    if (bytes <= kDirect || !ready()) {
         const cudaError_t e = cudaMemcpy(device, host, static_cast<size_t>(bytes), cudaMemcpyHostToDevice);
         return e == cudaSuccess ? Status::ok() : failed(e, "state upload");
     }
@@ -57,7 +57,7 @@ Status PinnedStaging::upload(void* device, const void* host, int64_t bytes) {
 
 Status PinnedStaging::download(void* host, const void* device, int64_t bytes) {
     if (bytes <= 0) return Status::ok();
-    if (bytes <= kChunk || !ready()) {
+    if (bytes <= kDirect || !ready()) {
         const cudaError_t e = cudaMemcpy(host, device, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost);
         return e == cudaSuccess ? Status::ok() : failed(e, "state download");
     }

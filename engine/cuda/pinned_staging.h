@@ -25,6 +25,7 @@ public:
 private:
     bool ready();  // allocates on first use; false: use plain copies
     static constexpr int64_t kChunk = int64_t{32} << 20;
+    static constexpr int64_t kDirect = int64_t{1} << 20;  // smaller copies go straight through cudaMemcpy
     void* buf_[2] = {nullptr, nullptr};
     cudaEvent_t done_[2] = {nullptr, nullptr};
     cudaStream_t stream_ = nullptr;

@@ -193,6 +193,70 @@ private slots:
         check("add_rms_norm: out", nmse(dout.download(), cpu_out), kElementwise, dout.guard_intact());
     }
 
+    // The fused per-head q/k norms + RoPE against the CPU's norm then RoPE on each of q and k.
+    void head_norm_rope_data() { rope_data(); }
+    void head_norm_rope() {
+        QFETCH(qlonglong, tokens);
+        QFETCH(qlonglong, heads);
+        QFETCH(qlonglong, dim);
+        QFETCH(qlonglong, pos0);
+        const auto q = random_bf16(tokens * heads * dim, 3, 2.0f), k = random_bf16(tokens * heads * dim, 4, 0.5f);
+        std::vector<float> qw(static_cast<size_t>(dim)), kw(static_cast<size_t>(dim));
+        for (int64_t i = 0; i < dim; ++i) {
+            qw[static_cast<size_t>(i)] = 0.5f + 0.01f * static_cast<float>(i);
+            kw[static_cast<size_t>(i)] = 1.5f - 0.01f * static_cast<float>(i);
+        }
+        for (bool rope : {true, false}) {
+            DeviceBuffer<uint16_t> dq(q), dk(k);
+            DeviceBuffer<float> dqw(qw), dkw(kw);
+            QCOMPARE(kernels::launch_head_norm_rope(dq.get(), dk.get(), dqw.get(), dkw.get(), tokens, heads, dim, pos0, 10000.0f, 1e-6f, rope,
+                                                    nullptr),
+                     cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> cq = to_float(q), ck = to_float(k);
+            cpu::rms_norm(cq.data(), qw.data(), tokens * heads, dim, 1e-6, cq.data(), true);
+            cpu::rms_norm(ck.data(), kw.data(), tokens * heads, dim, 1e-6, ck.data(), true);
+            if (rope) {
+                cpu::rope(cq.data(), tokens, heads, dim, pos0, 10000.0, true);
+                cpu::rope(ck.data(), tokens, heads, dim, pos0, 10000.0, true);
+            }
+            check("head_norm_rope: q", nmse(dq.download(), cq), 1e-5, dq.guard_intact());
+            check("head_norm_rope: k", nmse(dk.download(), ck), 1e-5, dk.guard_intact());
+        }
+    }
+
+    // Several matrices stored one after another, one pass: each output equals its own GEMV.
+    void gemv_multi() {
+        const int64_t cols = 4096;
+        const std::vector<int64_t> rows{4096, 256, 256, 1000};
+        int64_t total = 0;
+        for (int64_t r : rows) total += r;
+        for (int64_t tokens : {1LL, 4LL}) {
+            const auto w = random_bf16(total * cols, 23, 0.05f), x = random_bf16(tokens * cols, 24);
+            DeviceBuffer<uint16_t> dw(w), dx(x);
+            std::vector<std::unique_ptr<DeviceBuffer<uint16_t>>> outs, singles;
+            kernels::GemvOutput targets[4];
+            for (size_t i = 0; i < rows.size(); ++i) {
+                outs.push_back(std::make_unique<DeviceBuffer<uint16_t>>(tokens * rows[i]));
+                singles.push_back(std::make_unique<DeviceBuffer<uint16_t>>(tokens * rows[i]));
+                targets[i] = {rows[i], outs.back()->get()};
+            }
+            QCOMPARE(kernels::launch_gemv_bf16_multi(dw.get(), cols, dx.get(), tokens, targets, 4, nullptr), cudaSuccess);
+            int64_t at = 0;
+            for (size_t i = 0; i < rows.size(); ++i) {
+                QCOMPARE(kernels::launch_gemv_bf16(dw.get() + at * cols, rows[i], cols, dx.get(), tokens, singles[i]->get(), nullptr), cudaSuccess);
+                at += rows[i];
+            }
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            for (size_t i = 0; i < rows.size(); ++i) {
+                QCOMPARE(outs[i]->download(), singles[i]->download());  // the same sums in the same order
+                QVERIFY(outs[i]->guard_intact());
+            }
+            QCOMPARE(kernels::launch_gemv_bf16_multi(dw.get(), cols, dx.get(), tokens, targets, kernels::kGemvMaxOutputs + 1, nullptr),
+                     cudaErrorInvalidValue);
+        }
+    }
+
     void gemv_data() {
         QTest::addColumn<qlonglong>("tokens");
         QTest::addColumn<qlonglong>("rows");

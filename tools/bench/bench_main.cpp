@@ -92,6 +92,32 @@ double gemm_floor(const ModelConfig& c, int64_t tokens) {
     return ms[ms.size() / 2] / 1000.0;
 }
 
+// The card's copy bandwidth (device to device, bytes read + written per second): the floor of any
+// pass that streams memory, decode's weight reads among them.
+double copy_bandwidth() {
+    const size_t bytes = size_t{2} << 30;
+    void *a = nullptr, *b = nullptr;
+    if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);  // warm-up
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    std::vector<float> ms;
+    for (int rep = 0; rep < 5; ++rep) {
+        cudaEventRecord(e0);
+        cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float t = 0;
+        cudaEventElapsedTime(&t, e0, e1);
+        ms.push_back(t);
+    }
+    cudaFree(a);
+    cudaFree(b);
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * static_cast<double>(bytes) / (ms[ms.size() / 2] / 1000.0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +168,10 @@ int main(int argc, char** argv) {
     const double floor_chunk = gemm_floor(model.value()->config(), chunk);
     std::printf("cuBLAS floor: the linear layers alone take %.1f ms per %lld-token chunk (%.0f tokens/s)\n", floor_chunk * 1000.0,
                 static_cast<long long>(chunk), static_cast<double>(chunk) / floor_chunk);
+    const double bandwidth = copy_bandwidth();
+    const double weight_bytes = static_cast<double>(model.value()->config().parameter_count()) * 2;
+    std::printf("copy bandwidth: %.2f TB/s; reading the %.2f GB of weights once takes %.2f ms (the decode floor)\n", bandwidth / 1e12,
+                weight_bytes / 1e9, weight_bytes / bandwidth * 1000.0);
     // One sequence grows through every length (chunked prefill is causal, so the time to reach L
     // is the time of a prefill of L); decode is measured on a fork at each length.
     std::sort(lengths.begin(), lengths.end());
@@ -151,7 +181,7 @@ int main(int argc, char** argv) {
     auto seq = engine.value()->new_sequence();
     double elapsed = 0, peak = 0, last_note = now();
     int64_t done = 0;
-    std::printf("| context | prefill s | prefill tokens/s | decode ms/token | GPU memory used GiB |\n|---|---|---|---|---|\n");
+    std::printf("| context | prefill s | prefill tokens/s | decode ms/token | follow-up first token ms | GPU memory used GiB |\n|---|---|---|---|---|---|\n");
     for (int64_t L : lengths) {
         const double t0 = now();
         PrefillRequest req;
@@ -211,7 +241,28 @@ int main(int argc, char** argv) {
             per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
             decode_profile = take_profile(static_cast<double>(decode));
         }
-        std::printf("| %lld | %.2f | %.0f | %.2f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token, peak);
+        // A follow-up question on the prefix already in GPU memory: fork, read 50 question tokens,
+        // sample the first answer token.
+        double followup_ms = 0;
+        {
+            const double t2 = now();
+            auto fork = seq->fork();
+            std::vector<int32_t> question(50);
+            for (size_t i = 0; i < question.size(); ++i) question[i] = static_cast<int32_t>(100 + i);
+            PrefillRequest q;
+            q.tokens = question;
+            q.logits_positions = {L + 49};
+            std::vector<std::vector<float>> rows;
+            std::vector<float> logits;
+            if (!fork || !engine.value()->prefill(*fork, q, &rows) || !engine.value()->decode(*fork, 7, &logits)) {
+                std::printf("follow-up failed\n");
+                return 1;
+            }
+            followup_ms = (now() - t2) * 1000.0;
+            take_profile(1);
+        }
+        std::printf("| %lld | %.2f | %.0f | %.2f | %.1f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token,
+                    followup_ms, peak);
         if (!prefill_profile.empty()) std::printf("    prefill GPU seconds since the previous row:%s\n", prefill_profile.c_str());
         if (!decode_profile.empty()) std::printf("    decode GPU milliseconds per token:%s\n", decode_profile.c_str());
         std::fflush(stdout);

@@ -47,3 +47,10 @@ int LibraryListModel::rowOf(qint64 id) const {
 }
 
 }  // namespace quire::ui
+
+namespace quire::ui {
+QString LibraryListModel::nameOf(qint64 id) const {
+    const int row = rowOf(id);
+    return row < 0 ? QString() : data(index(row), Qt::DisplayRole).toString();
+}
+}  // namespace quire::ui

@@ -20,6 +20,7 @@ public:
     void refresh();
     qint64 idAt(int row) const;
     int rowOf(qint64 id) const;
+    QString nameOf(qint64 id) const;
 
 private:
     struct Row {

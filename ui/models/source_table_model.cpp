@@ -1,5 +1,6 @@
 #include "source_table_model.h"
 
+#include <QDir>
 #include <QFileInfo>
 #include <QLocale>
 
@@ -26,15 +27,18 @@ QVariant SourceTableModel::data(const QModelIndex& index, int role) const {
     if (role != Qt::DisplayRole) return {};
     switch (index.column()) {
     case KindColumn: return s.kind == "pdf" ? tr("PDF") : s.kind == "code" ? tr("Code") : tr("Text");
-    case NameColumn: return QFileInfo(s.path).fileName();
+    case NameColumn:  // a folder shows where it is: many projects have a src/ or a docs/
+        return s.kind == "code" ? QString("%1 — %2").arg(QFileInfo(s.path).fileName(), QDir::toNativeSeparators(s.path))
+                                : QFileInfo(s.path).fileName();
     case UnitsColumn:
         if (s.kind == "pdf") return s.units == 1 ? tr("1 page") : tr("%1 pages").arg(s.units);
         return s.units == 1 ? tr("1 file") : tr("%1 files").arg(s.units);
     case TokensColumn: return s.tokenCount ? QLocale().toString(s.tokenCount) : QString("—");
     case StatusColumn:
         if (s.status == "ready") return s.skipped.isEmpty() ? tr("Ready") : tr("Ready, %1 skipped").arg(s.skipped.count('\n'));
-        if (s.status == "needs password") return tr("Needs password");
-        return tr("Error: %1").arg(s.error);
+        if (s.status == "needs password") return s.error.contains("does not open") ? tr("Wrong password") : tr("Needs password");
+        // The whole reason is in the tooltip; the cell keeps the start of it readable.
+        return tr("Error: %1").arg(s.error.size() > 60 ? s.error.left(57) + "…" : s.error);
     default: return {};
     }
 }
