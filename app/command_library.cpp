@@ -12,6 +12,7 @@
 
 #include "app_context.h"
 #include "cli_args.h"
+#include "command_remote.h"
 #include "commands.h"
 #include "engine_setup.h"
 #include "ingest/library_ingest.h"
@@ -51,6 +52,7 @@ const char* kUsage =
     "  quire chats NAME [--delete ID]\n"
     "  quire export NAME CHAT --markdown\n"
     "  quire config model DIR\n"
+    "  quire config backend URL [--model NAME] [--api-key-file F] | quire config backend local\n"
     "common options: --data-dir DIR; `quire COMMAND --help` lists a command's options\n";
 
 std::optional<LibraryRow> findLibrary(AppContext& ctx, const QString& name) {
@@ -212,8 +214,6 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     if (cl.isSet("chat") && cl.flag("new-chat")) return cl.usageError("--chat and --new-chat exclude each other");
     auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    if (!loadEngine(ctx, cl)) return 1;
-    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
     const bool json = cl.flag("json");
     AskOptions o;
     o.chatId = cl.integer("chat").value_or(0);
@@ -224,6 +224,11 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     o.generation.sampling.seed = static_cast<uint64_t>(*cl.integer("seed"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
+    auto remote = remoteBackend(*ctx.db);
+    if (!remote) return fail(QString::fromStdString(remote.status().message()));
+    if (remote.value()) return askRemoteCommand(ctx, *lib, cl.positional()[1], o, json, *remote.value());
+    if (!loadEngine(ctx, cl)) return 1;
+    SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
     auto r = session.ask(*lib, cl.positional()[1], o);
     if (!r) return fail(QString::fromStdString(r.status().message()));
     for (const QString& n : r->notices) std::fprintf(stderr, "note: %s\n", qPrintable(n));
@@ -306,7 +311,8 @@ int exportCommand(AppContext& ctx, const CommandLine& cl) {
 
 int configCommand(AppContext& ctx, const CommandLine& cl) {
     const QStringList& pos = cl.positional();
-    if (pos[0] != "model") return cl.usageError("unknown setting '" + pos[0] + "' (settings: model)");
+    if (pos[0] == "backend") return configBackendCommand(ctx, cl);
+    if (pos[0] != "model") return cl.usageError("unknown setting '" + pos[0] + "' (settings: model, backend)");
     const ModelReport report = inspect_model(pos[1].toStdString());
     if (!report.ok()) return fail("not a usable model folder:\n" + QString::fromStdString(format_model_report(report)));
     if (Status st = ctx.db->setSetting("model", QFileInfo(pos[1]).absoluteFilePath()); !st) return fail(QString::fromStdString(st.message()));
@@ -390,10 +396,14 @@ const Subcommand kSubcommands[] = {
          cl.addFlag("markdown", "Markdown output (required: the only format).");
      },
      exportCommand},
-    {"config", "Change a setting: `quire config model DIR` sets the default model.",
+    {"config",
+     "Change a setting: `quire config model DIR` sets the default model; `quire config backend URL` sends questions to an "
+     "OpenAI-compatible server (`quire config backend local`: the local engine again).",
      [](CommandLine& cl) {
-         cl.addPositional("KEY", "The setting (model).");
+         cl.addPositional("KEY", "The setting (model, backend).");
          cl.addPositional("VALUE", "Its new value.");
+         cl.addText("model", "NAME", "With backend: the model's id on the server (default: the first it lists).");
+         cl.addText("api-key-file", "FILE", "With backend: a file holding the server's API key.");
      },
      configCommand},
 };

@@ -10,5 +10,6 @@ int pdf_extract_command(int argc, char** argv);
 int library_command(int argc, char** argv);
 int self_test_command(int argc, char** argv);
 int model_download_command(int argc, char** argv);
+int serve_command(int argc, char** argv);
 
 }  // namespace quire::cli

@@ -17,6 +17,7 @@ void usage(FILE* to) {
                  "  generate ...         stream an answer to a prompt\n"
                  "  library create|list|show, add, remove, ask, chats, export, config\n"
                  "                       the library: read sources once, ask questions about them\n"
+                 "  serve [--host H] [--port N] [--api-key-file F]   an OpenAI-compatible server; every library is a model\n"
                  "  self-test            check this installation with the bundled tiny model\n"
                  "  --version            print the version\n"
                  "`quire COMMAND --help` describes a command and its options.\n");
@@ -53,6 +54,7 @@ int run(int argc, char** argv) {
     if (cmd == "generate") return quire::cli::generate_command(argc, argv);
     if (cmd == "pdf-extract") return quire::cli::pdf_extract_command(argc, argv);
     if (cmd == "self-test") return quire::cli::self_test_command(argc, argv);
+    if (cmd == "serve") return quire::cli::serve_command(argc, argv);
     for (const char* c : {"library", "add", "remove", "ask", "chats", "export", "config"})
         if (cmd == c) return quire::cli::library_command(argc, argv);
     if (cmd == "--version" || cmd == "version") {

@@ -9,6 +9,7 @@ packages=(
   qt6-base-dev qt6-base-dev-tools qt6-qpa-plugins libqt6sql6-sqlite libgl-dev
   libpoppler-cpp-dev libsentencepiece-dev sentencepiece
   libsqlite3-dev sqlite3
+  libcpp-httplib-dev nlohmann-json3-dev curl
   clang libclang-rt-14-dev
   python3 xvfb xauth
   qpdf poppler-utils fonts-dejavu-core libpoppler-qt6-dev

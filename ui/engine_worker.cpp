@@ -155,7 +155,8 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     cancel_ = false;
     position_ = 0;
     const auto lib = library(libraryId);
-    if (!lib || !session_) {
+    auto remote = db() ? app::remoteBackend(*db_) : Result<std::optional<app::RemoteBackendSettings>>(std::nullopt);
+    if (!lib || (!session_ && !(remote && remote.value()))) {
         emit failed(tr("Ask"), tr("No model is loaded."));
         return;
     }
@@ -175,6 +176,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
         }
         emit answerDelta(d);
     };
+    if (remote && remote.value()) return askRemote(*lib, question, *remote.value(), o);
     auto r = session_->ask(*lib, question, o);
     if (!r && r.status().code() == ErrorCode::cancelled) {  // stopped while reading: no answer, no dialog
         emit answerStopped(libraryId, stoppedMessage());
@@ -188,6 +190,25 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     for (const QString& n : r->notices) emit notice(n);
     emit answerFinished(r->chatId, r->answer, r->firstTokenSeconds, r->tokensPerSecond, r->stopReason, r->prefilledTokens);
     refreshContext(libraryId);
+}
+
+// The same question through the configured OpenAI-compatible server (Settings → Model server, or
+// `quire config backend`); the chat gets the turn only when the whole answer has arrived.
+void EngineWorker::askRemote(const app::LibraryRow& lib, const QString& question, const app::RemoteBackendSettings& backend,
+                             const app::AskOptions& o) {
+    auto endpoint = app::remoteEndpoint(backend);
+    if (!endpoint) {
+        emit failed(tr("Ask"), QString::fromStdString(endpoint.status().message()));
+        return;
+    }
+    auto r = app::askRemote(*db_, endpoint.value(), lib, question, o, nullptr);
+    if (!r) {
+        if (r.status().code() != ErrorCode::cancelled)
+            emit failed(tr("Ask"), QString::fromStdString(r.status().message()) + "\n" + tr("The chat is unchanged."));
+        return;
+    }
+    emit answerFinished(r->chatId, r->answer, r->firstTokenSeconds, 0, r->stopReason, r->promptTokens - r->cachedTokens);
+    refreshContext(lib.id);
 }
 
 }  // namespace quire::ui

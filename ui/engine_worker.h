@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "library/library_db.h"
+#include "remote/remote_backend.h"
 #include "session/session_service.h"
 
 namespace quire::ui {
@@ -60,6 +61,7 @@ private:
     void progress(const app::ReadProgress& p);
     QString stoppedMessage() const;
     std::optional<app::LibraryRow> library(qint64 id);
+    void askRemote(const app::LibraryRow& lib, const QString& question, const app::RemoteBackendSettings& backend, const app::AskOptions& o);
 
     QString databasePath_, stateDir_, helperProgram_;
     std::unique_ptr<app::LibraryDb> db_;

@@ -1,5 +1,6 @@
 #include "main_window.h"
 
+#include <algorithm>
 #include <QApplication>
 #include <QComboBox>
 #include <QDesktopServices>
@@ -36,6 +37,8 @@
 #include "source_code_view.h"
 #include "library/library_removal.h"
 #include "session/chat_export.h"
+#include "gpu_info.h"
+#include "local_server.h"
 #include "settings_dialog.h"
 
 namespace quire::ui {
@@ -59,8 +62,24 @@ MainWindow::MainWindow(const QString& dataDir, const QString& helperProgram, QWi
     buildUi();
     connectWorker();
     setAcceptDrops(true);
+    server_ = new LocalServer(helperProgram_, dataDir_, this);
     loadModel();
+    applyServeSettings();
     if (libraries_->rowCount() > 0) selectLibrary(libraries_->idAt(0));
+}
+
+void MainWindow::applyServeSettings() {
+    auto setting = [&](const char* key) {
+        auto v = db_->setting(key);
+        return v ? v.value() : QString();
+    };
+    if (setting("serve.enabled") != "1") return server_->stop();
+    QStringList args;
+    // The same device choice as the window's own engine.
+    if (const GpuInfo gpus = probe_gpus(); gpus.device_count > 0)
+        args << "--backend" << "cuda" << "--gpu" << QString::number(std::clamp(setting("gpu").toInt(), 0, gpus.device_count - 1));
+    const int port = setting("serve.port").toInt();
+    server_->start(port >= 1024 && port <= 65535 ? port : 8080, args);
 }
 
 MainWindow::~MainWindow() {
@@ -517,7 +536,11 @@ bool MainWindow::exportChat(const QString& path) {
 
 void MainWindow::openSettings() {
     SettingsDialog dialog(*db_, contextTokens_, this);
-    if (dialog.exec() == QDialog::Accepted) loadModel();
+    dialog.showServer(server_);
+    if (dialog.exec() == QDialog::Accepted) {
+        loadModel();
+        applyServeSettings();
+    }
 }
 
 void MainWindow::refreshCitations() {

@@ -29,6 +29,7 @@ class ContextGauge;
 class LibraryListModel;
 class PdfPageView;
 class SourceCodeView;
+class LocalServer;
 class SourceTableModel;
 
 class MainWindow : public QMainWindow {
@@ -68,6 +69,9 @@ public:
     SourceTableModel* sourceModel() const { return sources_; }
     ChatListModel* chatModel() const { return chats_; }
     EngineWorker* worker() const { return worker_; }
+    LocalServer* localServer() const { return server_; }
+    // Starts or stops "Serve on localhost" as the settings say.
+    void applyServeSettings();
     QString stateText() const;
     QString modelLineText() const;  // the status bar's model line
     QString progressText() const;   // the reading / answering line under the gauge
@@ -104,6 +108,7 @@ private:
     QString dataDir_, helperProgram_;
     QThread thread_;
     EngineWorker* worker_ = nullptr;
+    LocalServer* server_ = nullptr;
     LibraryListModel* libraries_ = nullptr;
     SourceTableModel* sources_ = nullptr;
     ChatListModel* chats_ = nullptr;

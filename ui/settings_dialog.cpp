@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
@@ -21,6 +22,8 @@
 #include "model_info.h"
 #include "theme.h"
 #include "gpu_info.h"
+#include "local_server.h"
+#include "remote/remote_backend.h"
 
 namespace quire::ui {
 
@@ -93,6 +96,43 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     device_->setText(gpu.device_count ? tr("Answers are computed on the GPU chosen here (a change applies when the model is next loaded)")
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
+    serve_ = new QCheckBox(tr("Serve on localhost"), this);
+    serve_->setObjectName("serveCheck");
+    serve_->setToolTip(tr("Answer OpenAI-compatible clients (editors, scripts) on 127.0.0.1; each library is a model"));
+    serve_->setChecked(setting("serve.enabled", "0") == "1");
+    servePort_ = new QSpinBox(this);
+    servePort_->setObjectName("servePort");
+    servePort_->setRange(1024, 65535);
+    servePort_->setValue(std::clamp(setting("serve.port", "8080").toInt(), 1024, 65535));
+    serveStatus_ = new QLabel(this);
+    serveStatus_->setObjectName("serveStatus");
+    serveStatus_->setWordWrap(true);
+    serveStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    serveStatus_->setText(serve_->isChecked() ? tr("Starts when saved") : tr("Off"));
+    auto* serveRow = new QHBoxLayout;
+    serveRow->addWidget(serve_);
+    serveRow->addWidget(new QLabel(tr("Port"), this));
+    serveRow->addWidget(servePort_);
+    serveRow->addStretch(1);
+
+    remoteUrl_ = new QLineEdit(this);
+    remoteUrl_->setObjectName("remoteUrl");
+    remoteUrl_->setPlaceholderText(tr("Empty: this computer answers. e.g. http://127.0.0.1:30000/v1 (SGLang, vLLM, quire serve)"));
+    remoteModel_ = new QLineEdit(this);
+    remoteModel_->setObjectName("remoteModel");
+    remoteModel_->setPlaceholderText(tr("The model's name on that server"));
+    remoteKeyFile_ = new QLineEdit(this);
+    remoteKeyFile_->setObjectName("remoteKeyFile");
+    remoteKeyFile_->setPlaceholderText(tr("A file holding the server's API key, if it needs one"));
+    remoteStatus_ = new QLabel(this);
+    remoteStatus_->setObjectName("remoteStatus");
+    remoteStatus_->setWordWrap(true);
+    if (auto remote = app::remoteBackend(db_); remote && remote.value()) {
+        remoteUrl_->setText(remote.value()->url);
+        remoteModel_->setText(remote.value()->model);
+        remoteKeyFile_->setText(remote.value()->apiKeyFile);
+    }
+
     auto* modelRow = new QHBoxLayout;
     modelRow->addWidget(model_, 1);
     modelRow->addWidget(browse);
@@ -113,11 +153,17 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(tr("System prompt"), systemPrompt_);
     form->addRow(tr("Theme"), theme_);
     form->addRow(tr("Cited PDF pages open in"), pdfViewer_);
+    form->addRow(tr("Server"), serveRow);
+    form->addRow(QString(), serveStatus_);
+    form->addRow(tr("Model server"), remoteUrl_);
+    form->addRow(tr("Server model"), remoteModel_);
+    form->addRow(tr("Server API key file"), remoteKeyFile_);
+    form->addRow(QString(), remoteStatus_);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
-    resize(620, 520);
+    resize(640, 680);
 
     connect(browse, &QPushButton::clicked, this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("MiniCPM-SALA model folder"), model_->text());
@@ -134,6 +180,11 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
 }
 
 QString SettingsDialog::modelsDir() const { return QFileInfo(db_.path()).absolutePath() + "/models"; }
+void SettingsDialog::showServer(const LocalServer* server) {
+    if (!server) return;
+    serveStatus_->setText(server->statusText());
+    connect(server, &LocalServer::stateChanged, this, [this, server] { serveStatus_->setText(server->statusText()); });
+}
 
 QString SettingsDialog::modelDir() const { return model_->text().trimmed(); }
 
@@ -167,6 +218,28 @@ void SettingsDialog::save() {
         modelStatus_->setText(modelStatus_->text());
         return;  // the problems are on screen
     }
+    std::optional<app::RemoteBackendSettings> remote;
+    if (const QString url = remoteUrl_->text().trimmed(); !url.isEmpty()) {
+        if (Status st = remote::checkEndpointUrl(url.toStdString()); !st) {
+            remoteStatus_->setText(QString::fromStdString(st.message()));
+            return;
+        }
+        if (remoteModel_->text().trimmed().isEmpty()) {
+            remoteStatus_->setText(tr("Name the model to ask on %1 (its /v1/models lists them).").arg(url));
+            return;
+        }
+        const QFileInfo key(remoteKeyFile_->text().trimmed());
+        if (!remoteKeyFile_->text().trimmed().isEmpty() && (!key.isFile() || !key.isReadable())) {
+            remoteStatus_->setText(tr("Cannot read the API key file %1.").arg(key.filePath()));
+            return;
+        }
+        remote = app::RemoteBackendSettings{url, remoteModel_->text().trimmed(),
+                                            remoteKeyFile_->text().trimmed().isEmpty() ? QString() : key.absoluteFilePath()};
+    }
+    if (Status st = app::setRemoteBackend(db_, remote); !st) {
+        remoteStatus_->setText(QString::fromStdString(st.message()));
+        return;
+    }
     (void)db_.setSetting("model", dir);
     (void)db_.setSetting("temperature", QString::number(temperature_->value()));
     (void)db_.setSetting("top_p", QString::number(topP_->value()));
@@ -175,6 +248,8 @@ void SettingsDialog::save() {
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
     (void)db_.setSetting("pdf_viewer", pdfViewer_->currentIndex() == 1 ? "system" : "quire");
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
+    (void)db_.setSetting("serve.enabled", serve_->isChecked() ? "1" : "0");
+    (void)db_.setSetting("serve.port", QString::number(servePort_->value()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));
     accept();
 }

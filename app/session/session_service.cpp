@@ -268,6 +268,14 @@ Result<ReadResult> SessionService::read(const LibraryRow& library, const std::fu
     return info;
 }
 
+Result<const Sequence*> SessionService::prefixState(const LibraryRow& library,
+                                                   const std::function<void(const ReadProgress&)>& onProgress,
+                                                   const std::atomic<bool>* cancel, ReadResult& info) {
+    auto p = ensurePrefix(library, onProgress, cancel, info);
+    if (!p) return p.status();
+    return static_cast<const Sequence*>(p.value()->seq.get());
+}
+
 Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices) {
     auto messages = db_.messages(chat.id);
     if (!messages) return messages.status();

@@ -80,6 +80,10 @@ public:
     Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                             const std::atomic<bool>* cancel);
     Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
+    // The library's prefix state, read or loaded from its saved state when needed, for callers that
+    // continue it with a conversation of their own (the HTTP server forks it). Owned by the service.
+    Result<const Sequence*> prefixState(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
+                                        const std::atomic<bool>* cancel, ReadResult& info);
 
 private:
     Result<AssembledContext> assembleWithin(const LibraryRow& library, bool enforceLimits);
