@@ -10,11 +10,13 @@
 #   mkdir -p /work/main/build && ln -sfn $PWD/.device/models /work/main/build/tiny-models  # the baked-in path
 #   .device/bin/test_gpu_ops; .device/bin/test_gpu_engine; compute-sanitizer .device/bin/test_gpu_ops
 #   QUIRE_CUDA_PROFILE=1 .device/bin/quire-bench tests/data/real_config --random --lengths 8192,131072,1048576
+#   QT_PLUGIN_PATH=$PWD/.device/plugins python3 tools/bench/replay_1m_session.py --quire .device/bin/quire \
+#       --tokenizer-from .device/models/tiny-a --work /tmp/replay
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/models
-for b in build/tests/test_gpu_ops build/tests/test_gpu_engine build/tests/test_gpu_golden build/tools/quire-bench; do
+for b in build/tests/test_gpu_ops build/tests/test_gpu_engine build/tests/test_gpu_golden build/tools/quire-bench build/app/quire; do
   [ -x "$b" ] && cp "$b" .device/bin/
 done
 strip --strip-debug .device/bin/*
@@ -24,6 +26,9 @@ for b in .device/bin/*; do
 done | sort -u | grep -vE 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|libpthread|libdl\.so|librt\.so|ld-linux|libcublas' |
   while read -r lib; do cp -L "$lib" .device/lib/; done
 cp -r build/tiny-models/tiny-a build/tiny-models/tiny-g16 .device/models/
+# Qt's SQLite driver, for `quire` itself (QT_PLUGIN_PATH=$PWD/.device/plugins on the device).
+mkdir -p .device/plugins/sqldrivers
+cp "$(qtpaths6 --query QT_INSTALL_PLUGINS 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/qt6/plugins)"/sqldrivers/libqsqlite.so .device/plugins/sqldrivers/
 mkdir -p .devpack
 tar -cJf .devpack/device.tar.xz .device
 du -sh .device .devpack/device.tar.xz
