@@ -77,20 +77,26 @@ __global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, fl
     reinterpret_cast<uint4*>(out + r * n)[threadIdx.x] = o4;
 }
 
+// cs[i], cs[dim/2 + i] = cos, sin of position p times RoPE frequency i, computed by the block (fp32
+// angles, the CPU engine's formulas); ends with the block synchronised.
+__device__ void rope_angles(float* cs, int64_t dim, int64_t p, float theta) {
+    const int64_t half = dim / 2;
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+        const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(dim));
+        const float angle = static_cast<float>(p) * inv_freq;
+        cs[i] = cosf(angle);
+        cs[half + i] = sinf(angle);
+    }
+    __syncthreads();
+}
+
 // One block per token: the angle depends on (position, pair) only, so cos and sin are computed once
 // per pair and applied to every head (same float formulas as the CPU engine).
 __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_t pos0, float theta) {
     extern __shared__ float cs[];  // [half] cos, [half] sin
     const int64_t t = blockIdx.x;
     const int64_t half = dim / 2;
-    const float p = static_cast<float>(pos0 + t);
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(dim));
-        const float angle = p * inv_freq;
-        cs[i] = cosf(angle);
-        cs[half + i] = sinf(angle);
-    }
-    __syncthreads();
+    rope_angles(cs, dim, pos0 + t, theta);
     for (int64_t idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
         const int64_t h = idx / half, i = idx % half;
         const float c = cs[i], s = cs[half + i];
@@ -110,14 +116,7 @@ __global__ void head_norm_rope_kernel(__nv_bfloat16* q, __nv_bfloat16* k, const 
     constexpr int dim = 32 * J, half = dim / 2;
     __shared__ float cs[dim];  // [half] cos, [half] sin
     const int64_t t = blockIdx.x;
-    const float p = static_cast<float>(pos0 + t);
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(dim));
-        const float angle = p * inv_freq;
-        cs[i] = cosf(angle);
-        cs[half + i] = sinf(angle);
-    }
-    __syncthreads();
+    rope_angles(cs, dim, pos0 + t, theta);
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     for (int64_t row = threadIdx.x >> 5; row < 2 * heads; row += warps) {
         const bool is_q = row < heads;

@@ -14,16 +14,20 @@ using namespace quire;
 using namespace quire::app;
 using namespace quire::test;
 
-// A library "book" holding the demo story.
-LibraryRow addDemoBook(LibraryDb& db) {
-    const qint64 libId = db.createLibrary("book", "").value();
-    const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/the-keeper-of-the-light.txt", {});
+// Adds resources/demo/NAME to a library.
+void addDemoSource(LibraryDb& db, qint64 libId, const QString& name) {
+    const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/" + name, {});
     SourceRow row;
     row.libraryId = libId;
     row.path = src.path;
     row.kind = src.kind;
     row.status = src.status;
     if (!db.addSource(row, src.text)) qFatal("cannot add the demo source");
+}
+
+// A library "book" holding the demo story.
+LibraryRow addDemoBook(LibraryDb& db) {
+    addDemoSource(db, db.createLibrary("book", "").value(), "the-keeper-of-the-light.txt");
     return *db.library("book").value();
 }
 
@@ -126,13 +130,7 @@ private slots:
         QCOMPARE(QFileInfo(prefixFile).size(), prefixBytes);
         {
             // The library changes: the chat's delta no longer fits its prefix; the chat replays.
-            const IngestedSource extra = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/wordcount", {});
-            SourceRow row;
-            row.libraryId = lib.id;
-            row.path = extra.path;
-            row.kind = extra.kind;
-            row.status = extra.status;
-            QVERIFY(db.value()->addSource(row, extra.text).is_ok());
+            addDemoSource(*db.value(), lib.id, "wordcount");
             auto engine = make_engine(model, Precision::bf16);
             SessionService session(*db.value(), *engine, so);
             AskOptions follow = o;
@@ -143,14 +141,7 @@ private slots:
         }
         {
             // A budget that holds one library: the other library's prefix goes, and its chats' deltas with it.
-            const qint64 other = db.value()->createLibrary("other", "").value();
-            const IngestedSource src = ingestSource(QString(QUIRE_SOURCE_DIR) + "/resources/demo/wordcount", {});
-            SourceRow row;
-            row.libraryId = other;
-            row.path = src.path;
-            row.kind = src.kind;
-            row.status = src.status;
-            QVERIFY(db.value()->addSource(row, src.text).is_ok());
+            addDemoSource(*db.value(), db.value()->createLibrary("other", "").value(), "wordcount");
             SessionOptions small = so;
             small.stateBudgetBytes = QFileInfo(prefixFile).size() + 1;
             auto engine = make_engine(model, Precision::bf16);
