@@ -238,7 +238,7 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
     }
     std::vector<uint64_t> sums(static_cast<size_t>(count));
     std::mutex backend;
-    QUIRE_TRY(for_each_section(count - first, [&](int64_t j) -> Status {
+    auto save_section = [&](int64_t j) -> Status {
         const int64_t i = j + first;
         const SectionSpec& s = layout[static_cast<size_t>(j)];
         const int64_t row_bytes = s.width * dtype_bytes(dtypes[static_cast<size_t>(i)]);
@@ -256,7 +256,8 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
         }
         sums[static_cast<size_t>(i)] = sum.final();
         return Status::ok();
-    }));
+    };
+    QUIRE_TRY(for_each_section(count - first, save_section));
     // The file ends exactly where the last section does, so any truncation is seen on loading.
     if (!layout.empty()) {
         const SectionSpec& last = layout.back();
