@@ -7,6 +7,7 @@
 #include "hash.h"
 #include "json.h"
 #include "model_tensors.h"
+#include "weights_hash.h"
 
 namespace fs = std::filesystem;
 
@@ -174,6 +175,12 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
 const TensorRef* Checkpoint::find(const std::string& name) const {
     auto it = tensors_.find(name);
     return it == tensors_.end() ? nullptr : &it->second;
+}
+
+uint64_t Checkpoint::content_hash() const {
+    uint64_t h = 0;
+    for (const auto& m : shards_) h = hash64(&h, 8, cached_content_hash(m->path(), m->data(), m->size()));
+    return h;
 }
 
 }  // namespace quire

@@ -35,6 +35,8 @@ public:
     int64_t shard_count() const { return static_cast<int64_t>(shards_.size()); }
     // Hash of every shard's header bytes: identifies the weights without reading them.
     uint64_t headers_hash() const { return headers_hash_; }
+    // A hash of every shard's bytes (weights_hash.h: cached by path, size and modification time).
+    uint64_t content_hash() const;
 
 private:
     std::vector<std::shared_ptr<MappedFile>> shards_;

@@ -20,7 +20,10 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& dir) {
     model->dir_ = dir;
     model->config_ = config.value();
     auto checkpoint = std::make_shared<const Checkpoint>(std::move(ck.value()));
-    model->fingerprint_ = hash64(text.value(), checkpoint->headers_hash());
+    // The config, the shards' headers and the weights' bytes: a state made with other weights of the
+    // same shapes is never reused.
+    const uint64_t parts[2] = {checkpoint->headers_hash(), checkpoint->content_hash()};
+    model->fingerprint_ = hash64(text.value(), hash64(parts, sizeof parts));
     model->weights_ = bind_weights(checkpoint, model->config_);
     std::error_code ec;
     if (fs::exists(fs::path(dir) / "tokenizer.model", ec)) {

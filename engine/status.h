@@ -74,8 +74,12 @@ private:
 }  // namespace quire
 
 // Early return for Status-returning expressions inside functions that return Status or Result.
-#define QUIRE_TRY(expr)                        \
-    do {                                       \
-        ::quire::Status quire_try_s_ = (expr); \
-        if (!quire_try_s_.is_ok()) return quire_try_s_; \
+// The variable is named after the line, so a QUIRE_TRY inside a lambda passed to another QUIRE_TRY
+// does not shadow the outer one.
+#define QUIRE_TRY_CAT2_(a, b) a##b
+#define QUIRE_TRY_CAT_(a, b) QUIRE_TRY_CAT2_(a, b)
+#define QUIRE_TRY(expr)                                                                                  \
+    do {                                                                                                 \
+        ::quire::Status QUIRE_TRY_CAT_(quire_try_s_, __LINE__) = (expr);                                 \
+        if (!QUIRE_TRY_CAT_(quire_try_s_, __LINE__).is_ok()) return QUIRE_TRY_CAT_(quire_try_s_, __LINE__); \
     } while (0)

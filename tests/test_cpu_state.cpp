@@ -1,6 +1,8 @@
 // Sequence state: save -> load -> continue is bit-identical to never stopping; forks share full
 // blocks and continue independently; cancel stops within one chunk; every corruption of a state
 // file is detected with its own error; a process killed while saving leaves the old file intact.
+#include <QDir>
+#include <QFile>
 #include <QProcess>
 #include <QRandomGenerator>
 #include <QtTest>
@@ -114,6 +116,35 @@ private slots:
         bytes[bytes.size() - 3] = static_cast<char>(bytes[bytes.size() - 3] ^ 0x40);
         write_all(path("bad-delta.state"), bytes);
         QCOMPARE(engine2->load_state(path("bad-delta.state"), &chat, prefix_seq.value().get()).status().code(), ErrorCode::state_bad_checksum);
+    }
+
+    // The model's fingerprint covers the weights' bytes, not only their headers: a state saved with
+    // one set of weights is refused by the same folder with one weight byte changed.
+    void changed_weights_do_not_reuse_a_state() {
+        qputenv("XDG_CACHE_HOME", (tmp_.path() + "/cache").toUtf8());
+        const QString dir = tmp_.path() + "/weights";
+        QDir().mkpath(dir);
+        for (const QFileInfo& f : QDir(QString::fromStdString(tiny_model("tiny-a"))).entryInfoList(QDir::Files))
+            QVERIFY(QFile::copy(f.absoluteFilePath(), dir + "/" + f.fileName()));
+        auto m = load_model(dir.toStdString());
+        auto engine = make_engine(m, Precision::bf16);
+        const auto tokens = random_tokens(300, m->config().vocab_size, 4);
+        auto seq = engine->new_sequence();
+        run_sequence(*engine, *seq, tokens, 0, 300, {});
+        QVERIFY(engine->save_state(*seq, path("weights.state")).is_ok());
+        QVERIFY(make_engine(load_model(dir.toStdString()), Precision::bf16)->load_state(path("weights.state"), &tokens).is_ok());
+        // One byte near the end of a shard: tensor data, the header untouched.
+        const QString shard = dir + "/model-00002-of-00002.safetensors";
+        QFile f(shard);
+        QVERIFY(f.open(QIODevice::ReadWrite));
+        QVERIFY(f.seek(f.size() - 100));
+        char b = 0;
+        QVERIFY(f.getChar(&b));
+        QVERIFY(f.seek(f.size() - 100));
+        QVERIFY(f.putChar(static_cast<char>(b ^ 0x01)));
+        f.close();
+        auto changed = make_engine(load_model(dir.toStdString()), Precision::bf16);
+        QCOMPARE(changed->load_state(path("weights.state"), &tokens).status().code(), ErrorCode::state_wrong_model);
     }
 
     void fork_shares_blocks_and_continues_independently() {
