@@ -129,6 +129,23 @@ private slots:
         QCOMPARE(QFileInfo(prefixFile).lastModified(), prefixWritten);  // a follow-up never rewrites the prefix
         QCOMPARE(QFileInfo(prefixFile).size(), prefixBytes);
         {
+            // A damaged prefix state: read again from the library, with a notice; the chat's delta
+            // fits the prefix read again (the same tokens) and the chat goes on.
+            QFile f(prefixFile);
+            QVERIFY(f.open(QIODevice::ReadWrite));
+            QVERIFY(f.seek(f.size() / 2));
+            QVERIFY(f.putChar('\x5a'));
+            f.close();
+            auto engine = make_engine(model, Precision::bf16);
+            SessionService session(*db.value(), *engine, so);
+            AskOptions follow = o;
+            follow.chatId = chatId;
+            auto next = session.ask(lib, "Once more?", follow);
+            QVERIFY2(next.is_ok(), next.status().message().c_str());
+            QVERIFY2(next->notices.join(" ").contains("unusable"), qPrintable(next->notices.join("; ")));
+            QCOMPARE(next->prefilledTokens, next->contextTokens + next->questionTokens);  // the library, then only the question
+        }
+        {
             // The library changes: the chat's delta no longer fits its prefix; the chat replays.
             addDemoSource(*db.value(), lib.id, "wordcount");
             auto engine = make_engine(model, Precision::bf16);
@@ -140,15 +157,26 @@ private slots:
             QVERIFY2(next->notices.join(" ").contains("replaying"), qPrintable(next->notices.join("; ")));
         }
         {
-            // A budget that holds one library: the other library's prefix goes, and its chats' deltas with it.
+            // A budget that holds every prefix state but not the chats' deltas too: chat states count,
+            // so a prefix goes (the least recently used: the book's), and its chats' deltas with it.
             addDemoSource(*db.value(), db.value()->createLibrary("other", "").value(), "wordcount");
-            SessionOptions small = so;
-            small.stateBudgetBytes = QFileInfo(prefixFile).size() + 1;
+            const LibraryRow otherLib = *db.value()->library("other").value();
             auto engine = make_engine(model, Precision::bf16);
+            {
+                SessionService session(*db.value(), *engine, so);
+                QVERIFY(session.ask(otherLib, "What does it count?", o).is_ok());
+            }
+            qint64 prefixes = 0;
+            const QList<PrefixStateRow> rows = db.value()->allPrefixStates().value();
+            for (const PrefixStateRow& r : rows) prefixes += r.bytes;
+            const qsizetype bookPrefixes = db.value()->prefixStates(lib.id)->size();
+            SessionOptions small = so;
+            small.stateBudgetBytes = prefixes + 1;
             SessionService session(*db.value(), *engine, small);
-            auto ask = session.ask(*db.value()->library("other").value(), "What does it count?", o);
+            auto ask = session.ask(otherLib, "And what else?", o);
             QVERIFY2(ask.is_ok(), ask.status().message().c_str());
-            QCOMPARE(db.value()->prefixStates(lib.id)->size(), qsizetype(0));
+            QVERIFY(db.value()->prefixStates(lib.id)->size() < bookPrefixes);
+            QCOMPARE(db.value()->prefixStates(otherLib.id)->size(), qsizetype(1));  // the one in use stays
             const QList<ChatRow> bookChats = db.value()->chats(lib.id).value();
             for (const ChatRow& c : bookChats) QVERIFY2(c.statePath.isEmpty(), qPrintable(c.statePath));
             // No delta left on disk without its prefix: every chat state file belongs to a library
