@@ -59,7 +59,9 @@ public:
 
 private:
     struct Spec {
-        enum class Kind { flag, text, integer, real, choice } kind = Kind::text;
+        enum class Kind { flag, text, integer, real, choice };
+        explicit Spec(Kind k = Kind::text) : kind(k) {}
+        Kind kind;
         int64_t imin = 0, imax = 0;
         double fmin = 0, fmax = 0;
         QStringList choices;

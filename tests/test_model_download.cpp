@@ -214,7 +214,7 @@ private slots:
         QCOMPARE(QFileInfo(to + "/" + kShard + ".part").size(), QFileInfo(model_ + "/" + kShard).size());
         // The hub corrects its list: the next run verifies the kept download instead of fetching it.
         hub.wrongShaFile.clear();
-        const int before = hub.ranges.filter(kShard).size();
+        const qsizetype before = hub.ranges.filter(kShard).size();
         auto again = downloadModel(options(hub, to));
         QVERIFY2(again.is_ok(), again.status().message().c_str());
         QCOMPARE(hub.ranges.filter(kShard).size(), before);
