@@ -1,6 +1,7 @@
 // quire self-test: is this installation complete and working? Loads the bundled tiny model, runs a
 // short generation on the CPU and, when a GPU is present, reports what CUDA finds; prints each step.
 #include <QCoreApplication>
+#include <QTemporaryDir>
 
 #include <cstdio>
 
@@ -18,6 +19,10 @@ int self_test_command(int argc, char** argv) {
     CommandLine cl("quire self-test", "Check this installation with the bundled tiny model (and the GPU, when there is one).");
     if (auto exit = cl.parse(argc, argv, 2)) return *exit;
     QCoreApplication app(argc, argv);
+    // A check leaves nothing behind: the weights' hash cache (weights_hash.h) goes to a folder that
+    // is removed at the end, not to the user's cache.
+    QTemporaryDir cache;
+    if (cache.isValid()) qputenv("XDG_CACHE_HOME", cache.path().toUtf8());
     int failures = 0;
     auto step = [&](bool ok, const std::string& what) {
         std::printf("%s %s\n", ok ? "[ ok ]" : "[FAIL]", what.c_str());
