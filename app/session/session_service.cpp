@@ -134,8 +134,8 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
     return ctx;
 }
 
-Status SessionService::saveState(const Sequence& seq, const QString& path) {
-    return engine_.save_state(seq, path.toStdString());
+Status SessionService::saveState(const Sequence& seq, const QString& path, int64_t prefixTokens) {
+    return engine_.save_state(seq, path.toStdString(), prefixTokens);
 }
 
 void SessionService::evictStates(qint64 keepId) {
@@ -370,8 +370,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),
     // never a second copy of the prefix; the prefix's own file is never rewritten by a chat.
     const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(result.chatId));
-    const auto prefixTokens = static_cast<int64_t>(prefix.tokens.size());
-    if (Status st = engine_.save_state(*seq, statePath.toStdString(), prefixTokens); st) {
+    if (Status st = saveState(*seq, statePath, static_cast<int64_t>(prefix.tokens.size())); st) {
         QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
         evictStates(prefix.stateId);  // chat states count against the state budget too
     } else {

@@ -95,7 +95,8 @@ private:
     Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                  const std::atomic<bool>* cancel, ReadResult& info);
     Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices);
-    Status saveState(const Sequence& seq, const QString& path);
+    // prefixTokens > 0: a delta on the sequence's first prefixTokens tokens (a chat on its library).
+    Status saveState(const Sequence& seq, const QString& path, int64_t prefixTokens = 0);
     QString dataRoot() const;                              // the folder of the library database
     QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
     QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
