@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/models
-for b in build/tests/test_gpu_ops build/tests/test_gpu_engine build/tests/test_gpu_golden build/tools/quire-bench build/app/quire; do
+for b in build/tests/test_gpu_* build/tools/quire-bench build/app/quire; do
   [ -x "$b" ] && cp "$b" .device/bin/
 done
 strip --strip-debug .device/bin/*
