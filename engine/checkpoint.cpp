@@ -177,6 +177,10 @@ const TensorRef* Checkpoint::find(const std::string& name) const {
     return it == tensors_.end() ? nullptr : &it->second;
 }
 
+void Checkpoint::release_resident_pages() const {
+    for (const auto& m : shards_) m->release_resident_pages();
+}
+
 uint64_t Checkpoint::content_hash() const {
     uint64_t h = 0;
     for (const auto& m : shards_) h = hash64(&h, 8, cached_content_hash(m->path(), m->data(), m->size()));

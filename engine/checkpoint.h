@@ -37,6 +37,8 @@ public:
     uint64_t headers_hash() const { return headers_hash_; }
     // A hash of every shard's bytes (weights_hash.h: cached by path, size and modification time).
     uint64_t content_hash() const;
+    // Every shard's MappedFile::release_resident_pages().
+    void release_resident_pages() const;
 
 private:
     std::vector<std::shared_ptr<MappedFile>> shards_;

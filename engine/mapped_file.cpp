@@ -34,6 +34,13 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     return f;
 }
 
+void MappedFile::release_resident_pages() const {
+    // MADV_DONTNEED on a private read-only file mapping only unmaps pages; their contents come back
+    // from the file on the next access, so it is always safe (a CPU engine sharing the model is
+    // merely slower once).
+    if (data_) ::madvise(const_cast<uint8_t*>(data_), static_cast<size_t>(size_), MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
 }

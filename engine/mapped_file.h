@@ -19,6 +19,10 @@ public:
     const uint8_t* data() const { return data_; }
     int64_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // Drops this process's resident pages of the mapping (they stay in the page cache, and a later
+    // read faults them back in): once a GPU holds the weights, the 18 GB of a 9B model's shards no
+    // longer count against the process.
+    void release_resident_pages() const;
 
 private:
     MappedFile() = default;

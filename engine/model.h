@@ -30,6 +30,11 @@ public:
     // hash(config.json bytes) combined with the hash of every shard header.
     uint64_t fingerprint() const { return fingerprint_; }
     bool is_synthetic() const { return !weights_.checkpoint; }
+    // Called by a backend that has copied the weights elsewhere (the GPU): the mapped shards' pages
+    // leave this process's resident set. Reading the weights afterwards still works.
+    void release_resident_weights() const {
+        if (weights_.checkpoint) weights_.checkpoint->release_resident_pages();
+    }
 
 private:
     std::string dir_;

@@ -96,6 +96,33 @@ private slots:
         QCOMPARE(ck->shard_count(), int64_t(2));
         QVERIFY(ck->headers_hash() != 0);
     }
+    // After a GPU upload the engine drops the mapping's resident pages: the process's file-backed
+    // resident memory falls by the checkpoint's size, and the bytes read back the same.
+    void released_pages_leave_the_process_and_read_back() {
+        auto ck = Checkpoint::open(model_, config_);
+        QVERIFY2(ck.is_ok(), ck.status().message().c_str());
+        auto checksum = [&] {
+            uint64_t h = 0;
+            for (const auto& [name, t] : ck->tensors())
+                for (int64_t i = 0; i < t.bytes; i += 512) h = h * 31 + t.data[i];
+            return h;
+        };
+        auto rss_file_kb = [] {
+            const QByteArray status = test::read_all("/proc/self/status");
+            for (const QByteArray& line : status.split('\n'))
+                if (line.startsWith("RssFile:")) return line.mid(8).trimmed().split(' ').first().toLongLong();
+            return -1LL;
+        };
+        const uint64_t before = checksum();  // every page touched
+        const long long touched = rss_file_kb();
+        ck->release_resident_pages();
+        const long long released = rss_file_kb();
+        QVERIFY2(touched >= 0 && released >= 0, "no RssFile in /proc/self/status");
+        const long long weights_kb = ck->total_bytes() / 1024;
+        QVERIFY2(touched - released >= weights_kb * 8 / 10,
+                 qPrintable(QString("RssFile %1 kB -> %2 kB for %3 kB of weights").arg(touched).arg(released).arg(weights_kb)));
+        QCOMPARE(checksum(), before);
+    }
     void single_file_layout_loads() {
         write_single_file(model_, read_tensors(model_));
         QVERIFY2(open().is_ok(), open().message().c_str());

@@ -83,6 +83,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     // fp32 accumulation all the way: no reduced-precision split-K reductions.
     cublasSetMathMode(e->blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     QUIRE_TRY(e->upload());
+    e->model_->release_resident_weights();  // the GPU has them now (cudaMemcpy from the mapping is synchronous)
     return std::unique_ptr<Engine>(std::move(e));
 }
 
