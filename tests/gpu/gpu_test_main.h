@@ -3,7 +3,9 @@
 // which ctest reports as "Skipped" (SKIP_RETURN_CODE) instead of a silent pass. It prints the
 // limits the kernels will choose their configurations from (kernels/device_limits.h) and, when the
 // test runs under QUIRE_GPU_SMEM_LIMIT_KB (the *_99kb entries), fails unless those limits are really
-// in force, so a forced-limits run can never quietly test the full-size configuration.
+// in force, so a forced-limits run can never quietly test the full-size configuration. A binary
+// built with QUIRE_GPU_FORCED_SMEM_KB / QUIRE_GPU_FORCED_ARCH (the *_99kb tests) sets those limits
+// itself before anything touches the device.
 
 #include <QtTest>
 
@@ -33,13 +35,35 @@ inline bool report_device_limits() {
             return false;
         }
     }
+    if (const char* arch = std::getenv("QUIRE_GPU_ARCH_LIMIT"); arch && *arch) {
+        const int want = std::atoi(arch);
+        if (want <= 0 || lim.sm() > want) {
+            std::printf("FAIL: QUIRE_GPU_ARCH_LIMIT=%s is not in force\n", arch);
+            return false;
+        }
+    }
     return true;
+}
+
+// The limits a *_99kb binary was built to emulate, set before the first launch.
+inline void apply_forced_limits() {
+#define QUIRE_GPU_STR2(x) #x
+#define QUIRE_GPU_STR(x) QUIRE_GPU_STR2(x)
+#ifdef QUIRE_GPU_FORCED_SMEM_KB
+    setenv("QUIRE_GPU_SMEM_LIMIT_KB", QUIRE_GPU_STR(QUIRE_GPU_FORCED_SMEM_KB), 1);
+#endif
+#ifdef QUIRE_GPU_FORCED_ARCH
+    setenv("QUIRE_GPU_ARCH_LIMIT", QUIRE_GPU_STR(QUIRE_GPU_FORCED_ARCH), 1);
+#endif
+#undef QUIRE_GPU_STR
+#undef QUIRE_GPU_STR2
 }
 
 }  // namespace quire::test
 
 #define QUIRE_GPU_TEST_MAIN(TestClass)                                                    \
     int main(int argc, char** argv) {                                                     \
+        quire::test::apply_forced_limits();                                               \
         const auto probe = quire::kernels::probe_devices();                               \
         if (probe.device_count == 0) {                                                    \
             std::printf("SKIPPED: %s\n", probe.reason.c_str());                           \
