@@ -7,6 +7,7 @@
 #include "hash.h"
 #include "json.h"
 #include "model_tensors.h"
+#include "quant/gptq_catalogue.h"
 #include "weights_hash.h"
 
 namespace fs = std::filesystem;
@@ -98,6 +99,7 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
     if (!shards) return shards.status();
 
     Checkpoint ck;
+    if (config.quantization) ck.config_zero_offset_ = config.quantization->zero_offset();
     std::vector<std::string> problems;
     std::map<std::string, std::string> found_in;  // tensor -> shard file
     uint64_t headers_hash = 0;
@@ -147,9 +149,31 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
                                ", which does not contain it");
     if (!problems.empty()) return join_problems(problems);
 
-    // Bind against the config's catalogue.
+    // Bind against the config's catalogue; a linear module the quantization_config quantizes is
+    // stored as its four GPTQ tensors instead of the bf16 weight (docs/quantization.md §3).
     std::set<std::string> expected_names;
+    const QuantConfig* quant = config.quantization ? &*config.quantization : nullptr;
     for (const auto& spec : expected_tensors(config)) {
+        if (quant && is_quantizable_linear(spec)) {
+            const std::string module = linear_module_name(spec.name);
+            const ModuleQuant q = quant->for_module(module);
+            if (q.quantized) {
+                expected_names.insert(spec.name);  // its presence gets the message below, not "unexpected"
+                ck.check_gptq_module(module, spec.shape[1], spec.shape[0], q, expected_names, problems);
+                if (ck.tensors_.count(spec.name))
+                    problems.push_back("tensor '" + spec.name + "' is a bf16 weight, but quantization_config quantizes " +
+                                       module + " (" + std::to_string(q.bits) + "-bit): expected " + module +
+                                       ".qweight, .qzeros, .scales and .g_idx instead");
+                continue;
+            }
+            ++ck.skipped_linears_;
+            if (ck.tensors_.count(module + ".qweight")) {
+                expected_names.insert(module + ".qweight");
+                problems.push_back("tensor '" + module + ".qweight': module " + module + " is left in bf16 by " +
+                                   (q.rule.empty() ? std::string("quantization_config") : "dynamic rule \"" + q.rule + "\"") +
+                                   ", so it must be stored as '" + spec.name + "'");
+            }
+        }
         expected_names.insert(spec.name);
         auto it = ck.tensors_.find(spec.name);
         if (it == ck.tensors_.end()) {
@@ -170,6 +194,54 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
     if (!problems.empty()) return join_problems(problems);
     ck.headers_hash_ = headers_hash;
     return ck;
+}
+
+void Checkpoint::check_gptq_module(const std::string& module, int64_t in, int64_t out, const ModuleQuant& q,
+                                   std::set<std::string>& expected_names, std::vector<std::string>& problems) {
+    const size_t before = problems.size();
+    for (const GptqTensorSpec& spec : gptq_tensor_specs(module, in, out, q)) {
+        expected_names.insert(spec.name);
+        auto it = tensors_.find(spec.name);
+        if (it == tensors_.end()) {
+            problems.push_back("missing tensor '" + spec.name + "' (" + dtype_name(spec.dtype) + " " + shape_string(spec.shape) +
+                               ": " + module + " is quantized to " + std::to_string(q.bits) + " bits)");
+            continue;
+        }
+        const TensorRef& t = it->second;
+        if (t.dtype != spec.dtype)
+            problems.push_back("tensor '" + spec.name + "' has dtype " + dtype_name(t.dtype) + " but " +
+                               dtype_name(spec.dtype) + " is required");
+        if (t.shape != spec.shape)
+            problems.push_back("tensor '" + spec.name + "' has shape " + shape_string(t.shape) + " but " +
+                               std::to_string(q.bits) + "-bit GPTQ with group_size " + std::to_string(q.group_size) +
+                               " implies " + shape_string(spec.shape));
+        // Kernels and the CPU GEMM read the words in place: they must be aligned as their type.
+        if (reinterpret_cast<uintptr_t>(t.data) % static_cast<uintptr_t>(dtype_size(spec.dtype)) != 0)
+            problems.push_back("tensor '" + spec.name + "' in " + t.shard + " is not aligned to " +
+                               std::to_string(dtype_size(spec.dtype)) + " bytes in the file");
+    }
+    if (problems.size() != before) return;
+    const int64_t gs = effective_group_size(q, in);
+    bool trivial = true;
+    const TensorRef& g_idx = tensors_.at(module + ".g_idx");
+    if (!check_g_idx(g_idx.data, in, gs, module + ".g_idx", problems, &trivial)) return;
+    GptqTensors t;
+    t.qweight = reinterpret_cast<const int32_t*>(tensors_.at(module + ".qweight").data);
+    t.qzeros = reinterpret_cast<const int32_t*>(tensors_.at(module + ".qzeros").data);
+    t.scales = reinterpret_cast<const uint16_t*>(tensors_.at(module + ".scales").data);
+    t.g_idx = trivial ? nullptr : reinterpret_cast<const int32_t*>(g_idx.data);
+    t.in = in;
+    t.out = out;
+    t.bits = q.bits;
+    t.group_size = gs;
+    t.zero_offset = config_zero_offset_;
+    t.sym = q.sym;
+    gptq_[module] = t;
+}
+
+const GptqTensors* Checkpoint::find_gptq(const std::string& module) const {
+    auto it = gptq_.find(module);
+    return it == gptq_.end() ? nullptr : &it->second;
 }
 
 const TensorRef* Checkpoint::find(const std::string& name) const {

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "mapped_file.h"
 #include "model_config.h"
+#include "quant/gptq_tensors.h"
 #include "safetensors.h"
 #include "status.h"
 
@@ -40,11 +42,24 @@ public:
     // Every shard's MappedFile::release_resident_pages().
     void release_resident_pages() const;
 
+    // A GPTQ-quantized linear module's validated tensors ("model.layers.3.mlp.up_proj"), or null when
+    // the module is stored in bf16 (docs/quantization.md).
+    const GptqTensors* find_gptq(const std::string& module) const;
+    const std::map<std::string, GptqTensors>& gptq_modules() const { return gptq_; }
+    // Linear modules a quantization_config leaves in bf16 (by its dynamic rules).
+    int64_t skipped_linear_count() const { return skipped_linears_; }
+
 private:
+    void check_gptq_module(const std::string& module, int64_t in, int64_t out, const ModuleQuant& q,
+                           std::set<std::string>& expected_names, std::vector<std::string>& problems);
+
     std::vector<std::shared_ptr<MappedFile>> shards_;
     std::map<std::string, TensorRef> tensors_;
     int64_t total_bytes_ = 0;
     uint64_t headers_hash_ = 0;
+    std::map<std::string, GptqTensors> gptq_;
+    int64_t skipped_linears_ = 0;
+    int config_zero_offset_ = 1;
 };
 
 // The shard files a model folder names: from the index when present, else model.safetensors.

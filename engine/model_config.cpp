@@ -7,6 +7,7 @@
 #include "file_util.h"
 #include "json.h"
 #include "model_tensors.h"
+#include "quant/gptq_catalogue.h"
 
 namespace quire {
 
@@ -200,6 +201,19 @@ void read_fields(const JsonValue& root, ModelConfig& c, std::vector<std::string>
         r.problem("mixer_types", "missing (required: one entry per layer)");
     }
     if (const JsonValue* s = r.get("sparse_config")) read_sparse_config(*s, c.sparse, problems);
+    if (const JsonValue* q = r.get("quantization_config")) c.quantization = parse_quant_config(*q, problems);
+}
+
+// Every linear module the quantization_config quantizes must fit its settings (group_size dividing
+// in_features, whole int32 words).
+void validate_quantization(const ModelConfig& c, std::vector<std::string>& problems) {
+    if (!c.quantization) return;
+    for (const TensorSpec& spec : expected_tensors(c)) {
+        if (!is_quantizable_linear(spec)) continue;
+        const std::string module = linear_module_name(spec.name);
+        const ModuleQuant q = c.quantization->for_module(module);
+        if (q.quantized) check_module_shape(module, spec.shape[1], spec.shape[0], q, problems);
+    }
 }
 
 void fill_defaults(ModelConfig& c) {
@@ -293,6 +307,7 @@ Result<ModelConfig> parse_model_config(std::string_view json_text) {
     if (problems.empty()) {
         fill_defaults(c);
         validate(c, problems);
+        if (problems.empty()) validate_quantization(c, problems);
     }
     if (!problems.empty()) {
         std::string msg;

@@ -3,10 +3,12 @@
 // fields a real config may omit, and validation that names the offending field.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "quant/quant_config.h"
 #include "status.h"
 
 namespace quire {
@@ -74,6 +76,8 @@ struct ModelConfig {
     std::string transformers_version;
     std::vector<MixerType> mixer_types;
     SparseConfig sparse;
+    // GPTQ weights (docs/quantization.md): absent for a bf16 checkpoint.
+    std::optional<QuantConfig> quantization;
 
     // Derived values (docs/model.md §1 "Derived constants").
     double residual_scale() const;  // scale_depth / sqrt(num_hidden_layers)

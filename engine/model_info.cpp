@@ -66,6 +66,11 @@ ModelReport inspect_model(const std::string& dir) {
         r.weight_bytes = ck->total_bytes();
         r.shard_count = ck->shard_count();
         r.tensor_count = static_cast<int64_t>(ck->tensors().size());
+        r.quantized_linears = static_cast<int64_t>(ck->gptq_modules().size());
+        r.skipped_linears = ck->skipped_linear_count();
+        for (const auto& [module, t] : ck->gptq_modules())
+            for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"})
+                if (const TensorRef* ref = ck->find(module + part)) r.quantized_bytes += ref->bytes;
     } else {
         add_lines(r.problems, ck.status().message());
     }
@@ -115,12 +120,21 @@ std::string format_model_report(const ModelReport& r) {
           << ", C2 " << s.c2_kernel() << "/" << s.c2_stride() << "\n";
         const int64_t params = c.parameter_count();
         o << "parameters: " << with_thousands(params) << " (" << format_bytes(params * 2) << " in bf16)\n";
+        if (c.quantization) {
+            const QuantConfig& q = *c.quantization;
+            o << "quantization: GPTQ " << q.bits << "-bit, group_size " << q.group_size << (q.sym ? ", sym" : ", asym")
+              << ", desc_act " << (q.desc_act ? "on" : "off") << ", checkpoint_format " << gptq_format_name(q.format)
+              << ", " << q.dynamic.size() << " dynamic rule(s)\n";
+        }
         o << "muP: embedding x" << c.scale_emb << ", residual x" << c.residual_scale() << ", logits / "
           << c.logit_divisor() << "\n";
     }
     if (r.weights_valid) {
         o << "weights: " << r.tensor_count << " tensors in " << r.shard_count << " shard(s), "
           << format_bytes(r.weight_bytes) << ", all bound\n";
+        if (r.config && r.config->quantization)
+            o << "quantized layers: " << r.quantized_linears << " linear layers in GPTQ (" << format_bytes(r.quantized_bytes)
+              << "), " << r.skipped_linears << " left in bf16 by the dynamic rules\n";
     } else if (r.config) {
         o << "weights: " << (r.weights_present ? "INVALID (see problems)" : "MISSING") << "\n";
     }

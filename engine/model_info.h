@@ -20,6 +20,9 @@ struct ModelReport {
     int64_t weight_bytes = 0;
     int64_t shard_count = 0;
     int64_t tensor_count = 0;
+    int64_t quantized_linears = 0;  // GPTQ modules (when config.quantization)
+    int64_t skipped_linears = 0;    // linear modules the dynamic rules leave in bf16
+    int64_t quantized_bytes = 0;    // bytes of the quantized modules' qweight, qzeros, scales and g_idx
     bool tokenizer_valid = false;
     int64_t tokenizer_pieces = 0;
     bool add_bos = false;

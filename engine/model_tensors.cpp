@@ -12,6 +12,17 @@ std::string layer_tensor_name(int64_t layer, const std::string& suffix) {
     return "model.layers." + std::to_string(layer) + "." + suffix;
 }
 
+bool is_quantizable_linear(const TensorSpec& spec) {
+    return spec.role == TensorRole::matrix && spec.name.rfind("model.layers.", 0) == 0;
+}
+
+std::string linear_module_name(const std::string& weight_name) {
+    const std::string suffix = ".weight";
+    if (weight_name.size() > suffix.size() && weight_name.compare(weight_name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return weight_name.substr(0, weight_name.size() - suffix.size());
+    return weight_name;
+}
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
     std::vector<TensorSpec> t;
     const int64_t h = c.hidden_size;

@@ -23,4 +23,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 
+// The linear layers a quantization_config may quantize: every matrix of a decoder layer (not the
+// embedding, not the lm_head).
+bool is_quantizable_linear(const TensorSpec& spec);
+// "model.layers.3.mlp.up_proj.weight" -> "model.layers.3.mlp.up_proj" (the name GPTQ rules match).
+std::string linear_module_name(const std::string& weight_name);
+
 }  // namespace quire

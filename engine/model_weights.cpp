@@ -12,12 +12,29 @@ namespace quire {
 namespace {
 // Where a tensor's bytes come from: the mapped checkpoint, or nothing (a synthetic model, whose
 // shapes come from the tensor catalogue).
-using Lookup = std::function<const TensorRef*(const std::string&)>;
+// A quantized module's tensors come from Checkpoint::find_gptq (null for a synthetic model).
+struct Lookup {
+    std::function<const TensorRef*(const std::string&)> tensor;
+    const Checkpoint* gptq = nullptr;
+    const TensorRef* operator()(const std::string& name) const { return tensor(name); }
+};
 
 MatrixRef matrix(const Lookup& find, const std::string& name) {
+    if (find.gptq)
+        if (const GptqTensors* q = find.gptq->find_gptq(linear_module_name(name))) {
+            MatrixRef m;
+            m.rows = q->out;
+            m.cols = q->in;
+            m.gptq = *q;
+            return m;
+        }
     const TensorRef* t = find(name);
     if (!t) return {};
-    return {reinterpret_cast<const uint16_t*>(t->data), t->shape[0], t->shape[1]};
+    MatrixRef m;
+    m.data = reinterpret_cast<const uint16_t*>(t->data);
+    m.rows = t->shape[0];
+    m.cols = t->shape[1];
+    return m;
 }
 
 std::vector<float> vector_f32(const Lookup& find, const std::string& name) {
@@ -70,9 +87,16 @@ ModelWeights bind_with(const Lookup& ck, const ModelConfig& config) {
 }  // namespace
 
 ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config) {
-    ModelWeights w = bind_with([&](const std::string& name) { return checkpoint->find(name); }, config);
+    ModelWeights w = bind_with({[&](const std::string& name) { return checkpoint->find(name); }, checkpoint.get()}, config);
     w.checkpoint = std::move(checkpoint);
     return w;
+}
+
+bool ModelWeights::quantized() const {
+    for (const LayerWeights& l : layers)
+        for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.mlp_gate, &l.mlp_up, &l.mlp_down})
+            if (m->quantized()) return true;
+    return false;
 }
 
 ModelWeights synthetic_weights(const ModelConfig& config) {
@@ -84,10 +108,10 @@ ModelWeights synthetic_weights(const ModelConfig& config) {
         t.data = nullptr;
         shapes.emplace(spec.name, t);
     }
-    return bind_with([&](const std::string& name) -> const TensorRef* {
+    return bind_with({[&](const std::string& name) -> const TensorRef* {
         auto it = shapes.find(name);
         return it == shapes.end() ? nullptr : &it->second;
-    }, config);
+    }, nullptr}, config);
 }
 
 }  // namespace quire

@@ -8,13 +8,17 @@
 
 #include "checkpoint.h"
 #include "model_config.h"
+#include "quant/gptq_tensors.h"
 
 namespace quire {
 
 struct MatrixRef {
-    const uint16_t* data = nullptr;  // bf16 [rows, cols], row-major
-    int64_t rows = 0;
-    int64_t cols = 0;
+    const uint16_t* data = nullptr;  // bf16 [rows, cols], row-major; null when quantized
+    int64_t rows = 0;                // out_features
+    int64_t cols = 0;                // in_features
+    GptqTensors gptq;                // a GPTQ-quantized linear layer (docs/quantization.md), else empty
+
+    bool quantized() const { return gptq.present(); }
 };
 
 struct LayerWeights {
@@ -32,6 +36,9 @@ struct ModelWeights {
     std::vector<float> final_norm;
     MatrixRef lm_head;  // the embedding when tie_word_embeddings
     std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
+
+    // True when any linear layer is GPTQ-quantized.
+    bool quantized() const;
 };
 
 // The checkpoint must already be validated against the config (Checkpoint::open does that).

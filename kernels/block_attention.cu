@@ -3,7 +3,7 @@
 // kernels: the G query heads of one KV group form rows of an m16 MMA tile (16 / G queries per
 // warp), so one K/V block read serves the whole group. A CTA of 4 warps takes consecutive queries;
 // it walks the union of their block lists in ascending order, loading each block once (cp.async
-// ring of kStages buffers), and a warp computes a block only for the queries that selected it.
+// ring of 3 buffers, 2 where 3 do not fit), and a warp computes a block only for the queries that selected it.
 // Online softmax in fp32, P rounded to bf16 for the P.V product (as FlashAttention-2 and the
 // official kernel do), output bf16.
 #include <cfloat>
@@ -11,6 +11,7 @@
 #include "attention_ops.h"
 #include "common.cuh"
 #include "attention_tile.cuh"
+#include "device_limits.h"
 
 namespace quire::kernels {
 
@@ -18,7 +19,11 @@ namespace {
 
 constexpr int kBlock = 64;
 constexpr int kWarps = 4;
-constexpr int kStages = 3;  // K/V block buffers in the cp.async ring
+// K/V block buffers in the cp.async ring: 3 where they fit (96 KB at d = 128, plus the block bitmap),
+// else 2 (a card with 99 KB per block and a context past ~1.5M tokens), chosen per launch from
+// device_limits().
+constexpr int kStagesPreferred = 3;
+constexpr int kStagesFewest = 2;
 
 // First set bit at or after `from` in the CTA's block bitmap, or -1.
 __device__ __forceinline__ int64_t next_block(const uint32_t* bitmap, int64_t words, int64_t from) {
@@ -59,13 +64,13 @@ __device__ __forceinline__ void load_block(__nv_bfloat16* ks, __nv_bfloat16* vs,
     cp_async_commit();
 }
 
-template <int D>
+template <int D, int STAGES>
 __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv_bfloat16* __restrict__ q, const RowSource k, const RowSource v, int64_t tokens, int64_t pos0,
                                                                       int64_t kv_heads, int G, const int32_t* __restrict__ selected,
                                                                       int64_t first_sparse, int64_t topk, __nv_bfloat16* __restrict__ out) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kStages][K, V][64][D]
-    uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + kStages * 2 * kBlock * D);
+    __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [STAGES][K, V][64][D]
+    uint32_t* bitmap = reinterpret_cast<uint32_t*>(tiles + STAGES * 2 * kBlock * D);
     const int qpw = 16 / G, qpc = kWarps * qpw;
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * qpc, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + qpc);
@@ -124,11 +129,11 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
     #pragma unroll
     for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = 0.0f;
 
-    // A ring of kStages block buffers: the load of the block kStages - 1 ahead is in flight while
+    // A ring of STAGES block buffers: the load of the block STAGES - 1 ahead is in flight while
     // the current one is computed (one cp.async group per iteration, empty at the end).
     int64_t b = next_block(bitmap, words, 0);
     int64_t load_next = b;
-    for (int st = 0; st < kStages - 1; ++st) {
+    for (int st = 0; st < STAGES - 1; ++st) {
         if (load_next >= 0) {
             __nv_bfloat16* dst = tiles + st * 2 * kBlock * D;
             load_block<D>(dst, dst + kBlock * D, k, v, load_next, n_keys, kv_heads, g);
@@ -139,15 +144,15 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
     }
     for (int it = 0; b >= 0; ++it) {
         if (load_next >= 0) {
-            __nv_bfloat16* dst = tiles + ((it + kStages - 1) % kStages) * 2 * kBlock * D;
+            __nv_bfloat16* dst = tiles + ((it + STAGES - 1) % STAGES) * 2 * kBlock * D;
             load_block<D>(dst, dst + kBlock * D, k, v, load_next, n_keys, kv_heads, g);
             load_next = next_block(bitmap, words, load_next + 1);
         } else {
             cp_async_commit();
         }
-        cp_async_wait<kStages - 1>();
+        cp_async_wait<STAGES - 1>();
         __syncthreads();
-        const __nv_bfloat16* ks = tiles + (it % kStages) * 2 * kBlock * D;
+        const __nv_bfloat16* ks = tiles + (it % STAGES) * 2 * kBlock * D;
         const __nv_bfloat16* vs = ks + kBlock * D;
 
         bool in = false;
@@ -192,20 +197,36 @@ __global__ void __launch_bounds__(kWarps * 32) block_attention_kernel(const __nv
 }
 
 template <int D>
-cudaError_t launch_for(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
-                       int64_t group, const int32_t* selected, int64_t first_sparse, int64_t topk, uint16_t* out, cudaStream_t stream) {
-    const int64_t qpc = kWarps * (16 / group);
-    const int64_t ctas = (tokens + qpc - 1) / qpc;
-    const int64_t words = ((pos0 + tokens - 1) / kBlock) / 32 + 1;
-    const size_t smem = sizeof(__nv_bfloat16) * kStages * 2 * kBlock * D + sizeof(uint32_t) * static_cast<size_t>(words);
-    if (ctas > 0x7FFFFFFF || kv_heads > 65535 || smem > 220 * 1024) return cudaErrorInvalidValue;
-    auto kernel = block_attention_kernel<D>;
+size_t smem_bytes(int stages, int64_t words) {
+    return sizeof(__nv_bfloat16) * stages * 2 * kBlock * D + sizeof(uint32_t) * static_cast<size_t>(words);
+}
+
+template <int D, int STAGES>
+cudaError_t launch_stages(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                          int64_t group, const int32_t* selected, int64_t first_sparse, int64_t topk, uint16_t* out, int64_t ctas,
+                          size_t smem, cudaStream_t stream) {
+    auto kernel = block_attention_kernel<D, STAGES>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
     kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
         reinterpret_cast<const __nv_bfloat16*>(q), k, v, tokens, pos0, kv_heads, static_cast<int>(group), selected, first_sparse, topk,
         reinterpret_cast<__nv_bfloat16*>(out));
     return cudaGetLastError();
+}
+
+template <int D>
+cudaError_t launch_for(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                       int64_t group, const int32_t* selected, int64_t first_sparse, int64_t topk, uint16_t* out, cudaStream_t stream) {
+    const int64_t qpc = kWarps * (16 / group);
+    const int64_t ctas = (tokens + qpc - 1) / qpc;
+    const int64_t words = ((pos0 + tokens - 1) / kBlock) / 32 + 1;
+    if (ctas > 0x7FFFFFFF || kv_heads > 65535) return cudaErrorInvalidValue;
+    const DeviceLimits& lim = device_limits();
+    if (const size_t smem = smem_bytes<D>(kStagesPreferred, words); lim.fits_smem(static_cast<int64_t>(smem)))
+        return launch_stages<D, kStagesPreferred>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, ctas, smem, stream);
+    if (const size_t smem = smem_bytes<D>(kStagesFewest, words); lim.fits_smem(static_cast<int64_t>(smem)))
+        return launch_stages<D, kStagesFewest>(q, k, v, tokens, pos0, kv_heads, group, selected, first_sparse, topk, out, ctas, smem, stream);
+    return cudaErrorInvalidValue;  // not even the smallest ring fits this device
 }
 
 }  // namespace

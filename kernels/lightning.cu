@@ -8,6 +8,7 @@
 // the state stays fp32-accurate (the CPU twin's tolerance); accumulation is fp32 throughout.
 #include "attention_ops.h"
 #include "common.cuh"
+#include "device_limits.h"
 #include "mma.cuh"
 
 namespace quire::kernels {
@@ -229,7 +230,10 @@ __global__ void __launch_bounds__(kWarps * 32) lightning_kernel(const __nv_bfloa
 template <int D>
 cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0, int64_t heads,
                        const double* slopes, float* state, uint16_t* out, cudaStream_t stream) {
+    // 88 KB at d = 128: fits the 99 KB of sm_86/89/120 and everything larger; a device with less is
+    // refused rather than launched into a failure.
     const size_t smem = sizeof(LightningSmem<D>);
+    if (!device_limits().fits_smem(static_cast<int64_t>(smem))) return cudaErrorInvalidValue;
     auto kernel = lightning_kernel<D>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;

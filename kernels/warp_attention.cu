@@ -11,6 +11,7 @@
 
 #include "attention_ops.h"
 #include "attention_tile.cuh"
+#include "device_limits.h"
 
 namespace quire::kernels {
 
@@ -175,7 +176,8 @@ cudaError_t launch_warps(const uint16_t* q, const RowSource& k, const RowSource&
     const int64_t items = tokens * kv_heads;
     if (items <= 0) return cudaSuccess;
     if (items > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    const size_t smem = sizeof(__nv_bfloat16) * kStages * 2 * kUnit * D;
+    const size_t smem = sizeof(__nv_bfloat16) * kStages * 2 * kUnit * D;  // 32 KB at d = 128: fits every supported card
+    if (!device_limits().fits_smem(static_cast<int64_t>(smem))) return cudaErrorInvalidValue;
     auto kernel = warp_attention_kernel<D>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;

@@ -5,6 +5,7 @@
 
 #include "bf16.h"
 #include "cpu/vec_math.h"
+#include "quant/gptq_dequant.h"
 
 namespace quire::cpu {
 
@@ -13,9 +14,11 @@ void round_rows(float* x, int64_t n, bool round) {
     for (int64_t i = 0; i < n; ++i) x[i] = round_bf16(x[i]);
 }
 
-void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, const uint16_t* w, int64_t out,
-                 float* y, bool round) {
-    // Work items: a tile of weight rows (converted to fp32 once) times a block of tokens.
+namespace {
+// Work items: a tile of weight rows (converted to fp32 once by `load_rows`) times a block of tokens.
+template <typename LoadRows>
+void tiled_matmul(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, int64_t out, float* y, bool round,
+                  const LoadRows& load_rows) {
     const int64_t row_tile = std::max<int64_t>(1, std::min<int64_t>(64, (1 << 16) / std::max<int64_t>(in, 1)));
     const int64_t tok_block = 64;
     const int64_t row_tiles = (out + row_tile - 1) / row_tile;
@@ -26,7 +29,7 @@ void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, c
         const int64_t t0 = tb * tok_block, t1 = std::min(tokens, t0 + tok_block);
         thread_local std::vector<float> wf;
         wf.resize(static_cast<size_t>((r1 - r0) * in));
-        for (int64_t r = r0; r < r1; ++r) bf16_to_float_row(w + r * in, wf.data() + (r - r0) * in, in);
+        load_rows(r0, r1, wf.data());
         for (int64_t t = t0; t < t1; ++t) {
             const float* xr = x + t * in;
             float* yr = y + t * out;
@@ -36,6 +39,19 @@ void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, c
             }
         }
     });
+}
+}  // namespace
+
+void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, const uint16_t* w, int64_t out,
+                 float* y, bool round) {
+    tiled_matmul(pool, x, tokens, in, out, y, round, [&](int64_t r0, int64_t r1, float* dst) {
+        for (int64_t r = r0; r < r1; ++r) bf16_to_float_row(w + r * in, dst + (r - r0) * in, in);
+    });
+}
+
+void matmul_gptq(ThreadPool& pool, const float* x, int64_t tokens, const GptqTensors& w, float* y, bool round) {
+    tiled_matmul(pool, x, tokens, w.in, w.out, y, round,
+                 [&](int64_t r0, int64_t r1, float* dst) { gptq_dequantize_rows(w, r0, r1, dst, round); });
 }
 
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, double eps, float* y, bool round) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "quant/gptq_tensors.h"
 
 namespace quire::cpu {
 
@@ -15,6 +16,11 @@ void round_rows(float* x, int64_t n, bool round);
 // y[t, o] = sum_i x[t, i] * W[o, i]; W is bf16 [out, in] read in place; y rounded when `round`.
 void matmul_bf16(ThreadPool& pool, const float* x, int64_t tokens, int64_t in, const uint16_t* w, int64_t out,
                  float* y, bool round);
+
+// The same product with a GPTQ-quantized W (docs/quantization.md §4): each tile of weight rows is
+// dequantized just before it is used (rounded to bf16 when `round`, as a bf16 weight would be), so
+// no whole-layer copy is ever made.
+void matmul_gptq(ThreadPool& pool, const float* x, int64_t tokens, const GptqTensors& w, float* y, bool round);
 
 // RMSNorm over rows of width n (docs/model.md §2.2): y = round(round(x * rsqrt(mean(x^2) + eps)) * w).
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, double eps, float* y, bool round);

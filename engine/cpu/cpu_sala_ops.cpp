@@ -85,7 +85,8 @@ Status CpuSalaOps::residual_add(float scale) {
 
 Status CpuSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
     const MatrixRef& m = matrix(layer, which);
-    matmul_bf16(*view_.pool, buf(in), n_, m.cols, m.data, m.rows, buf(out), view_.round);
+    if (m.quantized()) matmul_gptq(*view_.pool, buf(in), n_, m.gptq, buf(out), view_.round);
+    else matmul_bf16(*view_.pool, buf(in), n_, m.cols, m.data, m.rows, buf(out), view_.round);
     return Status::ok();
 }
 

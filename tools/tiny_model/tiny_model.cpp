@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "bf16.h"
@@ -15,6 +16,8 @@
 #include "json.h"
 #include "model_config.h"
 #include "model_tensors.h"
+#include "quant/gptq_catalogue.h"
+#include "quant/quant_config.h"
 #include "safetensors.h"
 
 namespace fs = std::filesystem;
@@ -96,8 +99,10 @@ std::string config_json(const TinyModelOptions& o) {
       << "  \"transformers_version\": \"4.57.1\",\n"
       << "  \"mixer_types\": [" << mixers << "],\n"
       << "  \"sparse_config\": {\"kernel_size\": 32, \"kernel_stride\": 16, \"init_blocks\": 1, \"block_size\": 64, "
-      << "\"window_size\": 2048, \"topk\": 64, \"use_nope\": false, \"dense_len\": " << o.dense_len << "}\n"
-      << "}\n";
+      << "\"window_size\": 2048, \"topk\": 64, \"use_nope\": false, \"dense_len\": " << o.dense_len << "}";
+    if (o.gptq.bits != 0 && !o.gptq.dequantized_twin)
+        j << ",\n  \"quantization_config\": " << quantization_config_json(o.gptq);
+    j << "\n}\n";
     return j.str();
 }
 
@@ -109,32 +114,82 @@ double tensor_std(const TensorSpec& spec) {
     return 1.0 / std::sqrt(static_cast<double>(spec.shape[1]));
 }
 
-std::string tensor_bytes(const TensorSpec& spec, uint64_t seed) {
+// The tensor's values, already rounded to bf16 (what the bf16 checkpoint holds).
+std::vector<float> tensor_values(const TensorSpec& spec, uint64_t seed) {
     Rng rng{seed ^ hash64(spec.name)};
     const double std = tensor_std(spec);
     const bool norm = spec.role == TensorRole::norm_vector;
-    std::string bytes(static_cast<size_t>(spec.element_count() * 2), '\0');
-    for (int64_t i = 0; i < spec.element_count(); ++i) {
-        const double v = (norm ? 1.0 : 0.0) + std * rng.normal();
-        const uint16_t b = float_to_bf16(static_cast<float>(v));
-        bytes[static_cast<size_t>(2 * i)] = static_cast<char>(b & 0xFF);
-        bytes[static_cast<size_t>(2 * i + 1)] = static_cast<char>(b >> 8);
+    std::vector<float> v(static_cast<size_t>(spec.element_count()));
+    for (auto& x : v) x = round_bf16(static_cast<float>((norm ? 1.0 : 0.0) + std * rng.normal()));
+    return v;
+}
+
+std::string bf16_bytes(const std::vector<float>& values) {
+    std::string bytes(values.size() * 2, '\0');
+    for (size_t i = 0; i < values.size(); ++i) {
+        const uint16_t b = float_to_bf16(values[i]);
+        bytes[2 * i] = static_cast<char>(b & 0xFF);
+        bytes[2 * i + 1] = static_cast<char>(b >> 8);
     }
     return bytes;
 }
 
+// One tensor as stored: name, dtype, shape, bytes.
+struct StoredTensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::string bytes;
+};
+
+// The tensors of one catalogue entry: the bf16 tensor, or a quantized module's four GPTQ tensors
+// (int32 first, so that every tensor stays aligned to its element size in the file).
+std::vector<StoredTensor> stored_tensors(const TinyModelOptions& o, const QuantConfig* quant, const TensorSpec& spec) {
+    std::vector<float> values = tensor_values(spec, o.seed);
+    if (quant && is_quantizable_linear(spec)) {
+        const std::string module = linear_module_name(spec.name);
+        const ModuleQuant q = quant->for_module(module);
+        if (q.quantized) {
+            const int64_t out = spec.shape[0], in = spec.shape[1];
+            GptqTensorsBytes g = rtn_quantize(values, out, in, q, o.gptq.v2, o.seed ^ hash64(module));
+            if (o.gptq.dequantized_twin) {
+                for (auto& x : g.dequantized) x = round_bf16(x);
+                return {{spec.name, DType::bf16, spec.shape, bf16_bytes(g.dequantized)}};
+            }
+            const auto specs = gptq_tensor_specs(module, in, out, q);
+            return {{specs[0].name, specs[0].dtype, specs[0].shape, std::move(g.qweight)},
+                    {specs[1].name, specs[1].dtype, specs[1].shape, std::move(g.qzeros)},
+                    {specs[3].name, specs[3].dtype, specs[3].shape, std::move(g.g_idx)},
+                    {specs[2].name, specs[2].dtype, specs[2].shape, std::move(g.scales)}};
+        }
+    }
+    return {{spec.name, DType::bf16, spec.shape, bf16_bytes(values)}};
+}
+
 Status write_weights(const TinyModelOptions& o, const ModelConfig& config) {
-    const auto specs = expected_tensors(config);
+    // The settings config.json states, read back through the engine's own parser (the twin's
+    // config.json has none, but its weights are the same quantization's).
+    std::optional<QuantConfig> quant;
+    if (o.gptq.bits != 0) {
+        std::vector<std::string> problems;
+        quant = parse_quant_config(parse_json(quantization_config_json(o.gptq)).value(), problems);
+        if (!problems.empty()) return Status(ErrorCode::invalid_argument, "GPTQ options: " + problems.front());
+    }
+    std::vector<StoredTensor> tensors;
     int64_t total = 0;
-    for (const auto& s : specs) total += s.element_count() * 2;
+    for (const auto& spec : expected_tensors(config))
+        for (auto& t : stored_tensors(o, quant ? &*quant : nullptr, spec)) {
+            total += static_cast<int64_t>(t.bytes.size());
+            tensors.push_back(std::move(t));
+        }
     const int64_t per_shard = (total + o.shards - 1) / o.shards;
 
-    std::vector<std::vector<const TensorSpec*>> groups(static_cast<size_t>(o.shards));
+    std::vector<std::vector<const StoredTensor*>> groups(static_cast<size_t>(o.shards));
     int64_t acc = 0;
-    for (const auto& s : specs) {
+    for (const auto& t : tensors) {
         const auto g = std::min<int64_t>(o.shards - 1, acc / per_shard);
-        groups[static_cast<size_t>(g)].push_back(&s);
-        acc += s.element_count() * 2;
+        groups[static_cast<size_t>(g)].push_back(&t);
+        acc += static_cast<int64_t>(t.bytes.size());
     }
     std::string index = "{\n  \"metadata\": {\"total_size\": " + std::to_string(total) + "},\n  \"weight_map\": {\n";
     bool first = true;
@@ -143,11 +198,14 @@ Status write_weights(const TinyModelOptions& o, const ModelConfig& config) {
         std::snprintf(name, sizeof name, "model-%05lld-of-%05lld.safetensors", static_cast<long long>(g + 1),
                       static_cast<long long>(o.shards));
         std::vector<SafetensorsEntry> entries;
-        for (const auto* s : groups[static_cast<size_t>(g)]) entries.push_back({s->name, DType::bf16, s->shape, 0, 0});
+        for (const auto* t : groups[static_cast<size_t>(g)]) entries.push_back({t->name, t->dtype, t->shape, 0, 0});
         std::string file = make_safetensors_header(entries, {{"format", "pt"}});
-        for (const auto* s : groups[static_cast<size_t>(g)]) {
-            file += tensor_bytes(*s, o.seed);
-            index += std::string(first ? "" : ",\n") + "    " + json_quote(s->name) + ": \"" + name + "\"";
+        for (const auto& e : entries)
+            if (e.begin % dtype_size(e.dtype) != 0)
+                return Status(ErrorCode::invalid_argument, "tensor " + e.name + " would not be aligned in " + name);
+        for (const auto* t : groups[static_cast<size_t>(g)]) {
+            file += t->bytes;
+            index += std::string(first ? "" : ",\n") + "    " + json_quote(t->name) + ": \"" + name + "\"";
             first = false;
         }
         QUIRE_TRY(write_file_atomically((fs::path(o.out_dir) / name).string(), file));
@@ -225,6 +283,8 @@ Status write_tokenizer_files(const TinyModelOptions& o) {
 Status write_tiny_model(const TinyModelOptions& o) {
     if (o.vocab < 300) return Status(ErrorCode::invalid_argument, "--vocab must be at least 300 (byte fallback needs 256 pieces)");
     if (o.shards < 1) return Status(ErrorCode::invalid_argument, "--shards must be at least 1");
+    if (!o.gptq.dynamic.empty() && o.gptq.dynamic != "sala" && o.gptq.dynamic != "mixed")
+        return Status(ErrorCode::invalid_argument, "--gptq-dynamic must be sala or mixed, got " + o.gptq.dynamic);
     std::error_code ec;
     fs::create_directories(o.out_dir, ec);
     if (ec) return Status(ErrorCode::io_error, o.out_dir + ": " + ec.message());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "status.h"
+#include "tiny_gptq.h"
 
 namespace quire::tools {
 
@@ -29,6 +30,7 @@ struct TinyModelOptions {
     uint64_t seed = 1234;
     int64_t dense_len = 8192;  // the real value; tests may lower it only through their own configs
     bool tokenizer_legacy = false;
+    TinyGptqOptions gptq;  // bits 0: bf16 weights
 };
 
 Status write_tiny_model(const TinyModelOptions& options);

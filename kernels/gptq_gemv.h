@@ -1,0 +1,33 @@
+#pragma once
+// Decode GEMV straight from GPTQ-packed weights (gptq_view.h): y[t, j] = bf16( sum_k x[t, k] W[j, k] )
+// for a few tokens, reading qweight once with 16-byte loads (4 output columns x per_word inputs per
+// load), scales and zero points once per group, fp32 accumulation. A 4-bit layer moves a quarter of
+// the bytes of its bf16 form, which is where INT4 decode speed comes from.
+//
+// The weights are used exactly (an fp16 scale times a small integer is exact in fp32); the prefill
+// path rounds them to bf16 first (gptq_dequant.h), so the two differ by that rounding only.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "gptq_view.h"
+
+namespace quire::kernels {
+
+constexpr int64_t kGptqGemvMaxTokens = 8;
+constexpr int kGptqGemvMaxLayers = 4;
+
+// x: [tokens, in] bf16, 16-byte aligned; y: [tokens, w.out] bf16. cudaErrorInvalidValue when the
+// view is not usable (gptq_check.h), tokens > kGptqGemvMaxTokens or x is misaligned.
+cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream);
+
+// Several GPTQ layers that read the same x (q/k/v, gate/up), in one launch: they must share `in` and
+// `bits`; group size, g_idx and zero offset may differ. Output i is [tokens, layers[i].weights.out].
+struct GptqGemvLayer {
+    GptqView weights;
+    uint16_t* out = nullptr;
+};
+cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream);
+
+}  // namespace quire::kernels

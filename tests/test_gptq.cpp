@@ -1,0 +1,382 @@
+// GPTQ weights (docs/quantization.md): the dequantization formula on hand-packed words, the
+// tiny-model tool's RTN packing read back by the engine, every inconsistent tensor of a quantized
+// checkpoint named, and the CPU engine on a GPTQ tiny model against the same engine on the model's
+// dequantized weights written as an ordinary bf16 checkpoint.
+#include <QtTest>
+
+#include <filesystem>
+#include <random>
+
+#include "bf16.h"
+#include "checkpoint.h"
+#include "engine_test_support.h"
+#include "model.h"
+#include "quant/fp16.h"
+#include "quant/gptq_dequant.h"
+#include "safetensors.h"
+#include "tiny_model.h"
+
+using namespace quire;
+namespace fs = std::filesystem;
+
+namespace {
+
+tools::TinyModelOptions tiny_options(const std::string& dir, const tools::TinyGptqOptions& gptq) {
+    tools::TinyModelOptions o;  // tiny-a's shape
+    o.out_dir = dir;
+    o.corpus_dir = std::string(QUIRE_SOURCE_DIR) + "/resources/tokenizer_corpus";
+    o.sparse_layers = {0, 3};
+    o.shards = 1;
+    o.seed = 11;
+    o.gptq = gptq;
+    return o;
+}
+
+struct Tensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::string bytes;
+};
+
+std::vector<Tensor> read_tensors(const std::string& dir) {
+    std::vector<Tensor> out;
+    const auto shards = find_shards(dir);
+    if (!shards) qFatal("%s", shards.status().message().c_str());
+    for (const auto& file : shards->files) {
+        const QByteArray b = test::read_all(file);
+        auto h = parse_safetensors_header(reinterpret_cast<const uint8_t*>(b.constData()), b.size(), b.size(), file);
+        for (const auto& e : h->tensors)
+            out.push_back({e.name, e.dtype, e.shape,
+                           std::string(b.constData() + h->data_offset + e.begin, static_cast<size_t>(e.end - e.begin))});
+    }
+    return out;
+}
+
+// Replaces the folder's weights with one model.safetensors holding `tensors`.
+void rewrite(const std::string& dir, const std::vector<Tensor>& tensors) {
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".safetensors" || e.path().filename() == "model.safetensors.index.json")
+            fs::remove(e.path());
+    std::vector<SafetensorsEntry> entries;
+    for (const auto& t : tensors) entries.push_back({t.name, t.dtype, t.shape, 0, 0});
+    std::string file = make_safetensors_header(entries, {});
+    for (const auto& t : tensors) file += t.bytes;
+    QVERIFY(test::write_all(dir + "/model.safetensors", QByteArray::fromStdString(file)));
+}
+
+Tensor* find(std::vector<Tensor>& ts, const std::string& name) {
+    for (auto& t : ts)
+        if (t.name == name) return &t;
+    qFatal("no tensor %s", name.c_str());
+}
+
+void put_i32(std::string& bytes, int64_t index, int32_t v) { std::memcpy(bytes.data() + 4 * index, &v, 4); }
+
+// A GptqTensors over owned, aligned copies of packed bytes.
+struct OwnedGptq {
+    std::vector<int32_t> qweight, qzeros, g_idx;
+    std::vector<uint16_t> scales;
+    GptqTensors view;
+};
+
+}  // namespace
+
+class TestGptq : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+
+    int folders_ = 0;
+
+    // A new folder name (plain characters: the tokenizer trainer takes its path on a command line).
+    std::string fresh(const char* name) {
+        const std::string dir = tmp_.path().toStdString() + "/" + name + std::to_string(++folders_);
+        fs::remove_all(dir);
+        return dir;
+    }
+    static void write_model(const tools::TinyModelOptions& o) {
+        const Status s = tools::write_tiny_model(o);
+        if (!s) qFatal("cannot write %s: %s", o.out_dir.c_str(), s.message().c_str());
+    }
+    void expect_load_error(const std::string& dir, const std::string& needle) {
+        auto m = Model::load(dir);
+        QVERIFY2(!m.is_ok(), "the damaged checkpoint was accepted");
+        QVERIFY2(m.status().message().find(needle) != std::string::npos, m.status().message().c_str());
+    }
+
+private slots:
+    void fp16_conversions_round_trip() {
+        for (uint32_t h = 0; h < 65536; ++h) {
+            const float f = fp16_to_float(static_cast<uint16_t>(h));
+            if (std::isnan(f)) continue;
+            QCOMPARE(float_to_fp16(f), static_cast<uint16_t>(h));
+        }
+        QCOMPARE(fp16_to_float(0x3C00), 1.0f);
+        QCOMPARE(fp16_to_float(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+        QCOMPARE(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), uint16_t(0x3C00));  // tie to even
+        QCOMPARE(float_to_fp16(65519.0f), uint16_t(0x7BFF));
+        QCOMPARE(float_to_fp16(65520.0f), uint16_t(0x7C00));  // overflows to inf
+        QCOMPARE(float_to_fp16(std::ldexp(1.5f, -25)), uint16_t(0x0001));
+        QCOMPARE(float_to_fp16(std::ldexp(1.0f, -25)), uint16_t(0x0000));  // tie to even (0)
+    }
+
+    // Words packed by hand from known q, zero and scale values; the formula of docs/quantization.md §4.
+    void dequantization_of_hand_packed_words_data() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("zero_offset");
+        QTest::addColumn<bool>("permuted");
+        QTest::newRow("4-bit gptq") << 4 << 1 << false;
+        QTest::newRow("4-bit gptq_v2 permuted g_idx") << 4 << 0 << true;
+        QTest::newRow("8-bit gptq permuted g_idx") << 8 << 1 << true;
+        QTest::newRow("8-bit gptq_v2") << 8 << 0 << false;
+    }
+    void dequantization_of_hand_packed_words() {
+        QFETCH(int, bits);
+        QFETCH(int, zero_offset);
+        QFETCH(bool, permuted);
+        const int64_t in = 64, out = 16, gs = 16, groups = in / gs;
+        const int pw = 32 / bits, maxq = (1 << bits) - 1;
+        auto q = [&](int64_t k, int64_t j) { return static_cast<int>((3 * k + 5 * j + k * j) % (maxq + 1)); };
+        auto z = [&](int64_t g, int64_t j) { return static_cast<int>((7 * g + 3 * j + 1) % maxq); };  // stored
+        auto s = [&](int64_t g, int64_t j) { return 0.5f + 0.25f * static_cast<float>(g) - 0.0625f * static_cast<float>(j); };
+        auto grp = [&](int64_t k) { return permuted ? (k * 5 + 3) % groups : k / gs; };
+        OwnedGptq o;
+        o.qweight.assign(static_cast<size_t>(in / pw * out), 0);
+        o.qzeros.assign(static_cast<size_t>(groups * out / pw), 0);
+        o.scales.resize(static_cast<size_t>(groups * out));
+        o.g_idx.resize(static_cast<size_t>(in));
+        for (int64_t k = 0; k < in; ++k)
+            for (int64_t j = 0; j < out; ++j)
+                o.qweight[static_cast<size_t>((k / pw) * out + j)] |= static_cast<int32_t>(static_cast<uint32_t>(q(k, j)) << (bits * (k % pw)));
+        for (int64_t g = 0; g < groups; ++g)
+            for (int64_t j = 0; j < out; ++j) {
+                o.qzeros[static_cast<size_t>(g * out / pw + j / pw)] |= static_cast<int32_t>(static_cast<uint32_t>(z(g, j)) << (bits * (j % pw)));
+                o.scales[static_cast<size_t>(g * out + j)] = float_to_fp16(s(g, j));
+            }
+        for (int64_t k = 0; k < in; ++k) o.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(grp(k));
+        GptqTensors t;
+        t.qweight = o.qweight.data();
+        t.qzeros = o.qzeros.data();
+        t.scales = o.scales.data();
+        t.g_idx = permuted ? o.g_idx.data() : nullptr;
+        t.in = in;
+        t.out = out;
+        t.bits = bits;
+        t.group_size = gs;
+        t.zero_offset = zero_offset;
+        std::vector<float> rows(static_cast<size_t>(5 * in));
+        gptq_dequantize_rows(t, 7, 12, rows.data(), false);
+        for (int64_t j = 0; j < out; ++j)
+            for (int64_t k = 0; k < in; ++k) {
+                const int64_t g = grp(k);
+                const float expected = s(g, j) * static_cast<float>(q(k, j) - (z(g, j) + zero_offset));
+                QCOMPARE(gptq_weight(t, j, k), expected);
+                if (j >= 7 && j < 12) QCOMPARE(rows[static_cast<size_t>((j - 7) * in + k)], expected);
+            }
+    }
+
+    // The tool packs with its own arithmetic; the engine unpacks to exactly the values the tool meant.
+    void tool_packing_reads_back_exactly_data() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("sym");
+        QTest::addColumn<bool>("desc_act");
+        QTest::addColumn<bool>("v2");
+        QTest::addColumn<double>("max_rel_rms");
+        QTest::newRow("4 sym g32") << 4 << 32 << true << false << false << 0.2;
+        QTest::newRow("4 asym g64 act v2") << 4 << 64 << false << true << true << 0.2;
+        QTest::newRow("4 asym g128 gptq") << 4 << 128 << false << false << false << 0.2;
+        QTest::newRow("8 sym g128 act") << 8 << 128 << true << true << false << 0.02;
+        QTest::newRow("8 asym g-1 v2") << 8 << -1 << false << false << true << 0.02;
+    }
+    void tool_packing_reads_back_exactly() {
+        QFETCH(int, bits);
+        QFETCH(int, group);
+        QFETCH(bool, sym);
+        QFETCH(bool, desc_act);
+        QFETCH(bool, v2);
+        QFETCH(double, max_rel_rms);
+        const int64_t out = 64, in = 256;
+        std::mt19937 rng(5);
+        std::normal_distribution<float> normal(0.0f, 0.05f);
+        std::vector<float> w(static_cast<size_t>(out * in));
+        for (auto& x : w) x = round_bf16(normal(rng));
+        ModuleQuant mq{true, bits, group, sym, desc_act, {}};
+        const tools::GptqTensorsBytes g = tools::rtn_quantize(w, out, in, mq, v2, 99);
+        OwnedGptq o;
+        o.qweight.resize(g.qweight.size() / 4);
+        o.qzeros.resize(g.qzeros.size() / 4);
+        o.g_idx.resize(g.g_idx.size() / 4);
+        o.scales.resize(g.scales.size() / 2);
+        std::memcpy(o.qweight.data(), g.qweight.data(), g.qweight.size());
+        std::memcpy(o.qzeros.data(), g.qzeros.data(), g.qzeros.size());
+        std::memcpy(o.g_idx.data(), g.g_idx.data(), g.g_idx.size());
+        std::memcpy(o.scales.data(), g.scales.data(), g.scales.size());
+        const int64_t gs = group == -1 ? in : group;
+        bool trivial = true;
+        for (int64_t k = 0; k < in; ++k) trivial = trivial && o.g_idx[static_cast<size_t>(k)] == k / gs;
+        QCOMPARE(trivial, !desc_act);
+        GptqTensors t;
+        t.qweight = o.qweight.data();
+        t.qzeros = o.qzeros.data();
+        t.scales = o.scales.data();
+        t.g_idx = desc_act ? o.g_idx.data() : nullptr;
+        t.in = in;
+        t.out = out;
+        t.bits = bits;
+        t.group_size = gs;
+        t.zero_offset = v2 ? 0 : 1;
+        std::vector<float> deq(static_cast<size_t>(out * in));
+        gptq_dequantize_rows(t, 0, out, deq.data(), false);
+        for (size_t i = 0; i < deq.size(); ++i)
+            if (deq[i] != g.dequantized[i]) QFAIL(qPrintable(QString("element %1: engine %2, tool %3").arg(i).arg(deq[i]).arg(g.dequantized[i])));
+        const double err = test::rel_rms(deq, w);
+        qInfo("RTN %d-bit relative RMS error %.4f", bits, err);
+        QVERIFY(err < max_rel_rms);
+    }
+
+    // The CPU engine on a GPTQ model against the same engine on its dequantized weights as bf16.
+    void engine_matches_dequantized_bf16_twin_data() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("sym");
+        QTest::addColumn<bool>("desc_act");
+        QTest::addColumn<bool>("v2");
+        QTest::addColumn<QString>("dynamic");
+        QTest::newRow("4-bit sym g32 gptq, SALA skips") << 4 << 32 << true << false << false << "sala";
+        QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
+        QTest::newRow("8-bit sym g128 desc_act gptq") << 8 << 128 << true << true << false << "";
+        QTest::newRow("8-bit asym g-1 gptq_v2") << 8 << -1 << false << false << true << "";
+        QTest::newRow("4-bit asym g32 gptq, mixed dynamic") << 4 << 32 << false << false << false << "mixed";
+    }
+    void engine_matches_dequantized_bf16_twin() {
+        QFETCH(int, bits);
+        QFETCH(int, group);
+        QFETCH(bool, sym);
+        QFETCH(bool, desc_act);
+        QFETCH(bool, v2);
+        QFETCH(QString, dynamic);
+        tools::TinyGptqOptions g{bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+        const std::string qdir = fresh("gptq"), tdir = fresh("twin");
+        write_model(tiny_options(qdir, g));
+        g.dequantized_twin = true;
+        write_model(tiny_options(tdir, g));
+        auto quantized = test::load_model(qdir);
+        auto twin = test::load_model(tdir);
+        QVERIFY(quantized->weights().quantized());
+        QVERIFY(!twin->weights().quantized());
+        QVERIFY(!quantized->config().quantization->dynamic.empty() || dynamic.isEmpty());
+
+        const auto tokens = test::random_tokens(300, quantized->config().vocab_size, 7);
+        const std::vector<int64_t> positions = {0, 1, 63, 64, 150, 290, 295, 299};
+        // bf16 (the default precision): the dequantized weight is rounded to bf16 where the twin
+        // stores it, so the two runs are the same arithmetic and must agree exactly.
+        {
+            auto eq = test::make_engine(quantized, Precision::bf16);
+            auto et = test::make_engine(twin, Precision::bf16);
+            const auto a = test::run_fresh(*eq, tokens, 128, 290, positions);
+            const auto b = test::run_fresh(*et, tokens, 128, 290, positions);
+            for (int64_t p : positions) {
+                QVERIFY(test::all_finite(a.at(p)));
+                QCOMPARE(test::max_abs_diff(a.at(p), b.at(p)), 0.0f);
+            }
+        }
+        // fp32: the quantized run keeps the exact fp32 dequantized weight, the twin its bf16 rounding;
+        // they differ by that rounding only, within the bf16 bound of docs/correctness.md.
+        {
+            auto eq = test::make_engine(quantized, Precision::fp32);
+            auto et = test::make_engine(twin, Precision::fp32);
+            const auto a = test::run_fresh(*eq, tokens, 0, 300, positions);
+            const auto b = test::run_fresh(*et, tokens, 0, 300, positions);
+            double worst = 0;
+            for (int64_t p : positions) worst = std::max(worst, test::rel_rms(a.at(p), b.at(p)));
+            qInfo("fp32 mode, GPTQ vs bf16 twin: max rel-RMS %.2e", worst);
+            QVERIFY(worst <= 0.03);
+        }
+    }
+
+    void registered_tiny_models_load() {
+        for (const char* name : {"tiny-a-gptq4-sala", "tiny-a-gptq4-asym", "tiny-a-gptq8-act", "tiny-a-gptq8-asym", "tiny-a-gptq4-mixed"}) {
+            auto m = Model::load(test::tiny_model(name));
+            QVERIFY2(m.is_ok(), (std::string(name) + ": " + m.status().message()).c_str());
+            QVERIFY(m.value()->weights().quantized());
+        }
+        auto m = test::load_model(test::tiny_model("tiny-a-gptq4-sala"));
+        const auto& ck = *m->weights().checkpoint;
+        QCOMPARE(ck.skipped_linear_count(), int64_t(4));         // every layer's o_gate / z_proj
+        QCOMPARE(static_cast<int64_t>(ck.gptq_modules().size()), int64_t(28));
+        const LayerWeights& l1 = m->weights().layers[1];
+        QVERIFY(!l1.gate.quantized() && l1.gate.data);             // z_proj left in bf16
+        QVERIFY(l1.mlp_up.quantized() && !l1.mlp_up.data);
+        QCOMPARE(l1.mlp_up.gptq.bits, 4);
+        QCOMPARE(l1.mlp_up.gptq.group_size, int64_t(32));
+        QCOMPARE(l1.mlp_up.gptq.zero_offset, 1);
+        QVERIFY(l1.mlp_up.gptq.g_idx == nullptr);                  // desc_act off: contiguous groups
+        auto act = test::load_model(test::tiny_model("tiny-a-gptq8-act"));
+        QVERIFY(act->weights().layers[0].q.gptq.g_idx != nullptr);  // a permuted g_idx is kept
+        QCOMPARE(act->weights().layers[0].q.gptq.group_size, int64_t(64));
+        // The CUDA backend refuses a GPTQ model up front (its kernels are wired separately).
+        auto e = create_engine(m, Backend::cuda, EngineOptions{});
+        QVERIFY(!e.is_ok());
+    }
+
+    void inconsistent_tensor_is_named_data() {
+        QTest::addColumn<QString>("damage");
+        QTest::addColumn<QString>("expected");
+        const QString up = "model.layers.1.mlp.up_proj";
+        QTest::newRow("qweight F32") << "qweight-f32" << up + ".qweight' has dtype F32 but I32 is required";
+        QTest::newRow("qweight I16") << "qweight-i16" << up + ".qweight' has dtype I16 but I32 is required";
+        QTest::newRow("scales BF16") << "scales-bf16" << up + ".scales' has dtype BF16 but F16 is required";
+        QTest::newRow("qzeros shape") << "qzeros-shape" << up + ".qzeros' has shape [8, 16] but 4-bit GPTQ with group_size 32 implies [4, 32]";
+        QTest::newRow("g_idx missing") << "g_idx-missing" << "missing tensor '" + up + ".g_idx' (I32 [128]: " + up + " is quantized to 4 bits)";
+        QTest::newRow("g_idx too large") << "g_idx-99" << up + ".g_idx': g_idx[37] = 99 is not a group (0 .. 3)";
+        QTest::newRow("g_idx negative") << "g_idx-neg" << up + ".g_idx': g_idx[5] = -1 is not a group (0 .. 3)";
+        QTest::newRow("bf16 weight of a quantized module") << "extra-weight"
+            << "tensor '" + up + ".weight' is a bf16 weight, but quantization_config quantizes " + up + " (4-bit)";
+        QTest::newRow("skipped module stored quantized") << "skipped-quantized"
+            << "module model.layers.1.self_attn.z_proj is left in bf16 by dynamic rule \"-:.*self_attn\\.z_proj.*\", so it must be stored as 'model.layers.1.self_attn.z_proj.weight'";
+        QTest::newRow("misaligned") << "misaligned" << ".qweight' in model.safetensors is not aligned to 4 bytes in the file";
+        QTest::newRow("huge in_features") << "huge-hidden" << "tensor 'model.embed_tokens.weight' has shape [1024, 128] but the config implies [1024, 1099511627776]";
+    }
+    void inconsistent_tensor_is_named() {
+        QFETCH(QString, damage);
+        QFETCH(QString, expected);
+        const std::string dir = fresh("damaged");
+        write_model(tiny_options(dir, {4, 32, true, false, false, "sala", false}));
+        QVERIFY(Model::load(dir).is_ok());
+        auto ts = read_tensors(dir);
+        const std::string up = "model.layers.1.mlp.up_proj";
+        const std::string d = damage.toStdString();
+        if (d == "qweight-f32") find(ts, up + ".qweight")->dtype = DType::f32;
+        if (d == "qweight-i16") {
+            Tensor* t = find(ts, up + ".qweight");
+            t->dtype = DType::i16;
+            t->shape[1] *= 2;
+        }
+        if (d == "scales-bf16") find(ts, up + ".scales")->dtype = DType::bf16;
+        if (d == "qzeros-shape") find(ts, up + ".qzeros")->shape = {8, 16};
+        if (d == "g_idx-missing") std::erase_if(ts, [&](const Tensor& t) { return t.name == up + ".g_idx"; });
+        if (d == "g_idx-99") put_i32(find(ts, up + ".g_idx")->bytes, 37, 99);
+        if (d == "g_idx-neg") put_i32(find(ts, up + ".g_idx")->bytes, 5, -1);
+        if (d == "extra-weight") ts.push_back({up + ".weight", DType::bf16, {256, 128}, std::string(256 * 128 * 2, '\0')});
+        if (d == "skipped-quantized")
+            for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {
+                Tensor copy = *find(ts, "model.layers.1.self_attn.q_proj" + std::string(part));
+                copy.name = "model.layers.1.self_attn.z_proj" + std::string(part);
+                ts.push_back(copy);
+            }
+        if (d == "misaligned") ts.insert(ts.begin(), Tensor{"aaa.pad", DType::u8, {2}, std::string(2, '\0')});
+        if (d == "huge-hidden") {
+            const std::string cfg_path = dir + "/config.json";
+            std::string cfg = test::read_all(cfg_path).toStdString();
+            const std::string key = "\"hidden_size\": 128";
+            cfg.replace(cfg.find(key), key.size(), "\"hidden_size\": 1099511627776");
+            QVERIFY(test::write_all(cfg_path, QByteArray::fromStdString(cfg)));
+        }
+        rewrite(dir, ts);
+        expect_load_error(dir, expected.toStdString());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestGptq)
+#include "test_gptq.moc"
