@@ -18,11 +18,6 @@ bool parse_backend(const std::string& s, Backend& out) {
 Result<std::unique_ptr<Engine>> create_engine(std::shared_ptr<const Model> model, Backend backend, const EngineOptions& options) {
     if (!model) return Status(ErrorCode::invalid_argument, "no model");
     if (backend == Backend::cuda) {
-        // The quantized kernels are wired into the CUDA engine separately; until then a GPTQ model is
-        // refused here rather than met by "a weight matrix has no data" half-way through the upload.
-        if (model->weights().quantized())
-            return Status(ErrorCode::unsupported,
-                          "the CUDA backend does not run GPTQ-quantized checkpoints yet; use --backend cpu");
 #ifdef QUIRE_HAVE_CUDA
         return cuda::CudaEngine::create(std::move(model), options);
 #else

@@ -1,11 +1,13 @@
 #include "model_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
 
 #include "bf16.h"
 #include "model_tensors.h"
+#include "quant/gptq_catalogue.h"
 
 namespace quire {
 
@@ -16,6 +18,7 @@ namespace {
 struct Lookup {
     std::function<const TensorRef*(const std::string&)> tensor;
     const Checkpoint* gptq = nullptr;
+    const QuantConfig* synthetic_gptq = nullptr;  // a synthetic model of a quantized configuration
     const TensorRef* operator()(const std::string& name) const { return tensor(name); }
 };
 
@@ -30,6 +33,24 @@ MatrixRef matrix(const Lookup& find, const std::string& name) {
         }
     const TensorRef* t = find(name);
     if (!t) return {};
+    if (find.synthetic_gptq && name.rfind("model.layers.", 0) == 0) {
+        // The shapes a GPTQ checkpoint of this configuration would hold, without words: the backend
+        // draws them (quire-bench's INT4/INT8 runs of the real 9B configuration).
+        const ModuleQuant q = find.synthetic_gptq->for_module(linear_module_name(name));
+        if (q.quantized) {
+            MatrixRef m;
+            m.rows = t->shape[0];
+            m.cols = t->shape[1];
+            m.gptq.in = m.cols;
+            m.gptq.out = m.rows;
+            m.gptq.bits = q.bits;
+            m.gptq.group_size = effective_group_size(q, m.cols);
+            m.gptq.zero_offset = find.synthetic_gptq->zero_offset();
+            m.gptq.sym = q.sym;
+            m.gptq.synthetic = true;
+            return m;
+        }
+    }
     MatrixRef m;
     m.data = reinterpret_cast<const uint16_t*>(t->data);
     m.rows = t->shape[0];
@@ -82,6 +103,7 @@ ModelWeights bind_with(const Lookup& ck, const ModelConfig& config) {
     }
     w.final_norm = vector_f32(ck, "model.norm.weight");
     w.lm_head = config.tie_word_embeddings ? w.embed : matrix(ck, "lm_head.weight");
+    w.tied_embeddings = config.tie_word_embeddings;
     return w;
 }
 }  // namespace
@@ -92,11 +114,17 @@ ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const Mo
     return w;
 }
 
-bool ModelWeights::quantized() const {
+std::vector<const MatrixRef*> ModelWeights::matrices() const {
+    std::vector<const MatrixRef*> all = {&embed};
+    if (!tied_embeddings) all.push_back(&lm_head);
     for (const LayerWeights& l : layers)
-        for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.mlp_gate, &l.mlp_up, &l.mlp_down})
-            if (m->quantized()) return true;
-    return false;
+        for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.mlp_gate, &l.mlp_up, &l.mlp_down}) all.push_back(m);
+    return all;
+}
+
+bool ModelWeights::quantized() const {
+    const auto all = matrices();
+    return std::any_of(all.begin(), all.end(), [](const MatrixRef* m) { return m->quantized(); });
 }
 
 ModelWeights synthetic_weights(const ModelConfig& config) {
@@ -111,7 +139,7 @@ ModelWeights synthetic_weights(const ModelConfig& config) {
     return bind_with({[&](const std::string& name) -> const TensorRef* {
         auto it = shapes.find(name);
         return it == shapes.end() ? nullptr : &it->second;
-    }, nullptr}, config);
+    }, nullptr, config.quantization ? &*config.quantization : nullptr}, config);
 }
 
 }  // namespace quire

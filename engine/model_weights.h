@@ -35,10 +35,14 @@ struct ModelWeights {
     std::vector<LayerWeights> layers;
     std::vector<float> final_norm;
     MatrixRef lm_head;  // the embedding when tie_word_embeddings
+    bool tied_embeddings = false;
     std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
 
     // True when any linear layer is GPTQ-quantized.
     bool quantized() const;
+    // Every weight matrix once: the embedding, the lm_head unless it is the embedding, and each
+    // layer's linear layers (absent ones included, with rows 0).
+    std::vector<const MatrixRef*> matrices() const;
 };
 
 // The checkpoint must already be validated against the config (Checkpoint::open does that).

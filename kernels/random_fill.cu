@@ -22,7 +22,19 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, int64_t n, uint64_t seed,
     }
 }
 
+__global__ void fill_bits_kernel(uint32_t* out, int64_t n, uint64_t seed) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+        out[i] = static_cast<uint32_t>(mix64(seed ^ mix64(static_cast<uint64_t>(i))) >> 32);
+}
+
 }  // namespace
+
+cudaError_t launch_fill_random_bits(uint32_t* out, int64_t n, uint64_t seed, cudaStream_t stream) {
+    if (n <= 0) return cudaSuccess;
+    fill_bits_kernel<<<4096, 256, 0, stream>>>(out, n, seed);
+    return cudaGetLastError();
+}
 
 cudaError_t launch_fill_random_bf16(uint16_t* out, int64_t n, uint64_t seed, float stddev, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;

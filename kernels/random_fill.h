@@ -10,4 +10,8 @@ namespace quire::kernels {
 
 cudaError_t launch_fill_random_bf16(uint16_t* out, int64_t n, uint64_t seed, float stddev, cudaStream_t stream);
 
+// Uniformly random 32-bit words from the same hash: the packed weights of a synthetic GPTQ model
+// (every 4- or 8-bit field uniform over its range).
+cudaError_t launch_fill_random_bits(uint32_t* out, int64_t n, uint64_t seed, cudaStream_t stream);
+
 }  // namespace quire::kernels

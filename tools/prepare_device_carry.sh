@@ -25,7 +25,7 @@ for b in .device/bin/*; do
   ldd "$b" | awk '/=> \// {print $3}'
 done | sort -u | grep -vE 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|libpthread|libdl\.so|librt\.so|ld-linux|libcublas' |
   while read -r lib; do cp -L "$lib" .device/lib/; done
-cp -r build/tiny-models/tiny-a build/tiny-models/tiny-g16 .device/models/
+cp -r build/tiny-models/tiny-a build/tiny-models/tiny-g16 build/tiny-models/tiny-a-gptq* .device/models/
 # Qt's SQLite driver, for `quire` itself (QT_PLUGIN_PATH=$PWD/.device/plugins on the device).
 mkdir -p .device/plugins/sqldrivers
 cp "$(qtpaths6 --query QT_INSTALL_PLUGINS 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/qt6/plugins)"/sqldrivers/libqsqlite.so .device/plugins/sqldrivers/

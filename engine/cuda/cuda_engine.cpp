@@ -9,6 +9,9 @@
 #include "cpu/lightning_attention.h"
 #include "gemv.h"
 #include "random_fill.h"
+#include "gptq_dequant.h"
+#include "gptq_gemv.h"
+#include "quant/fp16.h"
 #include "cuda/cuda_sala_ops.h"
 #include "cuda/cuda_state_rows.h"
 #include "prefill_loop.h"
@@ -57,7 +60,8 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     }
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return Status(ErrorCode::device_error, "cannot query GPU memory");
-    const int64_t weights = model->config().parameter_count() * 2;
+    int64_t weights = 0;  // bf16 bytes, or a GPTQ layer's packed words, scales and zeros
+    for (const MatrixRef* m : model->weights().matrices()) weights += m->quantized() ? m->gptq.bytes() : m->rows * m->cols * 2;
     const int64_t need = weights + (256LL << 20);
     if (need > static_cast<int64_t>(free_b)) {
         char msg[160];
@@ -98,17 +102,22 @@ Status CudaEngine::upload() {
     // Matrices that read the same input share one allocation, one after another, so a decode step
     // reads them in one pass (gemm_group): Lightning q, k, v, z; sparse q, o_gate and k, v; the MLP's
     // gate and up. Absent matrices (rows 0) take no room.
+    // A GPTQ layer keeps its own allocation (its words, zeros and scales); the bf16 ones of a group
+    // still lie together.
     auto pack = [&](std::initializer_list<std::pair<Matrix*, const MatrixRef*>> group) -> Status {
         int64_t elements = 0;
-        for (auto [m, r] : group) elements += r->rows * r->cols;
+        for (auto [m, r] : group) {
+            m->rows = r->rows;
+            m->cols = r->cols;
+            if (r->quantized()) QUIRE_TRY(allocate_gptq(*m, r->gptq));
+            else elements += r->rows * r->cols;
+        }
         if (elements == 0) return Status::ok();
         DeviceArray<uint16_t> storage;
         QUIRE_TRY(check(storage.allocate(elements), "weights"));
         int64_t at = 0;
         for (auto [m, r] : group) {
-            m->rows = r->rows;
-            m->cols = r->cols;
-            if (r->rows == 0) continue;
+            if (r->rows == 0 || r->quantized()) continue;
             m->data = storage.get() + at;
             at += r->rows * r->cols;
         }
@@ -148,6 +157,7 @@ Status CudaEngine::upload() {
     uint64_t seed = 1;
     auto fill = [&](const Matrix& m, const MatrixRef& r) -> Status {
         if (r.rows == 0) return Status::ok();
+        if (r.quantized()) return fill_gptq(m, r.gptq, seed++);
         auto* dst = const_cast<uint16_t*>(m.data);  // storage owned by weights_
         if (!r.data) {
             if (!model_->is_synthetic()) return Status(ErrorCode::invalid_argument, "a weight matrix has no data");
@@ -168,6 +178,59 @@ Status CudaEngine::upload() {
             QUIRE_TRY(fill(*m, *r));
     }
     return Status::ok();
+}
+
+Status CudaEngine::allocate_gptq(Matrix& m, const GptqTensors& t) {
+    // One allocation: qweight | qzeros | scales | g_idx, each 256-byte aligned (the GEMV's 16-byte loads).
+    auto round = [](int64_t b) { return (b + 255) / 256 * 256; };
+    const int64_t qw = round(t.qweight_bytes()), qz = round(t.qzeros_bytes()), sc = round(t.scales_bytes()), gi = round(t.g_idx_bytes());
+    DeviceArray<uint16_t> storage;
+    QUIRE_TRY(check(storage.allocate((qw + qz + sc + gi) / 2), "GPTQ weights"));
+    auto* base = reinterpret_cast<uint8_t*>(storage.get());
+    m.gptq.qweight = reinterpret_cast<const int32_t*>(base);
+    m.gptq.qzeros = reinterpret_cast<const int32_t*>(base + qw);
+    m.gptq.scales = reinterpret_cast<const __half*>(base + qw + qz);
+    m.gptq.g_idx = t.g_idx ? reinterpret_cast<const int32_t*>(base + qw + qz + sc) : nullptr;
+    m.gptq.in = t.in;
+    m.gptq.out = t.out;
+    m.gptq.bits = t.bits;
+    m.gptq.group_size = t.group_size;
+    m.gptq.zero_offset = t.zero_offset;
+    weights_.push_back(std::move(storage));
+    // Prefill multiplies a GPTQ layer through a bf16 copy (gemm): room for the largest.
+    if (t.in * t.out > dequant_.size()) QUIRE_TRY(check(dequant_.allocate(t.in * t.out), "GPTQ dequantization scratch"));
+    return Status::ok();
+}
+
+Status CudaEngine::fill_gptq(const Matrix& m, const GptqTensors& t, uint64_t seed) {
+    const kernels::GptqView& v = m.gptq;
+    auto* qweight = const_cast<int32_t*>(v.qweight);  // storage owned by weights_
+    auto* qzeros = const_cast<int32_t*>(v.qzeros);
+    auto* scales = const_cast<__half*>(v.scales);
+    if (!t.synthetic) {
+        QUIRE_TRY(check(cudaMemcpy(qweight, t.qweight, static_cast<size_t>(t.qweight_bytes()), cudaMemcpyHostToDevice), "GPTQ weights"));
+        QUIRE_TRY(check(cudaMemcpy(qzeros, t.qzeros, static_cast<size_t>(t.qzeros_bytes()), cudaMemcpyHostToDevice), "GPTQ zeros"));
+        QUIRE_TRY(check(cudaMemcpy(scales, t.scales, static_cast<size_t>(t.scales_bytes()), cudaMemcpyHostToDevice), "GPTQ scales"));
+        if (t.g_idx)
+            QUIRE_TRY(check(cudaMemcpy(const_cast<int32_t*>(v.g_idx), t.g_idx, static_cast<size_t>(t.g_idx_bytes()), cudaMemcpyHostToDevice),
+                            "GPTQ g_idx"));
+        return Status::ok();
+    }
+    // A synthetic model: uniform words, the symmetric zero point, and one scale chosen so the weights
+    // have the bf16 synthetic model's spread (variance 1/in): a uniform b-bit value minus its zero
+    // has a standard deviation of sqrt((4^b - 1) / 12).
+    QUIRE_TRY(check(kernels::launch_fill_random_bits(reinterpret_cast<uint32_t*>(qweight), t.qweight_bytes() / 4, seed, nullptr),
+                    "random GPTQ weights"));
+    const int zero = (1 << (t.bits - 1)) - t.zero_offset;  // stored zero point of a symmetric layer
+    const int zero_byte = t.bits == 4 ? (zero << 4 | zero) : zero;
+    QUIRE_TRY(check(cudaMemset(qzeros, zero_byte, static_cast<size_t>(t.qzeros_bytes())), "GPTQ zeros"));
+    const double spread = std::sqrt((std::pow(4.0, t.bits) - 1.0) / 12.0);
+    const double want = 1.0 / (std::sqrt(static_cast<double>(t.in)) * spread);
+    int best = 0;  // cudaMemset writes bytes: the fp16 value whose two bytes are equal nearest to `want`
+    for (int b = 1; b < 0x7C; ++b)
+        if (std::fabs(fp16_to_float(static_cast<uint16_t>(b << 8 | b)) - want) < std::fabs(fp16_to_float(static_cast<uint16_t>(best << 8 | best)) - want))
+            best = b;
+    return check(cudaMemset(scales, best, static_cast<size_t>(t.scales_bytes())), "GPTQ scales");
 }
 
 int64_t CudaEngine::state_bytes(int64_t tokens) const {
@@ -218,6 +281,16 @@ Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
 }
 
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
+    if (w.quantized()) {
+        // Decode reads the packed words; prefill multiplies a bf16 copy made right before (docs/quantization.md).
+        if (tokens <= kernels::kGptqGemvMaxTokens) return check(kernels::launch_gptq_gemv(w.gptq, x, tokens, y, stream_), "GPTQ GEMV");
+        QUIRE_TRY(check(kernels::launch_gptq_dequant(w.gptq, dequant_.get(), stream_), "GPTQ dequantization"));
+        Matrix bf16;
+        bf16.data = dequant_.get();
+        bf16.rows = w.rows;
+        bf16.cols = w.cols;
+        return gemm(x, tokens, bf16, y);
+    }
     // A few tokens (decode): a weight-streaming GEMV beats cuBLAS's small-n GEMM.
     if (tokens <= kernels::kGemvMaxTokens && w.cols % 8 == 0)
         return check(kernels::launch_gemv_bf16(w.data, w.rows, w.cols, x, tokens, y, stream_), "GEMV");
@@ -232,6 +305,21 @@ Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint
 }
 
 Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs) {
+    if (std::any_of(outs.begin(), outs.end(), [](const GemmOut& o) { return o.w->quantized(); })) {
+        // The GPTQ layers of the group in one packed-word pass (decode), the bf16 ones beside them.
+        std::vector<GemmOut> plain;
+        kernels::GptqGemvLayer q[kernels::kGptqGemvMaxLayers];
+        int nq = 0;
+        for (const GemmOut& o : outs) {
+            const bool joins = o.w->quantized() && tokens <= kernels::kGptqGemvMaxTokens && nq < kernels::kGptqGemvMaxLayers &&
+                               (nq == 0 || (o.w->cols == q[0].weights.in && o.w->gptq.bits == q[0].weights.bits));
+            if (joins) q[nq++] = {o.w->gptq, o.y};
+            else if (o.w->quantized()) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
+            else plain.push_back(o);
+        }
+        if (nq > 0) QUIRE_TRY(check(kernels::launch_gptq_gemv_multi(q, nq, x, tokens, stream_), "GPTQ GEMV"));
+        return plain.empty() ? Status::ok() : gemm_group(x, tokens, plain);
+    }
     bool one_pass = tokens <= kernels::kGemvMaxTokens && !outs.empty() && outs.size() <= static_cast<size_t>(kernels::kGemvMaxOutputs);
     for (size_t i = 0; one_pass && i < outs.size(); ++i) {
         const Matrix& m = *outs[i].w;

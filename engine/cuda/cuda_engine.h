@@ -13,6 +13,7 @@
 #include "cuda/op_profiler.h"
 #include "cuda/pinned_staging.h"
 #include "engine.h"
+#include "gptq_view.h"
 #include "sala_geometry.h"
 
 namespace quire::cuda {
@@ -52,8 +53,10 @@ private:
     // A weight matrix on the GPU: a view into storage the engine owns (weights_), where matrices that
     // read the same input lie one after another (packed_weights in the upload).
     struct Matrix {
-        const uint16_t* data = nullptr;  // bf16 [rows, cols]; null when the configuration has no such layer
+        const uint16_t* data = nullptr;  // bf16 [rows, cols]; null when the configuration has no such layer or it is GPTQ
         int64_t rows = 0, cols = 0;
+        kernels::GptqView gptq;          // a GPTQ layer's packed words on the device (docs/quantization.md)
+        bool quantized() const { return gptq.qweight != nullptr; }
     };
     struct Layer {
         bool sparse = false;
@@ -73,6 +76,8 @@ private:
         int64_t bytes() const;
     };
     Status upload();
+    Status allocate_gptq(Matrix& m, const GptqTensors& t);
+    Status fill_gptq(const Matrix& m, const GptqTensors& t, uint64_t seed);
     Status ensure_workspace(int64_t tokens, int64_t context);
     int64_t workspace_growth(int64_t tokens, int64_t context) const;  // bytes to add; 0 when it fits
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
@@ -92,6 +97,7 @@ private:
     cublasHandle_t blas_ = nullptr;
     cudaStream_t stream_ = nullptr;  // every launch and cuBLAS call of the engine
     std::vector<DeviceArray<uint16_t>> weights_;  // every weight matrix lives in one of these
+    DeviceArray<uint16_t> dequant_;  // prefill: the GPTQ layer being multiplied, as bf16 for cuBLAS
     Matrix embed_, lm_head_;
     DeviceArray<float> final_norm_;
     DeviceArray<double> slopes_;

@@ -21,8 +21,10 @@ struct GptqTensors {
     int64_t group_size = 128;          // rows of `in` per group (in itself for a configured -1)
     int zero_offset = 1;               // 1: checkpoint_format gptq, 0: gptq_v2
     bool sym = true;                   // informational: the zeros in the file are what count
+    bool synthetic = false;            // shapes only (a synthetic model): the backend draws the words
 
-    bool present() const { return qweight != nullptr; }
+    bool present() const { return qweight != nullptr || synthetic; }
+
     int per_word() const { return 32 / bits; }
     uint32_t mask() const { return (1u << bits) - 1u; }
     int64_t groups() const { return in / group_size; }
