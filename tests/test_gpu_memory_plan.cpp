@@ -4,6 +4,12 @@
 // values a careless user types. (No raw strings here: moc does not read them.)
 #include <QtTest>
 
+#include <QDir>
+#include <QFile>
+#include <QTemporaryDir>
+
+#include "cli_runner.h"
+
 #include "gpu_memory_plan.h"
 #include "model_tensors.h"
 
@@ -139,6 +145,58 @@ private slots:
         }
         QVERIFY(parse_gpu_memory_gib("1e9").status().message().find("more than any GPU") != std::string::npos);
         QVERIFY(parse_gpu_memory_gib("0").status().message().find("more than 0") != std::string::npos);
+    }
+
+    void model_info_says_what_fits() {
+        using quire::test::runQuire;
+        // The real configuration alone (no weights: exit 1 for that, the budget is still answered).
+        const auto r = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "24"});
+        QVERIFY2(r.out.contains("GPU memory budget 24.00 GiB"), qPrintable(r.out));
+        QVERIFY(r.out.contains("bf16: weights 17.65 GiB; longest context 469,184 tokens"));
+        QVERIFY(r.out.contains("GPTQ INT8 (group 128), after quire quantize"));
+        QVERIFY(r.out.contains("GPTQ INT4 (group 128), after quire quantize: weights 6.16 GiB"));
+        const QString bf16Part = r.out.section("GPTQ INT8", 0, 0);
+        QVERIFY(bf16Part.contains("128K: fits"));
+        QVERIFY(bf16Part.contains("512K: won't fit"));
+        QVERIFY(bf16Part.contains("1M: won't fit (needs 29.15 GiB)"));
+        QVERIFY(r.out.section("GPTQ INT4", 1).contains("1M: fits"));
+        // A budget smaller than any weights: a clear "won't fit" per precision.
+        const auto tiny = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "0.5"});
+        QVERIFY(tiny.out.contains("bf16: weights 17.65 GiB; won't fit at any context (the weights alone need 17.65 GiB)"));
+        // A good folder: exit 0 with the budget; a GPTQ folder reports its own precision only.
+        const QString model = QString::fromStdString(quire::test::tiny_model("tiny-a"));
+        const auto good = runQuire({"model-info", model, "--gpu-memory", "24"});
+        QCOMPARE(good.code, 0);
+        QVERIFY(good.out.contains("bf16: weights"));
+        QTemporaryDir dir;
+        for (const QString& name : QDir(model).entryList(QDir::Files)) QVERIFY(QFile::link(model + "/" + name, dir.filePath(name)));
+        QFile::remove(dir.filePath("config.json"));
+        QFile in(model + "/config.json"), out(dir.filePath("config.json"));
+        QVERIFY(in.open(QIODevice::ReadOnly) && out.open(QIODevice::WriteOnly));
+        QByteArray config = in.readAll().trimmed();
+        config.chop(1);  // the closing brace
+        out.write(config + ", \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 8, \"group_size\": 32}}");
+        out.close();
+        const auto gptq = runQuire({"model-info", dir.path(), "--gpu-memory", "24"});
+        QVERIFY2(gptq.out.contains("GPTQ INT8 (group 32): weights"), qPrintable(gptq.out + gptq.err));
+        QVERIFY(!gptq.out.contains("after quire quantize"));
+    }
+
+    void hostile_gpu_memory_values_are_refused() {
+        using quire::test::runQuire;
+        const QString model = QString::fromStdString(quire::test::tiny_model("tiny-a"));
+        for (const char* bad : {"-1", "0", "abc", "1e9", "-0.5"}) {
+            const auto r = runQuire({"model-info", model, "--gpu-memory", bad});
+            QCOMPARE(r.code, 2);
+            QVERIFY2(r.err.contains("--gpu-memory takes GiB"), qPrintable(r.err));
+            const auto g = runQuire({"generate", "--model", model, "--backend", "cuda", "--prompt", "hi", "--gpu-memory", bad});
+            QCOMPARE(g.code, 2);
+            QVERIFY2(g.err.contains("--gpu-memory takes GiB"), qPrintable(g.err));
+        }
+        // On the CPU engine a GPU budget means nothing: said, not ignored.
+        const auto cpu = runQuire({"generate", "--model", model, "--prompt", "hi", "--gpu-memory", "24"});
+        QCOMPARE(cpu.code, 1);
+        QVERIFY2(cpu.err.contains("applies to --backend cuda only"), qPrintable(cpu.err));
     }
 };
 
