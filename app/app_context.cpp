@@ -59,6 +59,10 @@ bool loadEngine(AppContext& ctx, const cli::CommandLine& cl) {
         std::fprintf(stderr, "quire: no model: pass --model DIR (a MiniCPM-SALA folder) or set one with `quire config model DIR`\n");
         return false;
     }
+    if (auto problem = cli::engineOptionsProblem(cl)) {
+        std::fprintf(stderr, "quire: %s\n", qPrintable(*problem));
+        return false;
+    }
     auto model = Model::load(ctx.modelDir.toStdString());
     if (!model) {
         std::fprintf(stderr, "quire: cannot load the model in %s:\n%s\n", qPrintable(ctx.modelDir), model.status().message().c_str());

@@ -75,6 +75,13 @@ void CommandLine::addFloat(const QString& name, const QString& valueName, const 
     add(name, valueName, help, s);
 }
 
+void CommandLine::addChecked(const QString& name, const QString& valueName, const QString& help,
+                             std::function<std::optional<QString>(const QString&)> check) {
+    Spec s{Spec::Kind::checked};
+    s.check = std::move(check);
+    add(name, valueName, help, s);
+}
+
 void CommandLine::addChoice(const QString& name, const QStringList& choices, const QString& help, const QString& fallback) {
     Spec s{Spec::Kind::choice};
     s.choices = choices;
@@ -109,6 +116,8 @@ std::optional<QString> CommandLine::checkValue(const QString& name, const Spec& 
     case Spec::Kind::choice:
         if (!spec.choices.contains(value)) return QString("--%1 must be %2, not '%3'").arg(name, spec.choices.join(" or "), value);
         return std::nullopt;
+    case Spec::Kind::checked:
+        return spec.check ? spec.check(value) : std::nullopt;
     default:
         return std::nullopt;
     }

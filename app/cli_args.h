@@ -15,6 +15,7 @@
 #include <QString>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +35,9 @@ public:
                 std::optional<int64_t> fallback = std::nullopt);
     void addFloat(const QString& name, const QString& valueName, const QString& help, double min, double max,
                   std::optional<double> fallback = std::nullopt);
+    // Text whose value `check` accepts (nullopt) or refuses with the message to print.
+    void addChecked(const QString& name, const QString& valueName, const QString& help,
+                    std::function<std::optional<QString>(const QString&)> check);
     // One of a fixed set of words (e.g. cpu|cuda).
     void addChoice(const QString& name, const QStringList& choices, const QString& help, const QString& fallback = {});
     // Positional arguments in order; `repeated` takes all the rest (at least one unless optional).
@@ -59,12 +63,13 @@ public:
 
 private:
     struct Spec {
-        enum class Kind { flag, text, integer, real, choice };
+        enum class Kind { flag, text, integer, real, choice, checked };
         explicit Spec(Kind k = Kind::text) : kind(k) {}
         Kind kind;
         int64_t imin = 0, imax = 0;
         double fmin = 0, fmax = 0;
         QStringList choices;
+        std::function<std::optional<QString>(const QString&)> check;
         std::optional<QString> fallback;
     };
     struct PositionalSpec {

@@ -83,9 +83,10 @@ SessionOptions sessionOptions(const AppContext& ctx, const CommandLine& cl) {
 }
 
 void printProgress(const ReadProgress& p) {
-    std::fprintf(stderr, "\rreading: %lld / %lld tokens (%.0f%%), %.0f tokens/s, ETA %.0f s   ", static_cast<long long>(p.done),
+    // Tenths of a second in the last ten, where whole seconds would be tens of percent off.
+    std::fprintf(stderr, "\rreading: %lld / %lld tokens (%.0f%%), %.0f tokens/s, ETA %.*f s   ", static_cast<long long>(p.done),
                  static_cast<long long>(p.total), p.total ? 100.0 * static_cast<double>(p.done) / static_cast<double>(p.total) : 100.0,
-                 p.tokensPerSecond, p.etaSeconds);
+                 p.tokensPerSecond, p.etaSeconds < 9.95 ? 1 : 0, p.etaSeconds);
     if (p.done == p.total) std::fprintf(stderr, "\n");
 }
 

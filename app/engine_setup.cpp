@@ -2,7 +2,30 @@
 
 #include <cstdio>
 
+#include "gpu_memory_plan.h"
+
 namespace quire::cli {
+
+void addGpuMemoryOption(CommandLine& cl, const QString& help) {
+    cl.addChecked("gpu-memory", "GiB", help, [](const QString& value) -> std::optional<QString> {
+        auto bytes = parse_gpu_memory_gib(value.toStdString());
+        if (!bytes) return QString::fromStdString(bytes.status().message());
+        return std::nullopt;
+    });
+}
+
+int64_t gpuMemoryFrom(const CommandLine& cl) {
+    const auto text = cl.text("gpu-memory");
+    if (!text) return 0;
+    auto bytes = parse_gpu_memory_gib(text->toStdString());
+    return bytes ? bytes.value() : 0;  // parse() refused a bad value already
+}
+
+std::optional<QString> engineOptionsProblem(const CommandLine& cl) {
+    if (cl.isSet("gpu-memory") && backendFrom(cl) != Backend::cuda)
+        return QString("--gpu-memory budgets the GPU: it applies to --backend cuda only (the CPU engine uses host memory)");
+    return std::nullopt;
+}
 
 void addEngineOptions(CommandLine& cl) {
     cl.addText("model", "DIR", "The MiniCPM-SALA model folder.");
@@ -11,6 +34,8 @@ void addEngineOptions(CommandLine& cl) {
     cl.addChoice("regime", {"per-query", "per-request"}, "How the sparse-attention regime is chosen.");
     cl.addInt("threads", "N", "CPU threads; 0: all hardware threads.", 0, 1024, 0);
     cl.addInt("gpu", "N", "With --backend cuda: which GPU.", 0, 1024, 0);
+    addGpuMemoryOption(cl, "With --backend cuda: the most GPU memory to use (weights, the library's state, workspace); a library "
+                           "that does not fit is refused up front with the numbers.");
 }
 
 Backend backendFrom(const CommandLine& cl) {
@@ -25,6 +50,7 @@ EngineOptions engineOptionsFrom(const CommandLine& cl) {
     if (auto r = cl.text("regime")) parse_regime_rule(r->toStdString(), options.regime);
     options.threads = static_cast<int>(*cl.integer("threads"));
     options.gpu = static_cast<int>(*cl.integer("gpu"));
+    options.gpu_memory_budget_bytes = gpuMemoryFrom(cl);
     return options;
 }
 
@@ -33,6 +59,10 @@ EngineSetup setup_engine(const CommandLine& cl) {
     const auto dir = cl.text("model");
     if (!dir) {
         std::fprintf(stderr, "quire: --model DIR is required\n");
+        return s;
+    }
+    if (auto problem = engineOptionsProblem(cl)) {
+        std::fprintf(stderr, "quire: %s\n", qPrintable(*problem));
         return s;
     }
     auto model = Model::load(dir->toStdString());

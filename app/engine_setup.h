@@ -16,6 +16,12 @@ struct EngineSetup {
 
 // Declares --model DIR and the engine options on a command line.
 void addEngineOptions(CommandLine& cl);
+// --gpu-memory GiB (parse() refuses what is not a positive number of GiB a GPU could have), and its
+// value in bytes (0 when not given).
+void addGpuMemoryOption(CommandLine& cl, const QString& help);
+int64_t gpuMemoryFrom(const CommandLine& cl);
+// What parse() cannot refuse alone (--gpu-memory without --backend cuda), or nullopt.
+std::optional<QString> engineOptionsProblem(const CommandLine& cl);
 // The backend and engine options from a parsed command line (their values were checked by parse()).
 Backend backendFrom(const CommandLine& cl);
 EngineOptions engineOptionsFrom(const CommandLine& cl);

@@ -25,6 +25,9 @@ struct EngineOptions {
     RegimeRule regime = RegimeRule::per_query;
     int threads = 0;  // 0: all hardware threads
     int gpu = 0;      // CUDA backend: which device (cudaGetDeviceCount order, as nvidia-smi lists them)
+    // CUDA backend: the most GPU memory the engine may plan for (weights, state, workspace and the
+    // CUDA context, gpu_memory_plan.h); 0: no budget beyond what the GPU has free.
+    int64_t gpu_memory_budget_bytes = 0;
 };
 
 const char* precision_name(Precision p);

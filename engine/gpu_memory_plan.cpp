@@ -1,0 +1,219 @@
+#include "gpu_memory_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <regex>
+
+#include "json.h"
+#include "model_tensors.h"
+#include "sala_geometry.h"
+
+namespace quire {
+
+namespace {
+
+bool is_linear_layer(const TensorSpec& t) {
+    // Decoder linear layers; the embedding and lm_head stay as the file has them.
+    return t.role == TensorRole::matrix && t.name.rfind("model.layers.", 0) == 0;
+}
+
+std::string module_of(const std::string& tensor) {
+    const std::string suffix = ".weight";
+    return tensor.size() > suffix.size() && tensor.compare(tensor.size() - suffix.size(), suffix.size(), suffix) == 0
+               ? tensor.substr(0, tensor.size() - suffix.size())
+               : tensor;
+}
+
+bool skipped(const WeightFormat& f, const std::string& module) {
+    for (const std::string& pattern : f.skip) {
+        try {
+            if (std::regex_match(module, std::regex(pattern))) return true;
+        } catch (const std::regex_error&) {
+            // weight_format_of_config refuses bad patterns; a hand-made format's bad one skips nothing
+        }
+    }
+    return false;
+}
+
+// The decode kernels' scratch (kernels/stage1_split.cu: split_layout, and kernels/warp_attention.cu:
+// kSplits = 24), for the largest step that takes those paths: 32 / kv_heads queries for stage 1,
+// 8 / kv_heads for attention, and only with GQA groups of 16.
+int64_t decode_scratch_bytes(const ModelConfig& c, int64_t context) {
+    const SparseGeometry g = SparseGeometry::from(c);
+    if (c.sparse_layer_count() == 0 || g.group != 16 || g.kv_heads <= 0) return 0;
+    const int64_t kTile = 64, kSplits = 24;
+    int64_t floats = 0;
+    if (const int64_t tokens = 32 / g.kv_heads; tokens > 0) {
+        const int64_t items = tokens * g.kv_heads;
+        const int64_t n1 = window_entries(context, 32, 16), n2 = window_entries(context, 128, 64);
+        const int64_t tiles2 = (n2 + kTile - 1) / kTile;
+        floats += items * tiles2 * 32 + items * 32 + items * std::max<int64_t>(n1, 1) + (1 << 20);  // plan_step adds 1 Mi floats
+    }
+    if (const int64_t tokens = 8 / g.kv_heads; tokens > 0) floats += tokens * g.kv_heads * kSplits * (16 * g.head_dim + 32);
+    return floats * 4;
+}
+
+}  // namespace
+
+std::vector<std::string> WeightFormat::sala_gate_skips() { return {".*self_attn\\.o_gate.*", ".*self_attn\\.z_proj.*"}; }
+
+std::string WeightFormat::name() const {
+    if (!quantized()) return "bf16";
+    return "GPTQ INT" + std::to_string(bits) + (group_size > 0 ? " (group " + std::to_string(group_size) + ")" : " (one group per column)");
+}
+
+Result<WeightFormat> weight_format_of_config(const std::string& text) {
+    auto parsed = parse_json(text);
+    if (!parsed) return Status(ErrorCode::invalid_argument, "config.json: " + parsed.status().message());
+    const JsonValue* q = parsed.value().find("quantization_config");
+    if (!q || q->is_null()) return WeightFormat::bf16();
+    if (!q->is_object()) return Status(ErrorCode::invalid_argument, "config.json: quantization_config must be an object");
+    const JsonValue* method = q->find("quant_method");
+    if (method && (!method->is_string() || method->as_string() != "gptq"))
+        return Status(ErrorCode::unsupported, "config.json: quantization_config.quant_method must be \"gptq\"");
+    WeightFormat f;
+    const JsonValue* bits = q->find("bits");
+    if (!bits || !bits->is_integer() || (bits->as_int() != 4 && bits->as_int() != 8))
+        return Status(ErrorCode::invalid_argument, "config.json: quantization_config.bits must be 4 or 8");
+    f.bits = static_cast<int>(bits->as_int());
+    if (const JsonValue* g = q->find("group_size"); g) {
+        if (!g->is_integer() || (g->as_int() != -1 && g->as_int() <= 0))
+            return Status(ErrorCode::invalid_argument, "config.json: quantization_config.group_size must be a positive integer or -1");
+        f.group_size = g->as_int();
+    }
+    if (const JsonValue* d = q->find("dynamic"); d && !d->is_null()) {
+        if (!d->is_object()) return Status(ErrorCode::invalid_argument, "config.json: quantization_config.dynamic must be an object");
+        for (const auto& member : d->members()) {
+            const std::string& key = member.first;
+            if (key.rfind("-:", 0) != 0) continue;  // "+:" overrides keep the layer quantized
+            try {
+                std::regex check(key.substr(2));
+            } catch (const std::regex_error&) {
+                return Status(ErrorCode::invalid_argument, "config.json: quantization_config.dynamic: \"" + key + "\" is not a regular expression");
+            }
+            f.skip.push_back(key.substr(2));
+        }
+    }
+    return f;
+}
+
+int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size) {
+    const int64_t groups = group_size > 0 ? (in + group_size - 1) / group_size : 1;
+    const int64_t per_word = 32 / bits;
+    const int64_t qweight = (in + per_word - 1) / per_word * out * 4;
+    const int64_t qzeros = groups * ((out + per_word - 1) / per_word) * 4;
+    const int64_t scales = groups * out * 2;
+    const int64_t g_idx = in * 4;
+    return qweight + qzeros + scales + g_idx;
+}
+
+int64_t gpu_weight_bytes(const ModelConfig& c, const WeightFormat& f) {
+    int64_t bytes = 0;
+    for (const TensorSpec& t : expected_tensors(c)) {
+        if (t.role == TensorRole::norm_vector) {
+            bytes += t.element_count() * 4;
+        } else if (f.quantized() && is_linear_layer(t) && !skipped(f, module_of(t.name))) {
+            bytes += gptq_matrix_bytes(t.shape[0], t.shape[1], f.bits, f.group_size);
+        } else {
+            bytes += t.element_count() * 2;
+        }
+    }
+    if (c.lightning_layer_count() > 0) bytes += c.lightning_nh * 8;  // ALiBi slopes
+    return bytes;
+}
+
+int64_t largest_quantized_matrix(const ModelConfig& c, const WeightFormat& f) {
+    int64_t largest = 0;
+    if (!f.quantized()) return 0;
+    for (const TensorSpec& t : expected_tensors(c))
+        if (is_linear_layer(t) && !skipped(f, module_of(t.name))) largest = std::max(largest, t.element_count());
+    return largest;
+}
+
+int64_t state_capacity(int64_t tokens) { return (std::max<int64_t>(tokens, 64) + 63) / 64 * 64; }
+
+int64_t sparse_layer_state_bytes(const ModelConfig& c, int64_t capacity) {
+    // cuda_sequence.cpp allocate_own: K and V rows, C1 and C2 entries (at least one each), bf16.
+    const SparseGeometry g = SparseGeometry::from(c);
+    const int64_t width = g.kv_heads * g.head_dim;
+    return (2 * capacity + std::max<int64_t>(1, g.c1_entries(capacity)) + std::max<int64_t>(1, g.c2_entries(capacity))) * width * 2;
+}
+
+int64_t lightning_state_bytes(const ModelConfig& c) { return c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim * 4; }
+
+int64_t gpu_state_bytes(const ModelConfig& c, int64_t tokens) {
+    return c.sparse_layer_count() * sparse_layer_state_bytes(c, state_capacity(tokens)) + c.lightning_layer_count() * lightning_state_bytes(c);
+}
+
+WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, int64_t chunk, int64_t context) {
+    // cuda_engine.cpp ensure_workspace: x, h, a of hidden width and b0..b4 of the widest projection,
+    // bf16, per token of the chunk; token ids; block scores over the grown block count; selections.
+    WorkspaceBytes w;
+    const int64_t t = std::max<int64_t>(1, std::min(chunk, std::max<int64_t>(context, 1)));
+    const int64_t wide = std::max({c.intermediate_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
+    w.activations = t * (3 * c.hidden_size + 5 * wide) * 2 + t * 4;
+    if (c.sparse_layer_count() > 0) {
+        const SparseGeometry g = SparseGeometry::from(c);
+        const int64_t blocks = g.blocks(context) + 1023;
+        w.selection = t * g.kv_heads * blocks * 4 + t * g.kv_heads * c.sparse.effective_topk() * 4;
+    }
+    w.logits = c.vocab_size * 2;
+    w.decode_scratch = decode_scratch_bytes(c, context);
+    w.dequant = largest_quantized_matrix(c, f) * 2;
+    w.cublas = kCublasWorkspaceBytes;
+    return w;
+}
+
+GpuMemoryPlan plan_gpu_memory(const ModelConfig& c, const WeightFormat& f, int64_t context, int64_t chunk) {
+    GpuMemoryPlan p;
+    p.context = context;
+    p.chunk = chunk;
+    p.weights = gpu_weight_bytes(c, f);
+    p.state = gpu_state_bytes(c, context);
+    p.workspace = gpu_workspace_bytes(c, f, chunk, context);
+    return p;
+}
+
+int64_t longest_context_within(const ModelConfig& c, const WeightFormat& f, int64_t budget, int64_t chunk, int64_t limit) {
+    // The plan grows with the context: the largest multiple of 64 that fits, by bisection.
+    if (budget <= 0 || plan_gpu_memory(c, f, 64, chunk).total() > budget) return 0;
+    int64_t lo = 1, hi = std::max<int64_t>(1, limit / 64);  // in units of 64 tokens; lo fits
+    if (plan_gpu_memory(c, f, hi * 64, chunk).total() <= budget) return hi * 64;
+    while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        (plan_gpu_memory(c, f, mid * 64, chunk).total() <= budget ? lo : hi) = mid;
+    }
+    return lo * 64;
+}
+
+std::string format_gib(int64_t bytes) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / double(1LL << 30));
+    return buf;
+}
+
+std::string describe_plan(const GpuMemoryPlan& p) {
+    return "weights " + format_gib(p.weights) + " + state " + format_gib(p.state) + " + workspace " + format_gib(p.workspace.total()) +
+           " + CUDA context " + format_gib(p.context_overhead) + " = " + format_gib(p.total());
+}
+
+Result<int64_t> parse_gpu_memory_gib(const std::string& typed) {
+    const size_t first = typed.find_first_not_of(" \t"), last = typed.find_last_not_of(" \t");
+    const std::string text = first == std::string::npos ? std::string() : typed.substr(first, last - first + 1);
+    const std::string what = "--gpu-memory takes GiB of GPU memory (for example 24 or 23.5)";
+    if (text.empty()) return Status(ErrorCode::invalid_argument, what + "; it was empty");
+    size_t used = 0;
+    double gib = 0;
+    try {
+        gib = std::stod(text, &used);
+    } catch (const std::exception&) {
+        return Status(ErrorCode::invalid_argument, what + "; \"" + text + "\" is not a number");
+    }
+    if (used != text.size() || !std::isfinite(gib)) return Status(ErrorCode::invalid_argument, what + "; \"" + text + "\" is not a number");
+    if (gib <= 0) return Status(ErrorCode::invalid_argument, what + "; it must be more than 0, not " + text);
+    if (gib > 65536) return Status(ErrorCode::invalid_argument, what + "; " + text + " GiB is more than any GPU has (at most 65536)");
+    return static_cast<int64_t>(gib * double(1LL << 30));
+}
+
+}  // namespace quire
