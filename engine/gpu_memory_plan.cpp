@@ -98,6 +98,14 @@ Result<WeightFormat> weight_format_of_config(const std::string& text) {
     return f;
 }
 
+WeightFormat weight_format_of(const ModelConfig& c) {
+    if (!c.quantization) return WeightFormat::bf16();
+    std::vector<std::string> skip;
+    for (const DynamicRule& r : c.quantization->dynamic)
+        if (r.skip) skip.push_back(r.key.substr(2));  // "-:PATTERN"
+    return WeightFormat::gptq(c.quantization->bits, c.quantization->group_size, std::move(skip));
+}
+
 int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size) {
     const int64_t groups = group_size > 0 ? (in + group_size - 1) / group_size : 1;
     const int64_t per_word = 32 / bits;

@@ -35,6 +35,9 @@ struct WeightFormat {
 // bits, group_size and `dynamic` skips. An unusable quantization_config is an error naming the field.
 Result<WeightFormat> weight_format_of_config(const std::string& config_json_text);
 
+// The format of a loaded configuration (its parsed quantization_config, when it has one).
+WeightFormat weight_format_of(const ModelConfig& config);
+
 // Bytes of one GPTQ linear layer of `out` × `in` weights (qweight, qzeros, fp16 scales, g_idx).
 int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size);
 // Bytes of the weights on the GPU as the CUDA engine holds them: matrices in `format`, norm vectors

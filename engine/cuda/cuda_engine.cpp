@@ -14,6 +14,7 @@
 #include "quant/fp16.h"
 #include "cuda/cuda_sala_ops.h"
 #include "cuda/cuda_state_rows.h"
+#include "gpu_memory_plan.h"
 #include "prefill_loop.h"
 #include "sala_forward.h"
 
@@ -66,6 +67,14 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     if (need > static_cast<int64_t>(free_b)) {
         char msg[160];
         std::snprintf(msg, sizeof msg, "the model needs %.1f GiB, the GPU has %.1f GiB free", gib(need), gib(static_cast<int64_t>(free_b)));
+        return Status(ErrorCode::out_of_memory, msg);
+    }
+    if (const int64_t budget = options.gpu_memory_budget_bytes; budget > 0 && need + kCudaContextBytes > budget) {
+        char msg[240];
+        std::snprintf(msg, sizeof msg,
+                      "the model's weights need %.2f GiB on the GPU (and the CUDA context about %.2f GiB), more than the GPU memory budget "
+                      "of %.2f GiB (--gpu-memory)",
+                      gib(weights), gib(kCudaContextBytes), gib(budget));
         return Status(ErrorCode::out_of_memory, msg);
     }
     const SparseGeometry g = SparseGeometry::from(model->config());
@@ -280,6 +289,23 @@ Status CudaEngine::ensure_workspace(int64_t tokens, int64_t context) {
     return Status::ok();
 }
 
+Status CudaEngine::within_budget(int64_t more, int64_t context) const {
+    const int64_t budget = options_.gpu_memory_budget_bytes;
+    if (budget <= 0 || more <= 0) return Status::ok();
+    // What this process holds on the GPU (weights, every live sequence's state, the workspace) and the
+    // CUDA context beside it.
+    const int64_t used = device_bytes_in_use().load() + kCudaContextBytes;
+    if (used + more <= budget) return Status::ok();
+    const int64_t longest = longest_context_within(model_->config(), weight_format_of(model_->config()), budget, std::max<int64_t>(ws_.tokens, 1));
+    char msg[400];
+    std::snprintf(msg, sizeof msg,
+                  "a context of %lld tokens needs %.2f GiB more on the GPU; with the %.2f GiB in use (weights, states, workspace, CUDA "
+                  "context) that is %.2f GiB, over the GPU memory budget of %.2f GiB (--gpu-memory). The longest context that fits "
+                  "the budget is about %lld tokens",
+                  static_cast<long long>(context), gib(more), gib(used), gib(used + more), gib(budget), static_cast<long long>(longest));
+    return Status(ErrorCode::out_of_memory, msg);
+}
+
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
     if (w.quantized()) {
         // Decode reads the packed words; prefill multiplies a bf16 copy made right before (docs/quantization.md).
@@ -349,6 +375,7 @@ Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse,
     // Memory for this step, before allocating anything (after a prefill's plan, nothing grows).
     const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
     const int64_t need = grow + workspace_growth(n, pos0 + n);
+    QUIRE_TRY(within_budget(need, pos0 + n));
     if (need > 0) {
         size_t free_b = 0, total_b = 0;
         QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
@@ -405,6 +432,7 @@ Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector
         const int64_t end = cs.length() + total, chunk = req.chunk > 0 ? std::min<int64_t>(req.chunk, total) : total;
         const int64_t state_more = cs.capacity_ >= end ? 0 : state_bytes(end) - state_bytes(cs.capacity_);
         const int64_t ws_more = workspace_growth(chunk, end);
+        QUIRE_TRY(within_budget(state_more + ws_more, end));
         if (state_more + ws_more > 0) {
             size_t free_b = 0, total_b = 0;
             QUIRE_TRY(check(cudaMemGetInfo(&free_b, &total_b), "memory query"));
@@ -435,6 +463,7 @@ Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logi
 
 Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) {
     const int64_t N = header.token_count;
+    QUIRE_TRY(within_budget(state_bytes(N), N));
     auto seq = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(new_sequence().release()));
     if (!seq->valid_) return Status(ErrorCode::out_of_memory, "the GPU has no room for a sequence's Lightning states");
     QUIRE_TRY(seq->reserve(N, /*exact=*/true));
@@ -451,6 +480,7 @@ Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_delta(const Sequence&
                                                                  std::vector<int32_t> tokens) {
     cudaSetDevice(options_.gpu);
     const int64_t N = header.token_count;
+    QUIRE_TRY(within_budget(state_bytes(N) - state_bytes(prefix.length()), N));
     // A fork reads the prefix's cache rows where they are; the delta's rows go to its own arrays.
     auto fork = std::unique_ptr<CudaSequence>(static_cast<CudaSequence*>(prefix.fork().release()));
     if (!fork) return Status(ErrorCode::out_of_memory, "the GPU has no room to continue from the prefix");

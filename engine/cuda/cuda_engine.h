@@ -79,6 +79,8 @@ private:
     Status allocate_gptq(Matrix& m, const GptqTensors& t);
     Status fill_gptq(const Matrix& m, const GptqTensors& t, uint64_t seed);
     Status ensure_workspace(int64_t tokens, int64_t context);
+    // OK when `more` bytes fit the GPU memory budget beside what the process holds (always, without one).
+    Status within_budget(int64_t more, int64_t context) const;
     int64_t workspace_growth(int64_t tokens, int64_t context) const;  // bytes to add; 0 when it fits
     Status gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y);
     // y_i = x . W_i^T for each output; one GEMV over all of them when they are few tokens and the

@@ -132,6 +132,38 @@ private slots:
         QVERIFY(all_finite(r.at(299)));
     }
 
+    // --gpu-memory: the engine plans inside the budget and refuses up front, with the numbers.
+    void keeps_within_a_gpu_memory_budget() {
+        auto m = load_model(tiny_model("tiny-a"));
+        EngineOptions tight;
+        tight.gpu_memory_budget_bytes = 300LL << 20;  // below the CUDA context alone
+        auto refused = create_engine(m, Backend::cuda, tight);
+        QVERIFY(!refused);
+        QCOMPARE(refused.status().code(), ErrorCode::out_of_memory);
+        QVERIFY2(refused.status().message().find("GPU memory budget of 0.29 GiB") != std::string::npos, refused.status().message().c_str());
+
+        EngineOptions one_gib;
+        one_gib.gpu_memory_budget_bytes = 1LL << 30;
+        auto e = create_engine(m, Backend::cuda, one_gib);
+        QVERIFY2(e.is_ok(), e.status().message().c_str());
+        Engine& gpu = *e.value();
+        // A 300-token read fits; 20M tokens of tiny-a's state do not, and nothing is computed.
+        const Rows r = run_fresh(gpu, random_tokens(300, m->config().vocab_size, 1), 0, 300, {299});
+        QVERIFY(all_finite(r.at(299)));
+        const int64_t calls = gpu.counters().forward_calls;
+        std::vector<int32_t> huge(static_cast<size_t>(20'000'000), 5);
+        auto seq = gpu.new_sequence();
+        PrefillRequest req;
+        req.tokens = huge;
+        req.chunk = 8192;
+        const Status st = gpu.prefill(*seq, req, nullptr);
+        QCOMPARE(st.code(), ErrorCode::out_of_memory);
+        QVERIFY2(st.message().find("over the GPU memory budget of 1.00 GiB (--gpu-memory)") != std::string::npos, st.message().c_str());
+        QVERIFY2(st.message().find("The longest context that fits the budget is about") != std::string::npos, st.message().c_str());
+        QCOMPARE(gpu.counters().forward_calls, calls);
+        QCOMPARE(seq->length(), int64_t(0));
+    }
+
     void refuses_a_gpu_that_does_not_exist() {
         auto m = load_model(tiny_model("tiny-a"));
         EngineOptions options;

@@ -2,7 +2,9 @@
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
 //   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192] [--decode 16] [--budget-s 400]
-//               [--state-dir DIR]
+//               [--state-dir DIR] [--gpu-memory GiB [--lengths fit]]
+// --gpu-memory: the engine runs under that GPU memory budget; --lengths fit reads the longest context
+// the planner says fits it (at most 1M).
 // --state-dir: after the longest length, save the prefix state there, load it back (timed) and
 // check that the loaded sequence decodes the same next-token logits.
 // --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
@@ -22,6 +24,7 @@
 
 #include "cuda/cuda_engine.h"
 #include "engine.h"
+#include "gpu_memory_plan.h"
 #include "model.h"
 
 using namespace quire;
@@ -130,6 +133,8 @@ int main(int argc, char** argv) {
     double budget = 400;
     bool random = false;
     std::string state_dir;
+    int64_t gpu_budget = 0;     // --gpu-memory GiB: the engine's budget (gpu_memory_plan.h)
+    bool fit_length = false;    // --lengths fit: the longest context the budget allows (at most 1M)
     for (int i = 2; i < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--random") {
@@ -139,7 +144,16 @@ int main(int argc, char** argv) {
         }
         if (i + 1 >= argc) break;
         const std::string v = argv[i + 1];
-        if (a == "--lengths") {
+        if (a == "--lengths" && v == "fit") {
+            fit_length = true;
+        } else if (a == "--gpu-memory") {
+            auto b = parse_gpu_memory_gib(v);
+            if (!b) {
+                std::fprintf(stderr, "quire-bench: --gpu-memory: %s\n", b.status().message().c_str());
+                return 2;
+            }
+            gpu_budget = b.value();
+        } else if (a == "--lengths") {
             lengths.clear();
             std::stringstream ss(v);
             for (std::string x; std::getline(ss, x, ',');) lengths.push_back(std::stoll(x));
@@ -156,7 +170,20 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", model.status().message().c_str());
         return 1;
     }
-    auto engine = create_engine(model.value(), Backend::cuda, {});
+    EngineOptions options;
+    options.gpu_memory_budget_bytes = gpu_budget;
+    if (gpu_budget > 0) {
+        const ModelConfig& c = model.value()->config();
+        const WeightFormat format = weight_format_of(c);
+        const int64_t longest = longest_context_within(c, format, gpu_budget, chunk, int64_t{1} << 20);
+        std::printf("GPU memory budget %s, %s: the longest context that fits (at most 1M) is %lld tokens: %s\n", format_gib(gpu_budget).c_str(),
+                    format.name().c_str(), static_cast<long long>(longest), describe_plan(plan_gpu_memory(c, format, longest, chunk)).c_str());
+        if (fit_length) lengths = {longest};
+    } else if (fit_length) {
+        std::fprintf(stderr, "quire-bench: --lengths fit needs --gpu-memory\n");
+        return 2;
+    }
+    auto engine = create_engine(model.value(), Backend::cuda, options);
     if (!engine) {
         std::fprintf(stderr, "%s\n", engine.status().message().c_str());
         return 1;
@@ -169,7 +196,10 @@ int main(int argc, char** argv) {
     std::printf("cuBLAS floor: the linear layers alone take %.1f ms per %lld-token chunk (%.0f tokens/s)\n", floor_chunk * 1000.0,
                 static_cast<long long>(chunk), static_cast<double>(chunk) / floor_chunk);
     const double bandwidth = copy_bandwidth();
-    const double weight_bytes = static_cast<double>(model.value()->config().parameter_count()) * 2;
+    // What a decode step reads: bf16 matrices, or a GPTQ layer's words, zeros and scales.
+    double weight_bytes = 0;
+    for (const MatrixRef* m : model.value()->weights().matrices())
+        weight_bytes += static_cast<double>(m->quantized() ? m->gptq.bytes() : m->rows * m->cols * 2);
     std::printf("copy bandwidth: %.2f TB/s; reading the %.2f GB of weights once takes %.2f ms (the decode floor)\n", bandwidth / 1e12,
                 weight_bytes / 1e9, weight_bytes / bandwidth * 1000.0);
     // One sequence grows through every length (chunked prefill is causal, so the time to reach L
