@@ -5,6 +5,7 @@
 # Unpacks the binaries, runs every gpu test (test_gpu_ops also under the limits of a 99 KB sm_86
 # card), then each EXTRA_SCRIPT (benchmarks), each with a time limit. Logs go to $OUT/logs.tar.gz
 # (one file: the device tool brings back at most eight) and a summary to stdout.
+# QUIRE_SUITE_TESTS=0 skips the tests (a second call that only benchmarks).
 set -u
 root=$PWD
 tar -xJf .devpack/device.tar.xz
@@ -21,7 +22,9 @@ run() {  # name limit_s command...
     local rc=$?
     printf '%-40s rc=%-3s %4ss  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E 'Totals:|FAIL!' "$logs/$name.txt" | head -3 | tr '\n' ' ')"
 }
-for t in .device/bin/test_gpu_*; do run "$(basename "$t")" 300 "$t"; done
-QUIRE_GPU_SMEM_LIMIT_KB=99 QUIRE_GPU_ARCH_LIMIT=86 run test_gpu_ops-99kb-sm86 300 .device/bin/test_gpu_ops
+if [ "${QUIRE_SUITE_TESTS:-1}" = 1 ]; then  # QUIRE_SUITE_TESTS=0: only the extra scripts
+  for t in .device/bin/test_gpu_*; do run "$(basename "$t")" 300 "$t"; done
+  QUIRE_GPU_SMEM_LIMIT_KB=99 QUIRE_GPU_ARCH_LIMIT=86 run test_gpu_ops-99kb-sm86 300 .device/bin/test_gpu_ops
+fi
 for extra in "$@"; do run "$(basename "$extra" .sh)" 500 bash "$extra"; done
 (cd "$(dirname "$logs")" && tar -czf logs.tar.gz logs && rm -rf logs)
