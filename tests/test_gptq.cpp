@@ -2,6 +2,8 @@
 // tiny-model tool's RTN packing read back by the engine, every inconsistent tensor of a quantized
 // checkpoint named, and the CPU engine on a GPTQ tiny model against the same engine on the model's
 // dequantized weights written as an ordinary bf16 checkpoint.
+#include <QProcess>
+#include <QStandardPaths>
 #include <QtTest>
 
 #include <filesystem>
@@ -97,6 +99,28 @@ class TestGptq : public QObject {
     static void write_model(const tools::TinyModelOptions& o) {
         const Status s = tools::write_tiny_model(o);
         if (!s) qFatal("cannot write %s: %s", o.out_dir.c_str(), s.message().c_str());
+    }
+    // Runs tools/reference/gptq.py (pure Python: no torch needed) with these arguments.
+    static void run_reference(const QStringList& args) {
+        const QString python = QStandardPaths::findExecutable("python3");
+        if (python.isEmpty()) QSKIP("python3 is not installed: the reference's GPTQ code cannot be checked here");
+        QProcess p;
+        p.start(python, QStringList{QString(QUIRE_SOURCE_DIR) + "/tools/reference/gptq.py"} + args);
+        QVERIFY(p.waitForFinished(300000));
+        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, p.readAllStandardError().constData());
+    }
+    // Every tensor of `a` has the same dtype, shape and bytes in `b`, and the other way round.
+    static void expect_same_tensors(const std::string& a, const std::string& b) {
+        auto ta = read_tensors(a), tb = read_tensors(b);
+        QCOMPARE(ta.size(), tb.size());
+        std::map<std::string, const Tensor*> by_name;
+        for (const auto& t : tb) by_name[t.name] = &t;
+        for (const auto& t : ta) {
+            auto it = by_name.find(t.name);
+            QVERIFY2(it != by_name.end(), t.name.c_str());
+            QVERIFY2(it->second->dtype == t.dtype && it->second->shape == t.shape, t.name.c_str());
+            QVERIFY2(it->second->bytes == t.bytes, (t.name + " differs").c_str());
+        }
     }
     void expect_load_error(const std::string& dir, const std::string& needle) {
         auto m = Model::load(dir);
@@ -293,6 +317,55 @@ private slots:
             qInfo("fp32 mode, GPTQ vs bf16 twin: max rel-RMS %.2e", worst);
             QVERIFY(worst <= 0.03);
         }
+    }
+
+    // The reference (tools/reference/gptq.py) reads the tool's packing to exactly the tool's values.
+    void reference_dequantizes_tool_models_exactly_data() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("sym");
+        QTest::addColumn<bool>("desc_act");
+        QTest::addColumn<bool>("v2");
+        QTest::addColumn<QString>("dynamic");
+        QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
+        QTest::newRow("8-bit sym g32 desc_act gptq, mixed dynamic") << 8 << 32 << true << true << false << "mixed";
+    }
+    void reference_dequantizes_tool_models_exactly() {
+        QFETCH(int, bits);
+        QFETCH(int, group);
+        QFETCH(bool, sym);
+        QFETCH(bool, desc_act);
+        QFETCH(bool, v2);
+        QFETCH(QString, dynamic);
+        tools::TinyGptqOptions g{bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+        const std::string qdir = fresh("gptq"), tool_twin = fresh("twin"), ref_twin = fresh("reftwin");
+        write_model(tiny_options(qdir, g));
+        g.dequantized_twin = true;
+        write_model(tiny_options(tool_twin, g));
+        run_reference({"dequantize", QString::fromStdString(qdir), QString::fromStdString(ref_twin)});
+        expect_same_tensors(ref_twin, tool_twin);
+    }
+
+    // A GPTQ model quantized by the reference loads, and the engine on it agrees exactly (bf16 mode)
+    // with the engine on the reference's own dequantized twin.
+    void reference_quantized_model_runs_like_its_twin() {
+        const std::string src = fresh("bf16"), qdir = fresh("refgptq"), twin = fresh("reftwin");
+        write_model(tiny_options(src, {}));
+        run_reference({"quantize", QString::fromStdString(src), QString::fromStdString(qdir), "--bits", "4", "--group-size",
+                       "32", "--asym", "--desc-act", "--dynamic", "sala"});
+        run_reference({"dequantize", QString::fromStdString(qdir), QString::fromStdString(twin)});
+        auto quantized = test::load_model(qdir);
+        QVERIFY(quantized->weights().quantized());
+        QCOMPARE(quantized->weights().checkpoint->skipped_linear_count(), int64_t(4));
+        QVERIFY(quantized->weights().layers[0].mlp_down.gptq.g_idx != nullptr);
+        auto reference_twin = test::load_model(twin);
+        const auto tokens = test::random_tokens(200, quantized->config().vocab_size, 3);
+        const std::vector<int64_t> positions = {0, 64, 150, 199};
+        auto eq = test::make_engine(quantized, Precision::bf16);
+        auto et = test::make_engine(reference_twin, Precision::bf16);
+        const auto a = test::run_fresh(*eq, tokens, 0, 190, positions);
+        const auto b = test::run_fresh(*et, tokens, 0, 190, positions);
+        for (int64_t p : positions) QCOMPARE(test::max_abs_diff(a.at(p), b.at(p)), 0.0f);
     }
 
     void registered_tiny_models_load() {
