@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "engine_test_support.h"
 #include "model.h"
+#include "model_info.h"
 #include "quant/fp16.h"
 #include "quant/gptq_dequant.h"
 #include "safetensors.h"
@@ -79,7 +80,20 @@ void put_i32(std::string& bytes, int64_t index, int32_t v) { std::memcpy(bytes.d
 struct OwnedGptq {
     std::vector<int32_t> qweight, qzeros, g_idx;
     std::vector<uint16_t> scales;
-    GptqTensors view;
+
+    GptqTensors view(int64_t in, int64_t out, int bits, int64_t group_size, int zero_offset, bool with_g_idx) const {
+        GptqTensors t;
+        t.qweight = qweight.data();
+        t.qzeros = qzeros.data();
+        t.scales = scales.data();
+        t.g_idx = with_g_idx ? g_idx.data() : nullptr;
+        t.in = in;
+        t.out = out;
+        t.bits = bits;
+        t.group_size = group_size;
+        t.zero_offset = zero_offset;
+        return t;
+    }
 };
 
 }  // namespace
@@ -99,6 +113,24 @@ class TestGptq : public QObject {
     static void write_model(const tools::TinyModelOptions& o) {
         const Status s = tools::write_tiny_model(o);
         if (!s) qFatal("cannot write %s: %s", o.out_dir.c_str(), s.message().c_str());
+    }
+    // The data columns of a test over GPTQ tiny models, and the options they describe.
+    static void add_model_columns() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("sym");
+        QTest::addColumn<bool>("desc_act");
+        QTest::addColumn<bool>("v2");
+        QTest::addColumn<QString>("dynamic");
+    }
+    static tools::TinyGptqOptions fetch_model_options() {
+        QFETCH(int, bits);
+        QFETCH(int, group);
+        QFETCH(bool, sym);
+        QFETCH(bool, desc_act);
+        QFETCH(bool, v2);
+        QFETCH(QString, dynamic);
+        return {bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
     }
     // Runs tools/reference/gptq.py (pure Python: no torch needed) with these arguments.
     static void run_reference(const QStringList& args) {
@@ -178,16 +210,7 @@ private slots:
                 o.scales[static_cast<size_t>(g * out + j)] = float_to_fp16(s(g, j));
             }
         for (int64_t k = 0; k < in; ++k) o.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(grp(k));
-        GptqTensors t;
-        t.qweight = o.qweight.data();
-        t.qzeros = o.qzeros.data();
-        t.scales = o.scales.data();
-        t.g_idx = permuted ? o.g_idx.data() : nullptr;
-        t.in = in;
-        t.out = out;
-        t.bits = bits;
-        t.group_size = gs;
-        t.zero_offset = zero_offset;
+        const GptqTensors t = o.view(in, out, bits, gs, zero_offset, permuted);
         std::vector<float> rows(static_cast<size_t>(5 * in));
         gptq_dequantize_rows(t, 7, 12, rows.data(), false);
         for (int64_t j = 0; j < out; ++j)
@@ -240,16 +263,7 @@ private slots:
         bool trivial = true;
         for (int64_t k = 0; k < in; ++k) trivial = trivial && o.g_idx[static_cast<size_t>(k)] == k / gs;
         QCOMPARE(trivial, !desc_act);
-        GptqTensors t;
-        t.qweight = o.qweight.data();
-        t.qzeros = o.qzeros.data();
-        t.scales = o.scales.data();
-        t.g_idx = desc_act ? o.g_idx.data() : nullptr;
-        t.in = in;
-        t.out = out;
-        t.bits = bits;
-        t.group_size = gs;
-        t.zero_offset = v2 ? 0 : 1;
+        const GptqTensors t = o.view(in, out, bits, gs, v2 ? 0 : 1, desc_act);
         std::vector<float> deq(static_cast<size_t>(out * in));
         gptq_dequantize_rows(t, 0, out, deq.data(), false);
         for (size_t i = 0; i < deq.size(); ++i)
@@ -261,12 +275,7 @@ private slots:
 
     // The CPU engine on a GPTQ model against the same engine on its dequantized weights as bf16.
     void engine_matches_dequantized_bf16_twin_data() {
-        QTest::addColumn<int>("bits");
-        QTest::addColumn<int>("group");
-        QTest::addColumn<bool>("sym");
-        QTest::addColumn<bool>("desc_act");
-        QTest::addColumn<bool>("v2");
-        QTest::addColumn<QString>("dynamic");
+        add_model_columns();
         QTest::newRow("4-bit sym g32 gptq, SALA skips") << 4 << 32 << true << false << false << "sala";
         QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
         QTest::newRow("8-bit sym g128 desc_act gptq") << 8 << 128 << true << true << false << "";
@@ -274,13 +283,7 @@ private slots:
         QTest::newRow("4-bit asym g32 gptq, mixed dynamic") << 4 << 32 << false << false << false << "mixed";
     }
     void engine_matches_dequantized_bf16_twin() {
-        QFETCH(int, bits);
-        QFETCH(int, group);
-        QFETCH(bool, sym);
-        QFETCH(bool, desc_act);
-        QFETCH(bool, v2);
-        QFETCH(QString, dynamic);
-        tools::TinyGptqOptions g{bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+        tools::TinyGptqOptions g = fetch_model_options();
         const std::string qdir = fresh("gptq"), tdir = fresh("twin");
         write_model(tiny_options(qdir, g));
         g.dequantized_twin = true;
@@ -289,7 +292,7 @@ private slots:
         auto twin = test::load_model(tdir);
         QVERIFY(quantized->weights().quantized());
         QVERIFY(!twin->weights().quantized());
-        QVERIFY(!quantized->config().quantization->dynamic.empty() || dynamic.isEmpty());
+        QCOMPARE(quantized->config().quantization->dynamic.empty(), g.dynamic.empty());
 
         const auto tokens = test::random_tokens(300, quantized->config().vocab_size, 7);
         const std::vector<int64_t> positions = {0, 1, 63, 64, 150, 290, 295, 299};
@@ -321,23 +324,12 @@ private slots:
 
     // The reference (tools/reference/gptq.py) reads the tool's packing to exactly the tool's values.
     void reference_dequantizes_tool_models_exactly_data() {
-        QTest::addColumn<int>("bits");
-        QTest::addColumn<int>("group");
-        QTest::addColumn<bool>("sym");
-        QTest::addColumn<bool>("desc_act");
-        QTest::addColumn<bool>("v2");
-        QTest::addColumn<QString>("dynamic");
+        add_model_columns();
         QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
         QTest::newRow("8-bit sym g32 desc_act gptq, mixed dynamic") << 8 << 32 << true << true << false << "mixed";
     }
     void reference_dequantizes_tool_models_exactly() {
-        QFETCH(int, bits);
-        QFETCH(int, group);
-        QFETCH(bool, sym);
-        QFETCH(bool, desc_act);
-        QFETCH(bool, v2);
-        QFETCH(QString, dynamic);
-        tools::TinyGptqOptions g{bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+        tools::TinyGptqOptions g = fetch_model_options();
         const std::string qdir = fresh("gptq"), tool_twin = fresh("twin"), ref_twin = fresh("reftwin");
         write_model(tiny_options(qdir, g));
         g.dequantized_twin = true;
@@ -388,6 +380,13 @@ private slots:
         auto act = test::load_model(test::tiny_model("tiny-a-gptq8-act"));
         QVERIFY(act->weights().layers[0].q.gptq.g_idx != nullptr);  // a permuted g_idx is kept
         QCOMPARE(act->weights().layers[0].q.gptq.group_size, int64_t(64));
+        // quire model-info reports the quantization.
+        const std::string report = format_model_report(inspect_model(test::tiny_model("tiny-a-gptq4-sala")));
+        QVERIFY2(report.find("quantization: GPTQ 4-bit, group_size 32, sym, desc_act off, checkpoint_format gptq, 2 dynamic rule(s)") !=
+                     std::string::npos, report.c_str());
+        QVERIFY2(report.find("quantized layers: 28 linear layers in GPTQ") != std::string::npos &&
+                     report.find("4 left in bf16 by the dynamic rules") != std::string::npos && report.find("validation: OK") != std::string::npos,
+                 report.c_str());
         // The CUDA backend refuses a GPTQ model up front (its kernels are wired separately).
         auto e = create_engine(m, Backend::cuda, EngineOptions{});
         QVERIFY(!e.is_ok());

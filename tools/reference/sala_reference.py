@@ -23,20 +23,13 @@ try:
     from safetensors.torch import load_file
 except ImportError:  # a machine without the package: read the (simple) format directly
     def load_file(path):
-        import struct
+        from gptq import read_safetensors
         dtypes = {"BF16": (np.uint16, 2), "F32": (np.float32, 4), "F16": (np.float16, 2)}
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-            data = f.read()
         out = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = info["data_offsets"]
-            np_type, _ = dtypes[info["dtype"]]
-            array = np.frombuffer(data[begin:end], dtype=np_type).reshape(info["shape"])
-            if info["dtype"] == "BF16":  # bf16 bits are the top half of an fp32
+        for name, (dtype, shape, raw) in read_safetensors(path).items():
+            np_type, _ = dtypes[dtype]
+            array = np.frombuffer(raw, dtype=np_type).reshape(shape)
+            if dtype == "BF16":  # bf16 bits are the top half of an fp32
                 array = (array.astype(np.uint32) << 16).view(np.float32)
             out[name] = torch.from_numpy(array.copy())
         return out
