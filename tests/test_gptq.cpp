@@ -217,8 +217,9 @@ private slots:
             for (int64_t k = 0; k < in; ++k) {
                 const int64_t g = grp(k);
                 const float expected = s(g, j) * static_cast<float>(q(k, j) - (z(g, j) + zero_offset));
-                QCOMPARE(gptq_weight(t, j, k), expected);
-                if (j >= 7 && j < 12) QCOMPARE(rows[static_cast<size_t>((j - 7) * in + k)], expected);
+                // Exact equality (QCOMPARE on floats is fuzzy).
+                QVERIFY2(gptq_weight(t, j, k) == expected, qPrintable(QString("W[%1, %2]").arg(j).arg(k)));
+                if (j >= 7 && j < 12) QVERIFY(rows[static_cast<size_t>((j - 7) * in + k)] == expected);
             }
     }
 
@@ -305,7 +306,7 @@ private slots:
             const auto b = test::run_fresh(*et, tokens, 128, 290, positions);
             for (int64_t p : positions) {
                 QVERIFY(test::all_finite(a.at(p)));
-                QCOMPARE(test::max_abs_diff(a.at(p), b.at(p)), 0.0f);
+                QVERIFY2(a.at(p) == b.at(p), qPrintable(QString("position %1: max |d| %2").arg(p).arg(test::max_abs_diff(a.at(p), b.at(p)))));
             }
         }
         // fp32: the quantized run keeps the exact fp32 dequantized weight, the twin its bf16 rounding;
@@ -357,7 +358,8 @@ private slots:
         auto et = test::make_engine(reference_twin, Precision::bf16);
         const auto a = test::run_fresh(*eq, tokens, 0, 190, positions);
         const auto b = test::run_fresh(*et, tokens, 0, 190, positions);
-        for (int64_t p : positions) QCOMPARE(test::max_abs_diff(a.at(p), b.at(p)), 0.0f);
+        for (int64_t p : positions)
+            QVERIFY2(a.at(p) == b.at(p), qPrintable(QString("position %1: max |d| %2").arg(p).arg(test::max_abs_diff(a.at(p), b.at(p)))));
     }
 
     void registered_tiny_models_load() {
