@@ -32,6 +32,28 @@ constexpr double kBf16RelRms = 0.03;
 class TestGolden : public QObject {
     Q_OBJECT
 private slots:
+    // Every fixture folder (the bf16 tiny models' and the GPTQ ones' of tools/reference/make_gptq_golden.sh)
+    // must be complete: a manifest that names a file which is not there, or a model the build did not
+    // make, is a failure, never a skip.
+    void listed_fixture_files_exist() {
+        const QDir dir(golden_dir());
+        for (const QString& model : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot)) {
+            const QString fixture = golden_dir() + "/" + model;
+            QVERIFY2(QFile::exists(fixture + "/manifest.json"), qPrintable(fixture + " has no manifest.json"));
+            const JsonValue manifest = read_manifest(fixture);
+            QVERIFY2(QFile::exists(QString::fromStdString(tiny_model(model.toUtf8().constData())) + "/config.json"),
+                     qPrintable("the fixtures of " + model + " have no tiny model in " + QUIRE_TINY_MODELS_DIR));
+            const JsonValue* cases = manifest.find("cases");
+            QVERIFY2(cases && !cases->items().empty(), qPrintable(fixture + "/manifest.json lists no cases"));
+            for (const auto& c : cases->items())
+                for (const char* key : {"tokens", "logits"}) {
+                    const JsonValue* f = c.find(key);
+                    QVERIFY2(f && f->is_string(), qPrintable(fixture + ": a case has no \"" + key + "\" file"));
+                    const QString path = fixture + "/" + QString::fromStdString(f->as_string());
+                    QVERIFY2(QFile::exists(path), qPrintable("the manifest lists " + path + ", which is missing"));
+                }
+        }
+    }
     void matches_reference_data() {
         QTest::addColumn<QString>("model");
         const QDir dir(golden_dir());

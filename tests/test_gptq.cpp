@@ -2,6 +2,8 @@
 // tiny-model tool's RTN packing read back by the engine, every inconsistent tensor of a quantized
 // checkpoint named, and the CPU engine on a GPTQ tiny model against the same engine on the model's
 // dequantized weights written as an ordinary bf16 checkpoint.
+#include <QProcess>
+#include <QStandardPaths>
 #include <QtTest>
 
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include "checkpoint.h"
 #include "engine_test_support.h"
 #include "model.h"
+#include "model_info.h"
 #include "quant/fp16.h"
 #include "quant/gptq_dequant.h"
 #include "safetensors.h"
@@ -77,7 +80,20 @@ void put_i32(std::string& bytes, int64_t index, int32_t v) { std::memcpy(bytes.d
 struct OwnedGptq {
     std::vector<int32_t> qweight, qzeros, g_idx;
     std::vector<uint16_t> scales;
-    GptqTensors view;
+
+    GptqTensors view(int64_t in, int64_t out, int bits, int64_t group_size, int zero_offset, bool with_g_idx) const {
+        GptqTensors t;
+        t.qweight = qweight.data();
+        t.qzeros = qzeros.data();
+        t.scales = scales.data();
+        t.g_idx = with_g_idx ? g_idx.data() : nullptr;
+        t.in = in;
+        t.out = out;
+        t.bits = bits;
+        t.group_size = group_size;
+        t.zero_offset = zero_offset;
+        return t;
+    }
 };
 
 }  // namespace
@@ -97,6 +113,46 @@ class TestGptq : public QObject {
     static void write_model(const tools::TinyModelOptions& o) {
         const Status s = tools::write_tiny_model(o);
         if (!s) qFatal("cannot write %s: %s", o.out_dir.c_str(), s.message().c_str());
+    }
+    // The data columns of a test over GPTQ tiny models, and the options they describe.
+    static void add_model_columns() {
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("sym");
+        QTest::addColumn<bool>("desc_act");
+        QTest::addColumn<bool>("v2");
+        QTest::addColumn<QString>("dynamic");
+    }
+    static tools::TinyGptqOptions fetch_model_options() {
+        QFETCH(int, bits);
+        QFETCH(int, group);
+        QFETCH(bool, sym);
+        QFETCH(bool, desc_act);
+        QFETCH(bool, v2);
+        QFETCH(QString, dynamic);
+        return {bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+    }
+    // Runs tools/reference/gptq.py (pure Python: no torch needed) with these arguments.
+    static void run_reference(const QStringList& args) {
+        const QString python = QStandardPaths::findExecutable("python3");
+        if (python.isEmpty()) QSKIP("python3 is not installed: the reference's GPTQ code cannot be checked here");
+        QProcess p;
+        p.start(python, QStringList{QString(QUIRE_SOURCE_DIR) + "/tools/reference/gptq.py"} + args);
+        QVERIFY(p.waitForFinished(300000));
+        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, p.readAllStandardError().constData());
+    }
+    // Every tensor of `a` has the same dtype, shape and bytes in `b`, and the other way round.
+    static void expect_same_tensors(const std::string& a, const std::string& b) {
+        auto ta = read_tensors(a), tb = read_tensors(b);
+        QCOMPARE(ta.size(), tb.size());
+        std::map<std::string, const Tensor*> by_name;
+        for (const auto& t : tb) by_name[t.name] = &t;
+        for (const auto& t : ta) {
+            auto it = by_name.find(t.name);
+            QVERIFY2(it != by_name.end(), t.name.c_str());
+            QVERIFY2(it->second->dtype == t.dtype && it->second->shape == t.shape, t.name.c_str());
+            QVERIFY2(it->second->bytes == t.bytes, (t.name + " differs").c_str());
+        }
     }
     void expect_load_error(const std::string& dir, const std::string& needle) {
         auto m = Model::load(dir);
@@ -154,24 +210,16 @@ private slots:
                 o.scales[static_cast<size_t>(g * out + j)] = float_to_fp16(s(g, j));
             }
         for (int64_t k = 0; k < in; ++k) o.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(grp(k));
-        GptqTensors t;
-        t.qweight = o.qweight.data();
-        t.qzeros = o.qzeros.data();
-        t.scales = o.scales.data();
-        t.g_idx = permuted ? o.g_idx.data() : nullptr;
-        t.in = in;
-        t.out = out;
-        t.bits = bits;
-        t.group_size = gs;
-        t.zero_offset = zero_offset;
+        const GptqTensors t = o.view(in, out, bits, gs, zero_offset, permuted);
         std::vector<float> rows(static_cast<size_t>(5 * in));
         gptq_dequantize_rows(t, 7, 12, rows.data(), false);
         for (int64_t j = 0; j < out; ++j)
             for (int64_t k = 0; k < in; ++k) {
                 const int64_t g = grp(k);
                 const float expected = s(g, j) * static_cast<float>(q(k, j) - (z(g, j) + zero_offset));
-                QCOMPARE(gptq_weight(t, j, k), expected);
-                if (j >= 7 && j < 12) QCOMPARE(rows[static_cast<size_t>((j - 7) * in + k)], expected);
+                // Exact equality (QCOMPARE on floats is fuzzy).
+                QVERIFY2(gptq_weight(t, j, k) == expected, qPrintable(QString("W[%1, %2]").arg(j).arg(k)));
+                if (j >= 7 && j < 12) QVERIFY(rows[static_cast<size_t>((j - 7) * in + k)] == expected);
             }
     }
 
@@ -216,16 +264,7 @@ private slots:
         bool trivial = true;
         for (int64_t k = 0; k < in; ++k) trivial = trivial && o.g_idx[static_cast<size_t>(k)] == k / gs;
         QCOMPARE(trivial, !desc_act);
-        GptqTensors t;
-        t.qweight = o.qweight.data();
-        t.qzeros = o.qzeros.data();
-        t.scales = o.scales.data();
-        t.g_idx = desc_act ? o.g_idx.data() : nullptr;
-        t.in = in;
-        t.out = out;
-        t.bits = bits;
-        t.group_size = gs;
-        t.zero_offset = v2 ? 0 : 1;
+        const GptqTensors t = o.view(in, out, bits, gs, v2 ? 0 : 1, desc_act);
         std::vector<float> deq(static_cast<size_t>(out * in));
         gptq_dequantize_rows(t, 0, out, deq.data(), false);
         for (size_t i = 0; i < deq.size(); ++i)
@@ -237,12 +276,7 @@ private slots:
 
     // The CPU engine on a GPTQ model against the same engine on its dequantized weights as bf16.
     void engine_matches_dequantized_bf16_twin_data() {
-        QTest::addColumn<int>("bits");
-        QTest::addColumn<int>("group");
-        QTest::addColumn<bool>("sym");
-        QTest::addColumn<bool>("desc_act");
-        QTest::addColumn<bool>("v2");
-        QTest::addColumn<QString>("dynamic");
+        add_model_columns();
         QTest::newRow("4-bit sym g32 gptq, SALA skips") << 4 << 32 << true << false << false << "sala";
         QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
         QTest::newRow("8-bit sym g128 desc_act gptq") << 8 << 128 << true << true << false << "";
@@ -250,13 +284,7 @@ private slots:
         QTest::newRow("4-bit asym g32 gptq, mixed dynamic") << 4 << 32 << false << false << false << "mixed";
     }
     void engine_matches_dequantized_bf16_twin() {
-        QFETCH(int, bits);
-        QFETCH(int, group);
-        QFETCH(bool, sym);
-        QFETCH(bool, desc_act);
-        QFETCH(bool, v2);
-        QFETCH(QString, dynamic);
-        tools::TinyGptqOptions g{bits, group, sym, desc_act, v2, dynamic.toStdString(), false};
+        tools::TinyGptqOptions g = fetch_model_options();
         const std::string qdir = fresh("gptq"), tdir = fresh("twin");
         write_model(tiny_options(qdir, g));
         g.dequantized_twin = true;
@@ -265,7 +293,7 @@ private slots:
         auto twin = test::load_model(tdir);
         QVERIFY(quantized->weights().quantized());
         QVERIFY(!twin->weights().quantized());
-        QVERIFY(!quantized->config().quantization->dynamic.empty() || dynamic.isEmpty());
+        QCOMPARE(quantized->config().quantization->dynamic.empty(), g.dynamic.empty());
 
         const auto tokens = test::random_tokens(300, quantized->config().vocab_size, 7);
         const std::vector<int64_t> positions = {0, 1, 63, 64, 150, 290, 295, 299};
@@ -278,7 +306,7 @@ private slots:
             const auto b = test::run_fresh(*et, tokens, 128, 290, positions);
             for (int64_t p : positions) {
                 QVERIFY(test::all_finite(a.at(p)));
-                QCOMPARE(test::max_abs_diff(a.at(p), b.at(p)), 0.0f);
+                QVERIFY2(a.at(p) == b.at(p), qPrintable(QString("position %1: max |d| %2").arg(p).arg(test::max_abs_diff(a.at(p), b.at(p)))));
             }
         }
         // fp32: the quantized run keeps the exact fp32 dequantized weight, the twin its bf16 rounding;
@@ -293,6 +321,45 @@ private slots:
             qInfo("fp32 mode, GPTQ vs bf16 twin: max rel-RMS %.2e", worst);
             QVERIFY(worst <= 0.03);
         }
+    }
+
+    // The reference (tools/reference/gptq.py) reads the tool's packing to exactly the tool's values.
+    void reference_dequantizes_tool_models_exactly_data() {
+        add_model_columns();
+        QTest::newRow("4-bit asym g64 desc_act gptq_v2") << 4 << 64 << false << true << true << "";
+        QTest::newRow("8-bit sym g32 desc_act gptq, mixed dynamic") << 8 << 32 << true << true << false << "mixed";
+    }
+    void reference_dequantizes_tool_models_exactly() {
+        tools::TinyGptqOptions g = fetch_model_options();
+        const std::string qdir = fresh("gptq"), tool_twin = fresh("twin"), ref_twin = fresh("reftwin");
+        write_model(tiny_options(qdir, g));
+        g.dequantized_twin = true;
+        write_model(tiny_options(tool_twin, g));
+        run_reference({"dequantize", QString::fromStdString(qdir), QString::fromStdString(ref_twin)});
+        expect_same_tensors(ref_twin, tool_twin);
+    }
+
+    // A GPTQ model quantized by the reference loads, and the engine on it agrees exactly (bf16 mode)
+    // with the engine on the reference's own dequantized twin.
+    void reference_quantized_model_runs_like_its_twin() {
+        const std::string src = fresh("bf16"), qdir = fresh("refgptq"), twin = fresh("reftwin");
+        write_model(tiny_options(src, {}));
+        run_reference({"quantize", QString::fromStdString(src), QString::fromStdString(qdir), "--bits", "4", "--group-size",
+                       "32", "--asym", "--desc-act", "--dynamic", "sala"});
+        run_reference({"dequantize", QString::fromStdString(qdir), QString::fromStdString(twin)});
+        auto quantized = test::load_model(qdir);
+        QVERIFY(quantized->weights().quantized());
+        QCOMPARE(quantized->weights().checkpoint->skipped_linear_count(), int64_t(4));
+        QVERIFY(quantized->weights().layers[0].mlp_down.gptq.g_idx != nullptr);
+        auto reference_twin = test::load_model(twin);
+        const auto tokens = test::random_tokens(200, quantized->config().vocab_size, 3);
+        const std::vector<int64_t> positions = {0, 64, 150, 199};
+        auto eq = test::make_engine(quantized, Precision::bf16);
+        auto et = test::make_engine(reference_twin, Precision::bf16);
+        const auto a = test::run_fresh(*eq, tokens, 0, 190, positions);
+        const auto b = test::run_fresh(*et, tokens, 0, 190, positions);
+        for (int64_t p : positions)
+            QVERIFY2(a.at(p) == b.at(p), qPrintable(QString("position %1: max |d| %2").arg(p).arg(test::max_abs_diff(a.at(p), b.at(p)))));
     }
 
     void registered_tiny_models_load() {
@@ -315,6 +382,13 @@ private slots:
         auto act = test::load_model(test::tiny_model("tiny-a-gptq8-act"));
         QVERIFY(act->weights().layers[0].q.gptq.g_idx != nullptr);  // a permuted g_idx is kept
         QCOMPARE(act->weights().layers[0].q.gptq.group_size, int64_t(64));
+        // quire model-info reports the quantization.
+        const std::string report = format_model_report(inspect_model(test::tiny_model("tiny-a-gptq4-sala")));
+        QVERIFY2(report.find("quantization: GPTQ 4-bit, group_size 32, sym, desc_act off, checkpoint_format gptq, 2 dynamic rule(s)") !=
+                     std::string::npos, report.c_str());
+        QVERIFY2(report.find("quantized layers: 28 linear layers in GPTQ") != std::string::npos &&
+                     report.find("4 left in bf16 by the dynamic rules") != std::string::npos && report.find("validation: OK") != std::string::npos,
+                 report.c_str());
         // The CUDA backend refuses a GPTQ model up front (its kernels are wired separately).
         auto e = create_engine(m, Backend::cuda, EngineOptions{});
         QVERIFY(!e.is_ok());

@@ -43,12 +43,14 @@ void gptq_dequantize_rows(const GptqTensors& t, int64_t r0, int64_t r1, float* d
     const int64_t words = t.in / pw;
     for (int64_t w = 0; w < words; ++w) {
         const int32_t* row = t.qweight + w * t.out;
+        // Contiguous groups hold whole words (group_size is a multiple of 32 or all of `in`).
+        const int64_t word_group = t.g_idx ? -1 : (w * pw) / t.group_size;
         for (int64_t j = r0; j < r1; ++j) {
             const auto word = static_cast<uint32_t>(row[j]);
             float* out = dst + (j - r0) * t.in + w * pw;
             for (int b = 0; b < pw; ++b) {
-                const int64_t k = w * pw + b;
-                const size_t gi = static_cast<size_t>(group_of(t, k) * rows + j - r0);
+                const int64_t g = word_group >= 0 ? word_group : t.g_idx[w * pw + b];
+                const size_t gi = static_cast<size_t>(g * rows + j - r0);
                 const auto q = static_cast<float>((word >> (t.bits * b)) & t.mask());
                 // (q - z) is a small exact integer and the scale an fp16: the product is exact in fp32.
                 const float v = scale[gi] * (q - zero[gi]);

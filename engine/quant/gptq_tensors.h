@@ -18,7 +18,7 @@ struct GptqTensors {
     int64_t in = 0;
     int64_t out = 0;
     int bits = 4;                      // 4 or 8
-    int64_t group_size = 128;          // rows of `in` per group (in itself for a configured -1)
+    int64_t group_size = 128;          // rows of `in` per group (in itself for a configured -1); a multiple of per_word
     int zero_offset = 1;               // 1: checkpoint_format gptq, 0: gptq_v2
     bool sym = true;                   // informational: the zeros in the file are what count
     bool synthetic = false;            // shapes only (a synthetic model): the backend draws the words

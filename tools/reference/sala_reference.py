@@ -3,7 +3,9 @@
 Readable top to bottom: no fused kernels, no fla / flash-attn / infllm_v2. Activations are fp32
 tensors; with `bf16=True` they are rounded to bf16 exactly where docs/model.md says the official
 model rounds (that is what `R()` does), with `bf16=False` nothing is rounded (the "fp32 mode" the
-engine's exact invariance tests use). Weights are the checkpoint's bf16 values.
+engine's exact invariance tests use). Weights are the checkpoint's bf16 values; a GPTQ checkpoint's
+quantized layers are dequantized by gptq.py (docs/quantization.md) to fp32, and rounded to bf16 in
+bf16 mode, as the engine's GEMM does.
 
 Positions are absolute. A sparse-layer query at position p uses InfLLM-v2 when p + 1 >= dense_len
 ("per-query" rule, docs/sparse-regime.md) or, with regime="per-request", when the request it belongs
@@ -21,20 +23,13 @@ try:
     from safetensors.torch import load_file
 except ImportError:  # a machine without the package: read the (simple) format directly
     def load_file(path):
-        import struct
+        from gptq import read_safetensors
         dtypes = {"BF16": (np.uint16, 2), "F32": (np.float32, 4), "F16": (np.float16, 2)}
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-            data = f.read()
         out = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = info["data_offsets"]
-            np_type, _ = dtypes[info["dtype"]]
-            array = np.frombuffer(data[begin:end], dtype=np_type).reshape(info["shape"])
-            if info["dtype"] == "BF16":  # bf16 bits are the top half of an fp32
+        for name, (dtype, shape, raw) in read_safetensors(path).items():
+            np_type, _ = dtypes[dtype]
+            array = np.frombuffer(raw, dtype=np_type).reshape(shape)
+            if dtype == "BF16":  # bf16 bits are the top half of an fp32
                 array = (array.astype(np.uint32) << 16).view(np.float32)
             out[name] = torch.from_numpy(array.copy())
         return out
@@ -76,8 +71,14 @@ class Config:
         self.eos = c.get("eos_token_id", [2])
 
 
-def load_weights(model_dir, device):
-    """All tensors of the checkpoint, through the index when there is one."""
+def load_weights(model_dir, device, bf16=True):
+    """All tensors of the checkpoint, through the index when there is one; GPTQ layers dequantized."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        quant = json.load(f).get("quantization_config")
+    if quant is not None:
+        import gptq
+        return {name: torch.tensor(values, dtype=torch.float32, device=device).reshape(shape)
+                for name, (shape, values) in gptq.load_dequantized(model_dir, quant, round_to_bf16=bf16).items()}
     index = os.path.join(model_dir, "model.safetensors.index.json")
     if os.path.exists(index):
         with open(index) as f:
@@ -109,7 +110,7 @@ def alibi_slopes(n):
 class SalaReference:
     def __init__(self, model_dir, device="cpu", bf16=True, regime="per-query"):
         self.c = Config(model_dir)
-        self.w = load_weights(model_dir, device)
+        self.w = load_weights(model_dir, device, bf16)
         self.device = device
         self.bf16 = bf16
         self.regime = regime
