@@ -25,6 +25,7 @@
 #include "cuda/cuda_engine.h"
 #include "engine.h"
 #include "gpu_memory_plan.h"
+#include "gemv_bandwidth.h"
 #include "model.h"
 
 using namespace quire;
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
         weight_bytes += static_cast<double>(m->quantized() ? m->gptq.bytes() : m->rows * m->cols * 2);
     std::printf("copy bandwidth: %.2f TB/s; reading the %.2f GB of weights once takes %.2f ms (the decode floor)\n", bandwidth / 1e12,
                 weight_bytes / 1e9, weight_bytes / bandwidth * 1000.0);
+    bench::print_gemv_bandwidth(model.value()->config(), bandwidth);
     // One sequence grows through every length (chunked prefill is causal, so the time to reach L
     // is the time of a prefill of L); decode is measured on a fork at each length.
     std::sort(lengths.begin(), lengths.end());
