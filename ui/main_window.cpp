@@ -317,7 +317,7 @@ void MainWindow::connectWorker() {
                 contextTokens_ = tokens;
                 problem_ = problem;
                 gauge_->setUsage(tokens, limit);
-                gauge_->setOverLimit(problem.contains(tr("context limit")));
+                gauge_->setOverLimit(problem.contains(tr("context limit")) || problem.contains(tr("of GPU memory")));
                 chat_->setBlockedReason(problem);
                 problemLabel_->setText(problem);
                 problemLabel_->setVisible(!problem.isEmpty());
