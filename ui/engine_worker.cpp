@@ -177,6 +177,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     }
     app::AskOptions o;
     o.chatId = chatId;
+    o.replaceLast = s.replaceLast && chatId != 0;
     o.thinking = s.thinking;
     o.generation.max_tokens = s.maxTokens;
     o.generation.sampling.temperature = static_cast<float>(s.temperature);

@@ -23,6 +23,7 @@ struct AnswerSettings {
     double temperature = 0.0;
     double topP = 1.0;
     int maxTokens = 512;
+    bool replaceLast = false;  // regenerate: replace the chat's last answer in place
 };
 
 class EngineWorker : public QObject {
