@@ -245,6 +245,15 @@ void ChatView::beginAnswer(const QString& question) {
     render();
 }
 
+void ChatView::beginRegenerate() {
+    if (turns_.isEmpty()) return;
+    turns_.last().answer.clear();
+    turns_.last().stats.clear();
+    turns_.last().stopped = false;
+    streaming_ = true;
+    render();
+}
+
 void ChatView::appendToAnswer(const QString& delta) {
     if (turns_.isEmpty()) return;
     turns_.last().answer += delta;

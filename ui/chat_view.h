@@ -34,6 +34,8 @@ public:
     };
     void setTurns(const QList<Turn>& turns);
     void beginAnswer(const QString& question);
+    // Regenerate: the last turn's answer is written again in place (its question kept).
+    void beginRegenerate();
     void appendToAnswer(const QString& delta);
     // stopped: the answer was cut short by Stop; it carries a "stopped" mark.
     void finishAnswer(const QString& answer, const QString& stats, bool stopped = false);

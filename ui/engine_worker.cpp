@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "ingest/library_ingest.h"
+#include "gpu_budget.h"
 #include "gpu_info.h"
 #include "model_info.h"
 
@@ -47,11 +48,22 @@ void EngineWorker::loadModel(const QString& dir) {
     }
     // The GPU when there is one; the CPU engine otherwise (or if the GPU cannot hold the model).
     Result<std::unique_ptr<Engine>> engine = Status(ErrorCode::unsupported, "no GPU");
+    gpuBudget_ = 0;
+    weightFormat_ = folderWeightFormat(dir);
     if (const GpuInfo gpus = probe_gpus(); gpus.device_count > 0) {
         EngineOptions options;
-        if (db())
+        if (db()) {
             if (auto g = db_->setting("gpu"); g && !g.value().isEmpty()) options.gpu = std::clamp(g.value().toInt(), 0, gpus.device_count - 1);
+            options.gpu_memory_budget_bytes = gpuBudgetSetting(*db_);
+        }
         engine = create_engine(model.value(), Backend::cuda, options);
+        if (engine) {
+            const auto device = static_cast<size_t>(options.gpu);
+            gpuBudget_ = options.gpu_memory_budget_bytes > 0 ? options.gpu_memory_budget_bytes
+                         : device < gpus.devices.size()      ? gpus.devices[device].total_memory
+                                                             : 0;
+            gpuBudgetName_ = options.gpu_memory_budget_bytes > 0 ? tr("GPU memory budget set in Settings") : tr("memory of GPU %1").arg(options.gpu);
+        }
         if (!engine) emit notice(tr("The GPU cannot run this model (%1); using the CPU engine.").arg(QString::fromStdString(engine.status().message())));
     }
     if (!engine) engine = create_engine(model.value(), Backend::cpu, {});
@@ -94,6 +106,9 @@ void EngineWorker::refreshContext(qint64 libraryId) {
     if (tokens + session_->conversationReserve() > limit)
         problem = tr("The library needs %1 tokens plus %2 for the conversation, more than the context limit of %3. Remove sources to ask about it.")
                       .arg(QLocale().toString(tokens), QLocale().toString(session_->conversationReserve()), QLocale().toString(limit));
+    // On the GPU: the memory plan of the library, refused before reading when it does not fit.
+    if (problem.isEmpty() && gpuBudget_ > 0 && engine_ && engine_->backend() == Backend::cuda)
+        problem = gpuBudgetProblem(model_->config(), weightFormat_, tokens, session_->conversationReserve(), gpuBudget_, gpuBudgetName_);
     if (auto sources = db_->sources(libraryId); sources && !sources->isEmpty()) {
         const bool anyReady = std::any_of(sources->begin(), sources->end(), [](const app::SourceRow& s) { return s.status == "ready"; });
         if (!anyReady) problem = tr("None of this library's sources could be read (see their errors). Add a readable source to ask about it.");
@@ -162,6 +177,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     }
     app::AskOptions o;
     o.chatId = chatId;
+    o.replaceLast = s.replaceLast && chatId != 0;
     o.thinking = s.thinking;
     o.generation.max_tokens = s.maxTokens;
     o.generation.sampling.temperature = static_cast<float>(s.temperature);

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "library/library_db.h"
 #include "remote/remote_backend.h"
+#include "gpu_memory_plan.h"
 #include "session/session_service.h"
 
 namespace quire::ui {
@@ -22,6 +23,7 @@ struct AnswerSettings {
     double temperature = 0.0;
     double topP = 1.0;
     int maxTokens = 512;
+    bool replaceLast = false;  // regenerate: replace the chat's last answer in place
 };
 
 class EngineWorker : public QObject {
@@ -68,6 +70,9 @@ private:
     std::shared_ptr<const Model> model_;
     std::unique_ptr<Engine> engine_;
     std::unique_ptr<app::SessionService> session_;
+    WeightFormat weightFormat_;  // the model folder's precision, for the GPU memory plan
+    qint64 gpuBudget_ = 0;       // the budget the engine was created with, or the GPU's memory; 0 on the CPU engine
+    QString gpuBudgetName_;
     std::atomic<bool> cancel_{false};
     qint64 position_ = 0;  // context tokens read, as last reported
 };

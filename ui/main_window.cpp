@@ -274,12 +274,9 @@ void MainWindow::buildUi() {
     connect(chatPicker_, &QComboBox::activated, this, [this](int row) { showChat(chats_->idAt(row)); });
     connect(chat_, &ChatView::sendRequested, this, &MainWindow::ask);
     connect(chat_, &ChatView::citationActivated, this, &MainWindow::openCitation);
-    // A fresh answer to the same question: a new chat, so the earlier answer does not steer it.
-    connect(chat_, &ChatView::regenerateRequested, this, [this](QString question) {
-        if (busy_) return;
-        newChat();
-        ask(question);
-    });
+    // A fresh answer to the same question, in place of the last one in the same chat (computed from
+    // the conversation before that question, so the earlier answer does not steer it).
+    connect(chat_, &ChatView::regenerateRequested, this, &MainWindow::regenerate);
     connect(chat_, &ChatView::stopRequested, this, &MainWindow::stop);
     connect(chat_, &ChatView::exportRequested, this, [this] {
         const QString path = QFileDialog::getSaveFileName(this, tr("Export chat"), lastFolder() + "/chat.md", tr("Markdown (*.md)"));
@@ -317,7 +314,7 @@ void MainWindow::connectWorker() {
                 contextTokens_ = tokens;
                 problem_ = problem;
                 gauge_->setUsage(tokens, limit);
-                gauge_->setOverLimit(problem.contains(tr("context limit")));
+                gauge_->setOverLimit(problem.contains(tr("context limit")) || problem.contains(tr("of GPU memory")));
                 chat_->setBlockedReason(problem);
                 problemLabel_->setText(problem);
                 problemLabel_->setVisible(!problem.isEmpty());
@@ -369,7 +366,10 @@ void MainWindow::connectWorker() {
         if (streamingInView_) chat_->appendToAnswer(d);  // not when another library (or chat) is on screen
     });
     connect(worker_, &EngineWorker::answerStopped, this, [this](qint64 library, const QString& message) {
-        if (streamingInView_ && library == libraryId_) chat_->finishAnswer(QString(), tr("stopped before the answer began"), true);
+        // Stopped before the answer began: a regenerated answer keeps the one it would have replaced.
+        if (streamingInView_ && library == libraryId_ && regenerating_) showChat(chatId_);
+        else if (streamingInView_ && library == libraryId_) chat_->finishAnswer(QString(), tr("stopped before the answer began"), true);
+        regenerating_ = false;
         streamingInView_ = false;
         progressLabel_->setText(message);
         setBusy(false);
@@ -377,6 +377,7 @@ void MainWindow::connectWorker() {
     });
     connect(worker_, &EngineWorker::answerFinished, this,
             [this](qint64 chatId, const QString& answer, double firstToken, double tps, const QString& stopReason, qint64 computed) {
+                regenerating_ = false;
                 lastChat_[answeringLibrary_] = chatId;
                 if (answeringLibrary_ == libraryId_ && !streamingInView_) {  // left and came back: show it from the library
                     chats_->refresh();
@@ -397,6 +398,8 @@ void MainWindow::connectWorker() {
             });
     connect(worker_, &EngineWorker::notice, this, [this](const QString& text) { statusBar()->showMessage(text, 15000); });
     connect(worker_, &EngineWorker::failed, this, [this](const QString& what, const QString& reason) {
+        if (regenerating_ && streamingInView_) showChat(chatId_);  // the earlier answer is still the chat's
+        regenerating_ = false;
         setBusy(false);
         QMessageBox::warning(this, what, reason);
     });
@@ -483,14 +486,24 @@ void MainWindow::readLibrary() {
     onWorker([w = worker_, id = libraryId_] { w->readLibrary(id); });
 }
 
-void MainWindow::ask(const QString& question) {
+void MainWindow::ask(const QString& question) { askWith(question, false); }
+
+void MainWindow::regenerate(const QString& question) {
+    if (!chatId_) return ask(question);  // not recorded yet (an answer that never began): ask again
+    askWith(question, true);
+}
+
+void MainWindow::askWith(const QString& question, bool replaceLast) {
     if (!libraryId_ || busy_ || question.trimmed().isEmpty() || !problem_.isEmpty()) return;
     AnswerSettings s;
+    s.replaceLast = replaceLast;
     s.thinking = chat_->thinkingEnabled();
     if (auto v = db_->setting("temperature"); v && !v.value().isEmpty()) s.temperature = v.value().toDouble();
     if (auto v = db_->setting("top_p"); v && !v.value().isEmpty()) s.topP = v.value().toDouble();
     if (auto v = db_->setting("max_tokens"); v && !v.value().isEmpty()) s.maxTokens = v.value().toInt();
-    chat_->beginAnswer(question);
+    if (replaceLast) chat_->beginRegenerate();
+    else chat_->beginAnswer(question);
+    regenerating_ = replaceLast;
     answeringLibrary_ = libraryId_;
     streamingInView_ = true;
     setBusy(true, tr("Preparing the answer…"));
@@ -514,7 +527,7 @@ void MainWindow::showChat(qint64 chatId) {
         for (const auto& m : messages.value()) {
             if (m.role == "user") turns.append({m.content, QString(), QString()});
             else if (!turns.isEmpty())
-                turns.last().answer = m.content,
+                turns.last().answer = m.content, turns.last().stopped = m.stopped,
                 turns.last().stats = tr("first token %1 s · %2 tokens/s").arg(m.firstTokenSeconds, 0, 'f', 2).arg(m.tokensPerSecond, 0, 'f', 1);
         }
     chat_->setTurns(turns);

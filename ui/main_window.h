@@ -45,6 +45,8 @@ public:
     void addSources(const QStringList& paths, const QString& password = {});
     void readLibrary();
     void ask(const QString& question);
+    // The chat's last answer written again in its place (Regenerate).
+    void regenerate(const QString& question);
     void stop();
     void newChat();
     bool exportChat(const QString& path);
@@ -92,6 +94,7 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    void askWith(const QString& question, bool replaceLast);
     void buildUi();
     void connectWorker();
     void loadModel();
@@ -128,6 +131,7 @@ private:
     QLabel *modelLine_ = nullptr, *problemLabel_ = nullptr;
     QString problem_;
     qint64 answeringLibrary_ = 0;   // the library the answer being written belongs to
+    bool regenerating_ = false;     // the answer being written replaces the chat's last one
     bool streamingInView_ = false;  // the answer being written is the chat view's last turn
     QHash<qint64, qint64> lastChat_;  // library -> the chat it was on
     qint64 libraryId_ = 0, chatId_ = 0;

@@ -21,9 +21,11 @@
 #include "model_download_dialog.h"
 #include "model_info.h"
 #include "theme.h"
+#include "gpu_budget.h"
 #include "gpu_info.h"
 #include "local_server.h"
 #include "remote/remote_backend.h"
+#include "session/session_service.h"
 
 namespace quire::ui {
 
@@ -93,6 +95,15 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
                           .arg(QString::fromStdString(gpu.devices[i].name), gib(gpu.devices[i].total_memory), gib(gpu.devices[i].free_memory)));
     gpu_->setEnabled(gpu.devices.size() > 1);
     gpu_->setCurrentIndex(std::clamp(setting("gpu", "0").toInt(), 0, std::max(0, gpu_->count() - 1)));
+    gpuMemory_ = new QDoubleSpinBox(this);
+    gpuMemory_->setObjectName("gpuMemory");
+    gpuMemory_->setRange(0, 65536);
+    gpuMemory_->setDecimals(1);
+    gpuMemory_->setSuffix(tr(" GiB"));
+    gpuMemory_->setSpecialValueText(tr("No budget: all of the GPU"));
+    gpuMemory_->setToolTip(tr("The most GPU memory Quire may use (weights, the library's state, workspace); a library that does not fit "
+                              "is refused before reading, with the numbers. Applies when the model is next loaded."));
+    gpuMemory_->setValue(static_cast<double>(gpuBudgetSetting(db_)) / double(1LL << 30));
     device_->setText(gpu.device_count ? tr("Answers are computed on the GPU chosen here (a change applies when the model is next loaded)")
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
 
@@ -146,6 +157,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     form->addRow(QString(), modelsHome);
     form->addRow(tr("Device"), device_);
     if (gpu_->count() > 0) form->addRow(tr("GPU"), gpu_);
+    form->addRow(tr("GPU memory budget"), gpuMemory_);
     form->addRow(tr("Memory plan"), plan_);
     form->addRow(tr("Temperature"), temperature_);
     form->addRow(tr("Top-p"), topP_);
@@ -174,6 +186,8 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
         if (dialog.exec() == QDialog::Accepted && !dialog.downloadedModel().isEmpty()) model_->setText(dialog.downloadedModel());
     });
     connect(model_, &QLineEdit::textChanged, this, &SettingsDialog::validateModel);
+    connect(gpuMemory_, &QDoubleSpinBox::valueChanged, this, &SettingsDialog::validateModel);
+    connect(gpu_, &QComboBox::currentIndexChanged, this, &SettingsDialog::validateModel);
     connect(buttons, &QDialogButtonBox::accepted, this, &SettingsDialog::save);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     validateModel();
@@ -205,6 +219,17 @@ void SettingsDialog::validateModel() {
     const ModelConfig& c = *r.config;
     modelStatus_->setText(tr("OK: %1 layers (%2 sparse), %3 parameters, %4").arg(c.num_hidden_layers).arg(c.sparse_layer_count())
                               .arg(QString::fromStdString(with_thousands(c.parameter_count())), QString::fromStdString(format_bytes(r.weight_bytes))));
+    // On a GPU (or with a budget set): the planner of `quire model-info --gpu-memory`, against the
+    // budget or else the chosen GPU's memory. Without either: host memory for the CPU engine.
+    const qint64 budget = static_cast<qint64>(gpuMemory_->value() * double(1LL << 30));
+    const GpuInfo gpus = probe_gpus();
+    const int chosen = std::max(0, gpu_->currentIndex());
+    if (budget > 0 || chosen < static_cast<int>(gpus.devices.size())) {
+        const qint64 limit = budget > 0 ? budget : gpus.devices[static_cast<size_t>(chosen)].total_memory;
+        plan_->setText(gpuPlanSummary(c, folderWeightFormat(modelDir()), contextTokens_, app::SessionOptions{}.conversationReserve, limit,
+                                      budget > 0 ? tr("GPU memory budget set here") : tr("memory of GPU %1").arg(chosen)));
+        return;
+    }
     const qint64 need = r.weight_bytes + stateBytesFor(contextTokens_, c.sparse_layer_count(), c.num_key_value_heads, c.head_dim) +
                         c.lightning_layer_count() * c.lightning_nh * c.lightning_head_dim * c.lightning_head_dim * 4;
     const qint64 have = availableRam();
@@ -248,6 +273,7 @@ void SettingsDialog::save() {
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
     (void)db_.setSetting("pdf_viewer", pdfViewer_->currentIndex() == 1 ? "system" : "quire");
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
+    (void)db_.setSetting("gpu_memory_gib", gpuMemory_->value() > 0 ? QString::number(gpuMemory_->value()) : QString("0"));
     (void)db_.setSetting("serve.enabled", serve_->isChecked() ? "1" : "0");
     (void)db_.setSetting("serve.port", QString::number(servePort_->value()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));

@@ -1,6 +1,6 @@
 #pragma once
 // Settings: the model folder (validated with the model-info checks, problems shown in words), the
-// compute device (which GPU) and the memory plan for the current library, sampling, system prompt, theme,
+// compute device (which GPU), the GPU memory budget and the memory plan for the current library, sampling, system prompt, theme,
 // "Serve on localhost" (quire serve for OpenAI-compatible clients) with its port and address, and the
 // model server that answers instead of the local engine (the remote backend `quire config backend` sets).
 
@@ -43,6 +43,7 @@ private:
     QComboBox* theme_;
     QComboBox* pdfViewer_;
     QComboBox* gpu_;  // which GPU answers (setting "gpu"); disabled without one
+    QDoubleSpinBox* gpuMemory_;  // setting "gpu_memory_gib": the GPU memory budget, 0 = none (gpu_budget.h)
     QCheckBox* serve_;       // setting "serve.enabled": quire serve on 127.0.0.1
     QSpinBox* servePort_;    // setting "serve.port"
     QLabel* serveStatus_;    // the address when serving

@@ -77,6 +77,10 @@ const char* const kMigrations[] = {
     DELETE FROM prefix_states WHERE id NOT IN (SELECT MAX(id) FROM prefix_states GROUP BY path);
     CREATE UNIQUE INDEX prefix_states_by_path ON prefix_states(path);
     )sql",
+    // 3: an answer cut short by Stop keeps its "stopped" mark after a restart.
+    R"sql(
+    ALTER TABLE messages ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
@@ -549,7 +553,8 @@ Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
 
 Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     QSqlQuery q(db());
-    q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second, stopped)"
+              " VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
     q.addBindValue(m.chatId);
     q.addBindValue(sqlText(m.role));
     q.addBindValue(sqlText(m.content));
@@ -557,6 +562,7 @@ Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     q.addBindValue(nowIso());
     q.addBindValue(m.firstTokenSeconds);
     q.addBindValue(m.tokensPerSecond);
+    q.addBindValue(m.stopped ? 1 : 0);
     QUIRE_TRY(run(q, "store message"));
     return q.lastInsertId().toLongLong();
 }
@@ -589,14 +595,43 @@ Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const 
 
 Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
     QSqlQuery q(db());
-    q.prepare("SELECT id, chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second FROM messages WHERE chat_id = ? ORDER BY id");
+    q.prepare("SELECT id, chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second, stopped FROM messages"
+              " WHERE chat_id = ? ORDER BY id");
     q.addBindValue(chatId);
     QUIRE_TRY(run(q, "list messages"));
     QList<MessageRow> out;
     while (q.next())
         out.append({q.value(0).toLongLong(), q.value(1).toLongLong(), q.value(2).toString(), q.value(3).toString(),
-                    q.value(4).toByteArray(), q.value(5).toString(), q.value(6).toDouble(), q.value(7).toDouble()});
+                    q.value(4).toByteArray(), q.value(5).toString(), q.value(6).toDouble(), q.value(7).toDouble(), q.value(8).toInt() != 0});
     return out;
+}
+
+Status LibraryDb::replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer) {
+    QUIRE_TRY(beforeWrite());
+    QSqlDatabase c = db();
+    QUIRE_TRY(beginWrite(c, "regenerate"));
+    auto fail = [&](const Status& st) {
+        rollbackWrite(c);
+        return st;
+    };
+    QSqlQuery last(c);
+    last.prepare("SELECT id, role FROM messages WHERE chat_id = ? ORDER BY id DESC LIMIT 2");
+    last.addBindValue(chatId);
+    if (Status st = run(last, "find the last exchange"); !st) return fail(st);
+    QList<QPair<qint64, QString>> rows;
+    while (last.next()) rows.append({last.value(0).toLongLong(), last.value(1).toString()});
+    if (rows.size() < 2 || rows[0].second != "assistant" || rows[1].second != "user")
+        return fail(Status(ErrorCode::invalid_argument, QString("chat %1 does not end with a question and its answer").arg(chatId).toStdString()));
+    QSqlQuery del(c);
+    del.prepare("DELETE FROM messages WHERE id IN (?, ?)");
+    del.addBindValue(rows[0].first);
+    del.addBindValue(rows[1].first);
+    if (Status st = run(del, "remove the last exchange"); !st) return fail(st);
+    for (MessageRow m : {question, answer}) {
+        m.chatId = chatId;
+        if (auto id = insertMessage(m); !id) return fail(id.status());
+    }
+    return commitWrite(c, "regenerate");
 }
 
 Result<qint64> LibraryDb::addPrefixState(const PrefixStateRow& r) {

@@ -58,6 +58,7 @@ struct MessageRow {
     QString created;
     double firstTokenSeconds = 0;
     double tokensPerSecond = 0;
+    bool stopped = false;  // an answer cut short by Stop (schema 3)
 };
 
 struct PrefixStateRow {
@@ -73,7 +74,7 @@ struct PrefixStateRow {
 
 class LibraryDb {
 public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
 
     // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
     // is damaged, without touching it.
@@ -111,6 +112,9 @@ public:
     // titled `title`): a kill leaves all of it or none. Returns the chat's id.
     Result<qint64> recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
                                   const MessageRow& answer);
+    // Regenerate: the chat's last question and answer replaced by these, in one transaction; refused
+    // when the chat does not end with a question and its answer.
+    Status replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer);
     Result<QList<MessageRow>> messages(qint64 chatId);
 
     // Records a state file, or updates its row when the file is already recorded (one row per path).

@@ -276,16 +276,22 @@ Result<const Sequence*> SessionService::prefixState(const LibraryRow& library,
     return static_cast<const Sequence*>(p.value()->seq.get());
 }
 
-Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices) {
+Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices, bool withoutLast) {
     auto messages = db_.messages(chat.id);
     if (!messages) return messages.status();
+    QList<MessageRow> kept = messages.value();
+    if (withoutLast) {
+        if (kept.size() < 2 || kept.last().role != "assistant" || kept[kept.size() - 2].role != "user")
+            return Status(ErrorCode::invalid_argument, QString("chat %1 has no answer to regenerate").arg(chat.id).toStdString());
+        kept.resize(kept.size() - 2);
+    }
     std::vector<int32_t> expected = prefix.tokens;
-    for (const MessageRow& m : messages.value()) {
+    for (const MessageRow& m : kept) {
         const auto t = fromBlob(m.tokens);
         expected.insert(expected.end(), t.begin(), t.end());
     }
     if (auto it = chats_.find(chat.id); it != chats_.end() && it->second->tokens() == expected) return it->second->fork();
-    if (const QString statePath = resolvedPath(chat.statePath); !chat.statePath.isEmpty() && QFile::exists(statePath)) {
+    if (const QString statePath = resolvedPath(chat.statePath); !withoutLast && !chat.statePath.isEmpty() && QFile::exists(statePath)) {
         // A delta on the library's prefix (or, from older versions, a whole state).
         auto loaded = engine_.load_state(statePath.toStdString(), &expected, prefix.seq.get());
         if (loaded) return std::move(loaded.value());
@@ -320,9 +326,11 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         if (!chat) return chat.status();
         if (!chat.value() || chat.value()->libraryId != library.id)
             return Status(ErrorCode::invalid_argument, QString("library '%1' has no chat %2").arg(library.name).arg(chatId).toStdString());
-        auto s = chatSequence(*chat.value(), prefix, result.notices);
+        auto s = chatSequence(*chat.value(), prefix, result.notices, o.replaceLast);
         if (!s) return s.status();
         seq = std::move(s.value());
+    } else if (o.replaceLast) {
+        return Status(ErrorCode::invalid_argument, "regenerating an answer needs the chat it is in");
     } else {
         // The chat is recorded only with its first question and answer (recordExchange), so that an
         // ask killed or cut short leaves no empty chat behind.
@@ -362,9 +370,15 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     answer.tokens = toBlob(r->tokens);
     answer.firstTokenSeconds = r->first_token_seconds;
     answer.tokensPerSecond = r->tokens_per_second;
-    auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer);
-    if (!recorded) return recorded.status();
-    result.chatId = recorded.value();
+    answer.stopped = r->stop_reason == "cancelled";
+    if (o.replaceLast) {
+        QUIRE_TRY(db_.replaceLastExchange(chatId, user, answer));
+        result.chatId = chatId;
+    } else {
+        auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer);
+        if (!recorded) return recorded.status();
+        result.chatId = recorded.value();
+    }
 
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
     // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),

@@ -43,6 +43,9 @@ struct ReadResult {
 
 struct AskOptions {
     qint64 chatId = 0;  // 0: a new chat
+    // Regenerate: answer the chat's last question again from the conversation before it, and
+    // replace that question and answer in the chat (chatId required).
+    bool replaceLast = false;
     bool thinking = true;
     GenerateOptions generation;
     std::function<void(const QString&)> onText;
@@ -94,7 +97,9 @@ private:
     };
     Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                  const std::atomic<bool>* cancel, ReadResult& info);
-    Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices);
+    // The chat's sequence; withoutLast: without its last question and answer (regenerate), replayed
+    // from the messages since neither the cached sequence nor the saved state ends there.
+    Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices, bool withoutLast = false);
     // prefixTokens > 0: a delta on the sequence's first prefixTokens tokens (a chat on its library).
     Status saveState(const Sequence& seq, const QString& path, int64_t prefixTokens = 0);
     QString dataRoot() const;                              // the folder of the library database
