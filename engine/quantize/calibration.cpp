@@ -36,6 +36,11 @@ const float* LayerHessians::of(Linear which) const {
     return it == h.end() ? nullptr : it->second.data();
 }
 
+const float* LayerHessians::rows_of(Linear which) const {
+    auto it = x.find(input_of(which));
+    return it == x.end() ? nullptr : it->second.data();
+}
+
 void release_mapped_pages(const void* data, int64_t bytes) {
     if (!data || bytes <= 0) return;
     const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -80,6 +85,7 @@ Result<LayerHessians> Calibrator::layer(int64_t layer, const std::atomic<bool>* 
             if (h.empty()) h.assign(static_cast<size_t>(cols * cols), 0.0f);
             out.width[input] = cols;
             accumulate_xtx(pool_, x, rows, cols, h.data());
+            out.x[input].insert(out.x[input].end(), x, x + rows * cols);
         }
         if (which == Linear::mlp_down) {
             done = true;

@@ -26,9 +26,11 @@ LinearInput input_of(Linear which);
 
 struct LayerHessians {
     std::map<LinearInput, std::vector<float>> h;  // [width, width] each
+    std::map<LinearInput, std::vector<float>> x;  // the input rows themselves [rows, width] (for the loss)
     std::map<LinearInput, int64_t> width;
     int64_t rows = 0;  // calibration tokens seen
     const float* of(Linear which) const;
+    const float* rows_of(Linear which) const;
 };
 
 class Calibrator {

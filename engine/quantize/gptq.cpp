@@ -188,26 +188,23 @@ void accumulate_xtx(cpu::ThreadPool& pool, const float* x, int64_t rows, int64_t
     });
 }
 
-double calibration_loss(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& q, const float* h) {
+double calibration_loss(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& q, const float* x, int64_t rows) {
     const int64_t n = q.in;
     constexpr int64_t kTile = 8;
     std::mutex mutex;
     double num = 0, den = 0;
     pool.parallel_for(ceil_div(q.out, kTile), [&](int64_t tile) {
-        const int64_t j0 = tile * kTile, rows = std::min(kTile, q.out - j0);
-        std::vector<float> d(static_cast<size_t>(rows * n));
-        for (int64_t r = 0; r < rows; ++r)
+        const int64_t j0 = tile * kTile, tile_rows = std::min(kTile, q.out - j0);
+        std::vector<float> d(static_cast<size_t>(tile_rows * n));
+        for (int64_t r = 0; r < tile_rows; ++r)
             for (int64_t k = 0; k < n; ++k) d[static_cast<size_t>(r * n + k)] = w[(j0 + r) * n + k] - q.dequantized(j0 + r, k);
         double tn = 0, td = 0;
-        for (int64_t a = 0; a < n; ++a) {
-            const float* ha = h + a * n;
-            for (int64_t r = 0; r < rows; ++r) {
-                const float* dr = d.data() + r * n;
-                const float* wr = w + (j0 + r) * n;
-                tn += dr[a] * dot(ha, dr, n);
-                td += wr[a] * dot(ha, wr, n);
+        for (int64_t t = 0; t < rows; ++t)
+            for (int64_t r = 0; r < tile_rows; ++r) {
+                const double e = dot(d.data() + r * n, x + t * n, n), y = dot(w + (j0 + r) * n, x + t * n, n);
+                tn += e * e;
+                td += y * y;
             }
-        }
         std::lock_guard lock(mutex);
         num += tn;
         den += td;

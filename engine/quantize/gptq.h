@@ -31,7 +31,7 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
 // h += X^T X for x [rows, cols].
 void accumulate_xtx(cpu::ThreadPool& pool, const float* x, int64_t rows, int64_t cols, float* h);
 
-// ||W X^T - Q X^T||^2 / ||W X^T||^2 over the calibration rows, from h = X^T X.
-double calibration_loss(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& q, const float* h);
+// ||W X^T - Q X^T||^2 / ||W X^T||^2 over the calibration rows x [rows, in].
+double calibration_loss(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& q, const float* x, int64_t rows);
 
 }  // namespace quire::quantize

@@ -279,7 +279,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         r.out = out;
         r.in = in;
         r.weight_error = relative_weight_error(w.data(), m.value());
-        if (h) r.calib_loss = calibration_loss(run.calibrator->pool(), w.data(), m.value(), h);
+        if (h) r.calib_loss = calibration_loss(run.calibrator->pool(), w.data(), m.value(), hessians.rows_of(p.which), hessians.rows);
         reports.push_back(r);
         if (run.on_layer) run.on_layer(r);
         pending.source = p.source_name;
