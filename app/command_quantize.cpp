@@ -101,7 +101,7 @@ int quantize_command(int argc, char** argv) {
     cl.addPositional("SRC", "The bf16 model folder.");
     cl.addPositional("DST", "The folder to create (must not exist, or be empty; --force replaces it).");
     cl.addChoice("bits", {"4", "8"}, "Bits per weight (required).");
-    cl.addInt("group-size", "N", "Input columns per scale; -1: one group per row.", -1, int64_t(1) << 31, 128);
+    cl.addInt("group-size", "N", "Input columns per scale: a multiple of 32, or -1 for one group per row.", -1, int64_t(1) << 31, 128);
     cl.addChoice("method", {"rtn", "gptq"}, "rtn: round to nearest (fast); gptq: Hessian-based, needs calibration text.", "rtn");
     cl.addText("calibration", "FILE", "A UTF-8 text file to calibrate on.");
     cl.addText("library", "NAME", "Calibrate on a library's context, as `quire ask` reads it.");
@@ -111,14 +111,16 @@ int quantize_command(int argc, char** argv) {
     cl.addFlag("desc-act", "GPTQ: quantize columns by descending activation energy (act-order; g_idx records the groups).");
     cl.addChoice("format", {"gptq", "gptq_v2"}, "checkpoint_format: gptq stores zero points minus one (what most loaders read).", "gptq");
     cl.addInt("shard-size", "MB", "Largest output shard.", 1, int64_t(1) << 20, 4096);
-    cl.addInt("threads", "N", "CPU threads for calibration and GPTQ; 0: all hardware threads.", 0, 1024, 0);
+    cl.addInt("threads", "N", "CPU threads; 0: all hardware threads.", 0, 1024, 0);
     cl.addFlag("force", "Replace DST when it exists and is not empty.");
     app::addDataDirOption(cl);
     if (auto exit = cl.parse(argc, argv, 2)) return *exit;
 
     if (!cl.isSet("bits")) return cl.usageError("--bits is required (4 or 8)");
     const int64_t group = *cl.integer("group-size");
-    if (group == 0 || group < -1) return cl.usageError(QString("--group-size must be a positive number of columns or -1, not %1").arg(group));
+    // What the GPTQ loaders accept (docs/quantization.md §1): -1 or a positive multiple of 32.
+    if (group != -1 && (group <= 0 || group % 32 != 0))
+        return cl.usageError(QString("--group-size must be -1 or a positive multiple of 32 (32, 64, 128, ...), not %1").arg(group));
     if (cl.flag("sym") && cl.flag("asym")) return cl.usageError("--sym and --asym exclude each other");
     const bool gptq = *cl.text("method") == "gptq";
     if (cl.isSet("calibration") && cl.isSet("library")) return cl.usageError("--calibration and --library exclude each other");
@@ -136,6 +138,7 @@ int quantize_command(int argc, char** argv) {
     options.force = cl.flag("force");
     options.shard_bytes = *cl.integer("shard-size") << 20;
     options.producer = std::string("quire:") + QUIRE_VERSION;
+    options.threads = static_cast<int>(*cl.integer("threads"));
     const std::string src = cl.positional()[0].toStdString(), dst = cl.positional()[1].toStdString();
 
     // Every check that costs nothing comes before the model is loaded.

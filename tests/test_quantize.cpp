@@ -283,10 +283,12 @@ private slots:
         QTest::newRow("no bits") << QStringList{src_, dst} << "--bits is required";
         QTest::newRow("bits 3") << QStringList{src_, dst, "--bits", "3"} << "--bits must be 4 or 8, not '3'";
         QTest::newRow("bits four") << QStringList{src_, dst, "--bits", "four"} << "not 'four'";
-        QTest::newRow("group 0") << QStringList{src_, dst, "--group-size", "0"} + b4 << "--group-size must be a positive";
+        QTest::newRow("group 0") << QStringList{src_, dst, "--group-size", "0"} + b4 << "--group-size must be -1 or a positive multiple of 32";
         QTest::newRow("group -5") << QStringList{src_, dst, "--group-size", "-5"} + b4 << "from -1 to";
-        QTest::newRow("group 999999") << QStringList{src_, dst, "--group-size", "999999"} + b4 << "does not divide the input width 128";
+        QTest::newRow("group 999999") << QStringList{src_, dst, "--group-size", "999999"} + b4 << "multiple of 32";
+        QTest::newRow("group 999968") << QStringList{src_, dst, "--group-size", "999968"} + b4 << "does not divide the input width 128";
         QTest::newRow("group 96") << QStringList{src_, dst, "--group-size", "96"} + b4 << "does not divide";
+        QTest::newRow("group 48") << QStringList{src_, dst, "--group-size", "48"} + b4 << "multiple of 32";
         QTest::newRow("group x") << QStringList{src_, dst, "--group-size", "x"} + b4 << "not 'x'";
         QTest::newRow("method") << QStringList{src_, dst, "--method", "awq"} + b4 << "--method must be rtn or gptq";
         QTest::newRow("gptq no text") << QStringList{src_, dst, "--method", "gptq"} + b4 << "needs calibration text";

@@ -76,6 +76,7 @@ Result<LayerHessians> Calibrator::layer(int64_t layer, const std::atomic<bool>* 
     out.rows = token_count();
     bool done = false;
     engine_.set_linear_observer([&](int64_t l, Linear which, const float* x, int64_t rows, int64_t cols) -> Status {
+        if (cancel && cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
         if (l != layer) return Status::ok();
         const LinearInput input = input_of(which);
         // The first layer to read an input accumulates it; the others read the same rows.

@@ -22,9 +22,10 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // a = L L^T in place (L in the lower triangle, the upper one left as it was); false when a is not
 // positive definite.
-bool cholesky_lower(cpu::ThreadPool& pool, float* a, int64_t n) {
+bool cholesky_lower(cpu::ThreadPool& pool, float* a, int64_t n, const std::atomic<bool>* cancel) {
     constexpr int64_t kRows = 16;
     for (int64_t j = 0; j < n; ++j) {
+        if (cancel && cancel->load()) return false;
         const float* lj = a + j * n;
         const double d = static_cast<double>(lj[j]) - dot(lj, lj, j);
         if (!(d > 0) || !std::isfinite(d)) return false;
@@ -41,10 +42,11 @@ bool cholesky_lower(cpu::ThreadPool& pool, float* a, int64_t n) {
 
 // Replaces the lower-triangular L (lower triangle of a) by L^-1, row by row: row i of the inverse
 // is -(sum over k < i of L[i][k] * row k of the inverse) / L[i][i], plus 1 / L[i][i] on the diagonal.
-void invert_lower(cpu::ThreadPool& pool, float* a, int64_t n) {
+void invert_lower(cpu::ThreadPool& pool, float* a, int64_t n, const std::atomic<bool>* cancel) {
     constexpr int64_t kCols = 256;
     std::vector<float> row(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
+        if (cancel && cancel->load()) return;
         std::copy(a + i * n, a + i * n + i + 1, row.begin());
         const double inv = 1.0 / row[static_cast<size_t>(i)];
         pool.parallel_for(ceil_div(i, kCols), [&](int64_t chunk) {
@@ -95,13 +97,16 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
             if (dead[static_cast<size_t>(n - 1 - i)]) row[i] = 1;
             row[i] += static_cast<float>(damp * mean_diag);
         });
-        if (cholesky_lower(pool, u.data(), n)) break;
+        const bool factored = cholesky_lower(pool, u.data(), n, options.cancel);
+        if (options.cancel && options.cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
+        if (factored) break;
         if (attempt == 3)
             return Status(ErrorCode::invalid_argument, "the calibration Hessian is not positive definite even with damping " +
                                                            std::to_string(damp) + " (more calibration text may help)");
         damp *= 10;
     }
-    invert_lower(pool, u.data(), n);
+    invert_lower(pool, u.data(), n, options.cancel);
+    if (options.cancel && options.cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
     std::reverse(u.begin(), u.end());
 
     QuantizedMatrix m;
@@ -131,6 +136,7 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
                 v[static_cast<size_t>(r * n + x)] = dead[static_cast<size_t>(x)] ? 0.0f : w[(j0 + r) * n + perm[static_cast<size_t>(x)]];
         for (int64_t i1 = 0; i1 < n; i1 += block) {
             const int64_t i2 = std::min(n, i1 + block);
+            if (options.cancel && options.cancel->load()) return;
             for (int64_t r = 0; r < rows; ++r) {
                 float* vr = v.data() + r * n;
                 const int64_t j = j0 + r;
@@ -167,6 +173,7 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
         }
     });
     if (!failure.is_ok()) return failure;
+    if (options.cancel && options.cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
     return m;
 }
 

@@ -10,6 +10,7 @@
 //
 // Rows of W are independent under this procedure (U is shared), so the work is split by rows.
 
+#include <atomic>
 #include <cstdint>
 
 #include "cpu/thread_pool.h"
@@ -21,6 +22,7 @@ struct GptqOptions {
     double damp = 0.01;    // fraction of the mean diagonal of H added to the diagonal
     bool act_order = false;
     int64_t block = 128;   // lazy-update block (made a multiple or divisor of the group size)
+    const std::atomic<bool>* cancel = nullptr;  // checked between columns and blocks
 };
 
 // h: [in, in], the sum of x x^T over the calibration rows (any positive multiple of X^T X gives the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 namespace quire::quantize {
 
@@ -113,7 +114,7 @@ float QuantizedMatrix::dequantized(int64_t j, int64_t k) const {
     return scales[at] * static_cast<float>(static_cast<int>(codes[static_cast<size_t>(j * in + k)]) - zeros[at]);
 }
 
-Result<QuantizedMatrix> rtn_quantize(const float* w, int64_t out, int64_t in, const QuantSpec& spec) {
+Result<QuantizedMatrix> rtn_quantize(cpu::ThreadPool& pool, const float* w, int64_t out, int64_t in, const QuantSpec& spec) {
     QuantizedMatrix m;
     m.out = out;
     m.in = in;
@@ -123,16 +124,24 @@ Result<QuantizedMatrix> rtn_quantize(const float* w, int64_t out, int64_t in, co
     m.zeros.resize(static_cast<size_t>(groups * out));
     m.g_idx.resize(static_cast<size_t>(in));
     for (int64_t k = 0; k < in; ++k) m.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(k / len);
-    for (int64_t j = 0; j < out; ++j)
+    std::mutex failure_mutex;
+    Status failure;
+    pool.parallel_for(out, [&](int64_t j) {
         for (int64_t g = 0; g < groups; ++g) {
             const float* row = w + j * in + g * len;
             auto grid = choose_grid(row, len, 1, spec);
-            if (!grid) return grid.status();
+            if (!grid) {
+                std::lock_guard lock(failure_mutex);
+                failure = grid.status();
+                return;
+            }
             m.scales[static_cast<size_t>(g * out + j)] = grid->scale;
             m.zeros[static_cast<size_t>(g * out + j)] = grid->zero;
             uint8_t* codes = m.codes.data() + j * in + g * len;
             for (int64_t k = 0; k < len; ++k) codes[k] = static_cast<uint8_t>(grid->quantize(row[k], spec.max_code()));
         }
+    });
+    if (!failure.is_ok()) return failure;
     return m;
 }
 
@@ -177,14 +186,22 @@ std::vector<uint16_t> pack_scales(const QuantizedMatrix& m) {
     return out;
 }
 
-double relative_weight_error(const float* w, const QuantizedMatrix& m) {
+double relative_weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m) {
+    std::mutex mutex;
     double err = 0, norm = 0;
-    for (int64_t j = 0; j < m.out; ++j)
-        for (int64_t k = 0; k < m.in; ++k) {
-            const double v = w[j * m.in + k], d = v - m.dequantized(j, k);
-            err += d * d;
-            norm += v * v;
-        }
+    constexpr int64_t kRows = 64;
+    pool.parallel_for((m.out + kRows - 1) / kRows, [&](int64_t chunk) {
+        double e = 0, n = 0;
+        for (int64_t j = chunk * kRows; j < std::min(m.out, (chunk + 1) * kRows); ++j)
+            for (int64_t k = 0; k < m.in; ++k) {
+                const double v = w[j * m.in + k], d = v - m.dequantized(j, k);
+                e += d * d;
+                n += v * v;
+            }
+        std::lock_guard lock(mutex);
+        err += e;
+        norm += n;
+    });
     return norm > 0 ? std::sqrt(err / norm) : std::sqrt(err);
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/thread_pool.h"
 #include "status.h"
 
 namespace quire::quantize {
@@ -58,7 +59,7 @@ struct QuantizedMatrix {
 };
 
 // Round-to-nearest: every group's grid from its own values, each weight to its nearest code.
-Result<QuantizedMatrix> rtn_quantize(const float* w, int64_t out, int64_t in, const QuantSpec& spec);
+Result<QuantizedMatrix> rtn_quantize(cpu::ThreadPool& pool, const float* w, int64_t out, int64_t in, const QuantSpec& spec);
 
 // The four tensors of the layout, as little-endian bytes ready for a safetensors shard.
 std::vector<int32_t> pack_qweight(const QuantizedMatrix& m, const QuantSpec& spec);  // [in / per_word, out]
@@ -66,6 +67,6 @@ std::vector<int32_t> pack_qzeros(const QuantizedMatrix& m, const QuantSpec& spec
 std::vector<uint16_t> pack_scales(const QuantizedMatrix& m);                          // [groups, out] fp16
 
 // ||W - Q||_F / ||W||_F.
-double relative_weight_error(const float* w, const QuantizedMatrix& m);
+double relative_weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m);
 
 }  // namespace quire::quantize

@@ -248,11 +248,15 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
     if (!staging) return staging.status();
     const fs::path out_dir = staging->path();
 
+    std::optional<cpu::ThreadPool> own_pool;
+    if (!run.calibrator) own_pool.emplace(o.threads);
+    cpu::ThreadPool& pool = run.calibrator ? run.calibrator->pool() : *own_pool;
     const auto start = std::chrono::steady_clock::now();
     QuantizeProgress progress;
     progress.layers = s.config.num_hidden_layers;
     progress.bytes_total = source_total;
     auto cancelled = [&] { return run.cancel && run.cancel->load(); };
+    auto interrupted = [&] { return Status(ErrorCode::cancelled, "quantization was interrupted; nothing was written to " + run.dst); };
     std::vector<LayerReport> reports;
     int64_t hessian_layer = -1;
     LayerHessians hessians;
@@ -265,21 +269,22 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         if (run.calibrator && hessian_layer != p.layer) {
             hessians = {};  // free the previous layer's first
             auto h = run.calibrator->layer(p.layer, run.cancel);
-            if (!h) return h.status();
+            if (!h) return cancelled() ? interrupted() : h.status();
             hessians = std::move(h.value());
             hessian_layer = p.layer;
         }
         const float* h = run.calibrator ? hessians.of(p.which) : nullptr;
         std::vector<float> w = to_float(*p.source);
-        Result<QuantizedMatrix> m = o.gptq ? gptq_quantize(run.calibrator->pool(), w.data(), out, in, h, o.spec, {0.01, o.desc_act, 128})
-                                           : rtn_quantize(w.data(), out, in, o.spec);
+        Result<QuantizedMatrix> m = o.gptq ? gptq_quantize(pool, w.data(), out, in, h, o.spec, {0.01, o.desc_act, 128, run.cancel})
+                                           : rtn_quantize(pool, w.data(), out, in, o.spec);
+        if (cancelled()) return interrupted();
         if (!m) return Status(m.status().code(), p.source_name + ": " + m.status().message());
         LayerReport r;
         r.name = p.source_name;
         r.out = out;
         r.in = in;
-        r.weight_error = relative_weight_error(w.data(), m.value());
-        if (h) r.calib_loss = calibration_loss(run.calibrator->pool(), w.data(), m.value(), hessians.rows_of(p.which), hessians.rows);
+        r.weight_error = relative_weight_error(pool, w.data(), m.value());
+        if (h) r.calib_loss = calibration_loss(pool, w.data(), m.value(), hessians.rows_of(p.which), hessians.rows);
         reports.push_back(r);
         if (run.on_layer) run.on_layer(r);
         pending.source = p.source_name;
@@ -309,7 +314,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         const std::string header = make_safetensors_header(entries, {{"format", "pt"}});
         QUIRE_TRY(writer->write(header.data(), static_cast<int64_t>(header.size())));
         for (const Planned* p : members) {
-            if (cancelled()) return Status(ErrorCode::cancelled, "quantization was interrupted; nothing was written to " + run.dst);
+            if (cancelled()) return interrupted();
             weight_map[p->name] = file;
             progress.layer = p->layer;
             progress.tensor = p->name;
@@ -360,7 +365,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
     if (!config) return config.status();
     QUIRE_TRY(write_whole("quantize_config.json", qc + "\n"));  // what older GPTQ loaders read
     QUIRE_TRY(write_whole("config.json", config.value()));  // last: only now does the folder look like a model
-    if (cancelled()) return Status(ErrorCode::cancelled, "quantization was interrupted; nothing was written to " + run.dst);
+    if (cancelled()) return interrupted();
     QUIRE_TRY(staging->commit(o.force));
     return reports;
 }

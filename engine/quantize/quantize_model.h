@@ -23,6 +23,7 @@ struct QuantizeOptions {
     bool force = false;
     int64_t shard_bytes = int64_t{4} << 30;
     std::string producer = "quire";  // meta.quantizer in quantization_config
+    int threads = 0;                 // without a calibrator: RTN's threads (0: all hardware threads)
 };
 
 // The linear layers kept in bf16 by quantization_config.dynamic, as the published MiniCPM-SALA GPTQ
