@@ -11,5 +11,6 @@ int library_command(int argc, char** argv);
 int self_test_command(int argc, char** argv);
 int model_download_command(int argc, char** argv);
 int serve_command(int argc, char** argv);
+int quantize_command(int argc, char** argv);
 
 }  // namespace quire::cli

@@ -18,6 +18,7 @@ void usage(FILE* to) {
                  "  library create|list|show, add, remove, ask, chats, export, config\n"
                  "                       the library: read sources once, ask questions about them\n"
                  "  serve [--host H] [--port N] [--api-key-file F]   an OpenAI-compatible server; every library is a model\n"
+                 "  quantize SRC DST --bits 4|8 [--method rtn|gptq]   write a GPTQ-layout 4/8-bit copy of a model\n"
                  "  self-test            check this installation with the bundled tiny model\n"
                  "  --version            print the version\n"
                  "`quire COMMAND --help` describes a command and its options.\n");
@@ -55,6 +56,7 @@ int run(int argc, char** argv) {
     if (cmd == "pdf-extract") return quire::cli::pdf_extract_command(argc, argv);
     if (cmd == "self-test") return quire::cli::self_test_command(argc, argv);
     if (cmd == "serve") return quire::cli::serve_command(argc, argv);
+    if (cmd == "quantize") return quire::cli::quantize_command(argc, argv);
     for (const char* c : {"library", "add", "remove", "ask", "chats", "export", "config"})
         if (cmd == c) return quire::cli::library_command(argc, argv);
     if (cmd == "--version" || cmd == "version") {

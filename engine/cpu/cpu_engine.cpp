@@ -23,6 +23,7 @@ CpuEngine::CpuEngine(std::shared_ptr<const Model> model, const EngineOptions& op
     for (MixerType t : c.mixer_types) view_.slot.push_back(t == MixerType::sparse ? ns++ : nl++);
     view_.round = options_.precision == Precision::bf16;
     view_.probe = &probe_;
+    view_.observer = &observer_;
 }
 
 std::unique_ptr<Sequence> CpuEngine::new_sequence() { return std::make_unique<CpuSequence>(model_->config()); }

@@ -25,6 +25,8 @@ public:
 
     // Diagnostics: called (from worker threads) with every sparse-regime block selection.
     void set_selection_probe(LayerSelectionProbe probe) { probe_ = std::move(probe); }
+    // Calibration (engine/quantize/): sees every linear layer's input (cpu_sala_ops.h).
+    void set_linear_observer(LinearObserver observer) { observer_ = std::move(observer); }
 
 protected:
     std::unique_ptr<StateRows> rows_to_save(const Sequence& seq) override;
@@ -45,6 +47,7 @@ private:
     ThreadPool pool_;
     CpuModelView view_;
     LayerSelectionProbe probe_;
+    LinearObserver observer_;
 };
 
 }  // namespace quire::cpu

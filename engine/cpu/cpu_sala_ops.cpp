@@ -85,6 +85,7 @@ Status CpuSalaOps::residual_add(float scale) {
 
 Status CpuSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
     const MatrixRef& m = matrix(layer, which);
+    if (view_.observer && *view_.observer) QUIRE_TRY((*view_.observer)(layer, which, buf(in), n_, m.cols));
     if (m.quantized()) matmul_gptq(*view_.pool, buf(in), n_, m.gptq, buf(out), view_.round);
     else matmul_bf16(*view_.pool, buf(in), n_, m.cols, m.data, m.rows, buf(out), view_.round);
     return Status::ok();

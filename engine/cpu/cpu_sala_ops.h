@@ -17,6 +17,9 @@ namespace quire::cpu {
 
 // Called with every sparse-regime block selection (tests compare selections across runs).
 using LayerSelectionProbe = std::function<void(int64_t layer, int64_t p, int64_t kv, const std::vector<int64_t>& blocks, float margin)>;
+// Called with every linear layer's input rows [rows, cols] before the product (GPTQ calibration,
+// engine/quantize/); a non-ok Status ends the step with that Status.
+using LinearObserver = std::function<Status(int64_t layer, Linear which, const float* x, int64_t rows, int64_t cols)>;
 
 // What the ops read besides the sequence: fixed for the engine's lifetime.
 struct CpuModelView {
@@ -27,6 +30,7 @@ struct CpuModelView {
     std::vector<int64_t> slot;   // layer -> ordinal among the layers of its kind
     bool round = true;
     const LayerSelectionProbe* probe = nullptr;
+    const LinearObserver* observer = nullptr;
 };
 
 class CpuSalaOps : public SalaOps {

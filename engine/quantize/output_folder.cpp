@@ -1,0 +1,163 @@
+#include "quantize/output_folder.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace quire::quantize {
+
+namespace {
+
+fs::path resolved(const std::string& p) {
+    std::error_code ec;
+    fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
+    return ec ? fs::absolute(p) : r;
+}
+
+// True when `child` lies strictly inside `parent` (both resolved).
+bool inside(const fs::path& parent, const fs::path& child) {
+    auto pit = parent.begin();
+    auto cit = child.begin();
+    for (; pit != parent.end(); ++pit, ++cit) {
+        if (pit->empty()) continue;  // a trailing separator
+        if (cit == child.end() || *pit != *cit) return false;
+    }
+    return cit != child.end();
+}
+
+std::string errno_text(int e) { return e == ENOSPC ? "no space left on device" : std::strerror(e); }
+
+void fsync_folder(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return;
+    (void)::fsync(fd);
+    ::close(fd);
+}
+
+}  // namespace
+
+Status check_destination(const std::string& src, const std::string& dst, bool force) {
+    const fs::path s = resolved(src), d = resolved(dst);
+    if (s == d) return Status(ErrorCode::invalid_argument, "DST " + dst + " is the source folder itself");
+    if (inside(s, d)) return Status(ErrorCode::invalid_argument, "DST " + dst + " lies inside the source folder " + src);
+    if (inside(d, s)) return Status(ErrorCode::invalid_argument, "the source folder " + src + " lies inside DST " + dst);
+    std::error_code ec;
+    const fs::file_status st = fs::status(d, ec);
+    if (fs::exists(st)) {
+        if (!fs::is_directory(st)) return Status(ErrorCode::invalid_argument, "DST " + dst + " exists and is not a folder");
+        if (!fs::is_empty(d, ec) && !force)
+            return Status(ErrorCode::invalid_argument, "DST " + dst + " exists and is not empty (--force replaces it)");
+    }
+    const fs::path parent = d.parent_path();
+    if (!fs::is_directory(parent, ec)) return Status(ErrorCode::io_error, "the folder " + parent.string() + " for DST does not exist");
+    if (::access(parent.c_str(), W_OK | X_OK) != 0)
+        return Status(ErrorCode::io_error, "cannot write in " + parent.string() + ": " + errno_text(errno));
+    return Status::ok();
+}
+
+Result<int64_t> free_bytes(const std::string& dir) {
+    struct statvfs v {};
+    if (::statvfs(dir.c_str(), &v) != 0) return Status(ErrorCode::io_error, dir + ": " + errno_text(errno));
+    return static_cast<int64_t>(v.f_bavail) * static_cast<int64_t>(v.f_frsize);
+}
+
+Result<StagingFolder> StagingFolder::create(const std::string& dst) {
+    const fs::path d = resolved(dst);
+    const std::string prefix = "." + d.filename().string() + ".quantizing-";
+    std::error_code ec;
+    // Left behind by a run that was killed outright (SIGKILL, power loss): its process is gone.
+    for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind(prefix, 0) != 0) continue;
+        const std::string pid = name.substr(prefix.size());
+        if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+    StagingFolder f;
+    f.dst_ = d.string();
+    f.path_ = (d.parent_path() / (prefix + std::to_string(::getpid()))).string();
+    fs::remove_all(f.path_, ec);
+    if (!fs::create_directory(f.path_, ec) || ec)
+        return Status(ErrorCode::io_error, "cannot create " + f.path_ + ": " + ec.message());
+    return f;
+}
+
+StagingFolder::StagingFolder(StagingFolder&& o) noexcept : path_(std::move(o.path_)), dst_(std::move(o.dst_)), committed_(o.committed_) {
+    o.committed_ = true;
+}
+
+StagingFolder::~StagingFolder() {
+    if (committed_ || path_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+Status StagingFolder::commit(bool replace) {
+    fsync_folder(path_);
+    std::error_code ec;
+    const fs::path parent = fs::path(dst_).parent_path();
+    std::string aside;
+    if (fs::exists(dst_, ec) && !fs::is_empty(dst_, ec)) {
+        if (!replace) return Status(ErrorCode::invalid_argument, "DST " + dst_ + " appeared while quantizing and is not empty");
+        aside = (parent / ("." + fs::path(dst_).filename().string() + ".replaced-" + std::to_string(::getpid()))).string();
+        if (::rename(dst_.c_str(), aside.c_str()) != 0)
+            return Status(ErrorCode::io_error, "cannot move the old " + dst_ + " aside: " + errno_text(errno));
+    }
+    if (::rename(path_.c_str(), dst_.c_str()) != 0) {
+        const int e = errno;
+        if (!aside.empty()) (void)::rename(aside.c_str(), dst_.c_str());
+        return Status(ErrorCode::io_error, "cannot rename " + path_ + " to " + dst_ + ": " + errno_text(e));
+    }
+    committed_ = true;
+    fsync_folder(parent.string());
+    if (!aside.empty()) fs::remove_all(aside, ec);
+    return Status::ok();
+}
+
+Result<FileWriter> FileWriter::create(const std::string& path) {
+    FileWriter w;
+    w.path_ = path;
+    w.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w.fd_ < 0) return Status(ErrorCode::io_error, "cannot create " + path + ": " + errno_text(errno));
+    return w;
+}
+
+FileWriter::FileWriter(FileWriter&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), written_(o.written_) { o.fd_ = -1; }
+
+FileWriter::~FileWriter() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+Status FileWriter::write(const void* data, int64_t bytes) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (bytes > 0) {
+        const ssize_t n = ::write(fd_, p, static_cast<size_t>(std::min<int64_t>(bytes, int64_t{1} << 30)));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(n < 0 ? errno : EIO));
+        p += n;
+        bytes -= n;
+        written_ += n;
+    }
+    return Status::ok();
+}
+
+Status FileWriter::close() {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::fsync(fd) != 0) {
+        const int e = errno;
+        ::close(fd);
+        return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(e));
+    }
+    if (::close(fd) != 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(errno));
+    return Status::ok();
+}
+
+}  // namespace quire::quantize

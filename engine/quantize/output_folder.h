@@ -1,0 +1,55 @@
+#pragma once
+// Where `quire quantize` writes: checks on the destination, a hidden temporary folder beside it that
+// becomes the destination by one rename at the very end (a killed run never leaves something at DST
+// that looks like a model), and a file writer whose every failure (a full disk) is reported.
+
+#include <cstdint>
+#include <string>
+
+#include "status.h"
+
+namespace quire::quantize {
+
+// Refuses DST == SRC, DST inside SRC, SRC inside DST, a DST that is a file, a DST folder that is not
+// empty (unless `force`), and a parent folder that is missing or not writable.
+Status check_destination(const std::string& src, const std::string& dst, bool force);
+
+// Free bytes on the file system that holds `dir`.
+Result<int64_t> free_bytes(const std::string& dir);
+
+class StagingFolder {
+public:
+    // Creates DST's hidden sibling ".NAME.quantizing-PID" (removing stale ones of dead processes).
+    static Result<StagingFolder> create(const std::string& dst);
+    StagingFolder(StagingFolder&& other) noexcept;
+    StagingFolder& operator=(StagingFolder&&) = delete;
+    ~StagingFolder();  // removes the folder unless commit() succeeded
+
+    const std::string& path() const { return path_; }
+    // Moves the finished folder to DST (replacing an existing DST when `replace`).
+    Status commit(bool replace);
+
+private:
+    StagingFolder() = default;
+    std::string path_, dst_;
+    bool committed_ = false;
+};
+
+class FileWriter {
+public:
+    static Result<FileWriter> create(const std::string& path);
+    FileWriter(FileWriter&& other) noexcept;
+    FileWriter& operator=(FileWriter&&) = delete;
+    ~FileWriter();
+    Status write(const void* data, int64_t bytes);
+    Status close();  // fsync + close
+    int64_t written() const { return written_; }
+
+private:
+    FileWriter() = default;
+    std::string path_;
+    int fd_ = -1;
+    int64_t written_ = 0;
+};
+
+}  // namespace quire::quantize
