@@ -1,0 +1,307 @@
+// Stage 1 + pooling for GQA groups of 16 on Hopper's warpgroup MMA (wgmma, sm_90a only; the
+// portable path is stage1_g16.cu). Same math as stage1_g16.cu (docs/model.md §3.3-3.4): a coarse
+// pass over C2 for each head's running max and sum of 2^x, then a fine pass over C1 summing
+// 2^(x - m) / z over the group's 16 heads, bf16 rounding and max-pooling over [4b-1, 4b+3].
+//
+// Layout. A CTA of four warpgroups takes 16 consecutive queries of one KV head: warp w holds query
+// t0 + w, its 16 heads being rows 16 (w % 4) .. +15 of its warpgroup's m64 A operand, kept in
+// registers in the mma.sync A-fragment layout (which wgmma's register A shares). Each 64-key tile of
+// C2 or C1 is the B operand (N = 64) in shared memory, loaded by cp.async into the canonical
+// K-major 128-byte-swizzle layout: the head dimension in 64-element halves, each half 64 rows of
+// 128 bytes, 16-byte chunk c of row r at chunk c ^ (r % 8) (PTX ISA, "Shared Memory Matrix Layout",
+// 128B swizzle: address bits [4:6] ^= bits [7:9], hence tiles aligned to 1024 bytes). One wgmma
+// m64n64k16 per 16 elements of the head dimension; its fp32 accumulators land in the mma.sync C
+// layout (row l/4 and l/4 + 8 of the warp's 16, columns 8 i + 2 (l % 4) + {0, 1}), so one warp's
+// 16 heads x 64 keys are in registers and the epilogue needs no shared memory:
+//   - the group sum over heads is a reduce-scatter butterfly over lane bits 2..4 after which lane L
+//     holds the sums of keys 2L and 2L + 1;
+//   - pooling takes the pair max, the next lane's pair max and the previous lane's second key
+//     (lane 0: the previous tile's key 63, carried in a register).
+// Blocks the selection forces (Stage1Forced) need no score: the fine pass stops after the last
+// block top-k chooses among, and CTAs whose queries take every block return at once.
+#include <cfloat>
+
+#include "attention_ops.h"
+#include "stage1_tile.cuh"
+
+namespace quire::kernels {
+
+namespace {
+
+constexpr int kWarpgroups = 4;
+constexpr int kThreads = kWarpgroups * 128;
+constexpr int kQueries = kWarpgroups * 4;  // one per warp
+constexpr int kTile = kStage1Tile;          // keys per tile: the wgmma's N
+constexpr int kHalfBytes = kTile * 128;     // one 64-element half of the head dimension
+
+template <int D>
+constexpr int tile_bytes() {
+    return kTile * D * 2;
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QUIRE_STAGE1_WGMMA_DEVICE 1
+#endif
+
+#ifdef QUIRE_STAGE1_WGMMA_DEVICE
+// Byte offset of 16-byte chunk c (8 bf16 of the head dimension) of key row r in a tile.
+__device__ __forceinline__ int tile_offset(int r, int c) { return (c >> 3) * kHalfBytes + r * 128 + (((c & 7) ^ (r & 7)) << 4); }
+
+// Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): start address >> 4 in bits
+// 0-13, leading-dimension byte offset >> 4 in 16-29 (unused by a swizzled K-major operand whose K
+// extent per instruction, 32 bytes, lies inside one 128-byte row: 1 by convention), stride byte
+// offset >> 4 in 32-45 (1024 bytes from one group of 8 rows to the next), base offset 0 in 49-51
+// (the tile is 1024-byte aligned), swizzle mode 1 = 128-byte in 62-63.
+__device__ __forceinline__ uint64_t tile_descriptor(uint32_t addr) {
+    return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) | (static_cast<uint64_t>(1024 >> 4) << 32) |
+           (static_cast<uint64_t>(1) << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Shared memory written through the generic proxy (cp.async) and read next by wgmma (async proxy).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving accumulator reads or writes across the asynchronous MMA.
+__device__ __forceinline__ void pin(float (&d)[8][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
+}
+
+// d (+)= A (64 x 16, registers, this warp's 16 rows) x B (16 x 64 from the descriptor); d[i][e] is
+// accumulator register 4 i + e. accumulate == 0 overwrites d.
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
+}
+
+// cp.async of entries first .. first + 63 of KV head g (zero-filled at and past count) into the
+// swizzled tile, by all kThreads threads; one commit group.
+template <int D>
+__device__ __forceinline__ void load_tile(unsigned char* dst, const RowSource& src, int64_t first, int64_t count, int64_t kv_heads,
+                                          int64_t g) {
+    constexpr int kChunks = D / 8, kRowsPerPass = kThreads / kChunks;
+    const int64_t width = kv_heads * D;
+    const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
+#pragma unroll
+    for (int i = 0; i < kTile / kRowsPerPass; ++i) {
+        const int r = r0 + i * kRowsPerPass;
+        const bool valid = first + r < count;
+        cp_async_16(dst + tile_offset(r, c), src.row(valid ? first + r : 0, width) + g * D + c * 8, valid);
+    }
+    cp_async_commit();
+}
+
+// Sum of v over the 8 lanes that share lane % 4, scattered: lane L ends with the sums of entries
+// 2 (L >> 2) and 2 (L >> 2) + 1, i.e. (entry 2 i + e = column 8 i + 2 (L % 4) + e) columns 2L, 2L + 1.
+__device__ __forceinline__ void group_sum_scatter(const float (&v)[16], int lane, float& c0, float& c1) {
+    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+    float y[8], w[4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = (b4 ? v[i + 8] : v[i]) + __shfl_xor_sync(0xffffffffu, b4 ? v[i] : v[i + 8], 16);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+    c0 = (b2 ? w[2] : w[0]) + __shfl_xor_sync(0xffffffffu, b2 ? w[0] : w[2], 4);
+    c1 = (b2 ? w[3] : w[1]) + __shfl_xor_sync(0xffffffffu, b2 ? w[1] : w[3], 4);
+}
+
+// Fine-pass probabilities of one tile for the warp's query, summed over its 16 heads: element (row
+// h, column) is 2^(scale2 s - mz[h]) with mz = m + log2 z; columns >= lim are 0.
+template <bool kMasked>
+__device__ __forceinline__ void fine_values(const float (&s)[8][4], float scale2, const float (&mz)[2], int lim, int lane, float (&v)[16]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float x = fast_exp2(fmaf(scale2, s[i][e], -mz[0])) + fast_exp2(fmaf(scale2, s[i][2 + e], -mz[1]));
+            v[2 * i + e] = (!kMasked || 8 * i + 2 * (lane & 3) + e < lim) ? x : 0.0f;
+        }
+}
+#endif
+
+template <int D, int kStages>
+__global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1, const RowSource c2,
+                                                                   int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
+                                                                   float* __restrict__ block_scores, Stage1Forced forced) {
+#ifdef QUIRE_STAGE1_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    // Tiles 1024-byte aligned for the swizzle (the launcher adds the slack).
+    const uint32_t raw_addr = smem_addr(smem_raw);
+    unsigned char* tiles = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
+    const uint32_t tiles_addr = smem_addr(tiles);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kQueries, g = blockIdx.y;
+    const int64_t t_end = min64(tokens, t0 + kQueries);
+    int64_t n1_walk = visible_entries(pos0 + t_end, 32, 16);
+    const int64_t n2_max = visible_entries(pos0 + t_end, 128, 64);
+    if (forced.local_blocks >= 0) {
+        // The CTA's last query has the most blocks; if it takes all of them, so do the others.
+        const int64_t qb_last = (pos0 + t_end - 1) / 64;
+        if (qb_last + 1 <= forced.topk) return;
+        const int64_t b_last = qb_last - forced.local_blocks - 1;  // the highest block top-k chooses among
+        if (b_last < forced.init_blocks) return;
+        // Blocks up to b_last read entries up to 4 b_last + 3; later tiles only feed forced blocks.
+        n1_walk = min64(n1_walk, 4 * b_last + 4);
+    }
+    const int64_t tiles2 = (n2_max + kTile - 1) / kTile, tiles1 = (n1_walk + kTile - 1) / kTile, total = tiles2 + tiles1;
+    const int64_t heads = kv_heads * 16;
+
+    const int64_t tq = t0 + warp;
+    const bool ok = tq < t_end;
+    const int64_t n1q = visible_entries(pos0 + tq + 1, 32, 16), n2q = visible_entries(pos0 + tq + 1, 128, 64);
+    const int row0 = lane >> 2, row1 = row0 + 8;
+    uint32_t qa[D / 16][4];
+    {
+        const __nv_bfloat16* base = q + (tq * heads + g * 16) * D;
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ++ks) {
+            const int col = ks * 16 + 2 * (lane & 3);
+            qa[ks][0] = ok ? *reinterpret_cast<const uint32_t*>(base + row0 * D + col) : 0u;
+            qa[ks][1] = ok ? *reinterpret_cast<const uint32_t*>(base + row1 * D + col) : 0u;
+            qa[ks][2] = ok ? *reinterpret_cast<const uint32_t*>(base + row0 * D + col + 8) : 0u;
+            qa[ks][3] = ok ? *reinterpret_cast<const uint32_t*>(base + row1 * D + col + 8) : 0u;
+        }
+    }
+    const float scale2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // softmax scale, in log2 units
+    float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.0f, 0.0f};
+    float mz[2] = {0.0f, 0.0f};
+    bool has_coarse = false;
+    float carry = -INFINITY;  // the previous fine tile's pooled key 63 (entry 4b - 1 of its first block)
+
+    auto issue = [&](int64_t u) {
+        if (u >= total) {
+            cp_async_commit();  // an empty group keeps the wait count uniform
+            return;
+        }
+        unsigned char* dst = tiles + (u % kStages) * tile_bytes<D>();
+        if (u < tiles2) load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g);
+        else load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_walk, kv_heads, g);
+    };
+#pragma unroll
+    for (int u = 0; u < kStages - 1; ++u) issue(u);
+
+    float s[8][4] = {};  // accumulators: written by the wgmma of each tile, then by its epilogue
+    for (int64_t u = 0; u < total; ++u) {
+        issue(u + kStages - 1);  // into the stage freed at the end of the previous iteration
+        cp_async_wait<kStages - 1>();
+        fence_proxy_async();
+        __syncthreads();
+        const bool coarse = u < tiles2;
+        const int64_t e0 = (coarse ? u : u - tiles2) * kTile;
+        if (!coarse && e0 == 0) {
+            has_coarse = m[0] != -INFINITY && z[0] > 0.0f;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) mz[h] = has_coarse ? m[h] + log2f(z[h]) : 0.0f;
+        }
+        {
+            const uint32_t stage = tiles_addr + static_cast<uint32_t>((u % kStages) * tile_bytes<D>());
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks)
+                wgmma_m64n64k16(s, qa[ks], tile_descriptor(stage + (ks >> 2) * kHalfBytes + (ks & 3) * 32), ks);
+            wgmma_commit();
+            wgmma_wait_all();
+            pin(s);
+        }
+        // Entries of this tile the warp's query sees (warp-uniform).
+        const int64_t vis = coarse ? n2q : (has_coarse ? n1q : 0);
+        const int lim = ok ? static_cast<int>(max64(0, min64(kTile, vis - e0))) : 0;
+        if (coarse) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int i = 0; i < 8; ++i)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        float& x = s[i][2 * h + e];
+                        x = 8 * i + 2 * (lane & 3) + e < lim ? scale2 * x : -INFINITY;
+                        mx = fmaxf(mx, x);
+                    }
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mn = fmaxf(m[h], mx);
+                float sum = 0.0f;
+                if (mn != -INFINITY) {
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) sum += fast_exp2(s[i][2 * h] - mn) + fast_exp2(s[i][2 * h + 1] - mn);
+                    z[h] = m[h] == -INFINITY ? 0.0f : z[h] * fast_exp2(m[h] - mn);
+                }
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                if (mn != -INFINITY) z[h] += sum;
+                m[h] = mn;
+            }
+        } else {
+            float v[16];
+            if (lim >= kTile) fine_values<false>(s, scale2, mz, lim, lane, v);
+            else fine_values<true>(s, scale2, mz, lim, lane, v);
+            float k0, k1;
+            group_sum_scatter(v, lane, k0, k1);
+            k0 = round_bf(k0);
+            k1 = round_bf(k1);
+            // Block kb of the tile = max(key 4kb - 1, keys 4kb .. 4kb + 3): lanes 2kb - 1 (its second
+            // key), 2kb and 2kb + 1.
+            const float pair = fmaxf(k0, k1);
+            const float next_pair = __shfl_down_sync(0xffffffffu, pair, 1);
+            const float before = __shfl_up_sync(0xffffffffu, k1, 1);
+            const float block = fmaxf(fmaxf(pair, next_pair), lane == 0 ? carry : before);
+            carry = __shfl_sync(0xffffffffu, k1, 31);
+            const int64_t b = e0 / 4 + lane / 2;
+            if (ok && !(lane & 1) && b <= (pos0 + tq) / 64) block_scores[(tq * kv_heads + g) * stride + b] = block;
+        }
+        __syncthreads();  // every warpgroup is done with this stage
+    }
+    cp_async_wait<0>();  // the empty groups
+    // Blocks past the last tile: the first still sees the carried key; later ones see nothing (or
+    // are forced and unread).
+    if (ok) {
+        const int64_t qb = (pos0 + tq) / 64;
+        for (int64_t b = tiles1 * 16 + lane; b <= qb; b += 32)
+            block_scores[(tq * kv_heads + g) * stride + b] = b == tiles1 * 16 ? carry : -INFINITY;
+    }
+#endif
+}
+
+template <int D, int kStages>
+cudaError_t launch_stages(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                          int64_t stride, float* block_scores, const Stage1Forced& forced, cudaStream_t stream) {
+    const int64_t ctas = (tokens + kQueries - 1) / kQueries;
+    const size_t smem = static_cast<size_t>(kStages) * tile_bytes<D>() + 1024;
+    if (ctas > 0x7FFFFFFF || kv_heads > 65535) return cudaErrorInvalidValue;
+    auto kernel = stage1_wgmma_kernel<D, kStages>;
+    if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
+        return e;
+    kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kThreads, smem, stream>>>(
+        reinterpret_cast<const __nv_bfloat16*>(q), c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+// Shared memory the wgmma kernel needs with `stages` tiles in flight (stage1_dispatch.cu picks the
+// deepest ring that fits).
+int64_t stage1_wgmma_smem_bytes(int64_t d, int stages) { return static_cast<int64_t>(stages) * kTile * d * 2 + 1024; }
+
+cudaError_t launch_stage1_wgmma(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
+                                int64_t d, int64_t stride, float* block_scores, int stages, const Stage1Forced& forced, cudaStream_t stream) {
+    if (d == 128 && stages == 4) return launch_stages<128, 4>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    if (d == 128 && stages == 2) return launch_stages<128, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    if (d == 64 && stages == 4) return launch_stages<64, 4>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    if (d == 64 && stages == 2) return launch_stages<64, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    return cudaErrorInvalidValue;
+}
+
+}  // namespace quire::kernels
