@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -43,6 +44,8 @@ int64_t mma_sync_smem_bytes(int64_t group, int64_t d) {
 // kernel is not built.
 int wgmma_stages(int64_t d) {
 #ifdef QUIRE_STAGE1_WGMMA
+    // QUIRE_STAGE1_WGMMA=0: the portable kernel everywhere (to compare the two in a benchmark).
+    if (const char* v = std::getenv("QUIRE_STAGE1_WGMMA"); v && std::strcmp(v, "0") == 0) return 0;
     const DeviceLimits& L = device_limits();
     if (L.sm_major != 9 || L.sm_minor != 0) return 0;  // sm_90a code runs on sm_90 only (not on sm_100 / sm_120)
     for (int stages : {4, 2})

@@ -3,7 +3,8 @@
 // chooses between them: Hopper's wgmma kernel (stage1_wgmma.cu, built only for sm_90a) where the
 // device is an sm_90 that QUIRE_GPU_ARCH_LIMIT does not hide and whose one-time self-check against
 // the mma.sync kernel passed, the portable mma.sync kernel (stage1_g16.cu) everywhere else.
-// Tests and benchmarks name a path to compare them.
+// Tests and benchmarks name a path to compare them; QUIRE_STAGE1_WGMMA=0 in the environment makes
+// every path the portable one (stage1_wgmma_supported() false), for an end-to-end comparison.
 
 #include <cuda_runtime.h>
 
