@@ -110,33 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
                 }
             if (coarse) {
 #pragma unroll
-                for (int j = 0; j < kQueries; ++j)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        float mx = -INFINITY;
-#pragma unroll
-                        for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-                            for (int e = 0; e < 2; ++e) {
-                                const int col = (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
-                                float& x = s[j][nt][2 * h + e];
-                                x = col < lim[j] ? scale2 * x : -INFINITY;
-                                mx = fmaxf(mx, x);
-                            }
-                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                        const float mn = fmaxf(m[j][h], mx);
-                        float sum = 0.0f;
-                        if (mn != -INFINITY) {
-#pragma unroll
-                            for (int nt = 0; nt < 4; ++nt) sum += fast_exp2(s[j][nt][2 * h] - mn) + fast_exp2(s[j][nt][2 * h + 1] - mn);
-                            z[j][h] = m[j][h] == -INFINITY ? 0.0f : z[j][h] * fast_exp2(m[j][h] - mn);
-                        }
-                        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                        if (mn != -INFINITY) z[j][h] += sum;
-                        m[j][h] = mn;
-                    }
+                for (int j = 0; j < kQueries; ++j) stage1_coarse_update<4>(s[j], 32 * hk, lim[j], lane, scale2, m[j], z[j]);
             } else {
                 const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
 #pragma unroll

@@ -219,31 +219,7 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
         const int64_t vis = coarse ? n2q : (has_coarse ? n1q : 0);
         const int lim = ok ? static_cast<int>(max64(0, min64(kTile, vis - e0))) : 0;
         if (coarse) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int i = 0; i < 8; ++i)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        float& x = s[i][2 * h + e];
-                        x = 8 * i + 2 * (lane & 3) + e < lim ? scale2 * x : -INFINITY;
-                        mx = fmaxf(mx, x);
-                    }
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float mn = fmaxf(m[h], mx);
-                float sum = 0.0f;
-                if (mn != -INFINITY) {
-#pragma unroll
-                    for (int i = 0; i < 8; ++i) sum += fast_exp2(s[i][2 * h] - mn) + fast_exp2(s[i][2 * h + 1] - mn);
-                    z[h] = m[h] == -INFINITY ? 0.0f : z[h] * fast_exp2(m[h] - mn);
-                }
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                if (mn != -INFINITY) z[h] += sum;
-                m[h] = mn;
-            }
+            stage1_coarse_update<8>(s, 0, lim, lane, scale2, m, z);
         } else {
             float v[16];
             if (lim >= kTile) fine_values<false>(s, scale2, mz, lim, lane, v);
