@@ -64,6 +64,19 @@ __device__ __forceinline__ void stage1_coarse_update(float (&s)[NT][4], int col0
     }
 }
 
+// Sum of v over the 8 lanes that share lane % 4, scattered: lane L ends with the sums of entries
+// 2 (L >> 2) and 2 (L >> 2) + 1, i.e. (entry 2 i + e = column 8 i + 2 (L % 4) + e) columns 2L, 2L + 1.
+__device__ __forceinline__ void stage1_group_sum_scatter(const float (&v)[16], int lane, float& c0, float& c1) {
+    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+    float y[8], w[4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = (b4 ? v[i + 8] : v[i]) + __shfl_xor_sync(0xffffffffu, b4 ? v[i] : v[i + 8], 16);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+    c0 = (b2 ? w[2] : w[0]) + __shfl_xor_sync(0xffffffffu, b2 ? w[0] : w[2], 4);
+    c1 = (b2 ? w[3] : w[1]) + __shfl_xor_sync(0xffffffffu, b2 ? w[1] : w[3], 4);
+}
+
 // Asynchronous load of compressed entries first .. first + 63 of KV head g (zero past count) by
 // the CTA's kThreads threads.
 template <int D, int kThreads>

@@ -103,19 +103,6 @@ __device__ __forceinline__ void load_tile(unsigned char* dst, const RowSource& s
     cp_async_commit();
 }
 
-// Sum of v over the 8 lanes that share lane % 4, scattered: lane L ends with the sums of entries
-// 2 (L >> 2) and 2 (L >> 2) + 1, i.e. (entry 2 i + e = column 8 i + 2 (L % 4) + e) columns 2L, 2L + 1.
-__device__ __forceinline__ void group_sum_scatter(const float (&v)[16], int lane, float& c0, float& c1) {
-    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-    float y[8], w[4];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) y[i] = (b4 ? v[i + 8] : v[i]) + __shfl_xor_sync(0xffffffffu, b4 ? v[i] : v[i + 8], 16);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
-    c0 = (b2 ? w[2] : w[0]) + __shfl_xor_sync(0xffffffffu, b2 ? w[0] : w[2], 4);
-    c1 = (b2 ? w[3] : w[1]) + __shfl_xor_sync(0xffffffffu, b2 ? w[1] : w[3], 4);
-}
-
 // Fine-pass probabilities of one tile for the warp's query, summed over its 16 heads: element (row
 // h, column) is 2^(scale2 s - mz[h]) with mz = m + log2 z; columns >= lim are 0.
 template <bool kMasked>
@@ -225,7 +212,7 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
             if (lim >= kTile) fine_values<false>(s, scale2, mz, lim, lane, v);
             else fine_values<true>(s, scale2, mz, lim, lane, v);
             float k0, k1;
-            group_sum_scatter(v, lane, k0, k1);
+            stage1_group_sum_scatter(v, lane, k0, k1);
             k0 = round_bf(k0);
             k1 = round_bf(k1);
             // Block kb of the tile = max(key 4kb - 1, keys 4kb .. 4kb + 3): lanes 2kb - 1 (its second
