@@ -181,10 +181,13 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
 
     float s[8][4] = {};  // accumulators: written by the wgmma of each tile, then by its epilogue
     for (int64_t u = 0; u < total; ++u) {
-        issue(u + kStages - 1);  // into the stage freed at the end of the previous iteration
-        cp_async_wait<kStages - 1>();
+        // Tile u is group u of the (kStages - 1) + u committed so far. One barrier per tile: past it,
+        // this thread's part of tile u is visible to the async proxy and to every thread, and every
+        // warpgroup has finished tile u - 1, so its stage takes tile u + kStages - 1.
+        cp_async_wait<kStages - 2>();
         fence_proxy_async();
         __syncthreads();
+        issue(u + kStages - 1);
         const bool coarse = u < tiles2;
         const int64_t e0 = (coarse ? u : u - tiles2) * kTile;
         if (!coarse && e0 == 0) {
@@ -225,7 +228,6 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
             const int64_t b = e0 / 4 + lane / 2;
             if (ok && !(lane & 1) && b <= (pos0 + tq) / 64) block_scores[(tq * kv_heads + g) * stride + b] = block;
         }
-        __syncthreads();  // every warpgroup is done with this stage
     }
     cp_async_wait<0>();  // the empty groups
     // Blocks past the last tile: the first still sees the carried key; later ones see nothing (or
