@@ -137,6 +137,8 @@ bool run_self_check(double& worst) {
 
 bool stage1_wgmma_supported() { return wgmma_stages(128) > 0; }
 
+int stage1_wgmma_ring(int64_t d) { return wgmma_stages(d); }
+
 bool stage1_wgmma_self_check() {
     if (!stage1_wgmma_supported()) return false;
     std::lock_guard<std::mutex> lock(g_check_mutex);

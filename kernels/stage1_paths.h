@@ -21,6 +21,10 @@ enum class Stage1Path { automatic, mma_sync, wgmma };
 // about the self-check.
 bool stage1_wgmma_supported();
 
+// Tiles in flight the wgmma kernel uses here for head dimension d (4, or 2 where the shared-memory
+// limit is lower); 0 where it cannot run.
+int stage1_wgmma_ring(int64_t d);
+
 // Runs the wgmma kernel and the mma.sync kernel once on a synthetic problem (allocating its own
 // buffers, synchronising the device) and compares the block scores. The first call does the work;
 // later calls return its result. A failure prints a warning to stderr and makes the automatic path

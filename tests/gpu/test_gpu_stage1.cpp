@@ -146,9 +146,10 @@ private slots:
     void initTestCase() {
         kernels::reset_device_limits();
         const auto& L = kernels::device_limits();
-        std::printf("device sm_%d, %lld KB shared memory per block%s%s; wgmma stage 1 %s\n", L.sm(),
-                    static_cast<long long>(L.smem_optin_per_block / 1024), L.arch_forced ? " (arch limited)" : "",
-                    L.smem_forced ? " (smem limited)" : "", kernels::stage1_wgmma_supported() ? "supported" : "not supported");
+        std::printf("device sm_%d, %lld KB shared memory per block%s%s; wgmma stage 1 %s (ring of %d tiles for d 128, %d for d 64)\n",
+                    L.sm(), static_cast<long long>(L.smem_optin_per_block / 1024), L.arch_forced ? " (arch limited)" : "",
+                    L.smem_forced ? " (smem limited)" : "", kernels::stage1_wgmma_supported() ? "supported" : "not supported",
+                    kernels::stage1_wgmma_ring(128), kernels::stage1_wgmma_ring(64));
         if (arch_limited()) QVERIFY2(!kernels::stage1_wgmma_supported(), "QUIRE_GPU_ARCH_LIMIT must hide the wgmma path");
         if (kernels::stage1_wgmma_supported()) QVERIFY2(kernels::stage1_wgmma_self_check(), "the wgmma stage-1 self-check failed");
     }
