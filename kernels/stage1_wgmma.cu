@@ -20,6 +20,8 @@
 // Blocks the selection forces (Stage1Forced) need no score: the fine pass stops after the last
 // block top-k chooses among, and CTAs whose queries take every block return at once.
 #include <cfloat>
+#include <cstdlib>
+#include <cstring>
 
 #include "attention_ops.h"
 #include "stage1_tile.cuh"
@@ -28,9 +30,13 @@ namespace quire::kernels {
 
 namespace {
 
-constexpr int kWarpgroups = 4;
-constexpr int kThreads = kWarpgroups * 128;
-constexpr int kQueries = kWarpgroups * 4;  // one per warp
+// A CTA of kWG warpgroups takes 4 kWG queries (one per warp): 4 warpgroups, one CTA per SM by
+// default; 2 warpgroups, two CTAs per SM with QUIRE_STAGE1_WGMMA_CTA=2 (a tuning experiment: the
+// CTAs step through their tiles independently, but each key tile is read twice as often).
+template <int kWG>
+constexpr int threads_of() {
+    return kWG * 128;
+}
 constexpr int kTile = kStage1Tile;          // keys per tile: the wgmma's N
 constexpr int kHalfBytes = kTile * 128;     // one 64-element half of the head dimension
 
@@ -88,7 +94,7 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t
 
 // cp.async of entries first .. first + 63 of KV head g (zero-filled at and past count) into the
 // swizzled tile, by all kThreads threads; one commit group.
-template <int D>
+template <int D, int kThreads>
 __device__ __forceinline__ void load_tile(unsigned char* dst, const RowSource& src, int64_t first, int64_t count, int64_t kv_heads,
                                           int64_t g) {
     constexpr int kChunks = D / 8, kRowsPerPass = kThreads / kChunks;
@@ -117,8 +123,8 @@ __device__ __forceinline__ void fine_values(const float (&s)[8][4], float scale2
 }
 #endif
 
-template <int D, int kStages>
-__global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1, const RowSource c2,
+template <int D, int kStages, int kWG>
+__global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1, const RowSource c2,
                                                                    int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
                                                                    float* __restrict__ block_scores, Stage1Forced forced) {
 #ifdef QUIRE_STAGE1_WGMMA_DEVICE
@@ -128,6 +134,7 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
     unsigned char* tiles = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
     const uint32_t tiles_addr = smem_addr(tiles);
 
+    constexpr int kQueries = 4 * kWG;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kQueries, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + kQueries);
@@ -173,8 +180,8 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
             return;
         }
         unsigned char* dst = tiles + (u % kStages) * tile_bytes<D>();
-        if (u < tiles2) load_tile<D>(dst, c2, u * kTile, n2_max, kv_heads, g);
-        else load_tile<D>(dst, c1, (u - tiles2) * kTile, n1_walk, kv_heads, g);
+        if (u < tiles2) load_tile<D, threads_of<kWG>()>(dst, c2, u * kTile, n2_max, kv_heads, g);
+        else load_tile<D, threads_of<kWG>()>(dst, c1, (u - tiles2) * kTile, n1_walk, kv_heads, g);
     };
 #pragma unroll
     for (int u = 0; u < kStages - 1; ++u) issue(u);
@@ -240,16 +247,16 @@ __global__ void __launch_bounds__(kThreads, 1) stage1_wgmma_kernel(const __nv_bf
 #endif
 }
 
-template <int D, int kStages>
+template <int D, int kStages, int kWG>
 cudaError_t launch_stages(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                           int64_t stride, float* block_scores, const Stage1Forced& forced, cudaStream_t stream) {
-    const int64_t ctas = (tokens + kQueries - 1) / kQueries;
+    const int64_t ctas = (tokens + 4 * kWG - 1) / (4 * kWG);
     const size_t smem = static_cast<size_t>(kStages) * tile_bytes<D>() + 1024;
     if (ctas > 0x7FFFFFFF || kv_heads > 65535) return cudaErrorInvalidValue;
-    auto kernel = stage1_wgmma_kernel<D, kStages>;
+    auto kernel = stage1_wgmma_kernel<D, kStages, kWG>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
-    kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kThreads, smem, stream>>>(
+    kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), threads_of<kWG>(), smem, stream>>>(
         reinterpret_cast<const __nv_bfloat16*>(q), c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced);
     return cudaGetLastError();
 }
@@ -262,10 +269,17 @@ int64_t stage1_wgmma_smem_bytes(int64_t d, int stages) { return static_cast<int6
 
 cudaError_t launch_stage1_wgmma(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                 int64_t d, int64_t stride, float* block_scores, int stages, const Stage1Forced& forced, cudaStream_t stream) {
-    if (d == 128 && stages == 4) return launch_stages<128, 4>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
-    if (d == 128 && stages == 2) return launch_stages<128, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
-    if (d == 64 && stages == 4) return launch_stages<64, 4>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
-    if (d == 64 && stages == 2) return launch_stages<64, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    const char* cta = std::getenv("QUIRE_STAGE1_WGMMA_CTA");
+    const bool two = cta && std::strcmp(cta, "2") == 0;
+#define QUIRE_STAGE1_WGMMA_CASE(DD, SS)                                                                                       \
+    if (d == DD && stages == SS)                                                                                              \
+        return two ? launch_stages<DD, SS, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream)       \
+                   : launch_stages<DD, SS, 4>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    QUIRE_STAGE1_WGMMA_CASE(128, 4)
+    QUIRE_STAGE1_WGMMA_CASE(128, 2)
+    QUIRE_STAGE1_WGMMA_CASE(64, 4)
+    QUIRE_STAGE1_WGMMA_CASE(64, 2)
+#undef QUIRE_STAGE1_WGMMA_CASE
     return cudaErrorInvalidValue;
 }
 

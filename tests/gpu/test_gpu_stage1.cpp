@@ -189,28 +189,34 @@ private slots:
             QVERIFY2(nmse <= 1e-5, qPrintable(QString("NMSE %1 against the CPU twin").arg(nmse)));
         }
 
-        // wgmma: against the CPU twin and against the mma.sync kernel on every block it writes.
-        cudaError_t status = cudaSuccess;
-        const auto wg = P.run(Stage1Path::wgmma, false, &status);
-        if (!wgmma_here) {
-            QCOMPARE(status, cudaErrorNotSupported);
-        } else {
-            QVERIFY2(!wg.empty(), "the wgmma kernel failed or wrote past its output");
-            double nmse = 0, worst = 0;
-            int64_t compared = 0;
-            P.compare_to_cpu(wg, nmse, worst, compared);
-            const auto ms = P.run(Stage1Path::mma_sync, false);
-            double worst_vs_mma = 0;
-            for (int64_t t = 0; t < tokens; ++t)
-                for (int64_t gg = 0; gg < kv; ++gg)
-                    for (int64_t b = 0; b <= (P.pos0 + t) / 64; ++b) {
-                        const size_t i = static_cast<size_t>((t * kv + gg) * P.stride + b);
-                        worst_vs_mma = std::max(worst_vs_mma, rel_diff(wg[i], ms[i]));
-                    }
-            std::printf("  wgmma    : %lld blocks vs CPU, NMSE %.3g, worst relative difference %.3g; vs mma.sync on every block %.3g\n",
-                        static_cast<long long>(compared), nmse, worst, worst_vs_mma);
-            QVERIFY2(nmse <= 1e-5, qPrintable(QString("wgmma NMSE %1 against the CPU twin").arg(nmse)));
-            QVERIFY2(worst_vs_mma <= 1.0 / 64, qPrintable(QString("wgmma vs mma.sync: relative difference %1").arg(worst_vs_mma)));
+        // wgmma (both CTA shapes): against the CPU twin and against the mma.sync kernel on every
+        // block it writes.
+        for (const char* cta : {"4", "2"}) {
+            qputenv("QUIRE_STAGE1_WGMMA_CTA", cta);
+            cudaError_t status = cudaSuccess;
+            const auto wg = P.run(Stage1Path::wgmma, false, &status);
+            qunsetenv("QUIRE_STAGE1_WGMMA_CTA");
+            if (!wgmma_here) {
+                QCOMPARE(status, cudaErrorNotSupported);
+            } else {
+                QVERIFY2(!wg.empty(), "the wgmma kernel failed or wrote past its output");
+                double nmse = 0, worst = 0;
+                int64_t compared = 0;
+                P.compare_to_cpu(wg, nmse, worst, compared);
+                const auto ms = P.run(Stage1Path::mma_sync, false);
+                double worst_vs_mma = 0;
+                for (int64_t t = 0; t < tokens; ++t)
+                    for (int64_t gg = 0; gg < kv; ++gg)
+                        for (int64_t b = 0; b <= (P.pos0 + t) / 64; ++b) {
+                            const size_t i = static_cast<size_t>((t * kv + gg) * P.stride + b);
+                            worst_vs_mma = std::max(worst_vs_mma, rel_diff(wg[i], ms[i]));
+                        }
+                std::printf("  wgmma (%s warpgroups per CTA): %lld blocks vs CPU, NMSE %.3g, worst relative difference %.3g; vs mma.sync on "
+                            "every block %.3g\n",
+                            cta, static_cast<long long>(compared), nmse, worst, worst_vs_mma);
+                QVERIFY2(nmse <= 1e-5, qPrintable(QString("wgmma NMSE %1 against the CPU twin").arg(nmse)));
+                QVERIFY2(worst_vs_mma <= 1.0 / 64, qPrintable(QString("wgmma vs mma.sync: relative difference %1").arg(worst_vs_mma)));
+            }
         }
 
         // Skipping the forced blocks: every block top-k chooses among is bit-identical, and so is the
@@ -277,10 +283,14 @@ private slots:
                     flops / t_mma * 1e-9, t_mma_skip);
         if (!kernels::stage1_wgmma_supported()) return;
         QCOMPARE(time(Stage1Path::mma_sync, false, b.get()) > 0, true);
+        qputenv("QUIRE_STAGE1_WGMMA_CTA", "2");
+        const double t_wg2 = time(Stage1Path::wgmma, false, a.get());
+        qunsetenv("QUIRE_STAGE1_WGMMA_CTA");
         const double t_wg = time(Stage1Path::wgmma, false, a.get()), t_wg_skip = time(Stage1Path::wgmma, true, a.get());
-        QVERIFY(t_wg > 0 && t_wg_skip > 0);
-        std::printf("  1M-like stage 1, wgmma:    %.2f ms (%.0f TFLOP/s), with the forced-block skip %.2f ms\n", t_wg, flops / t_wg * 1e-9,
-                    t_wg_skip);
+        QVERIFY(t_wg > 0 && t_wg_skip > 0 && t_wg2 > 0);
+        std::printf("  1M-like stage 1, wgmma:    %.2f ms (%.0f TFLOP/s), with the forced-block skip %.2f ms; two CTAs of 2 warpgroups "
+                    "per SM: %.2f ms\n",
+                    t_wg, flops / t_wg * 1e-9, t_wg_skip, t_wg2);
         // The skip run last wrote `a`; compare the candidate blocks of both kernels (full run into b).
         const auto ha = a.download(), hb = b.download();
         double worst = 0;
