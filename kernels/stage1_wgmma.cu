@@ -110,14 +110,16 @@ __device__ __forceinline__ void load_tile(unsigned char* dst, const RowSource& s
 }
 
 // Fine-pass probabilities of one tile for the warp's query, summed over its 16 heads: element (row
-// h, column) is 2^(scale2 s - mz[h]) with mz = m + log2 z; columns >= lim are 0.
+// h, column) is 2^(scale2 s - m[h]) / z[h] (iz = 1 / z), the very expression of stage1_g16.cu, so the
+// two kernels differ only by the MMA's rounding; columns >= lim are 0.
 template <bool kMasked>
-__device__ __forceinline__ void fine_values(const float (&s)[8][4], float scale2, const float (&mz)[2], int lim, int lane, float (&v)[16]) {
+__device__ __forceinline__ void fine_values(const float (&s)[8][4], float scale2, const float (&m)[2], const float (&iz)[2], int lim, int lane,
+                                            float (&v)[16]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            const float x = fast_exp2(fmaf(scale2, s[i][e], -mz[0])) + fast_exp2(fmaf(scale2, s[i][2 + e], -mz[1]));
+            const float x = fast_exp2(scale2 * s[i][e] - m[0]) * iz[0] + fast_exp2(scale2 * s[i][2 + e] - m[1]) * iz[1];
             v[2 * i + e] = (!kMasked || 8 * i + 2 * (lane & 3) + e < lim) ? x : 0.0f;
         }
 }
@@ -170,7 +172,7 @@ __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kerne
     }
     const float scale2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // softmax scale, in log2 units
     float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.0f, 0.0f};
-    float mz[2] = {0.0f, 0.0f};
+    float iz[2] = {0.0f, 0.0f};  // 1 / z once the coarse pass is done
     bool has_coarse = false;
     float carry = -INFINITY;  // the previous fine tile's pooled key 63 (entry 4b - 1 of its first block)
 
@@ -200,7 +202,7 @@ __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kerne
         if (!coarse && e0 == 0) {
             has_coarse = m[0] != -INFINITY && z[0] > 0.0f;
 #pragma unroll
-            for (int h = 0; h < 2; ++h) mz[h] = has_coarse ? m[h] + log2f(z[h]) : 0.0f;
+            for (int h = 0; h < 2; ++h) iz[h] = has_coarse ? 1.0f / z[h] : 0.0f;
         }
         {
             const uint32_t stage = tiles_addr + static_cast<uint32_t>((u % kStages) * tile_bytes<D>());
@@ -219,8 +221,8 @@ __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kerne
             stage1_coarse_update<8>(s, 0, lim, lane, scale2, m, z);
         } else {
             float v[16];
-            if (lim >= kTile) fine_values<false>(s, scale2, mz, lim, lane, v);
-            else fine_values<true>(s, scale2, mz, lim, lane, v);
+            if (lim >= kTile) fine_values<false>(s, scale2, m, iz, lim, lane, v);
+            else fine_values<true>(s, scale2, m, iz, lim, lane, v);
             float k0, k1;
             stage1_group_sum_scatter(v, lane, k0, k1);
             k0 = round_bf(k0);
