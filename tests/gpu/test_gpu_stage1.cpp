@@ -291,6 +291,15 @@ private slots:
         std::printf("  1M-like stage 1, wgmma:    %.2f ms (%.0f TFLOP/s), with the forced-block skip %.2f ms; two CTAs of 2 warpgroups "
                     "per SM: %.2f ms\n",
                     t_wg, flops / t_wg * 1e-9, t_wg_skip, t_wg2);
+        // Where the wgmma kernel's time goes: the same run without its epilogues, and without its MMAs.
+        qputenv("QUIRE_STAGE1_WGMMA_TIMING", "mma_only");
+        const double t_mma_only = time(Stage1Path::wgmma, false, b.get());
+        qputenv("QUIRE_STAGE1_WGMMA_TIMING", "epilogue_only");
+        const double t_epi_only = time(Stage1Path::wgmma, false, b.get());
+        qunsetenv("QUIRE_STAGE1_WGMMA_TIMING");
+        std::printf("  1M-like stage 1, wgmma parts: loads + MMAs %.2f ms, loads + epilogues %.2f ms (full %.2f ms)\n", t_mma_only,
+                    t_epi_only, t_wg);
+        QCOMPARE(time(Stage1Path::mma_sync, false, b.get()) > 0, true);  // b: full scores again
         // The skip run last wrote `a`; compare the candidate blocks of both kernels (full run into b).
         const auto ha = a.download(), hb = b.download();
         double worst = 0;
