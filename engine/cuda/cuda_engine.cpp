@@ -9,6 +9,7 @@
 #include "cpu/lightning_attention.h"
 #include "gemv.h"
 #include "random_fill.h"
+#include "stage1_paths.h"
 #include "cuda/cuda_sala_ops.h"
 #include "cuda/cuda_state_rows.h"
 #include "prefill_loop.h"
@@ -83,6 +84,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     // fp32 accumulation all the way: no reduced-precision split-K reductions.
     cublasSetMathMode(e->blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     QUIRE_TRY(e->upload());
+    kernels::stage1_wgmma_self_check();  // once, here rather than inside the first prefill's timing (false: mma.sync path)
     return std::unique_ptr<Engine>(std::move(e));
 }
 
