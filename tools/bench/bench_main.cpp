@@ -2,8 +2,8 @@
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
 //   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192[,16384..]] [--decode 16] [--budget-s 400]
-// Several chunk sizes run the whole series once each (a fresh sequence per chunk size): the sweep.
 //               [--state-dir DIR]
+// Several chunk sizes run the whole series once each (a fresh sequence per chunk size): the sweep.
 // --state-dir: after the longest length, save the prefix state there, load it back (timed) and
 // check that the loaded sequence decodes the same next-token logits.
 // --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
