@@ -125,9 +125,11 @@ __device__ __forceinline__ void fine_values(const float (&s)[8][4], float scale2
 }
 #endif
 
-// kPart (timing experiments only, QUIRE_STAGE1_WGMMA_TIMING): 0 the kernel; 1 the loads and MMAs
-// without the epilogues; 2 the loads and epilogues without the MMAs (on stale accumulators). Both
-// experiments write garbage scores.
+// kPart (experiments only, QUIRE_STAGE1_WGMMA_PART): 0 the kernel; 1 the loads and MMAs without the
+// epilogues (mma_only); 2 the loads and epilogues without the MMAs, on stale accumulators
+// (epilogue_only); both write garbage scores. 3 (raw_scores): the raw products q . C2[j] of the first
+// tile, out[(t kv_heads + g) stride + 64 h + j] for head h < 16 and j < 64 (stride >= 1024), for a
+// test that checks the MMA's operand layouts directly.
 template <int D, int kStages, int kWG, int kPart = 0>
 __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1, const RowSource c2,
                                                                    int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
@@ -218,6 +220,15 @@ __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kerne
             wgmma_wait_all();
             pin(s);
         }
+        if constexpr (kPart == 3) {
+            if (ok)
+#pragma unroll
+                for (int i = 0; i < 8; ++i)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        block_scores[(tq * kv_heads + g) * stride + 64 * (row0 + 8 * (e >> 1)) + 8 * i + 2 * (lane & 3) + (e & 1)] = s[i][e];
+            break;
+        }
         if constexpr (kPart == 1) {
             sink += s[0][0] + s[7][3];  // keeps the MMAs alive
             continue;
@@ -249,6 +260,7 @@ __global__ void __launch_bounds__(threads_of<kWG>(), 4 / kWG) stage1_wgmma_kerne
     cp_async_wait<0>();  // the empty groups
     if constexpr (kPart == 1)
         if (sink == 1.0e30f) block_scores[0] = sink;
+    if constexpr (kPart == 3) return;
     // Blocks past the last tile: the first still sees the carried key; later ones see nothing (or
     // are forced and unread).
     if (ok) {
@@ -283,12 +295,16 @@ cudaError_t launch_stage1_wgmma(const uint16_t* q, const RowSource& c1, const Ro
                                 int64_t d, int64_t stride, float* block_scores, int stages, const Stage1Forced& forced, cudaStream_t stream) {
     const char* cta = std::getenv("QUIRE_STAGE1_WGMMA_CTA");
     const bool two = cta && std::strcmp(cta, "2") == 0;
-    // Where the time goes (test_gpu_stage1 prints it): the default shape with a stage left out.
-    if (const char* part = std::getenv("QUIRE_STAGE1_WGMMA_TIMING"); part && d == 128 && stages == 4 && !two) {
+    // Experiments (test_gpu_stage1): the default shape with a stage left out, or the raw products.
+    if (const char* part = std::getenv("QUIRE_STAGE1_WGMMA_PART"); part && d == 128 && stages == 4 && !two) {
         if (std::strcmp(part, "mma_only") == 0)
             return launch_stages<128, 4, 4, 1>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
         if (std::strcmp(part, "epilogue_only") == 0)
             return launch_stages<128, 4, 4, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+        if (std::strcmp(part, "raw_scores") == 0) {
+            if (stride < 1024) return cudaErrorInvalidValue;
+            return launch_stages<128, 4, 4, 3>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+        }
     }
 #define QUIRE_STAGE1_WGMMA_CASE(DD, SS)                                                                                       \
     if (d == DD && stages == SS)                                                                                              \

@@ -242,6 +242,59 @@ private slots:
         }
     }
 
+    // The wgmma kernel's raw products q . C2[j] (QUIRE_STAGE1_WGMMA_PART=raw_scores: the first tile,
+    // before any softmax) against the CPU: a wrong descriptor, swizzle or register layout shows
+    // here as a permutation, which the failure message describes.
+    void raw_scores() {
+        if (!kernels::stage1_wgmma_supported() || kernels::stage1_wgmma_ring(128) != 4) QSKIP("the default wgmma configuration does not run here");
+        const int64_t kv = 2, tokens = 37, dim = 128, n = 8192, pos0 = n - tokens, stride = 1024, heads = kv * 16;
+        const int64_t n2 = (n - 128) / 64 + 1;
+        const auto qb = random_bf16(tokens * heads * dim, 31), cb = random_bf16(n2 * kv * dim, 32), c1b = random_bf16(((n - 32) / 16 + 1) * kv * dim, 33);
+        DeviceBuffer<uint16_t> dq(qb), dc2(cb), dc1(c1b);
+        DeviceBuffer<float> out(tokens * kv * stride);
+        qputenv("QUIRE_STAGE1_WGMMA_PART", "raw_scores");
+        const cudaError_t st = kernels::launch_stage1_blocks_on(Stage1Path::wgmma, dq.get(), dc1.get(), dc2.get(), tokens, pos0, kv, 16, dim,
+                                                                stride, out.get(), nullptr, 0, {}, nullptr);
+        qunsetenv("QUIRE_STAGE1_WGMMA_PART");
+        QCOMPARE(st, cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        QVERIFY(out.guard_intact());
+        const auto got = out.download();
+        auto cpu = [&](int64_t t, int64_t g, int64_t h, int64_t j) {
+            double acc = 0;
+            for (int64_t k = 0; k < dim; ++k)
+                acc += double(bf16_to_float(qb[static_cast<size_t>((t * heads + g * 16 + h) * dim + k)])) *
+                       bf16_to_float(cb[static_cast<size_t>((j * kv + g) * dim + k)]);
+            return acc;
+        };
+        double worst = 0;
+        int64_t bad = 0;
+        QString first_bad;
+        for (int64_t t = 0; t < tokens; ++t)
+            for (int64_t g = 0; g < kv; ++g)
+                for (int64_t h = 0; h < 16; ++h)
+                    for (int64_t j = 0; j < 64; ++j) {
+                        const double want = cpu(t, g, h, j), have = got[static_cast<size_t>((t * kv + g) * stride + 64 * h + j)];
+                        const double err = std::fabs(have - want) / (1.0 + std::fabs(want));
+                        worst = std::max(worst, std::isnan(err) ? INFINITY : err);
+                        if (err > 1e-3 && bad++ == 0) {
+                            // Which (head, key) the GPU value belongs to, if any: the layout error's signature.
+                            QString match = "none";
+                            for (int64_t h2 = 0; h2 < 16 && match == "none"; ++h2)
+                                for (int64_t j2 = 0; j2 < 64; ++j2)
+                                    if (std::fabs(cpu(t, g, h2, j2) - have) <= 1e-3 * (1.0 + std::fabs(have))) {
+                                        match = QString("head %1 key %2").arg(h2).arg(j2);
+                                        break;
+                                    }
+                            first_bad = QString("query %1 group %2 head %3 key %4: GPU %5, CPU %6 (the GPU value is the CPU's %7)")
+                                            .arg(t).arg(g).arg(h).arg(j).arg(have).arg(want).arg(match);
+                        }
+                    }
+        std::printf("  raw wgmma products vs CPU: %lld of %lld off, worst error %.3g\n", static_cast<long long>(bad),
+                    static_cast<long long>(tokens * kv * 16 * 64), worst);
+        QVERIFY2(bad == 0, qPrintable(first_bad));
+    }
+
     // The engine's guard: where wgmma runs, its one-time check against the mma.sync kernel passes
     // (a failure would print a warning and make the automatic path the mma.sync one).
     void self_check() {
@@ -298,11 +351,11 @@ private slots:
                     "per SM: %.2f ms\n",
                     t_wg, flops / t_wg * 1e-9, t_wg_skip, t_wg2);
         // Where the wgmma kernel's time goes: the same run without its epilogues, and without its MMAs.
-        qputenv("QUIRE_STAGE1_WGMMA_TIMING", "mma_only");
+        qputenv("QUIRE_STAGE1_WGMMA_PART", "mma_only");
         const double t_mma_only = time(Stage1Path::wgmma, false, b.get());
-        qputenv("QUIRE_STAGE1_WGMMA_TIMING", "epilogue_only");
+        qputenv("QUIRE_STAGE1_WGMMA_PART", "epilogue_only");
         const double t_epi_only = time(Stage1Path::wgmma, false, b.get());
-        qunsetenv("QUIRE_STAGE1_WGMMA_TIMING");
+        qunsetenv("QUIRE_STAGE1_WGMMA_PART");
         std::printf("  1M-like stage 1, wgmma parts: loads + MMAs %.2f ms, loads + epilogues %.2f ms (full %.2f ms)\n", t_mma_only,
                     t_epi_only, t_wg);
         QCOMPARE(time(Stage1Path::mma_sync, false, b.get()) > 0, true);  // b: full scores again
