@@ -26,6 +26,7 @@
 #include "cuda/cuda_engine.h"
 #include "engine.h"
 #include "model.h"
+#include "stage1_paths.h"
 
 using namespace quire;
 
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
     cudaDeviceSynchronize();
     std::printf("device: %s; model: %s%s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, argv[1], random ? " (random weights)" : "",
                 now() - t_load, used_gib());
+    std::printf("stage 1 (prefill): %s kernel\n", kernels::stage1_wgmma_self_check() ? "Hopper wgmma" : "mma.sync");
     auto* cuda_engine = dynamic_cast<cuda::CudaEngine*>(engine.value().get());
     for (int64_t chunk : chunks) {
         const double floor_chunk = gemm_floor(model.value()->config(), chunk);
