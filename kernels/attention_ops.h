@@ -41,15 +41,25 @@ cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const
                                     int64_t d, const int32_t* selected, int64_t first_sparse, int64_t topk, float* scratch, uint16_t* out,
                                     cudaStream_t stream);
 
+// The blocks the selection forces (docs/model.md §3.4): the first init_blocks, the local_blocks
+// before the query's own block and that block, and every block while there are at most topk. Stage
+// 1 may skip scoring them (their block scores are then left unwritten or arbitrary); local_blocks
+// < 0 (the default) scores every block.
+struct Stage1Forced {
+    int64_t init_blocks = 0;
+    int64_t local_blocks = -1;
+    int64_t topk = 0;
+};
+
 // InfLLM-v2 stage 1 and pooling (docs/model.md §3.3-3.4, the clean visibility rule): for each (t, g),
 // block_scores[(t * kv_heads + g) * stride + b] for b = 0 .. (pos0 + t) / 64 = max over the C1
 // entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf where
-// none is visible). Blocks the selection forces are written too but do not matter. stride >= the
+// none is visible). Blocks the selection forces matter not (see Stage1Forced). stride >= the
 // number of blocks of the last query. c1, c2: [n, kv_heads, d] with n >= the entries visible at
 // pos0 + tokens - 1.
 cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,
                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores,
-                                 float* scratch, int64_t scratch_floats, cudaStream_t stream);
+                                 float* scratch, int64_t scratch_floats, cudaStream_t stream, const Stage1Forced& forced = {});
 
 // Forced blocks and top-k (docs/model.md §3.4-3.5) from pooled block scores: selected[(t * kv_heads
 // + g) * total_topk ..] gets the chosen blocks ascending, -1 after the last; ties go to the lower

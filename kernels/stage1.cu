@@ -150,24 +150,9 @@ cudaError_t launch_for(const uint16_t* q, const RowSource& c1, const RowSource& 
 
 }  // namespace
 
-// stage1_split.cu: the decode path; stage1_g16.cu: groups of 16, two queries per warp.
-cudaError_t launch_stage1_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
-                              int64_t d, int64_t stride, float* block_scores, cudaStream_t stream);
-bool stage1_uses_split(int64_t tokens, int64_t kv_heads, int64_t group);
-cudaError_t launch_stage1_split(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
-                                int64_t d, int64_t stride, float* block_scores, float* scratch, cudaStream_t stream);
-
-cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,
-                                 int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores, float* scratch,
-                                 int64_t scratch_floats, cudaStream_t stream) {
-    if (tokens <= 0) return cudaSuccess;
-    if (group < 1 || group > 16 || (16 % group) != 0) return cudaErrorInvalidValue;
-    if (stride < (pos0 + tokens - 1) / 64 + 1) return cudaErrorInvalidValue;
-    if (stage1_uses_split(tokens, kv_heads, group)) {
-        if (!scratch || scratch_floats < stage1_scratch_floats(tokens, pos0, kv_heads, group)) return cudaErrorInvalidValue;
-        return launch_stage1_split(q, c1, c2, tokens, pos0, kv_heads, d, stride, block_scores, scratch, stream);
-    }
-    if (group == 16) return launch_stage1_g16(q, c1, c2, tokens, pos0, kv_heads, d, stride, block_scores, stream);
+// The generic-group prefill kernel; stage1_dispatch.cu chooses among the stage-1 paths.
+cudaError_t launch_stage1_generic(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,
+                                  int64_t kv_heads, int64_t group, int64_t d, int64_t stride, float* block_scores, cudaStream_t stream) {
     if (d == 64) return launch_for<64>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     if (d == 128) return launch_for<128>(q, c1, c2, tokens, pos0, kv_heads, group, stride, block_scores, stream);
     return cudaErrorInvalidValue;

@@ -6,6 +6,7 @@
 // rounding, max-pooling over [4b-1, 4b+3].
 #include <cfloat>
 
+#include "attention_ops.h"
 #include "stage1_tile.cuh"
 
 namespace quire::kernels {
@@ -23,7 +24,8 @@ constexpr int kPool = kStage1Tile + 4;  // per query: [0] = last score of the pr
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_g16_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
                                                                     const RowSource c2, int64_t tokens, int64_t pos0,
-                                                                    int64_t kv_heads, int64_t stride, float* __restrict__ block_scores) {
+                                                                    int64_t kv_heads, int64_t stride, float* __restrict__ block_scores,
+                                                                    Stage1Forced forced) {
     constexpr int kTile = kStage1Tile;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2][64][D]
@@ -31,7 +33,15 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
     float* pool = reinterpret_cast<float*>(tiles + 2 * kTile * D) + warp * kQueries * kPool;
     const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kPerCta, g = blockIdx.y;
     const int64_t t_end = min64(tokens, t0 + kPerCta);
-    const int64_t n1_max = visible_entries(pos0 + t_end, 32, 16), n2_max = visible_entries(pos0 + t_end, 128, 64);
+    int64_t n1_max = visible_entries(pos0 + t_end, 32, 16);
+    const int64_t n2_max = visible_entries(pos0 + t_end, 128, 64);
+    if (forced.local_blocks >= 0) {
+        // Forced blocks need no score (as in stage1_wgmma.cu): stop the fine pass after the last
+        // block top-k chooses among; a CTA whose last query takes every block has nothing to do.
+        const int64_t qb_last = (pos0 + t_end - 1) / 64, b_last = qb_last - forced.local_blocks - 1;
+        if (qb_last + 1 <= forced.topk || b_last < forced.init_blocks) return;
+        n1_max = min64(n1_max, 4 * b_last + 4);
+    }
     const int64_t tiles1 = (n1_max + kTile - 1) / kTile;  // fine tiles (their last one carries into the blocks after)
     const int64_t heads = kv_heads * 16;
     const int row0 = lane >> 2, row1 = row0 + 8;
@@ -100,33 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
                 }
             if (coarse) {
 #pragma unroll
-                for (int j = 0; j < kQueries; ++j)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        float mx = -INFINITY;
-#pragma unroll
-                        for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-                            for (int e = 0; e < 2; ++e) {
-                                const int col = (4 * hk + nt) * 8 + 2 * (lane & 3) + e;
-                                float& x = s[j][nt][2 * h + e];
-                                x = col < lim[j] ? scale2 * x : -INFINITY;
-                                mx = fmaxf(mx, x);
-                            }
-                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                        const float mn = fmaxf(m[j][h], mx);
-                        float sum = 0.0f;
-                        if (mn != -INFINITY) {
-#pragma unroll
-                            for (int nt = 0; nt < 4; ++nt) sum += fast_exp2(s[j][nt][2 * h] - mn) + fast_exp2(s[j][nt][2 * h + 1] - mn);
-                            z[j][h] = m[j][h] == -INFINITY ? 0.0f : z[j][h] * fast_exp2(m[j][h] - mn);
-                        }
-                        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                        if (mn != -INFINITY) z[j][h] += sum;
-                        m[j][h] = mn;
-                    }
+                for (int j = 0; j < kQueries; ++j) stage1_coarse_update<4>(s[j], 32 * hk, lim[j], lane, scale2, m[j], z[j]);
             } else {
                 const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
 #pragma unroll
@@ -181,7 +165,7 @@ __global__ void __launch_bounds__(kWarps * 32, QUIRE_STAGE1_CTAS_PER_SM) stage1_
 
 template <int D>
 cudaError_t launch_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
-                       int64_t stride, float* block_scores, cudaStream_t stream) {
+                       int64_t stride, float* block_scores, const Stage1Forced& forced, cudaStream_t stream) {
     const int64_t ctas = (tokens + kPerCta - 1) / kPerCta;
     const size_t smem = sizeof(__nv_bfloat16) * 2 * kStage1Tile * D + sizeof(float) * kWarps * kQueries * kPool;
     if (ctas > 0x7FFFFFFF || kv_heads > 65535) return cudaErrorInvalidValue;
@@ -190,16 +174,16 @@ cudaError_t launch_g16(const uint16_t* q, const RowSource& c1, const RowSource& 
         return e;
     kernel<<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(kv_heads)), kWarps * 32, smem, stream>>>(
         reinterpret_cast<const __nv_bfloat16*>(q), c1, c2,
-        tokens, pos0, kv_heads, stride, block_scores);
+        tokens, pos0, kv_heads, stride, block_scores, forced);
     return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t launch_stage1_g16(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
-                              int64_t d, int64_t stride, float* block_scores, cudaStream_t stream) {
-    if (d == 64) return launch_g16<64>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, stream);
-    if (d == 128) return launch_g16<128>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, stream);
+                              int64_t d, int64_t stride, float* block_scores, const Stage1Forced& forced, cudaStream_t stream) {
+    if (d == 64) return launch_g16<64>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+    if (d == 128) return launch_g16<128>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
     return cudaErrorInvalidValue;
 }
 

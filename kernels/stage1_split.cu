@@ -104,15 +104,11 @@ __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __
             x[2 * nt + e] = i < n1 ? a + b : 0.0f;
         }
     // Sum over the 16 rows (lane bits 2..4 and the two row halves): lane l ends with entries 2l, 2l+1.
-    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-    float y[8], w[4];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) y[i] = (b4 ? x[i + 8] : x[i]) + __shfl_xor_sync(0xffffffffu, b4 ? x[i] : x[i + 8], 16);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+    float c[2];
+    stage1_group_sum_scatter(x, lane, c[0], c[1]);
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-        const float v = round_bf((b2 ? w[i + 2] : w[i]) + __shfl_xor_sync(0xffffffffu, b2 ? w[i] : w[i + 2], 4));
+        const float v = round_bf(c[i]);
         const int64_t entry = i0 + 2 * lane + i;
         if (entry < n1) fine[item * fine_stride + entry] = v;
     }

@@ -32,6 +32,51 @@ __device__ __forceinline__ void stage1_tile_scores(const uint32_t (&qa)[D / 16][
         }
 }
 
+// The coarse pass on one query's score tile in the C layout (rows lane/4 and lane/4 + 8 = h 0, 1;
+// column col0 + 8 i + 2 (lane % 4) + e): columns >= lim are invisible; the rest, scaled to log2
+// units, update each row's running max m and sum z of 2^x (rows reduced over the lane quad).
+template <int NT>
+__device__ __forceinline__ void stage1_coarse_update(float (&s)[NT][4], int col0, int lim, int lane, float scale2, float (&m)[2], float (&z)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < NT; ++i)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float& x = s[i][2 * h + e];
+                x = col0 + 8 * i + 2 * (lane & 3) + e < lim ? scale2 * x : -INFINITY;
+                mx = fmaxf(mx, x);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m[h], mx);
+        float sum = 0.0f;
+        if (mn != -INFINITY) {
+#pragma unroll
+            for (int i = 0; i < NT; ++i) sum += fast_exp2(s[i][2 * h] - mn) + fast_exp2(s[i][2 * h + 1] - mn);
+            z[h] = m[h] == -INFINITY ? 0.0f : z[h] * fast_exp2(m[h] - mn);
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (mn != -INFINITY) z[h] += sum;
+        m[h] = mn;
+    }
+}
+
+// Sum of v over the 8 lanes that share lane % 4, scattered: lane L ends with the sums of entries
+// 2 (L >> 2) and 2 (L >> 2) + 1, i.e. (entry 2 i + e = column 8 i + 2 (L % 4) + e) columns 2L, 2L + 1.
+__device__ __forceinline__ void stage1_group_sum_scatter(const float (&v)[16], int lane, float& c0, float& c1) {
+    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+    float y[8], w[4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = (b4 ? v[i + 8] : v[i]) + __shfl_xor_sync(0xffffffffu, b4 ? v[i] : v[i + 8], 16);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = (b3 ? y[i + 4] : y[i]) + __shfl_xor_sync(0xffffffffu, b3 ? y[i] : y[i + 4], 8);
+    c0 = (b2 ? w[2] : w[0]) + __shfl_xor_sync(0xffffffffu, b2 ? w[0] : w[2], 4);
+    c1 = (b2 ? w[3] : w[1]) + __shfl_xor_sync(0xffffffffu, b2 ? w[1] : w[3], 4);
+}
+
 // Asynchronous load of compressed entries first .. first + 63 of KV head g (zero past count) by
 // the CTA's kThreads threads.
 template <int D, int kThreads>

@@ -12,6 +12,7 @@
 #include "gptq_dequant.h"
 #include "gptq_gemv.h"
 #include "quant/fp16.h"
+#include "stage1_paths.h"
 #include "cuda/cuda_sala_ops.h"
 #include "cuda/cuda_state_rows.h"
 #include "gpu_memory_plan.h"
@@ -97,6 +98,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     cublasSetMathMode(e->blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     QUIRE_TRY(e->upload());
     e->model_->release_resident_weights();  // the GPU has them now (cudaMemcpy from the mapping is synchronous)
+    kernels::stage1_wgmma_self_check();  // once, here rather than inside the first prefill's timing (false: mma.sync path)
     return std::unique_ptr<Engine>(std::move(e));
 }
 

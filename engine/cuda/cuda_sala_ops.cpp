@@ -151,7 +151,7 @@ Status CudaSalaOps::select_blocks(const StepShape& s, int64_t layer) {
     QUIRE_TRY(launch(Op::stage1, "stage 1", [&] {
         return kernels::launch_stage1_blocks(buf(Act::q) + s.first_sparse * qw, st.c1(), st.c2(), ts, p_first, g.kv_heads, g.group,
                                              g.head_dim, stride, w.block_scores.get(), w.stage1_scratch.get(), w.stage1_scratch.size(),
-                                             e_.stream_);
+                                             e_.stream_, {g.init_blocks, g.local_blocks, g.total_topk});  // forced blocks unscored
     }));
     return launch(Op::selection, "block selection", [&] {
         return kernels::launch_select_blocks(w.block_scores.get(), ts, p_first, g.kv_heads, stride, g.init_blocks, g.local_blocks,

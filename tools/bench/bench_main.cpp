@@ -1,10 +1,11 @@
 // quire-bench: prefill and decode speed of the CUDA engine on a model folder (the real 9B
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
-//   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192] [--decode 16] [--budget-s 400]
+//   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192[,16384..]] [--decode 16] [--budget-s 400]
 //               [--state-dir DIR] [--gpu-memory GiB [--lengths fit]]
 // --gpu-memory: the engine runs under that GPU memory budget; --lengths fit reads the longest context
 // the planner says fits it (at most 1M).
+// Several chunk sizes run the whole series once each (a fresh sequence per chunk size): the sweep.
 // --state-dir: after the longest length, save the prefix state there, load it back (timed) and
 // check that the loaded sequence decodes the same next-token logits.
 // --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
@@ -16,6 +17,8 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <span>
 #include <sstream>
@@ -27,6 +30,7 @@
 #include "gpu_memory_plan.h"
 #include "gemv_bandwidth.h"
 #include "model.h"
+#include "stage1_paths.h"
 
 using namespace quire;
 
@@ -126,11 +130,12 @@ double copy_bandwidth() {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: quire-bench MODEL_DIR [--lengths L1,L2] [--chunk N] [--decode N] [--budget-s S]\n");
+        std::fprintf(stderr, "usage: quire-bench MODEL_DIR [--lengths L1,L2] [--chunk N1,N2] [--decode N] [--budget-s S]\n");
         return 2;
     }
     std::vector<int64_t> lengths{8192, 32768};
-    int64_t chunk = 8192, decode = 16;
+    std::vector<int64_t> chunks{8192};
+    int64_t decode = 16;
     double budget = 400;
     bool random = false;
     std::string state_dir;
@@ -158,7 +163,19 @@ int main(int argc, char** argv) {
             lengths.clear();
             std::stringstream ss(v);
             for (std::string x; std::getline(ss, x, ',');) lengths.push_back(std::stoll(x));
-        } else if (a == "--chunk") chunk = std::stoll(v);
+        } else if (a == "--chunk") {
+            chunks.clear();
+            std::stringstream ss(v);
+            for (std::string x; std::getline(ss, x, ',');) {
+                char* end = nullptr;
+                const long long c = std::strtoll(x.c_str(), &end, 10);
+                if (x.empty() || *end != '\0' || c <= 0) {
+                    std::fprintf(stderr, "quire-bench: --chunk wants positive token counts separated by commas (got '%s')\n", v.c_str());
+                    return 2;
+                }
+                chunks.push_back(c);
+            }
+        }
         else if (a == "--decode") decode = std::stoll(v);
         else if (a == "--budget-s") budget = std::stod(v);
         else if (a == "--state-dir") state_dir = v;
@@ -176,6 +193,7 @@ int main(int argc, char** argv) {
     if (gpu_budget > 0) {
         const ModelConfig& c = model.value()->config();
         const WeightFormat format = weight_format_of(c);
+        const int64_t chunk = chunks.front();
         const int64_t longest = longest_context_within(c, format, gpu_budget, chunk, int64_t{1} << 20);
         std::printf("GPU memory budget %s, %s: the longest context that fits (at most 1M) is %lld tokens: %s\n", format_gib(gpu_budget).c_str(),
                     format.name().c_str(), static_cast<long long>(longest), describe_plan(plan_gpu_memory(c, format, longest, chunk)).c_str());
@@ -192,10 +210,13 @@ int main(int argc, char** argv) {
     cudaDeviceSynchronize();
     std::printf("device: %s; model: %s%s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, argv[1], random ? " (random weights)" : "",
                 now() - t_load, used_gib());
+    std::printf("stage 1 (prefill): %s kernel\n", kernels::stage1_wgmma_self_check() ? "Hopper wgmma" : "mma.sync");
     auto* cuda_engine = dynamic_cast<cuda::CudaEngine*>(engine.value().get());
-    const double floor_chunk = gemm_floor(model.value()->config(), chunk);
-    std::printf("cuBLAS floor: the linear layers alone take %.1f ms per %lld-token chunk (%.0f tokens/s)\n", floor_chunk * 1000.0,
-                static_cast<long long>(chunk), static_cast<double>(chunk) / floor_chunk);
+    for (int64_t chunk : chunks) {
+        const double floor_chunk = gemm_floor(model.value()->config(), chunk);
+        std::printf("cuBLAS floor: the linear layers alone take %.1f ms per %lld-token chunk (%.0f tokens/s)\n", floor_chunk * 1000.0,
+                    static_cast<long long>(chunk), static_cast<double>(chunk) / floor_chunk);
+    }
     const double bandwidth = copy_bandwidth();
     // What a decode step reads: bf16 matrices, or a GPTQ layer's words, zeros and scales.
     double weight_bytes = 0;
@@ -210,99 +231,107 @@ int main(int argc, char** argv) {
     std::mt19937 rng(3);
     std::vector<int32_t> tokens(static_cast<size_t>(lengths.back()));
     for (auto& t : tokens) t = static_cast<int32_t>(3 + rng() % 70000);
-    auto seq = engine.value()->new_sequence();
-    double elapsed = 0, peak = 0, last_note = now();
-    int64_t done = 0;
-    std::printf("| context | prefill s | prefill tokens/s | decode ms/token | follow-up first token ms | GPU memory used GiB |\n|---|---|---|---|---|---|\n");
-    for (int64_t L : lengths) {
-        const double t0 = now();
-        PrefillRequest req;
-        req.tokens = std::span<const int32_t>(tokens.data() + done, static_cast<size_t>(L - done));
-        req.chunk = chunk;
-        req.on_progress = [&](const PrefillProgress& pr) {
-            peak = std::max(peak, used_gib());
-            if (now() - last_note > 30) {
-                std::fprintf(stderr, "  ... %lld tokens, %.0f s\n", static_cast<long long>(done + pr.done), elapsed + now() - t0);
-                last_note = now();
-            }
-        };
-        if (Status st = engine.value()->prefill(*seq, req, nullptr); !st) {
-            std::printf("| %lld | failed: %s | | | |\n", static_cast<long long>(L), st.message().c_str());
-            break;
-        }
-        elapsed += now() - t0;
-        done = L;
-        peak = std::max(peak, used_gib());
-        // GPU time per operation: the prefill segment, then the decode steps (per token).
-        std::string prefill_profile, decode_profile;
-        auto take_profile = [&](double divide) {
-            std::string out;
-            if (!cuda_engine) return out;
-            double total = 0;
-            for (const auto& [name, sec] : cuda_engine->profile()) total += sec;
-            if (total > 0) {
-                char buf[96];
-                for (const auto& [name, sec] : cuda_engine->profile()) {
-                    std::snprintf(buf, sizeof buf, " %s %.3f;", name.c_str(), sec / divide * (divide > 1 ? 1000.0 : 1.0));
-                    out += buf;
+    std::unique_ptr<Sequence> seq;
+    bool over_budget = false;
+    for (int64_t chunk : chunks) {
+        if (over_budget) break;
+        seq.reset();  // the previous chunk size's sequence: its GPU memory is not this one's
+        seq = engine.value()->new_sequence();
+        double elapsed = 0, peak = 0, last_note = now();
+        int64_t done = 0;
+        if (chunks.size() > 1) std::printf("\nprefill chunk %lld tokens:\n", static_cast<long long>(chunk));
+        std::printf("| context | prefill s | prefill tokens/s | decode ms/token | follow-up first token ms | GPU memory used GiB |\n|---|---|---|---|---|---|\n");
+        for (int64_t L : lengths) {
+            const double t0 = now();
+            PrefillRequest req;
+            req.tokens = std::span<const int32_t>(tokens.data() + done, static_cast<size_t>(L - done));
+            req.chunk = chunk;
+            req.on_progress = [&](const PrefillProgress& pr) {
+                peak = std::max(peak, used_gib());
+                if (now() - last_note > 30) {
+                    std::fprintf(stderr, "  ... %lld tokens, %.0f s\n", static_cast<long long>(done + pr.done), elapsed + now() - t0);
+                    last_note = now();
                 }
+            };
+            if (Status st = engine.value()->prefill(*seq, req, nullptr); !st) {
+                std::printf("| %lld | failed: %s | | | |\n", static_cast<long long>(L), st.message().c_str());
+                break;
             }
-            cuda_engine->reset_profile();
-            return out;
-        };
-        prefill_profile = take_profile(1);
-        double per_token = 0;
-        {
-            auto fork = seq->fork();
-            if (!fork) {
-                std::printf("| %lld | %.2f | %.0f | fork failed | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, peak);
-                continue;
-            }
-            std::vector<float> logits;
-            if (Status st = engine.value()->decode(*fork, 3, &logits); !st) {  // warm-up step
-                std::printf("decode failed: %s\n", st.message().c_str());
-                return 1;
-            }
-            take_profile(1);
-            const double t1 = now();
-            for (int64_t i = 0; i < decode; ++i)
-                if (Status st = engine.value()->decode(*fork, static_cast<int32_t>(4 + i), &logits); !st) {
+            elapsed += now() - t0;
+            done = L;
+            peak = std::max(peak, used_gib());
+            // GPU time per operation: the prefill segment, then the decode steps (per token).
+            std::string prefill_profile, decode_profile;
+            auto take_profile = [&](double divide) {
+                std::string out;
+                if (!cuda_engine) return out;
+                double total = 0;
+                for (const auto& [name, sec] : cuda_engine->profile()) total += sec;
+                if (total > 0) {
+                    char buf[96];
+                    for (const auto& [name, sec] : cuda_engine->profile()) {
+                        std::snprintf(buf, sizeof buf, " %s %.3f;", name.c_str(), sec / divide * (divide > 1 ? 1000.0 : 1.0));
+                        out += buf;
+                    }
+                }
+                cuda_engine->reset_profile();
+                return out;
+            };
+            prefill_profile = take_profile(1);
+            double per_token = 0;
+            {
+                auto fork = seq->fork();
+                if (!fork) {
+                    std::printf("| %lld | %.2f | %.0f | fork failed | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, peak);
+                    continue;
+                }
+                std::vector<float> logits;
+                if (Status st = engine.value()->decode(*fork, 3, &logits); !st) {  // warm-up step
                     std::printf("decode failed: %s\n", st.message().c_str());
                     return 1;
                 }
-            per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
-            decode_profile = take_profile(static_cast<double>(decode));
-        }
-        // A follow-up question on the prefix already in GPU memory: fork, read 50 question tokens,
-        // sample the first answer token.
-        double followup_ms = 0;
-        {
-            const double t2 = now();
-            auto fork = seq->fork();
-            std::vector<int32_t> question(50);
-            for (size_t i = 0; i < question.size(); ++i) question[i] = static_cast<int32_t>(100 + i);
-            PrefillRequest q;
-            q.tokens = question;
-            q.logits_positions = {L + 49};
-            std::vector<std::vector<float>> rows;
-            std::vector<float> logits;
-            if (!fork || !engine.value()->prefill(*fork, q, &rows) || !engine.value()->decode(*fork, 7, &logits)) {
-                std::printf("follow-up failed\n");
-                return 1;
+                take_profile(1);
+                const double t1 = now();
+                for (int64_t i = 0; i < decode; ++i)
+                    if (Status st = engine.value()->decode(*fork, static_cast<int32_t>(4 + i), &logits); !st) {
+                        std::printf("decode failed: %s\n", st.message().c_str());
+                        return 1;
+                    }
+                per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
+                decode_profile = take_profile(static_cast<double>(decode));
             }
-            followup_ms = (now() - t2) * 1000.0;
-            take_profile(1);
+            // A follow-up question on the prefix already in GPU memory: fork, read 50 question tokens,
+            // sample the first answer token.
+            double followup_ms = 0;
+            {
+                const double t2 = now();
+                auto fork = seq->fork();
+                std::vector<int32_t> question(50);
+                for (size_t i = 0; i < question.size(); ++i) question[i] = static_cast<int32_t>(100 + i);
+                PrefillRequest q;
+                q.tokens = question;
+                q.logits_positions = {L + 49};
+                std::vector<std::vector<float>> rows;
+                std::vector<float> logits;
+                if (!fork || !engine.value()->prefill(*fork, q, &rows) || !engine.value()->decode(*fork, 7, &logits)) {
+                    std::printf("follow-up failed\n");
+                    return 1;
+                }
+                followup_ms = (now() - t2) * 1000.0;
+                take_profile(1);
+            }
+            std::printf("| %lld | %.2f | %.0f | %.2f | %.1f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token,
+                        followup_ms, peak);
+            if (!prefill_profile.empty()) std::printf("    prefill GPU seconds since the previous row:%s\n", prefill_profile.c_str());
+            if (!decode_profile.empty()) std::printf("    decode GPU milliseconds per token:%s\n", decode_profile.c_str());
+            std::fflush(stdout);
+            if (now() - t_load > budget) {
+                std::printf("(stopping: past the %.0f s budget)\n", budget);
+                over_budget = true;
+                break;
+            }
         }
-        std::printf("| %lld | %.2f | %.0f | %.2f | %.1f | %.2f |\n", static_cast<long long>(L), elapsed, static_cast<double>(L) / elapsed, per_token,
-                    followup_ms, peak);
-        if (!prefill_profile.empty()) std::printf("    prefill GPU seconds since the previous row:%s\n", prefill_profile.c_str());
-        if (!decode_profile.empty()) std::printf("    decode GPU milliseconds per token:%s\n", decode_profile.c_str());
-        std::fflush(stdout);
-        if (now() - t_load > budget) {
-            std::printf("(stopping: past the %.0f s budget)\n", budget);
-            break;
-        }
-    }
+    }  // chunk sizes
     if (!state_dir.empty() && seq->length() > 0) {
         // The product's restart path: the prefix state to disk and back.
         const std::string path = state_dir + "/bench.qstate";
