@@ -4,6 +4,7 @@
 #include "bf16.h"
 #include "embedding.h"
 #include "norm_ops.h"
+#include "sampling.h"
 
 namespace quire::cuda {
 
@@ -54,9 +55,8 @@ const CudaEngine::Matrix& CudaSalaOps::matrix(int64_t layer, Linear which) const
 
 Status CudaSalaOps::embed(const StepShape& s) {
     const ModelConfig& c = e_.model_->config();
-    QUIRE_TRY(e_.check(cudaMemcpyAsync(e_.ws_.ids.get(), s.ids, static_cast<size_t>(s.n) * 4, cudaMemcpyHostToDevice, e_.stream_), "token ids"));
     return launch(Op::embedding, "embedding", [&] {
-        return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, e_.ws_.ids.get(), s.n,
+        return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, mode_.ids, s.n,
                                          static_cast<float>(c.scale_emb), buf(Act::x), e_.stream_);
     });
 }
@@ -70,10 +70,16 @@ Status CudaSalaOps::rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int
 
 Status CudaSalaOps::add_rms_norm(float scale, int64_t layer, Norm norm) {
     const ModelConfig& c = e_.model_->config();
-    return launch(Op::norms, "residual + RMSNorm", [&] {
+    QUIRE_TRY(launch(Op::norms, "residual + RMSNorm", [&] {
         return kernels::launch_add_rms_norm(buf(Act::x), buf(Act::a), scale, norm_weights(layer, norm), n_, c.hidden_size,
                                             static_cast<float>(c.rms_norm_eps), buf(Act::h), e_.stream_);
-    });
+    }));
+    // The next layer's input norm closes a layer: its graph runs while the next one is recorded.
+    if (mode_.graph && norm == Norm::input && layer > 0) {
+        QUIRE_TRY(e_.check(mode_.graph->end_and_launch(e_.stream_, static_cast<int>(layer - 1)), "decode graph of a layer"));
+        QUIRE_TRY(e_.check(mode_.graph->begin(e_.stream_), "decode graph capture"));
+    }
+    return Status::ok();
 }
 
 Status CudaSalaOps::residual_add(float scale) {
@@ -188,29 +194,23 @@ Status CudaSalaOps::commit(const StepShape& s) {
     return Status::ok();
 }
 
-Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* out) {
+Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* /*out: read back by the engine*/) {
     const ModelConfig& c = e_.model_->config();
     const int64_t H = c.hidden_size, m = static_cast<int64_t>(s.logit_rows.size());
     const CudaEngine::Matrix& head = e_.lm_head_.data ? e_.lm_head_ : e_.embed_;
     uint16_t* h = buf(Act::h);
     uint16_t* dev = e_.ws_.logits.get();
-    QUIRE_TRY(e_.profiler_.time(Op::logits, [&]() -> Status {
+    return e_.profiler_.time(Op::logits, [&]() -> Status {
         for (int64_t i = 0; i < m; ++i)
             QUIRE_TRY(e_.check(cudaMemcpyAsync(h + i * H, buf(Act::x) + s.logit_rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
                                                cudaMemcpyDeviceToDevice, e_.stream_), "logit rows"));
         QUIRE_TRY(e_.check(kernels::launch_rms_norm(h, e_.final_norm_.get(), m, H, static_cast<float>(c.rms_norm_eps), h, e_.stream_), "final norm"));
         QUIRE_TRY(e_.check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, e_.stream_), "logit scale"));
-        return e_.gemm(h, m, head, dev);
-    }));
-    std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
-    QUIRE_TRY(e_.check(cudaMemcpyAsync(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost, e_.stream_), "logits"));
-    QUIRE_TRY(e_.check(cudaStreamSynchronize(e_.stream_), "logits"));
-    for (int64_t i = 0; i < m; ++i) {
-        std::vector<float> row(static_cast<size_t>(c.vocab_size));
-        for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
-        out->push_back(std::move(row));
-    }
-    return Status::ok();
+        QUIRE_TRY(e_.gemm(h, m, head, dev));
+        if (!mode_.sample) return Status::ok();
+        return e_.check(kernels::launch_sample_token(dev, c.vocab_size, &e_.step_in_.get()->sample, e_.sample_scratch_.get(), e_.sampled_.get(),
+                                                     e_.stream_), "sampling");
+    });
 }
 
 }  // namespace quire::cuda

@@ -16,7 +16,15 @@ namespace quire::cuda {
 
 class CudaSalaOps : public SalaOps {
 public:
-    CudaSalaOps(CudaEngine& engine, CudaSequence& seq, int64_t n) : e_(engine), seq_(seq), n_(n) {}
+    // ids: the step's token ids, already on the device. sample: a one-token step draws its next
+    // token on the GPU (into the engine's sampled_) after the logits. graph: the step is being
+    // recorded as CUDA graphs; each layer's graph is launched when the next layer begins.
+    struct Mode {
+        const int32_t* ids = nullptr;
+        bool sample = false;
+        DecodeGraph* graph = nullptr;
+    };
+    CudaSalaOps(CudaEngine& engine, CudaSequence& seq, int64_t n, Mode mode) : e_(engine), seq_(seq), n_(n), mode_(mode) {}
 
     Status embed(const StepShape& s) override;
     Status rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int64_t width, Act out) override;
@@ -47,6 +55,7 @@ private:
     CudaEngine& e_;
     CudaSequence& seq_;
     int64_t n_;
+    Mode mode_;
 };
 
 }  // namespace quire::cuda
