@@ -58,7 +58,92 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
     }
 }
 
+// 16 bytes of weights, streamed: evict-first in L2, and with `wide` the L2 fetches 256-byte
+// sectors at once (fewer, longer DRAM bursts for a stream read exactly once).
+template <bool wide>
+__device__ __forceinline__ uint4 load_weights(const uint4* p) {
+    if constexpr (wide) {
+        uint4 v;
+        asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                     : "l"(p));
+        return v;
+    } else {
+        return __ldcs(p);
+    }
+}
+
+// As gemv_kernel, with the loads of U chunks per lane issued together before any arithmetic (more
+// bytes in flight per warp), WARPS rows per block.
+template <int T, int U, int WARPS, bool wide>
+__global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
+                                                                  const uint4* __restrict__ x, const Outputs outs) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    __nv_bfloat16* y = outs.out[0];
+    int64_t first = 0, end = outs.start[1];
+#pragma unroll
+    for (int i = 1; i < kGemvMaxOutputs; ++i)
+        if (i < outs.count && r >= outs.start[i]) {
+            y = outs.out[i];
+            first = outs.start[i];
+            end = outs.start[i + 1];
+        }
+    const int64_t seg_rows = end - first;
+    const int64_t rr = r - first;
+    const uint4* row = w + r * chunks;
+    float acc[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+    for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
+        uint4 wv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv[u]);
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                const uint4 xv = __ldg(x + t * chunks + c);
+                const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        float v = acc[t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
+    }
+}
+
+int g_variant = 0;
+
+template <int T>
+void launch_variant(int variant, const uint4* wv, int64_t rows, int64_t chunks, const uint4* xv, const Outputs& outs, cudaStream_t stream) {
+    auto grid = [&](int warps) { return static_cast<unsigned>((rows + warps - 1) / warps); };
+    switch (variant) {
+        case 1: gemv_batched_kernel<T, 4, 8, false><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 2: gemv_batched_kernel<T, 8, 4, false><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 3: gemv_batched_kernel<T, 4, 8, true><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 4: gemv_batched_kernel<T, 8, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 5: gemv_batched_kernel<T, 4, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        default: gemv_kernel<T><<<grid(kWarps), kWarps * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+    }
+}
+
 }  // namespace
+
+int gemv_variant_count() { return 6; }
+void set_gemv_variant(int variant) { g_variant = variant >= 0 && variant < gemv_variant_count() ? variant : 0; }
 
 cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens, const GemvOutput* outputs, int count,
                                    cudaStream_t stream) {
@@ -76,14 +161,13 @@ cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16
         rows += outputs[i].rows;
     }
     outs.start[count] = rows;
-    const unsigned grid = static_cast<unsigned>((rows + kWarps - 1) / kWarps);
     const auto* wv = reinterpret_cast<const uint4*>(w);
     const auto* xv = reinterpret_cast<const uint4*>(x);
     switch (tokens) {
-        case 1: gemv_kernel<1><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        case 2: gemv_kernel<2><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        case 3: gemv_kernel<3><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        default: gemv_kernel<4><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
+        case 1: launch_variant<1>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        case 2: launch_variant<2>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        case 3: launch_variant<3>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        default: launch_variant<4>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
     }
     return cudaGetLastError();
 }

@@ -27,4 +27,10 @@ struct GemvOutput {
 cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens, const GemvOutput* outputs, int count,
                                    cudaStream_t stream);
 
+// The kernel shape the launches above use, for measuring (test_gpu_decode's bandwidth check):
+// 0 the default, 1 .. gemv_variant_count() - 1 batched loads with other block sizes and L2 hints.
+// Process-wide; not for concurrent use.
+int gemv_variant_count();
+void set_gemv_variant(int variant);
+
 }  // namespace quire::kernels

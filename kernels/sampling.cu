@@ -138,8 +138,8 @@ __device__ Place place_of_count(const Chunk& c, uint32_t n, Place* shared) {
 }
 
 // The place of the first token of the sorted row at which the running mass reaches x, for
-// 0 < x <= mass_total. False when no thread owns x (rounding at the very end of the row).
-__device__ bool place_of_mass(const Chunk& c, double x, Place* shared, int* found) {
+// 0 < x <= mass_total, into *out. False when no thread owns x (rounding at the very end of the row).
+__device__ bool place_of_mass(const Chunk& c, double x, Place* shared, int* found, Place* out) {
     if (threadIdx.x == 0) *found = 0;
     __syncthreads();
     if (c.mass_excl < x && x <= c.mass_incl) {
@@ -165,7 +165,8 @@ __device__ bool place_of_mass(const Chunk& c, double x, Place* shared, int* foun
     }
     __syncthreads();
     const bool ok = *found != 0;
-    __syncthreads();
+    *out = *shared;
+    __syncthreads();  // everyone has read *shared before anyone writes it again
     return ok;
 }
 
@@ -195,6 +196,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const uint16_t* __rest
 
     // How many tokens have each logit value: the sorted row, as runs of equal logits.
     for (uint32_t k = static_cast<uint32_t>(t); k < kKeys; k += kThreads) hist[k] = 0;
+    __threadfence();  // the zeros reach L2, where the atomics below and the __ldcg reads work
     __syncthreads();
     uint32_t kmax = 0;
     for (int i = t; i < vocab; i += kThreads) {
@@ -233,7 +235,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const uint16_t* __rest
         uint32_t cut = 1;
         if (x > 0.0) {
             cut = keep;
-            if (place_of_mass(c, x, &place, &found)) cut = min(keep, place.before + place.rank);
+            Place p;
+            if (place_of_mass(c, x, &place, &found, &p)) cut = min(keep, p.before + p.rank);
         }
         keep = min(keep, cut);
     }
@@ -253,9 +256,11 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const uint16_t* __rest
     const double total = keep == n ? c.mass_total : mass_through(c, place_of_count(c, keep, &place));
     const double x = a.u * total;
     Place pick;
-    if (x > 0.0 && place_of_mass(c, x, &place, &found) && place.before + place.rank <= keep) pick = place;
-    else if (x > 0.0) pick = place_of_count(c, keep, &place);
-    else pick = place_of_count(c, 1, &place);
+    if (x > 0.0 && place_of_mass(c, x, &place, &found, &pick) && pick.before + pick.rank <= keep) {
+        // inside the kept tokens
+    } else {
+        pick = place_of_count(c, x > 0.0 ? keep : 1, &place);
+    }
 
     // The pick.rank-th lowest id among the tokens with logit pick.key: ids in contiguous ranges per thread.
     const int per = (vocab + kThreads - 1) / kThreads;

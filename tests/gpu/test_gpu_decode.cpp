@@ -11,7 +11,9 @@
 #include "cuda/cuda_engine.h"
 #include "device_buffer.h"
 #include "engine_test_support.h"
+#include "gemv.h"
 #include "gpu_test_main.h"
+#include "random_fill.h"
 #include "sampler.h"
 #include "sampling.h"
 
@@ -262,6 +264,79 @@ private slots:
         qInfo("tiny-a (%lld layers): %lld graph nodes per decode step with GPU sampling (%.1f per layer)", static_cast<long long>(layers),
               static_cast<long long>(cu.last_step_nodes()), static_cast<double>(cu.last_step_nodes()) / static_cast<double>(layers));
         QVERIFY(cu.last_step_nodes() > layers);
+    }
+
+    // The decode GEMV at the real model's shapes (tests/data/real_config: hidden 4096, MLP 16384,
+    // 24 Lightning and 8 sparse layers), every kernel variant: the same output bit for bit, and the
+    // bytes read per second next to a device-to-device copy of the same bytes (read + written per
+    // second, as quire-bench's floor). Printed, not asserted: tests are not benchmarks.
+    void gemv_bandwidth() {
+        struct Shape {
+            const char* name;
+            int64_t rows, cols, per_step;  // per_step: how many a decode step runs
+        };
+        const Shape shapes[] = {{"lightning q,k,v,gate", 4 * 4096, 4096, 24}, {"sparse q,gate", 2 * 4096, 4096, 8}, {"sparse k,v", 512, 4096, 8},
+                                {"o", 4096, 4096, 32},   {"mlp gate,up", 2 * 16384, 4096, 32}, {"mlp down", 4096, 16384, 32},
+                                {"lm head", 73448, 4096, 1}};
+        const int64_t most = 73448LL * 4096;
+        DeviceBuffer<uint16_t> w(most), copy(most), x(16384), y(73448);
+        QVERIFY(w.ok() && copy.ok() && x.ok() && y.ok());
+        QCOMPARE(kernels::launch_fill_random_bf16(w.get(), most, 7, 0.02f, nullptr), cudaSuccess);
+        QCOMPARE(kernels::launch_fill_random_bf16(x.get(), 16384, 8, 1.0f, nullptr), cudaSuccess);
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        // Each repetition reads another slice of w, so small matrices are not served from L2 (a
+        // decode step streams 18 GB: nothing it reads is in L2 from the step before).
+        auto time_ms = [&](auto&& run) {
+            for (int i = 0; i < 3; ++i) run(i);
+            cudaEventRecord(e0);
+            constexpr int reps = 20;
+            for (int i = 0; i < reps; ++i) run(i);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms = 0;
+            cudaEventElapsedTime(&ms, e0, e1);
+            return static_cast<double>(ms) / reps;
+        };
+        std::vector<std::vector<uint16_t>> reference;
+        double copy_step_ms = 0;
+        std::vector<double> copy_ms;
+        for (const Shape& sh : shapes) {
+            const int64_t n = sh.rows * sh.cols, slices = std::min<int64_t>(20, most / n);
+            const double ms = time_ms([&](int i) {
+                const int64_t at = (i % slices) * n;
+                cudaMemcpyAsync(copy.get() + at, w.get() + at, static_cast<size_t>(n) * 2, cudaMemcpyDeviceToDevice, nullptr);
+            });
+            copy_ms.push_back(ms);
+            copy_step_ms += ms / 2 * static_cast<double>(sh.per_step);  // reading alone at the copy's rate
+        }
+        for (int v = 0; v < kernels::gemv_variant_count(); ++v) {
+            kernels::set_gemv_variant(v);
+            double step_ms = 0;
+            QString line;
+            for (size_t i = 0; i < std::size(shapes); ++i) {
+                const Shape& sh = shapes[i];
+                const int64_t n = sh.rows * sh.cols, slices = std::min<int64_t>(20, most / n);
+                const double ms = time_ms([&](int r) { kernels::launch_gemv_bf16(w.get() + (r % slices) * n, sh.rows, sh.cols, x.get(), 1, y.get(), nullptr); });
+                QCOMPARE(kernels::launch_gemv_bf16(w.get(), sh.rows, sh.cols, x.get(), 1, y.get(), nullptr), cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                std::vector<uint16_t> out = y.download();
+                out.resize(static_cast<size_t>(sh.rows));
+                if (v == 0) reference.push_back(out);
+                else QVERIFY2(out == reference[i], qPrintable(QString("variant %1, %2: not the default kernel's output").arg(v).arg(sh.name)));
+                const double bytes = static_cast<double>(sh.rows * sh.cols) * 2;
+                const double copy_rate = 2 * bytes / (copy_ms[i] / 1000);
+                line += QString(" %1 %2 GB/s (%3%);").arg(sh.name).arg(bytes / (ms / 1000) / 1e9, 0, 'f', 0).arg(100 * (bytes / (ms / 1000)) / copy_rate, 0, 'f', 1);
+                step_ms += ms * static_cast<double>(sh.per_step);
+            }
+            qInfo("GEMV variant %d: a decode step's GEMVs %.3f ms, reading at the copy's rate %.3f ms: %.1f%% of the copy bandwidth;%s", v,
+                  step_ms, copy_step_ms, 100 * copy_step_ms / step_ms, qPrintable(line));
+        }
+        kernels::set_gemv_variant(0);
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        QVERIFY(w.guard_intact() && y.guard_intact());
     }
 };
 
