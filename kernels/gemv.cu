@@ -125,6 +125,70 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* _
     }
 }
 
+// Decode (one token) with the gate that surrounds a projection fused in (docs/model.md §2.1, §2.4,
+// §2.5), rounding where the separate kernels round (norm_ops.h), so the results are bit for bit
+// those of launch_sigmoid_gate + GEMV and GEMV + launch_silu_mul:
+//   gated:  y = W . bf16(x * bf16(sigmoid(g)))   the gated input built once per block in shared memory
+//   swiglu: W = [gate; up] (2 * rows rows), y[r] = bf16(bf16(silu(bf16(gate_r . x))) * bf16(up_r . x))
+template <int U, int WARPS, bool wide, bool gated, bool swiglu>
+__global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
+                                                                const uint4* __restrict__ x, const uint4* __restrict__ g,
+                                                                __nv_bfloat16* __restrict__ y) {
+    extern __shared__ uint4 gated_x[];
+    if constexpr (gated) {
+        for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+            uint4 xv = x[c];
+            const uint4 gv = g[c];
+            __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&xv);
+            const __nv_bfloat16* ge = reinterpret_cast<const __nv_bfloat16*>(&gv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * round_bf(1.0f / (1.0f + expf(-bf(ge[j])))));
+            gated_x[c] = xv;
+        }
+        __syncthreads();
+    }
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const uint4* row = w + r * chunks;
+    const uint4* row2 = w + (rows + r) * chunks;  // swiglu: the up row
+    float acc = 0.0f, acc2 = 0.0f;
+    for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
+        uint4 wv[U], wv2[swiglu ? U : 1];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
+            if constexpr (swiglu) wv2[u] = c < chunks ? load_weights<wide>(row2 + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const uint4 xv = gated ? gated_x[c] : __ldg(x + c);
+            const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+            const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv[u]);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc = fmaf(bf(we[j]), bf(xe[j]), acc);
+            if constexpr (swiglu) {
+                const __nv_bfloat16* we2 = reinterpret_cast<const __nv_bfloat16*>(&wv2[u]);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc2 = fmaf(bf(we2[j]), bf(xe[j]), acc2);
+            }
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if constexpr (swiglu)
+        for (int o = 16; o > 0; o >>= 1) acc2 += __shfl_xor_sync(0xffffffffu, acc2, o);
+    if (lane != 0) return;
+    if constexpr (swiglu) {
+        const float gate = round_bf(acc), up = round_bf(acc2);
+        y[r] = to_bf(round_bf(gate / (1.0f + expf(-gate))) * up);
+    } else {
+        y[r] = to_bf(acc);
+    }
+}
+
 int g_variant = 0;
 
 template <int T>
@@ -169,6 +233,28 @@ cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16
         case 3: launch_variant<3>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
         default: launch_variant<4>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
     }
+    return cudaGetLastError();
+}
+
+cudaError_t launch_gemv_bf16_gated_input(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, const uint16_t* gate, uint16_t* y,
+                                         cudaStream_t stream) {
+    if (rows <= 0) return cudaSuccess;
+    if (cols % 8 || cols * 2 > 48 * 1024 || reinterpret_cast<uintptr_t>(w) % 16 || reinterpret_cast<uintptr_t>(x) % 16 ||
+        reinterpret_cast<uintptr_t>(gate) % 16)
+        return cudaErrorInvalidValue;
+    constexpr int warps = 8;
+    gemv_fused_kernel<4, warps, true, true, false><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, static_cast<size_t>(cols) * 2, stream>>>(
+        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), reinterpret_cast<const uint4*>(gate),
+        reinterpret_cast<__nv_bfloat16*>(y));
+    return cudaGetLastError();
+}
+
+cudaError_t launch_gemv_bf16_swiglu(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, uint16_t* y, cudaStream_t stream) {
+    if (rows <= 0) return cudaSuccess;
+    if (cols % 8 || reinterpret_cast<uintptr_t>(w) % 16 || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
+    constexpr int warps = 8;
+    gemv_fused_kernel<4, warps, true, false, true><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, 0, stream>>>(
+        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), nullptr, reinterpret_cast<__nv_bfloat16*>(y));
     return cudaGetLastError();
 }
 

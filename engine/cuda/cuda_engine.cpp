@@ -96,6 +96,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     QUIRE_TRY(e->check(e->sampled_.allocate(1), "sampled token"));
     QUIRE_TRY(e->check(e->sample_scratch_.allocate(kernels::kSampleScratchWords), "sampling scratch"));
     if (e->profiler_.enabled()) e->graph_.set_enabled(false);  // per-operation events need eager launches
+    if (const char* fuse = std::getenv("QUIRE_CUDA_FUSE")) e->fuse_gates_ = std::strcmp(fuse, "0") != 0;
     return std::unique_ptr<Engine>(std::move(e));
 }
 

@@ -43,6 +43,9 @@ public:
     // Graph nodes (kernels and copies) the last decode step launched; 0 when it ran without a graph.
     int64_t last_step_nodes() const { return last_step_nodes_; }
     int64_t graph_instantiations() const { return graph_.instantiations(); }
+    // Decode fuses the output gates and SwiGLU into the GEMVs next to them (gemv.h): on unless
+    // QUIRE_CUDA_FUSE=0. The results are the same bit for bit; only the kernel count changes.
+    void set_fused_gates(bool on) { fuse_gates_ = on; }
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
     int64_t state_bytes(int64_t tokens) const;
@@ -138,6 +141,7 @@ private:
     DecodeGraph graph_;
     bool graph_checked_[2] = {false, false};      // a whole step recorded once per regime (dense, sparse)
     int64_t last_step_nodes_ = 0;
+    bool fuse_gates_ = true;
 };
 
 }  // namespace quire::cuda

@@ -243,27 +243,38 @@ private slots:
               static_cast<long long>(nodes.back()), static_cast<long long>(cu.graph_instantiations()), static_cast<long long>(steps));
     }
 
-    // The kernels (graph nodes) of one decode step of the tiny model, per layer, printed for the
-    // benchmark notes: every layer of a kind runs the same launches at any size.
-    void kernels_per_step() {
+    // Gates fused into the GEMVs: bit for bit the logits of the separate kernels, with fewer
+    // kernels per step (graph nodes, printed for the benchmark notes: every layer of a kind runs the
+    // same launches at any model size).
+    void fused_gates_match() {
         auto m = load_model(tiny_model("tiny-a"));
         auto gpu = cuda_engine(m);
         auto& cu = as_cuda(*gpu);
-        if (!cu.decode_graphs()) QSKIP("graphs are off (QUIRE_CUDA_GRAPH=0)");
-        const auto tokens = prompt_tokens(*m, 64);
-        auto seq = gpu->new_sequence();
-        run_sequence(*gpu, *seq, tokens, 0, 60, {});
-        Sampler s({});
-        int32_t t = tokens[60];
-        for (int i = 0; i < 3; ++i) {
-            auto r = gpu->decode_and_sample(*seq, t, s);
-            QVERIFY2(r.is_ok(), r.status().message().c_str());
-            t = r.value();
+        const int64_t start = 8180, steps = 24;
+        const auto tokens = prompt_tokens(*m, start + steps);
+        const std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + start);
+        std::vector<std::vector<float>> logits[2];
+        int64_t nodes[2] = {0, 0};
+        for (int fused = 0; fused < 2; ++fused) {
+            cu.set_fused_gates(fused == 1);
+            auto seq = gpu->new_sequence();
+            run_sequence(*gpu, *seq, prefix, 4096, start, {});
+            for (int64_t p = start; p < start + steps; ++p) {
+                std::vector<float> l;
+                const Status st = gpu->decode(*seq, tokens[static_cast<size_t>(p)], &l);
+                QVERIFY2(st.is_ok(), st.message().c_str());
+                logits[fused].push_back(std::move(l));
+            }
+            nodes[fused] = cu.last_step_nodes();
         }
-        const int64_t layers = m->config().num_hidden_layers;
-        qInfo("tiny-a (%lld layers): %lld graph nodes per decode step with GPU sampling (%.1f per layer)", static_cast<long long>(layers),
-              static_cast<long long>(cu.last_step_nodes()), static_cast<double>(cu.last_step_nodes()) / static_cast<double>(layers));
-        QVERIFY(cu.last_step_nodes() > layers);
+        for (int64_t i = 0; i < steps; ++i)
+            QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[1][static_cast<size_t>(i)],
+                     qPrintable(QString("position %1: fused and separate gates differ").arg(start + i)));
+        const auto layers = static_cast<double>(m->config().num_hidden_layers);
+        qInfo("kernels (graph nodes) per decode step, tiny-a, %g layers: separate gates %lld (%.2f per layer), fused %lld (%.2f per layer)",
+              layers, static_cast<long long>(nodes[0]), static_cast<double>(nodes[0]) / layers, static_cast<long long>(nodes[1]),
+              static_cast<double>(nodes[1]) / layers);
+        if (cu.decode_graphs()) QVERIFY(nodes[1] < nodes[0]);
     }
 
     // The decode GEMV at the real model's shapes (tests/data/real_config: hidden 4096, MLP 16384,
