@@ -43,6 +43,8 @@ struct EngineCounters {
     int64_t forward_calls = 0;
 };
 
+class Sampler;
+
 class Sequence {
 public:
     virtual ~Sequence() = default;
@@ -67,6 +69,10 @@ public:
     virtual Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) = 0;
     // Appends one token and returns the logits after it.
     virtual Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) = 0;
+    // Appends one token and draws the next with `sampler`: decode() then sampler.sample(logits,
+    // seq.tokens()) (generator.cpp). The CUDA engine draws on the GPU where the options allow
+    // (kernels/sampling.h), so one token id comes back instead of a logits row.
+    virtual Result<int32_t> decode_and_sample(Sequence& seq, int32_t token, Sampler& sampler);
     // State files, encoded and validated by the state codec (state_file.h) for every backend
     // (engine_state.cpp); backends only copy rows.
     // prefix_tokens > 0 saves a delta: what follows the sequence's first prefix_tokens tokens (a

@@ -29,16 +29,15 @@ Result<GenerateResult> generate(Engine& engine, Sequence& seq, std::span<const i
         result.stop_reason = "cancelled";
         return result;
     }
-    std::vector<float> logits = std::move(rows[0]);
     Sampler sampler(options.sampling);
     TextStream stream(*tok);
     double decode_start = 0;
+    int32_t next = sampler.sample(std::move(rows[0]), seq.tokens());
     while (true) {
         if (options.cancel && options.cancel->load()) {
             result.stop_reason = "cancelled";
             break;
         }
-        const int32_t next = sampler.sample(std::move(logits), seq.tokens());
         if (result.tokens.empty()) {
             result.first_token_seconds = seconds();
             decode_start = result.first_token_seconds;
@@ -49,11 +48,14 @@ Result<GenerateResult> generate(Engine& engine, Sequence& seq, std::span<const i
         }
         result.tokens.push_back(next);
         if (std::string delta = stream.push(next); !delta.empty() && options.on_text) options.on_text(delta);
-        QUIRE_TRY(engine.decode(seq, next, &logits));
         if (static_cast<int64_t>(result.tokens.size()) >= options.max_tokens) {
+            QUIRE_TRY(engine.decode(seq, next, nullptr));  // fed back; nothing more is drawn
             result.stop_reason = "max tokens";
             break;
         }
+        Result<int32_t> drawn = engine.decode_and_sample(seq, next, sampler);
+        if (!drawn) return drawn.status();
+        next = drawn.value();
     }
     if (std::string rest = stream.flush(); !rest.empty() && options.on_text) options.on_text(rest);
     result.text = stream.text();
@@ -61,6 +63,12 @@ Result<GenerateResult> generate(Engine& engine, Sequence& seq, std::span<const i
     if (result.tokens.size() > 1 && decode_time > 0)
         result.tokens_per_second = static_cast<double>(result.tokens.size() - 1) / decode_time;
     return result;
+}
+
+Result<int32_t> Engine::decode_and_sample(Sequence& seq, int32_t token, Sampler& sampler) {
+    std::vector<float> logits;
+    QUIRE_TRY(decode(seq, token, &logits));
+    return sampler.sample(std::move(logits), seq.tokens());
 }
 
 }  // namespace quire

@@ -22,6 +22,11 @@ public:
     explicit Sampler(const SamplingOptions& options);
     // history: tokens already in the context (for the repetition penalty).
     int32_t sample(std::vector<float> logits, const std::vector<int32_t>& history);
+    const SamplingOptions& options() const { return options_; }
+    // The uniform draw in [0, 1) that sample() would make next (it makes one per call with a
+    // temperature above 0, none when greedy): for a backend that samples on its device with the same
+    // rules (kernels/sampling.h), so the same seed draws the same tokens.
+    double next_uniform() { return uniform(); }
 
 private:
     double uniform();

@@ -435,23 +435,30 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
 Status StateReader::stream_into(StateRows& rows) {
     // Sections on several threads (reading and hashing are the cost); the backend's copies one at a time.
     std::mutex backend;
-    return for_each_section(static_cast<int64_t>(entries_.size()), [&](int64_t e) -> Status {
+    const Status streamed = for_each_section(static_cast<int64_t>(entries_.size()), [&](int64_t e) -> Status {
         const Entry& en = entries_[static_cast<size_t>(e)];
         const SectionSpec& s = en.spec;
         const SectionDType want = is_cache_kind(s.kind) ? rows.cache_dtype() : SectionDType::f32;
         const int64_t in_row = s.width * dtype_bytes(en.dtype), out_row = s.width * dtype_bytes(want);
         const int64_t chunk_rows = std::max<int64_t>(1, kStreamBytes / std::max<int64_t>(in_row, 1));
         const auto buffer_rows = static_cast<size_t>(std::min(chunk_rows, std::max<int64_t>(s.rows, 1)));
-        std::vector<uint8_t> in(buffer_rows * static_cast<size_t>(in_row)), out;
+        std::vector<uint8_t> in, out;
         if (want != en.dtype) out.resize(buffer_rows * static_cast<size_t>(out_row));
         Hasher64 sum(en.index);
         for (int64_t r = 0; r < s.rows; r += chunk_rows) {
             const int64_t n = std::min(chunk_rows, s.rows - r);
-            QUIRE_TRY(source_->read_at(en.offset + r * in_row, in.data(), n * in_row));
-            sum.update(in.data(), n * in_row);
-            const uint8_t* ready = in.data();
+            // Straight into the backend's buffer when the bytes go as they are (rows.acquire_buffer).
+            auto* direct = want == en.dtype ? static_cast<uint8_t*>(rows.acquire_buffer(n * in_row)) : nullptr;
+            if (!direct && in.empty()) in.resize(buffer_rows * static_cast<size_t>(in_row));
+            uint8_t* chunk = direct ? direct : in.data();
+            if (Status st = source_->read_at(en.offset + r * in_row, chunk, n * in_row); !st) {
+                if (direct) rows.release_buffer(direct);
+                return st;
+            }
+            sum.update(chunk, n * in_row);
+            const uint8_t* ready = chunk;
             if (want != en.dtype) {
-                convert(in.data(), en.dtype, out.data(), want, n * s.width);
+                convert(chunk, en.dtype, out.data(), want, n * s.width);
                 ready = out.data();
             }
             std::lock_guard<std::mutex> lock(backend);
@@ -461,6 +468,8 @@ Status StateReader::stream_into(StateRows& rows) {
             return fail(ErrorCode::state_bad_checksum, label_, section_label(s.kind, s.layer) + " checksum mismatch");
         return Status::ok();
     });
+    const Status finished = rows.finish();  // also after a failure: nothing may still be in flight
+    return streamed ? finished : streamed;
 }
 
 }  // namespace quire

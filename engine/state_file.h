@@ -74,6 +74,14 @@ public:
     virtual Status read_rows(const SectionSpec& s, int64_t first, int64_t count, void* dst) = 0;
     // Load: rows [first, first + count) of section s from src into the sequence.
     virtual Status write_rows(const SectionSpec& s, int64_t first, int64_t count, const void* src) = 0;
+    // Load, optionally: a host buffer of `bytes` for the codec to read a chunk into and then pass to
+    // write_rows, which takes it back (pinned memory a GPU uploads from without another copy, while
+    // the codec reads the next chunk); nullptr: the codec uses its own. Called from several threads;
+    // a buffer not passed to write_rows (a read failed) goes back through release_buffer.
+    virtual void* acquire_buffer(int64_t /*bytes*/) { return nullptr; }
+    virtual void release_buffer(void* /*buffer*/) {}
+    // Load: waits until every write_rows has reached the sequence; after the last one.
+    virtual Status finish() { return Status::ok(); }
 };
 
 // Writes the state of a sequence: header h, its tokens, and every section of state_layout read

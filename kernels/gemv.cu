@@ -58,7 +58,156 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
     }
 }
 
+// 16 bytes of weights, streamed: evict-first in L2, and with `wide` the L2 fetches 256-byte
+// sectors at once (fewer, longer DRAM bursts for a stream read exactly once).
+template <bool wide>
+__device__ __forceinline__ uint4 load_weights(const uint4* p) {
+    if constexpr (wide) {
+        uint4 v;
+        asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                     : "l"(p));
+        return v;
+    } else {
+        return __ldcs(p);
+    }
+}
+
+// As gemv_kernel, with the loads of U chunks per lane issued together before any arithmetic (more
+// bytes in flight per warp), WARPS rows per block.
+template <int T, int U, int WARPS, bool wide>
+__global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
+                                                                  const uint4* __restrict__ x, const Outputs outs) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    __nv_bfloat16* y = outs.out[0];
+    int64_t first = 0, end = outs.start[1];
+#pragma unroll
+    for (int i = 1; i < kGemvMaxOutputs; ++i)
+        if (i < outs.count && r >= outs.start[i]) {
+            y = outs.out[i];
+            first = outs.start[i];
+            end = outs.start[i + 1];
+        }
+    const int64_t seg_rows = end - first;
+    const int64_t rr = r - first;
+    const uint4* row = w + r * chunks;
+    float acc[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+    for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
+        uint4 wv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv[u]);
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                const uint4 xv = __ldg(x + t * chunks + c);
+                const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        float v = acc[t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
+    }
+}
+
+// Decode (one token) with the gate that surrounds a projection fused in (docs/model.md §2.1, §2.4,
+// §2.5), rounding where the separate kernels round (norm_ops.h), so the results are bit for bit
+// those of launch_sigmoid_gate + GEMV and GEMV + launch_silu_mul:
+//   gated:  y = W . bf16(x * bf16(sigmoid(g)))   the gated input built once per block in shared memory
+//   swiglu: W = [gate; up] (2 * rows rows), y[r] = bf16(bf16(silu(bf16(gate_r . x))) * bf16(up_r . x))
+template <int U, int WARPS, bool wide, bool gated, bool swiglu>
+__global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
+                                                                const uint4* __restrict__ x, const uint4* __restrict__ g,
+                                                                __nv_bfloat16* __restrict__ y) {
+    extern __shared__ uint4 gated_x[];
+    if constexpr (gated) {
+        for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+            uint4 xv = x[c];
+            const uint4 gv = g[c];
+            __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&xv);
+            const __nv_bfloat16* ge = reinterpret_cast<const __nv_bfloat16*>(&gv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * round_bf(1.0f / (1.0f + expf(-bf(ge[j])))));
+            gated_x[c] = xv;
+        }
+        __syncthreads();
+    }
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const uint4* row = w + r * chunks;
+    const uint4* row2 = w + (rows + r) * chunks;  // swiglu: the up row
+    float acc = 0.0f, acc2 = 0.0f;
+    for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
+        uint4 wv[U], wv2[swiglu ? U : 1];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
+            if constexpr (swiglu) wv2[u] = c < chunks ? load_weights<wide>(row2 + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const uint4 xv = gated ? gated_x[c] : __ldg(x + c);
+            const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+            const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv[u]);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc = fmaf(bf(we[j]), bf(xe[j]), acc);
+            if constexpr (swiglu) {
+                const __nv_bfloat16* we2 = reinterpret_cast<const __nv_bfloat16*>(&wv2[u]);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc2 = fmaf(bf(we2[j]), bf(xe[j]), acc2);
+            }
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if constexpr (swiglu)
+        for (int o = 16; o > 0; o >>= 1) acc2 += __shfl_xor_sync(0xffffffffu, acc2, o);
+    if (lane != 0) return;
+    if constexpr (swiglu) {
+        const float gate = round_bf(acc), up = round_bf(acc2);
+        y[r] = to_bf(round_bf(gate / (1.0f + expf(-gate))) * up);
+    } else {
+        y[r] = to_bf(acc);
+    }
+}
+
+int g_variant = 0;
+
+template <int T>
+void launch_variant(int variant, const uint4* wv, int64_t rows, int64_t chunks, const uint4* xv, const Outputs& outs, cudaStream_t stream) {
+    auto grid = [&](int warps) { return static_cast<unsigned>((rows + warps - 1) / warps); };
+    switch (variant) {
+        case 1: gemv_batched_kernel<T, 4, 8, false><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 2: gemv_batched_kernel<T, 8, 4, false><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 3: gemv_batched_kernel<T, 4, 8, true><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 4: gemv_batched_kernel<T, 8, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 5: gemv_batched_kernel<T, 4, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        default: gemv_kernel<T><<<grid(kWarps), kWarps * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+    }
+}
+
 }  // namespace
+
+int gemv_variant_count() { return 6; }
+void set_gemv_variant(int variant) { g_variant = variant >= 0 && variant < gemv_variant_count() ? variant : 0; }
 
 cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens, const GemvOutput* outputs, int count,
                                    cudaStream_t stream) {
@@ -76,15 +225,36 @@ cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16
         rows += outputs[i].rows;
     }
     outs.start[count] = rows;
-    const unsigned grid = static_cast<unsigned>((rows + kWarps - 1) / kWarps);
     const auto* wv = reinterpret_cast<const uint4*>(w);
     const auto* xv = reinterpret_cast<const uint4*>(x);
     switch (tokens) {
-        case 1: gemv_kernel<1><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        case 2: gemv_kernel<2><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        case 3: gemv_kernel<3><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
-        default: gemv_kernel<4><<<grid, kWarps * 32, 0, stream>>>(wv, rows, cols / 8, xv, outs); break;
+        case 1: launch_variant<1>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        case 2: launch_variant<2>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        case 3: launch_variant<3>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        default: launch_variant<4>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
     }
+    return cudaGetLastError();
+}
+
+cudaError_t launch_gemv_bf16_gated_input(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, const uint16_t* gate, uint16_t* y,
+                                         cudaStream_t stream) {
+    if (rows <= 0) return cudaSuccess;
+    if (cols % 8 || cols * 2 > 48 * 1024 || reinterpret_cast<uintptr_t>(w) % 16 || reinterpret_cast<uintptr_t>(x) % 16 ||
+        reinterpret_cast<uintptr_t>(gate) % 16)
+        return cudaErrorInvalidValue;
+    constexpr int warps = 8;
+    gemv_fused_kernel<4, warps, true, true, false><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, static_cast<size_t>(cols) * 2, stream>>>(
+        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), reinterpret_cast<const uint4*>(gate),
+        reinterpret_cast<__nv_bfloat16*>(y));
+    return cudaGetLastError();
+}
+
+cudaError_t launch_gemv_bf16_swiglu(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, uint16_t* y, cudaStream_t stream) {
+    if (rows <= 0) return cudaSuccess;
+    if (cols % 8 || reinterpret_cast<uintptr_t>(w) % 16 || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
+    constexpr int warps = 8;
+    gemv_fused_kernel<4, warps, true, false, true><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, 0, stream>>>(
+        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), nullptr, reinterpret_cast<__nv_bfloat16*>(y));
     return cudaGetLastError();
 }
 

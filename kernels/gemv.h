@@ -27,4 +27,19 @@ struct GemvOutput {
 cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens, const GemvOutput* outputs, int count,
                                    cudaStream_t stream);
 
+// One token (decode) with the gate around a projection fused in, bit for bit the separate kernels'
+// results (norm_ops.h rounds the same way):
+// y = W . bf16(x * bf16(sigmoid(gate)))  (launch_sigmoid_gate on x, then the GEMV); cols <= 24576.
+cudaError_t launch_gemv_bf16_gated_input(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, const uint16_t* gate, uint16_t* y,
+                                         cudaStream_t stream);
+// W = [gate; up], 2 * rows rows stored one after the other: y = bf16(bf16(silu(gate . x)) * (up . x)),
+// each projection rounded to bf16 first (the GEMV of both, then launch_silu_mul). y: [rows].
+cudaError_t launch_gemv_bf16_swiglu(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, uint16_t* y, cudaStream_t stream);
+
+// The kernel shape the launches above use, for measuring (test_gpu_decode's bandwidth check):
+// 0 the default, 1 .. gemv_variant_count() - 1 batched loads with other block sizes and L2 hints.
+// Process-wide; not for concurrent use.
+int gemv_variant_count();
+void set_gemv_variant(int variant);
+
 }  // namespace quire::kernels

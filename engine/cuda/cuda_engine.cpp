@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 #include "attention_ops.h"
 #include "cpu/lightning_attention.h"
@@ -16,7 +17,9 @@
 #include "cuda/cuda_sala_ops.h"
 #include "cuda/cuda_state_rows.h"
 #include "gpu_memory_plan.h"
+#include "bf16.h"
 #include "prefill_loop.h"
+#include "sampler.h"
 #include "sala_forward.h"
 
 namespace quire::cuda {
@@ -99,10 +102,22 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     QUIRE_TRY(e->upload());
     e->model_->release_resident_weights();  // the GPU has them now (cudaMemcpy from the mapping is synchronous)
     kernels::stage1_wgmma_self_check();  // once, here rather than inside the first prefill's timing (false: mma.sync path)
+    // cuBLAS gets its workspace up front: a GEMM recorded into a CUDA graph must not allocate.
+    constexpr int64_t kBlasWorkspace = int64_t{32} << 20;
+    QUIRE_TRY(e->check(e->blas_workspace_.allocate(kBlasWorkspace), "cuBLAS workspace"));
+    if (cublasSetWorkspace(e->blas_, e->blas_workspace_.get(), static_cast<size_t>(kBlasWorkspace)) != CUBLAS_STATUS_SUCCESS)
+        return Status(ErrorCode::device_error, "cuBLAS did not take its workspace");
+    QUIRE_TRY(e->check(cudaMallocHost(&e->step_host_, sizeof(StepHost)), "pinned step inputs"));
+    QUIRE_TRY(e->check(e->step_in_.allocate(1), "step inputs"));
+    QUIRE_TRY(e->check(e->sampled_.allocate(1), "sampled token"));
+    QUIRE_TRY(e->check(e->sample_scratch_.allocate(kernels::kSampleScratchWords), "sampling scratch"));
+    if (e->profiler_.enabled()) e->graph_.set_enabled(false);  // per-operation events need eager launches
+    if (const char* fuse = std::getenv("QUIRE_CUDA_FUSE")) e->fuse_gates_ = std::strcmp(fuse, "0") != 0;
     return std::unique_ptr<Engine>(std::move(e));
 }
 
 CudaEngine::~CudaEngine() {
+    if (step_host_) cudaFreeHost(step_host_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
 }
@@ -406,7 +421,7 @@ Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse,
 }
 
 Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
-                           std::vector<std::vector<float>>* logits) {
+                           std::vector<std::vector<float>>* logits, const kernels::SampleArgs* sample, int32_t* sampled) {
     CudaSequence& seq = as_cuda(s);
     if (!seq.valid_) return Status(ErrorCode::out_of_memory, "the GPU had no room for this sequence's Lightning states");
     StepShape step;
@@ -416,12 +431,83 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     step.ids = ids;
     step.logit_rows = rows;
     QUIRE_TRY(plan_step(seq, n, step.first_sparse, static_cast<int64_t>(rows.size())));
-    CudaSalaOps ops(*this, seq, n);
-    QUIRE_TRY(sala_forward(model_->config(), ops, step, logits));
+    // The step's inputs reach the device before its launches (and outside any graph): a decode
+    // step's from pinned memory, a prefill chunk's ids straight from the caller's memory.
+    if (n == 1) {
+        step_host_->in.token = ids[0];
+        step_host_->in.sample = sample ? *sample : kernels::SampleArgs{};
+        QUIRE_TRY(check(cudaMemcpyAsync(step_in_.get(), &step_host_->in, sizeof(StepInputs), cudaMemcpyHostToDevice, stream_), "step inputs"));
+    } else {
+        QUIRE_TRY(check(cudaMemcpyAsync(ws_.ids.get(), ids, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, stream_), "token ids"));
+    }
+    const bool draw = sample && n == 1 && rows.size() == 1;
+    std::vector<std::vector<float>> unused;  // the ops leave logits on the device
+    std::vector<std::vector<float>>* want = rows.empty() ? nullptr : &unused;
+    last_step_nodes_ = 0;
+    if (n == 1 && graph_.enabled()) QUIRE_TRY(run_graph(seq, step, draw, want));
+    else QUIRE_TRY(run_eager(seq, step, draw, want));
     counters_.forward_calls++;
+    if (draw) QUIRE_TRY(check(cudaMemcpyAsync(&step_host_->sampled, sampled_.get(), 4, cudaMemcpyDeviceToHost, stream_), "sampled token"));
     const Status done = check(cudaStreamSynchronize(stream_), "forward");
     profiler_.collect();
-    return done;
+    QUIRE_TRY(done);
+    if (draw) *sampled = step_host_->sampled;
+    else if (!rows.empty() && logits) QUIRE_TRY(read_logits(static_cast<int64_t>(rows.size()), logits));
+    return Status::ok();
+}
+
+Status CudaEngine::run_eager(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits) {
+    CudaSalaOps ops(*this, seq, step.n, {step.n == 1 ? &step_in_.get()->token : ws_.ids.get(), sample, nullptr});
+    return sala_forward(model_->config(), ops, step, logits);
+}
+
+Status CudaEngine::run_graph(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits) {
+    // What the step changes on the host, restored when a recording fails before anything ran.
+    const size_t tokens = seq.tokens_.size();
+    const int64_t sparse_from = seq.sparse_from_;
+    std::vector<std::pair<int64_t, int64_t>> entries;
+    for (const LayerCache& l : seq.kv_) entries.emplace_back(l.n1, l.n2);
+    auto restore = [&] {
+        seq.tokens_.resize(tokens);
+        seq.sparse_from_ = sparse_from;
+        for (size_t i = 0; i < entries.size(); ++i) std::tie(seq.kv_[i].n1, seq.kv_[i].n2) = entries[i];
+    };
+    // The first step of each regime is recorded whole, so that a launch that cannot be recorded is
+    // found before any layer ran; later steps are recorded and launched layer by layer.
+    const int regime = step.first_sparse < step.n ? 1 : 0;
+    const bool whole = !graph_checked_[regime];
+    const int layers = static_cast<int>(model_->config().num_hidden_layers);
+    graph_.begin_step();
+    Status st = check(graph_.begin(stream_), "decode graph capture");
+    if (st) {
+        CudaSalaOps ops(*this, seq, 1, {&step_in_.get()->token, sample, whole ? nullptr : &graph_});
+        st = sala_forward(model_->config(), ops, step, logits);
+        if (st) st = check(graph_.end_and_launch(stream_, whole ? layers : layers - 1), "decode graph");
+    }
+    if (st) {
+        graph_checked_[regime] = true;
+        last_step_nodes_ = graph_.nodes_launched();
+        return Status::ok();
+    }
+    graph_.abort(stream_);
+    if (graph_.segments_launched() > 0) return st;  // layers ran: as an eager step failing half way
+    restore();
+    // Nothing ran: the same step without a graph tells a recording problem from a real error.
+    const Status eager = run_eager(seq, step, sample, logits);
+    if (eager) graph_.disable(st.message());
+    return eager;
+}
+
+Status CudaEngine::read_logits(int64_t rows, std::vector<std::vector<float>>* out) {
+    const int64_t vocab = model_->config().vocab_size;
+    std::vector<uint16_t> host(static_cast<size_t>(rows * vocab));
+    QUIRE_TRY(check(cudaMemcpy(host.data(), ws_.logits.get(), host.size() * 2, cudaMemcpyDeviceToHost), "logits"));
+    for (int64_t i = 0; i < rows; ++i) {
+        std::vector<float> row(static_cast<size_t>(vocab));
+        for (int64_t j = 0; j < vocab; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * vocab + j)]);
+        out->push_back(std::move(row));
+    }
+    return Status::ok();
 }
 
 Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector<std::vector<float>>* logits) {
@@ -457,10 +543,26 @@ Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector
 Status CudaEngine::decode(Sequence& seq, int32_t token, std::vector<float>* logits) {
     cudaSetDevice(options_.gpu);  // the caller's thread may not have it current
     std::vector<std::vector<float>> got;
-    QUIRE_TRY(forward(seq, &token, 1, seq.length() + 1, {0}, &got));
+    QUIRE_TRY(forward(seq, &token, 1, seq.length() + 1, logits ? std::vector<int64_t>{0} : std::vector<int64_t>{}, &got));
     counters_.decoded_tokens++;
     if (logits) *logits = std::move(got[0]);
     return Status::ok();
+}
+
+Result<int32_t> CudaEngine::decode_and_sample(Sequence& seq, int32_t token, Sampler& sampler) {
+    const SamplingOptions& o = sampler.options();
+    if (o.repetition_penalty != 1.0f || std::isnan(o.temperature)) return Engine::decode_and_sample(seq, token, sampler);
+    cudaSetDevice(options_.gpu);
+    kernels::SampleArgs args;
+    args.temperature = o.temperature;
+    args.top_k = o.top_k;
+    args.top_p = o.top_p;
+    args.min_p = o.min_p;
+    if (o.temperature > 0.0f) args.u = sampler.next_uniform();  // the one draw Sampler::sample makes
+    int32_t next = 0;
+    QUIRE_TRY(forward(seq, &token, 1, seq.length() + 1, {0}, nullptr, &args, &next));
+    counters_.decoded_tokens++;
+    return next;
 }
 
 Result<std::unique_ptr<Sequence>> CudaEngine::sequence_for_state(const StateHeader& header, std::vector<int32_t> tokens) {

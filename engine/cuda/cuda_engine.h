@@ -9,12 +9,15 @@
 
 #include <memory>
 
+#include "cuda/decode_graph.h"
 #include "cuda/device_array.h"
 #include "cuda/op_profiler.h"
 #include "cuda/pinned_staging.h"
 #include "engine.h"
 #include "gptq_view.h"
 #include "sala_geometry.h"
+#include "sala_ops.h"
+#include "sampling.h"
 
 namespace quire::cuda {
 
@@ -31,6 +34,19 @@ public:
     std::unique_ptr<Sequence> new_sequence() override;
     Status prefill(Sequence& seq, const PrefillRequest& request, std::vector<std::vector<float>>* logits) override;
     Status decode(Sequence& seq, int32_t token, std::vector<float>* logits) override;
+    // Draws on the GPU (kernels/sampling.h) unless the sampler has a repetition penalty, which
+    // needs the history on the host: then as Engine::decode_and_sample.
+    Result<int32_t> decode_and_sample(Sequence& seq, int32_t token, Sampler& sampler) override;
+
+    // Decode steps as CUDA graphs (decode_graph.h): on unless QUIRE_CUDA_GRAPH=0 or profiling.
+    void set_decode_graphs(bool on) { graph_.set_enabled(on); }
+    bool decode_graphs() const { return graph_.enabled(); }
+    // Graph nodes (kernels and copies) the last decode step launched; 0 when it ran without a graph.
+    int64_t last_step_nodes() const { return last_step_nodes_; }
+    int64_t graph_instantiations() const { return graph_.instantiations(); }
+    // Decode fuses the output gates and SwiGLU into the GEMVs next to them (gemv.h): on unless
+    // QUIRE_CUDA_FUSE=0. The results are the same bit for bit; only the kernel count changes.
+    void set_fused_gates(bool on) { fuse_gates_ = on; }
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
     int64_t state_bytes(int64_t tokens) const;
@@ -88,8 +104,15 @@ private:
     Status gemm_group(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs);
     // Plans one step (state rows, workspace, scratch: everything counted and allocated up front),
     // then runs the model (sala_forward.h) with the CUDA operations.
+    // With `sample`, a one-token step draws the next token on the GPU into *sampled instead of
+    // returning logits.
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
-                   std::vector<std::vector<float>>* logits);
+                   std::vector<std::vector<float>>* logits, const kernels::SampleArgs* sample = nullptr, int32_t* sampled = nullptr);
+    // The step's launches, recorded as CUDA graphs and launched layer by layer (decode_graph.h);
+    // falls back to run_eager when recording fails before anything was launched.
+    Status run_graph(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits);
+    Status run_eager(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits);
+    Status read_logits(int64_t rows, std::vector<std::vector<float>>* out);
     Status plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse, int64_t logit_rows);
     Status check(cudaError_t e, const char* what) const;
 
@@ -108,6 +131,25 @@ private:
     Workspace ws_;
     OpProfiler profiler_;
     PinnedStaging staging_;  // state save and load
+    // A decode step's inputs, in pinned memory so that copying them is legal in a graph and cheap.
+    struct StepInputs {
+        int32_t token = 0;
+        int32_t reserved = 0;
+        kernels::SampleArgs sample;
+    };
+    struct StepHost {
+        StepInputs in;
+        int32_t sampled = 0;
+    };
+    StepHost* step_host_ = nullptr;               // cudaMallocHost
+    DeviceArray<StepInputs> step_in_;             // the device copy the step's kernels read
+    DeviceArray<int32_t> sampled_;                // the token drawn on the GPU
+    DeviceArray<uint32_t> sample_scratch_;        // kernels::kSampleScratchWords
+    DeviceArray<uint8_t> blas_workspace_;         // cuBLAS's, so that it never allocates inside a capture
+    DecodeGraph graph_;
+    bool graph_checked_[2] = {false, false};      // a whole step recorded once per regime (dense, sparse)
+    int64_t last_step_nodes_ = 0;
+    bool fuse_gates_ = true;
 };
 
 }  // namespace quire::cuda

@@ -3,7 +3,9 @@
 #include "attention_ops.h"
 #include "bf16.h"
 #include "embedding.h"
+#include "gemv.h"
 #include "norm_ops.h"
+#include "sampling.h"
 
 namespace quire::cuda {
 
@@ -53,15 +55,16 @@ const CudaEngine::Matrix& CudaSalaOps::matrix(int64_t layer, Linear which) const
 }
 
 Status CudaSalaOps::embed(const StepShape& s) {
+    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
-    QUIRE_TRY(e_.check(cudaMemcpyAsync(e_.ws_.ids.get(), s.ids, static_cast<size_t>(s.n) * 4, cudaMemcpyHostToDevice, e_.stream_), "token ids"));
     return launch(Op::embedding, "embedding", [&] {
-        return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, e_.ws_.ids.get(), s.n,
+        return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, mode_.ids, s.n,
                                          static_cast<float>(c.scale_emb), buf(Act::x), e_.stream_);
     });
 }
 
 Status CudaSalaOps::rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int64_t width, Act out) {
+    QUIRE_TRY(settle());
     const auto eps = static_cast<float>(e_.model_->config().rms_norm_eps);
     return launch(Op::norms, "RMSNorm", [&] {
         return kernels::launch_rms_norm(buf(in), norm_weights(layer, norm), rows, width, eps, buf(out), e_.stream_);
@@ -69,24 +72,60 @@ Status CudaSalaOps::rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int
 }
 
 Status CudaSalaOps::add_rms_norm(float scale, int64_t layer, Norm norm) {
+    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
-    return launch(Op::norms, "residual + RMSNorm", [&] {
+    QUIRE_TRY(launch(Op::norms, "residual + RMSNorm", [&] {
         return kernels::launch_add_rms_norm(buf(Act::x), buf(Act::a), scale, norm_weights(layer, norm), n_, c.hidden_size,
                                             static_cast<float>(c.rms_norm_eps), buf(Act::h), e_.stream_);
-    });
+    }));
+    // The next layer's input norm closes a layer: its graph runs while the next one is recorded.
+    if (mode_.graph && norm == Norm::input && layer > 0) {
+        QUIRE_TRY(e_.check(mode_.graph->end_and_launch(e_.stream_, static_cast<int>(layer - 1)), "decode graph of a layer"));
+        QUIRE_TRY(e_.check(mode_.graph->begin(e_.stream_), "decode graph capture"));
+    }
+    return Status::ok();
 }
 
 Status CudaSalaOps::residual_add(float scale) {
+    QUIRE_TRY(settle());
     return launch(Op::norms, "residual", [&] {
         return kernels::launch_residual_add(buf(Act::x), buf(Act::a), scale, n_ * e_.model_->config().hidden_size, e_.stream_);
     });
 }
 
+Status CudaSalaOps::settle() {
+    if (swiglu_done_) return Status(ErrorCode::unsupported, "CUDA decode: the MLP's gate was fused into its projection, but SwiGLU did not follow");
+    if (!gate_pending_) return Status::ok();
+    gate_pending_ = false;
+    return launch(Op::norms, "gate", [&] { return kernels::launch_sigmoid_gate(buf(gate_.out), buf(gate_.gate), gate_.count, e_.stream_); });
+}
+
 Status CudaSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
-    return e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(in), n_, matrix(layer, which), buf(out)); });
+    const CudaEngine::Matrix& m = matrix(layer, which);
+    // A pending output gate on this projection's input: applied as the GEMV reads its input.
+    if (gate_pending_ && in == gate_.out && gate_.count == m.cols && m.data && m.cols % 8 == 0 && m.cols <= 24576) {
+        gate_pending_ = false;
+        return launch(Op::gemm, "GEMV with the output gate", [&] {
+            return kernels::launch_gemv_bf16_gated_input(m.data, m.rows, m.cols, buf(in), buf(gate_.gate), buf(out), e_.stream_);
+        });
+    }
+    QUIRE_TRY(settle());
+    return e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(in), n_, m, buf(out)); });
 }
 
 Status CudaSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> outs) {
+    QUIRE_TRY(settle());
+    // The MLP's gate and up of one token, stored one after the other: SwiGLU in the same pass
+    // (silu_mul, which the forward pass calls next, then has nothing left to do).
+    if (fuse_ && outs.size() == 2 && outs[0].which == Linear::mlp_gate && outs[1].which == Linear::mlp_up && outs[0].out == Act::g) {
+        const CudaEngine::Matrix &gate = matrix(layer, Linear::mlp_gate), &up = matrix(layer, Linear::mlp_up);
+        if (gate.data && up.data == gate.data + gate.rows * gate.cols && up.rows == gate.rows && up.cols == gate.cols && gate.cols % 8 == 0) {
+            swiglu_done_ = true;
+            return launch(Op::gemm, "GEMV with SwiGLU", [&] {
+                return kernels::launch_gemv_bf16_swiglu(gate.data, gate.rows, gate.cols, buf(in), buf(Act::g), e_.stream_);
+            });
+        }
+    }
     // One pass over weights the upload stored together (packed_weights), for the few tokens of a
     // decode step; cuBLAS per layer otherwise.
     std::vector<CudaEngine::GemmOut> group;
@@ -95,6 +134,7 @@ Status CudaSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> ou
 }
 
 Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
+    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
     const int64_t heads = c.lightning_nh, d = c.lightning_head_dim;
     const auto theta = static_cast<float>(c.rope_theta), eps = static_cast<float>(c.rms_norm_eps);
@@ -109,6 +149,7 @@ Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
 }
 
 Status CudaSalaOps::lightning(const StepShape& s, int64_t layer) {
+    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
     const int64_t d = c.lightning_head_dim;
     float* state = seq_.lightning_[static_cast<size_t>(e_.slot_[static_cast<size_t>(layer)])].get();
@@ -119,6 +160,7 @@ Status CudaSalaOps::lightning(const StepShape& s, int64_t layer) {
 }
 
 Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
+    QUIRE_TRY(settle());
     const SparseGeometry& g = e_.geometry_;
     const int64_t width = g.kv_heads * g.head_dim;
     LayerCache& st = cache(layer);
@@ -142,6 +184,7 @@ Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
 }
 
 Status CudaSalaOps::select_blocks(const StepShape& s, int64_t layer) {
+    QUIRE_TRY(settle());
     const SparseGeometry& g = e_.geometry_;
     CudaEngine::Workspace& w = e_.ws_;
     const LayerCache& st = cache(layer);
@@ -160,6 +203,7 @@ Status CudaSalaOps::select_blocks(const StepShape& s, int64_t layer) {
 }
 
 Status CudaSalaOps::sparse_attention(const StepShape& s, int64_t layer) {
+    QUIRE_TRY(settle());
     const SparseGeometry& g = e_.geometry_;
     CudaEngine::Workspace& w = e_.ws_;
     const LayerCache& st = cache(layer);
@@ -175,42 +219,49 @@ Status CudaSalaOps::sparse_attention(const StepShape& s, int64_t layer) {
 }
 
 Status CudaSalaOps::sigmoid_gate(Act out, Act gate, int64_t count) {
+    QUIRE_TRY(settle());
+    if (fuse_) {  // applied by the projection that reads `out` next (linear), or by settle()
+        gate_pending_ = true;
+        gate_ = {out, gate, count};
+        return Status::ok();
+    }
     return launch(Op::norms, "gate", [&] { return kernels::launch_sigmoid_gate(buf(out), buf(gate), count, e_.stream_); });
 }
 
 Status CudaSalaOps::silu_mul(int64_t count) {
+    if (swiglu_done_) {  // done by the gate/up projection
+        swiglu_done_ = false;
+        return Status::ok();
+    }
+    QUIRE_TRY(settle());
     return launch(Op::norms, "SwiGLU", [&] { return kernels::launch_silu_mul(buf(Act::g), buf(Act::up), count, buf(Act::g), e_.stream_); });
 }
 
 Status CudaSalaOps::commit(const StepShape& s) {
+    QUIRE_TRY(settle());
     if (seq_.sparse_from_ < 0 && s.first_sparse < s.n) seq_.sparse_from_ = s.pos0 + s.first_sparse;
     seq_.tokens_.insert(seq_.tokens_.end(), s.ids, s.ids + s.n);
     return Status::ok();
 }
 
-Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* out) {
+Status CudaSalaOps::logits(const StepShape& s, std::vector<std::vector<float>>* /*out: read back by the engine*/) {
+    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
     const int64_t H = c.hidden_size, m = static_cast<int64_t>(s.logit_rows.size());
     const CudaEngine::Matrix& head = e_.lm_head_.data ? e_.lm_head_ : e_.embed_;
     uint16_t* h = buf(Act::h);
     uint16_t* dev = e_.ws_.logits.get();
-    QUIRE_TRY(e_.profiler_.time(Op::logits, [&]() -> Status {
+    return e_.profiler_.time(Op::logits, [&]() -> Status {
         for (int64_t i = 0; i < m; ++i)
             QUIRE_TRY(e_.check(cudaMemcpyAsync(h + i * H, buf(Act::x) + s.logit_rows[static_cast<size_t>(i)] * H, static_cast<size_t>(H) * 2,
                                                cudaMemcpyDeviceToDevice, e_.stream_), "logit rows"));
         QUIRE_TRY(e_.check(kernels::launch_rms_norm(h, e_.final_norm_.get(), m, H, static_cast<float>(c.rms_norm_eps), h, e_.stream_), "final norm"));
         QUIRE_TRY(e_.check(kernels::launch_scale(h, static_cast<float>(1.0 / c.logit_divisor()), m * H, e_.stream_), "logit scale"));
-        return e_.gemm(h, m, head, dev);
-    }));
-    std::vector<uint16_t> host(static_cast<size_t>(m * c.vocab_size));
-    QUIRE_TRY(e_.check(cudaMemcpyAsync(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost, e_.stream_), "logits"));
-    QUIRE_TRY(e_.check(cudaStreamSynchronize(e_.stream_), "logits"));
-    for (int64_t i = 0; i < m; ++i) {
-        std::vector<float> row(static_cast<size_t>(c.vocab_size));
-        for (int64_t j = 0; j < c.vocab_size; ++j) row[static_cast<size_t>(j)] = bf16_to_float(host[static_cast<size_t>(i * c.vocab_size + j)]);
-        out->push_back(std::move(row));
-    }
-    return Status::ok();
+        QUIRE_TRY(e_.gemm(h, m, head, dev));
+        if (!mode_.sample) return Status::ok();
+        return e_.check(kernels::launch_sample_token(dev, c.vocab_size, &e_.step_in_.get()->sample, e_.sample_scratch_.get(), e_.sampled_.get(),
+                                                     e_.stream_), "sampling");
+    });
 }
 
 }  // namespace quire::cuda

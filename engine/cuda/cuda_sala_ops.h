@@ -16,7 +16,16 @@ namespace quire::cuda {
 
 class CudaSalaOps : public SalaOps {
 public:
-    CudaSalaOps(CudaEngine& engine, CudaSequence& seq, int64_t n) : e_(engine), seq_(seq), n_(n) {}
+    // ids: the step's token ids, already on the device. sample: a one-token step draws its next
+    // token on the GPU (into the engine's sampled_) after the logits. graph: the step is being
+    // recorded as CUDA graphs; each layer's graph is launched when the next layer begins.
+    struct Mode {
+        const int32_t* ids = nullptr;
+        bool sample = false;
+        DecodeGraph* graph = nullptr;
+    };
+    CudaSalaOps(CudaEngine& engine, CudaSequence& seq, int64_t n, Mode mode)
+        : e_(engine), seq_(seq), n_(n), mode_(mode), fuse_(n == 1 && engine.fuse_gates_) {}
 
     Status embed(const StepShape& s) override;
     Status rms_norm(Act in, int64_t layer, Norm norm, int64_t rows, int64_t width, Act out) override;
@@ -44,9 +53,24 @@ private:
         return e_.profiler_.time(op, [&] { return e_.check(f(), what); });
     }
 
+    // Decode (one token) fuses the gates into the projections next to them (gemv.h): the output
+    // gate waits for the projection that reads its output, SwiGLU is computed with the MLP's gate
+    // and up. settle() applies a gate still waiting (when anything else comes first), so every
+    // operation sees what the unfused sequence would have left.
+    Status settle();
+    struct PendingGate {
+        Act out = Act::o, gate = Act::g;
+        int64_t count = 0;
+    };
+
     CudaEngine& e_;
     CudaSequence& seq_;
     int64_t n_;
+    Mode mode_;
+    bool fuse_;
+    bool gate_pending_ = false;
+    PendingGate gate_;
+    bool swiglu_done_ = false;
 };
 
 }  // namespace quire::cuda

@@ -30,11 +30,29 @@ Status CudaStateRows::read_rows(const SectionSpec& s, int64_t first, int64_t cou
     return Status::ok();
 }
 
+void* CudaStateRows::acquire_buffer(int64_t bytes) { return into_ ? e_.staging_.acquire(bytes) : nullptr; }
+
+void CudaStateRows::release_buffer(void* buffer) { e_.staging_.release(buffer); }
+
+Status CudaStateRows::finish() {
+    cudaSetDevice(e_.options_.gpu);
+    return e_.staging_.finish();
+}
+
+CudaStateRows::~CudaStateRows() {
+    // A load that stopped half way: no copy may still be writing into the sequence being dropped.
+    if (into_) (void)finish();
+}
+
 Status CudaStateRows::write_rows(const SectionSpec& s, int64_t first, int64_t count, const void* src) {
     cudaSetDevice(e_.options_.gpu);  // the codec calls from its own threads
     const auto slot = static_cast<size_t>(e_.slot_[s.layer]);
+    if (e_.staging_.owns(src) && !into_) {
+        e_.staging_.release(const_cast<void*>(src));
+        return Status(ErrorCode::invalid_argument, "rows to save were handed a load buffer");
+    }
     if (s.kind == SectionKind::lightning_state)
-        return e_.staging_.upload(into_->lightning_[slot].get() + first * s.width, src, count * s.width * 4);
+        return e_.staging_.upload_async(into_->lightning_[slot].get() + first * s.width, src, count * s.width * 4);
     // The sequence owns the rows from its fork point on (all of them for a whole state).
     const LayerCache& layer = into_->kv_[slot];
     CacheArrays& own = *layer.own;
@@ -42,8 +60,11 @@ Status CudaStateRows::write_rows(const SectionSpec& s, int64_t first, int64_t co
                    : s.kind == SectionKind::sparse_c1 ? own.c1.get() : own.c2.get();
     const int64_t owned_from = s.kind == SectionKind::sparse_c1 ? layer.base_n1 : s.kind == SectionKind::sparse_c2 ? layer.base_n2 : layer.base_rows;
     const int64_t at = s.first_row + first - owned_from;
-    if (at < 0) return Status(ErrorCode::state_malformed, "a delta state's rows lie inside its prefix");
-    return e_.staging_.upload(base + at * s.width, src, count * s.width * 2);
+    if (at < 0) {
+        e_.staging_.release(const_cast<void*>(src));
+        return Status(ErrorCode::state_malformed, "a delta state's rows lie inside its prefix");
+    }
+    return e_.staging_.upload_async(base + at * s.width, src, count * s.width * 2);
 }
 
 }  // namespace quire::cuda

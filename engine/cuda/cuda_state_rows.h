@@ -16,6 +16,12 @@ public:
     SectionDType cache_dtype() const override { return SectionDType::bf16; }
     Status read_rows(const SectionSpec& s, int64_t first, int64_t count, void* dst) override;
     Status write_rows(const SectionSpec& s, int64_t first, int64_t count, const void* src) override;
+    // The file is read straight into the engine's pinned buffers and uploaded while the next chunk
+    // is read (PinnedStaging::acquire).
+    void* acquire_buffer(int64_t bytes) override;
+    void release_buffer(void* buffer) override;
+    Status finish() override;
+    ~CudaStateRows() override;
 
 private:
     CudaEngine& e_;

@@ -14,6 +14,12 @@ Status failed(cudaError_t e, const char* what) {
 }  // namespace
 
 PinnedStaging::~PinnedStaging() {
+    if (pool_stream_) cudaStreamSynchronize(pool_stream_);
+    for (int i = 0; i < kPool; ++i) {
+        if (pool_[i]) cudaFreeHost(pool_[i]);
+        if (pool_done_[i]) cudaEventDestroy(pool_done_[i]);
+    }
+    if (pool_stream_) cudaStreamDestroy(pool_stream_);
     if (stream_) cudaStreamSynchronize(stream_);
     for (int i = 0; i < 2; ++i) {
         if (buf_[i]) cudaFreeHost(buf_[i]);
@@ -82,6 +88,78 @@ Status PinnedStaging::download(void* host, const void* device, int64_t bytes) {
             if (cudaError_t e = issue(i + 2); e != cudaSuccess) return failed(e, "state download");
     }
     return Status::ok();
+}
+
+bool PinnedStaging::pool_ready() {
+    if (pool_tried_) return pool_ok_;
+    pool_tried_ = true;
+    pool_ok_ = cudaStreamCreateWithFlags(&pool_stream_, cudaStreamNonBlocking) == cudaSuccess;
+    for (int i = 0; i < kPool && pool_ok_; ++i)
+        pool_ok_ = cudaMallocHost(&pool_[i], static_cast<size_t>(kChunk)) == cudaSuccess &&
+                   cudaEventCreateWithFlags(&pool_done_[i], cudaEventDisableTiming) == cudaSuccess;
+    if (!pool_ok_) cudaGetLastError();
+    return pool_ok_;
+}
+
+int PinnedStaging::index_of(const void* buffer) const {
+    for (int i = 0; i < kPool; ++i)
+        if (buffer && pool_[i] == buffer) return i;
+    return -1;
+}
+
+bool PinnedStaging::owns(const void* buffer) const { return index_of(buffer) >= 0; }
+
+void* PinnedStaging::acquire(int64_t bytes) {
+    if (bytes <= 0 || bytes > kChunk) return nullptr;
+    int got = -1;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!pool_ready()) return nullptr;
+        freed_.wait(lock, [&] {
+            for (int i = 0; i < kPool; ++i)
+                if (!held_[i]) return true;
+            return false;
+        });
+        for (int i = 0; i < kPool && got < 0; ++i)
+            if (!held_[i]) got = i;
+        held_[got] = true;
+    }
+    // Its last copy to the device must be done before the file's bytes overwrite it.
+    if (cudaError_t e = cudaEventSynchronize(pool_done_[got]); e != cudaSuccess) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (pool_error_ == cudaSuccess) pool_error_ = e;
+        cudaGetLastError();
+    }
+    return pool_[got];
+}
+
+void PinnedStaging::release(void* buffer) {
+    const int i = index_of(buffer);
+    if (i < 0) return;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        held_[i] = false;
+    }
+    freed_.notify_one();
+}
+
+Status PinnedStaging::upload_async(void* device, const void* buffer, int64_t bytes) {
+    const int i = index_of(buffer);
+    if (i < 0) return upload(device, buffer, bytes);
+    cudaError_t e = cudaMemcpyAsync(device, buffer, static_cast<size_t>(bytes), cudaMemcpyHostToDevice, pool_stream_);
+    if (e == cudaSuccess) e = cudaEventRecord(pool_done_[i], pool_stream_);
+    release(const_cast<void*>(buffer));
+    return e == cudaSuccess ? Status::ok() : failed(e, "state upload");
+}
+
+Status PinnedStaging::finish() {
+    cudaError_t e = pool_stream_ ? cudaStreamSynchronize(pool_stream_) : cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (e == cudaSuccess) e = pool_error_;
+        pool_error_ = cudaSuccess;
+    }
+    return e == cudaSuccess ? Status::ok() : failed(e, "state upload");
 }
 
 }  // namespace quire::cuda

@@ -29,6 +29,7 @@
 #include "engine.h"
 #include "gpu_memory_plan.h"
 #include "gemv_bandwidth.h"
+#include "sampler.h"
 #include "model.h"
 #include "stage1_paths.h"
 
@@ -286,15 +287,19 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 std::vector<float> logits;
-                if (Status st = engine.value()->decode(*fork, 3, &logits); !st) {  // warm-up step
+                // Warm-up: the first step records the whole step as a CUDA graph, the second per layer.
+                if (Status st = engine.value()->decode(*fork, 3, &logits); !st || !engine.value()->decode(*fork, 3, nullptr)) {
                     std::printf("decode failed: %s\n", st.message().c_str());
                     return 1;
                 }
                 take_profile(1);
+                // Decode as generation runs it: the next token drawn (greedy) where the logits are, so
+                // on the GPU one token id comes back per step.
+                Sampler greedy({});
                 const double t1 = now();
                 for (int64_t i = 0; i < decode; ++i)
-                    if (Status st = engine.value()->decode(*fork, static_cast<int32_t>(4 + i), &logits); !st) {
-                        std::printf("decode failed: %s\n", st.message().c_str());
+                    if (auto r = engine.value()->decode_and_sample(*fork, static_cast<int32_t>(4 + i), greedy); !r) {
+                        std::printf("decode failed: %s\n", r.status().message().c_str());
                         return 1;
                     }
                 per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
@@ -324,6 +329,9 @@ int main(int argc, char** argv) {
                         followup_ms, peak);
             if (!prefill_profile.empty()) std::printf("    prefill GPU seconds since the previous row:%s\n", prefill_profile.c_str());
             if (!decode_profile.empty()) std::printf("    decode GPU milliseconds per token:%s\n", decode_profile.c_str());
+            if (cuda_engine)
+                std::printf("    decode step: %s, %lld graph nodes (kernels and copies)\n", cuda_engine->decode_graphs() ? "CUDA graphs" : "eager launches",
+                            static_cast<long long>(cuda_engine->last_step_nodes()));
             std::fflush(stdout);
             if (now() - t_load > budget) {
                 std::printf("(stopping: past the %.0f s budget)\n", budget);

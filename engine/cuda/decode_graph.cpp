@@ -1,0 +1,92 @@
+#include "cuda/decode_graph.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace quire::cuda {
+
+DecodeGraph::DecodeGraph() {
+    const char* env = std::getenv("QUIRE_CUDA_GRAPH");
+    enabled_ = !(env && std::strcmp(env, "0") == 0);
+}
+
+DecodeGraph::~DecodeGraph() {
+    for (auto& segment : execs_)
+        for (Exec& e : segment) cudaGraphExecDestroy(e.exec);
+}
+
+void DecodeGraph::disable(const std::string& why) {
+    enabled_ = false;
+    if (reported_) return;
+    reported_ = true;
+    std::fprintf(stderr, "quire: CUDA graphs off for decoding (launching kernels one by one instead): %s\n", why.c_str());
+}
+
+cudaError_t DecodeGraph::begin(cudaStream_t stream) { return cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal); }
+
+void DecodeGraph::abort(cudaStream_t stream) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+        cudaGraph_t graph = nullptr;
+        cudaStreamEndCapture(stream, &graph);
+        if (graph) cudaGraphDestroy(graph);
+    }
+    cudaGetLastError();  // the capture's error is reported by the caller; the stream stays usable
+}
+
+cudaError_t DecodeGraph::end_and_launch(cudaStream_t stream, int segment) {
+    cudaGraph_t graph = nullptr;
+    if (cudaError_t e = cudaStreamEndCapture(stream, &graph); e != cudaSuccess) {
+        if (graph) cudaGraphDestroy(graph);
+        return e;
+    }
+    size_t nodes = 0;
+    if (cudaError_t e = cudaGraphGetNodes(graph, nullptr, &nodes); e != cudaSuccess) {
+        cudaGraphDestroy(graph);
+        return e;
+    }
+    if (execs_.size() <= static_cast<size_t>(segment)) execs_.resize(static_cast<size_t>(segment) + 1);
+    std::vector<Exec>& cache = execs_[static_cast<size_t>(segment)];
+    // An executable graph with the same launches takes the new parameters in place.
+    size_t use = cache.size();
+    for (size_t i = 0; i < cache.size() && use == cache.size(); ++i) {
+        if (cache[i].nodes != nodes) continue;
+        cudaGraphExecUpdateResultInfo info{};
+        if (cudaGraphExecUpdate(cache[i].exec, graph, &info) == cudaSuccess) {
+            use = i;
+        } else {
+            cudaGetLastError();  // not the same launches after all: this one is replaced below
+            cudaGraphExecDestroy(cache[i].exec);
+            cache.erase(cache.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+        }
+    }
+    if (use == cache.size()) {
+        Exec fresh;
+        fresh.nodes = nodes;
+        if (cudaError_t e = cudaGraphInstantiate(&fresh.exec, graph, 0); e != cudaSuccess) {
+            cudaGraphDestroy(graph);
+            return e;
+        }
+        ++instantiations_;
+        if (cache.size() == kExecsPerSegment) {
+            cudaGraphExecDestroy(cache.back().exec);
+            cache.pop_back();
+        }
+        cache.insert(cache.begin(), fresh);
+        use = 0;
+    } else if (use != 0) {
+        std::swap(cache[0], cache[use]);
+        use = 0;
+    }
+    cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+    const cudaError_t e = cudaGraphLaunch(cache[use].exec, stream);
+    if (e == cudaSuccess) {
+        ++segments_;
+        nodes_ += static_cast<int64_t>(nodes);
+    }
+    return e;
+}
+
+}  // namespace quire::cuda

@@ -1,0 +1,65 @@
+#pragma once
+// Decode steps as CUDA graphs. A step's launches are recorded by stream capture and replayed as
+// graphs: one graph per layer ("segment"), each launched as soon as it is recorded, so the GPU runs
+// layer l while the host records layer l + 1. Every segment keeps its instantiated graph between
+// steps and brings it up to date with cudaGraphExecUpdate (kernel parameters such as positions,
+// lengths and cache addresses change every step, the kernels do not), instantiating again only when
+// the launches themselves change (a C1/C2 entry completed, another regime, a different split).
+// Recording costs the host about what launching did; the GPU gets one submission per layer and no
+// gaps between a layer's kernels.
+//
+// Capture rules the step obeys: no allocation (plan_step allocates before), no synchronisation and
+// no copy from pageable memory inside (the step's inputs are in pinned memory and copied before
+// capture; logits and the sampled token are copied back after), cuBLAS with its own workspace
+// (cublasSetWorkspace), capture mode thread-local (another thread's allocation cannot break it).
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace quire::cuda {
+
+class DecodeGraph {
+public:
+    DecodeGraph();  // enabled unless QUIRE_CUDA_GRAPH=0
+    ~DecodeGraph();
+    DecodeGraph(const DecodeGraph&) = delete;
+    DecodeGraph& operator=(const DecodeGraph&) = delete;
+
+    bool enabled() const { return enabled_; }
+    void set_enabled(bool on) { enabled_ = on; }
+    // Turns graphs off for the rest of the engine's life; the reason is printed once.
+    void disable(const std::string& why);
+
+    // Starts recording the launches on `stream`.
+    cudaError_t begin(cudaStream_t stream);
+    // Stops recording, updates (or instantiates) the executable graph of `segment` with what was
+    // recorded, and launches it on `stream`.
+    cudaError_t end_and_launch(cudaStream_t stream, int segment);
+    // Stops a recording that failed and drops it.
+    void abort(cudaStream_t stream);
+
+    // Counters of the current step (reset by begin_step) and of the last one.
+    void begin_step() { segments_ = 0, nodes_ = 0; }
+    int segments_launched() const { return segments_; }
+    int64_t nodes_launched() const { return nodes_; }
+    // Instantiations since the engine started (an update that succeeds does not count).
+    int64_t instantiations() const { return instantiations_; }
+
+private:
+    struct Exec {
+        size_t nodes = 0;
+        cudaGraphExec_t exec = nullptr;
+    };
+    static constexpr size_t kExecsPerSegment = 4;
+    std::vector<std::vector<Exec>> execs_;  // per segment, most recently used first
+    bool enabled_ = true;
+    bool reported_ = false;
+    int segments_ = 0;
+    int64_t nodes_ = 0;
+    int64_t instantiations_ = 0;
+};
+
+}  // namespace quire::cuda
