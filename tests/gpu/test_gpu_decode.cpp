@@ -1,6 +1,7 @@
 // Decode on the GPU: the sampling kernel against the CPU sampler (engine/sampler.h) on the same
 // logits, the engine's decode_and_sample against decode + the CPU sampler, and decode steps run
 // as CUDA graphs against the same steps launched one by one (bit-identical logits and tokens).
+#include <QElapsedTimer>
 #include <QtTest>
 
 #include <cmath>
@@ -75,18 +76,21 @@ int32_t gpu_draw(const Row& row, const SamplingOptions& o, double u) {
 std::vector<int32_t> prompt_tokens(const Model& m, int64_t n) { return random_tokens(n, m.config().vocab_size, 31); }
 
 // A fresh sequence: tokens[0, start) prefilled in 4096-token chunks, then the rest decoded one by
-// one; the logits of every decode step.
-std::vector<std::vector<float>> decode_steps(Engine& e, const std::vector<int32_t>& tokens, int64_t start) {
+// one; the logits of every decode step (and in *ms the wall time of the steps after the first two).
+std::vector<std::vector<float>> decode_steps(Engine& e, const std::vector<int32_t>& tokens, int64_t start, double* ms = nullptr) {
     const std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + start);
     auto seq = e.new_sequence();
     run_sequence(e, *seq, prefix, 4096, start, {});
     std::vector<std::vector<float>> out;
+    QElapsedTimer timer;
     for (size_t p = static_cast<size_t>(start); p < tokens.size(); ++p) {
+        if (p == static_cast<size_t>(start) + 2) timer.start();
         std::vector<float> l;
         const Status st = e.decode(*seq, tokens[p], &l);
         if (!st) qFatal("decode at %zu failed: %s", p, st.message().c_str());
         out.push_back(std::move(l));
     }
+    if (ms && timer.isValid()) *ms = static_cast<double>(timer.nsecsElapsed()) / 1e6;
     return out;
 }
 
@@ -234,9 +238,10 @@ private slots:
         const int64_t start = 8170, steps = 40;
         const auto tokens = prompt_tokens(*m, start + steps);
         std::vector<std::vector<float>> logits[2];
+        double ms[2] = {0, 0};
         for (int graph = 0; graph < 2; ++graph) {
             cu.set_decode_graphs(graph == 1);
-            logits[graph] = decode_steps(*gpu, tokens, start);
+            logits[graph] = decode_steps(*gpu, tokens, start, &ms[graph]);
             QVERIFY(graph == 0 || cu.decode_graphs());  // no fallback happened
         }
         for (int64_t i = 0; i < steps; ++i)
@@ -245,8 +250,10 @@ private slots:
                                     .arg(start + i)
                                     .arg(max_abs_diff(logits[0][static_cast<size_t>(i)], logits[1][static_cast<size_t>(i)]))));
         QVERIFY(cu.last_step_nodes() > 0);
-        qInfo("graph nodes in the last decode step: %lld; %lld instantiations over %lld steps", static_cast<long long>(cu.last_step_nodes()),
-              static_cast<long long>(cu.graph_instantiations()), static_cast<long long>(steps));
+        qInfo("graph nodes in the last decode step: %lld; %lld instantiations over %lld steps; tiny-a host-bound step (logits copied "
+              "back): %.3f ms eager, %.3f ms with graphs",
+              static_cast<long long>(cu.last_step_nodes()), static_cast<long long>(cu.graph_instantiations()), static_cast<long long>(steps),
+              ms[0] / static_cast<double>(steps - 2), ms[1] / static_cast<double>(steps - 2));
     }
 
     // Gates fused into the GEMVs: bit for bit the logits of the separate kernels, with fewer
