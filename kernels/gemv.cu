@@ -1,4 +1,5 @@
 #include "common.cuh"
+#include "gates.cuh"
 #include "gemv.h"
 
 namespace quire::kernels {
@@ -15,14 +16,14 @@ struct Outputs {
     __nv_bfloat16* out[kGemvMaxOutputs];
 };
 
-template <int T>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
-                                                           const uint4* __restrict__ x, const Outputs outs) {
-    const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
-    // The row's output, chosen with constant indices only: indexing the parameter arrays with a
-    // variable would copy them to local memory in every thread.
+// Where weight row r's result goes: output y, row `row` of its `rows`. Chosen with constant
+// indices only: indexing the parameter arrays with a variable would copy them to local memory in
+// every thread.
+struct RowOutput {
+    __nv_bfloat16* y;
+    int64_t rows, row;
+};
+__device__ __forceinline__ RowOutput row_output(const Outputs& outs, int64_t r) {
     __nv_bfloat16* y = outs.out[0];
     int64_t first = 0, end = outs.start[1];
 #pragma unroll
@@ -32,8 +33,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
             first = outs.start[i];
             end = outs.start[i + 1];
         }
-    const int64_t seg_rows = end - first;
-    const int64_t rr = r - first;
+    return {y, end - first, r - first};
+}
+
+template <int T>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
+                                                           const uint4* __restrict__ x, const Outputs outs) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const RowOutput o = row_output(outs, r);
+    __nv_bfloat16* y = o.y;
+    const int64_t seg_rows = o.rows, rr = o.row;
     const uint4* row = w + r * chunks;
     float acc[T];
 #pragma unroll
@@ -81,17 +92,9 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* _
     const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
-    __nv_bfloat16* y = outs.out[0];
-    int64_t first = 0, end = outs.start[1];
-#pragma unroll
-    for (int i = 1; i < kGemvMaxOutputs; ++i)
-        if (i < outs.count && r >= outs.start[i]) {
-            y = outs.out[i];
-            first = outs.start[i];
-            end = outs.start[i + 1];
-        }
-    const int64_t seg_rows = end - first;
-    const int64_t rr = r - first;
+    const RowOutput o = row_output(outs, r);
+    __nv_bfloat16* y = o.y;
+    const int64_t seg_rows = o.rows, rr = o.row;
     const uint4* row = w + r * chunks;
     float acc[T];
 #pragma unroll
@@ -142,7 +145,7 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __r
             __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&xv);
             const __nv_bfloat16* ge = reinterpret_cast<const __nv_bfloat16*>(&gv);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * round_bf(1.0f / (1.0f + expf(-bf(ge[j])))));
+            for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * sigmoid_gate_factor(bf(ge[j])));
             gated_x[c] = xv;
         }
         __syncthreads();
@@ -182,8 +185,7 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __r
         for (int o = 16; o > 0; o >>= 1) acc2 += __shfl_xor_sync(0xffffffffu, acc2, o);
     if (lane != 0) return;
     if constexpr (swiglu) {
-        const float gate = round_bf(acc), up = round_bf(acc2);
-        y[r] = to_bf(round_bf(gate / (1.0f + expf(-gate))) * up);
+        y[r] = to_bf(silu_mul_one(round_bf(acc), round_bf(acc2)));
     } else {
         y[r] = to_bf(acc);
     }

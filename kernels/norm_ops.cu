@@ -1,6 +1,7 @@
 #include <initializer_list>
 
 #include "common.cuh"
+#include "gates.cuh"
 #include "norm_ops.h"
 
 namespace quire::kernels {
@@ -155,8 +156,6 @@ __global__ void elementwise8_kernel(int64_t n8, Op op) {
     if (i < n8) op(i);
 }
 
-__device__ __forceinline__ float silu_mul_one(float g, float u) { return bf(to_bf(round_bf(g / (1.0f + expf(-g))) * u)); }
-
 struct SiluMul {
     const uint4* gate;
     const uint4* up;
@@ -181,7 +180,7 @@ struct SigmoidGate {
         __nv_bfloat16* xe = reinterpret_cast<__nv_bfloat16*>(&x4);
         const __nv_bfloat16* g = reinterpret_cast<const __nv_bfloat16*>(&g4);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * round_bf(1.0f / (1.0f + expf(-bf(g[j])))));
+        for (int j = 0; j < 8; ++j) xe[j] = to_bf(bf(xe[j]) * sigmoid_gate_factor(bf(g[j])));
         x[i] = x4;
     }
 };
@@ -210,7 +209,7 @@ __global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* 
 __global__ void sigmoid_gate_kernel(__nv_bfloat16* x, const __nv_bfloat16* g, int64_t n) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    x[i] = to_bf(bf(x[i]) * round_bf(1.0f / (1.0f + expf(-bf(g[i])))));
+    x[i] = to_bf(bf(x[i]) * sigmoid_gate_factor(bf(g[i])));
 }
 
 __global__ void residual_add_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, float scale, int64_t n) {

@@ -72,17 +72,9 @@ __device__ void block_scan(T v, ScanSmem<T>& s, T& excl, T& incl, T& total) {
     __syncthreads();
 }
 
-__device__ uint32_t block_max(uint32_t v, uint32_t* smem32) {
-    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-    if ((threadIdx.x & 31) == 0) smem32[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = smem32[threadIdx.x & 31];
-    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads();
-    return v;
-}
-
-__device__ unsigned long long block_max64(unsigned long long v, unsigned long long* smem32) {
+// The largest v over the block (1024 threads); every thread gets it.
+template <typename T>
+__device__ T block_max(T v, T* smem32) {
     for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
     if ((threadIdx.x & 31) == 0) smem32[threadIdx.x >> 5] = v;
     __syncthreads();
@@ -189,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const uint16_t* __rest
         unsigned long long best = 0;
         for (int i = t; i < vocab; i += kThreads)
             best = max(best, (static_cast<unsigned long long>(order_key(logits[i])) << 32) | (0xFFFFFFFFull - static_cast<unsigned>(i)));
-        best = block_max64(best, smem64);
+        best = block_max(best, smem64);
         if (t == 0) *out = static_cast<int32_t>(0xFFFFFFFFull - (best & 0xFFFFFFFFull));
         return;
     }

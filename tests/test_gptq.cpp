@@ -392,6 +392,7 @@ private slots:
         // The CUDA backend refuses a GPTQ model up front (its kernels are wired separately).
         auto e = create_engine(m, Backend::cuda, EngineOptions{});
         QVERIFY(!e.is_ok());
+        QVERIFY2(e.status().message().find("GPTQ") != std::string::npos, e.status().message().c_str());
     }
 
     void inconsistent_tensor_is_named_data() {

@@ -115,6 +115,12 @@ private slots:
         QCOMPARE(m.bits, 4);
         QCOMPARE(m.group_size, int64_t(32));
         QVERIFY(parse_ok(R"({"quant_method": "gptq", "bits": 8})").for_module("anything").quantized);
+        // Alternation in a group that is not repeated, classes and escapes are fine.
+        const QuantConfig r = parse_ok(R"({"quant_method": "gptq", "bits": 4, "dynamic": {)"
+                                       R"("-:model\\.layers\\.(1[0-5]|[0-9])\\.self_attn\\..*": {}, )"
+                                       "\"[+*)]x{2}\": {}}}");
+        QVERIFY(!r.for_module("model.layers.12.self_attn.o_proj").quantized);
+        QVERIFY(r.for_module("model.layers.16.self_attn.o_proj").quantized);
     }
     void malformed_field_is_refused_data() {
         QTest::addColumn<QString>("field");
@@ -143,6 +149,10 @@ private slots:
         // (ordinary string literals: moc miscounts an unbalanced parenthesis inside a raw string)
         QTest::newRow("dynamic bad regex") << "dynamic" << "{\"-:.*self_attn\\\\.[o_gate\": {}}"
             << "quantization_config.dynamic[\"-:.*self_attn\\\\.[o_gate\"]: the regular expression \".*self_attn\\\\.[o_gate\" does not compile";
+        QTest::newRow("dynamic nested repetition") << "dynamic" << "{\"-:(.*)*x\": {}}"
+            << "quantization_config.dynamic[\"-:(.*)*x\"]: the regular expression \"(.*)*x\" is refused: a repeated group that itself repeats";
+        QTest::newRow("dynamic repeated alternation") << "dynamic" << "{\"(.|.)+x\": {}}" << "a repeated group that itself alternates";
+        QTest::newRow("dynamic many repetitions") << "dynamic" << "{\".*.*.*.*.*x\": {}}" << "more than 4 repetitions";
         QTest::newRow("dynamic python-only syntax") << "dynamic" << "{\"(?P<x>mlp)\": {}}" << "does not compile";
         QTest::newRow("dynamic empty pattern") << "dynamic" << R"({"+:": {"bits": 8}})" << R"(quantization_config.dynamic["+:"]: the pattern is empty)";
         QTest::newRow("dynamic override bits 5") << "dynamic" << R"({".*mlp.*": {"bits": 5}})"

@@ -37,4 +37,11 @@ struct DynamicRule {
     bool matches(const std::string& module_name) const;
 };
 
+// std::regex backtracks: a repeated group that itself repeats or alternates ("(.*)*x", "(.|.)*x"),
+// or many repetitions in a row, can run for exponential time on a module name. Such patterns are
+// refused up front: this returns why, or an empty string for a pattern that is safe to match.
+// GPTQModel's rules ("-:.*self_attn\\.o_gate.*", "model\\.layers\\.(1[0-5]|[0-9])\\..*") pass.
+constexpr int kMaxRuleRepetitions = 4;
+std::string rule_pattern_risk(const std::string& pattern);
+
 }  // namespace quire

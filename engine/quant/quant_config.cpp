@@ -104,6 +104,10 @@ void read_dynamic(const JsonValue& v, QuantConfig& q, std::vector<std::string>& 
                                " characters (at most " + std::to_string(kMaxRulePatternChars) + ")");
             continue;
         }
+        if (const std::string risk = rule_pattern_risk(pattern); !risk.empty()) {
+            problems.push_back(where + ": the regular expression " + json_quote(pattern) + " is refused: " + risk);
+            continue;
+        }
         try {
             rule.pattern = std::regex(pattern, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {
