@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/models
 for b in build/tests/test_gpu_* build/tools/quire-bench build/app/quire; do
-  [ -x "$b" ] && cp "$b" .device/bin/
+  [ -f "$b" ] && [ -x "$b" ] && cp "$b" .device/bin/
 done
 strip --strip-debug .device/bin/*
 # Everything but glibc, the C++ runtime and CUDA's own libraries, which the device has.
