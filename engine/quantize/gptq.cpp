@@ -138,14 +138,8 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
     if (options.cancel && options.cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
     std::reverse(u.begin(), u.end());
 
-    QuantizedMatrix m;
-    m.out = out;
-    m.in = in;
-    const int64_t len = spec.group_length(n), groups = spec.groups_of(n);
-    m.codes.resize(static_cast<size_t>(out * n));
-    m.scales.resize(static_cast<size_t>(groups * out));
-    m.zeros.resize(static_cast<size_t>(groups * out));
-    m.g_idx.resize(static_cast<size_t>(n));
+    QuantizedMatrix m = QuantizedMatrix::sized(out, in, spec);
+    const int64_t len = spec.group_length(n);
     for (int64_t x = 0; x < n; ++x) m.g_idx[static_cast<size_t>(perm[static_cast<size_t>(x)])] = static_cast<int32_t>(x / len);
     // A group's grid is chosen from its columns' values when its first column comes up; every column
     // of the group must then already hold all earlier updates, which holds when groups do not

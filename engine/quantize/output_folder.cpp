@@ -121,43 +121,4 @@ Status StagingFolder::commit(bool replace) {
     return Status::ok();
 }
 
-Result<FileWriter> FileWriter::create(const std::string& path) {
-    FileWriter w;
-    w.path_ = path;
-    w.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w.fd_ < 0) return Status(ErrorCode::io_error, "cannot create " + path + ": " + errno_text(errno));
-    return w;
-}
-
-FileWriter::FileWriter(FileWriter&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), written_(o.written_) { o.fd_ = -1; }
-
-FileWriter::~FileWriter() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
-Status FileWriter::write(const void* data, int64_t bytes) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (bytes > 0) {
-        const ssize_t n = ::write(fd_, p, static_cast<size_t>(std::min<int64_t>(bytes, int64_t{1} << 30)));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(n < 0 ? errno : EIO));
-        p += n;
-        bytes -= n;
-        written_ += n;
-    }
-    return Status::ok();
-}
-
-Status FileWriter::close() {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::fsync(fd) != 0) {
-        const int e = errno;
-        ::close(fd);
-        return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(e));
-    }
-    if (::close(fd) != 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(errno));
-    return Status::ok();
-}
-
 }  // namespace quire::quantize

@@ -309,7 +309,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
                 members.push_back(&p);
             }
         const std::string file = shard_name(k);
-        auto writer = FileWriter::create((out_dir / file).string());
+        auto writer = AtomicFile::create((out_dir / file).string());
         if (!writer) return writer.status();
         const std::string header = make_safetensors_header(entries, {{"format", "pt"}});
         QUIRE_TRY(writer->write(header.data(), static_cast<int64_t>(header.size())));
@@ -341,7 +341,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
             progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             if (run.on_progress) run.on_progress(progress);
         }
-        QUIRE_TRY(writer->close());
+        QUIRE_TRY(writer->commit());
     }
 
     std::string index = "{\n  \"metadata\": {\"total_size\": " + std::to_string(total) + "},\n  \"weight_map\": {\n";
@@ -349,11 +349,8 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
     for (const auto& [name, file] : weight_map)
         index += "    " + json_quote(name) + ": " + json_quote(file) + (++i < weight_map.size() ? ",\n" : "\n");
     index += "  }\n}\n";
-    auto write_whole = [&](const std::string& name, const std::string& bytes) -> Status {
-        auto w = FileWriter::create((out_dir / name).string());
-        if (!w) return w.status();
-        QUIRE_TRY(w->write(bytes.data(), static_cast<int64_t>(bytes.size())));
-        return w->close();
+    auto write_whole = [&](const std::string& name, const std::string& bytes) {
+        return write_file_atomically((out_dir / name).string(), bytes);
     };
     QUIRE_TRY(write_whole("model.safetensors.index.json", index));
     for (const fs::path& extra : extras) {
