@@ -15,10 +15,13 @@ namespace quire::quantize {
 
 namespace {
 
+// Absolute, normalised, without a trailing separator ("out/" is the folder "out"), links resolved.
 fs::path resolved(const std::string& p) {
     std::error_code ec;
-    fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
-    return ec ? fs::absolute(p) : r;
+    fs::path r = fs::absolute(p, ec).lexically_normal();
+    if (!r.has_filename() && r.has_parent_path()) r = r.parent_path();
+    fs::path c = fs::weakly_canonical(r, ec);
+    return ec ? r : c;
 }
 
 // True when `child` lies strictly inside `parent` (both resolved).
@@ -43,7 +46,10 @@ void fsync_folder(const std::string& dir) {
 
 }  // namespace
 
+std::string destination_folder(const std::string& dst) { return resolved(dst).string(); }
+
 Status check_destination(const std::string& src, const std::string& dst, bool force) {
+    if (dst.empty()) return Status(ErrorCode::invalid_argument, "DST is empty: name the folder to create");
     const fs::path s = resolved(src), d = resolved(dst);
     if (s == d) return Status(ErrorCode::invalid_argument, "DST " + dst + " is the source folder itself");
     if (inside(s, d)) return Status(ErrorCode::invalid_argument, "DST " + dst + " lies inside the source folder " + src);

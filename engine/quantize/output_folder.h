@@ -14,6 +14,9 @@ namespace quire::quantize {
 // empty (unless `force`), and a parent folder that is missing or not writable.
 Status check_destination(const std::string& src, const std::string& dst, bool force);
 
+// DST as an absolute folder path without a trailing separator, links resolved.
+std::string destination_folder(const std::string& dst);
+
 // Free bytes on the file system that holds `dir`.
 Result<int64_t> free_bytes(const std::string& dir);
 

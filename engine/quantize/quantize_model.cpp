@@ -54,6 +54,7 @@ struct Source {
 
 Result<Source> open_source(const std::string& src) {
     std::error_code ec;
+    if (src.empty()) return Status(ErrorCode::invalid_argument, "SRC is empty: name the model folder");
     if (!fs::exists(src, ec)) return Status(ErrorCode::invalid_argument, "SRC " + src + " does not exist");
     if (!fs::is_directory(src, ec)) return Status(ErrorCode::invalid_argument, "SRC " + src + " is not a folder");
     Source s;
@@ -235,7 +236,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         extras.push_back(e.path());
         extra_bytes += static_cast<int64_t>(fs::file_size(e.path(), ec));
     }
-    const std::string parent = fs::absolute(run.dst).lexically_normal().parent_path().string();
+    const std::string parent = fs::path(destination_folder(run.dst)).parent_path().string();
     auto avail = free_bytes(parent);
     if (!avail) return avail.status();
     const int64_t needed = total + extra_bytes + (1 << 20);
