@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "context_builder.h"
+#include "read_eta.h"
 #include "engine.h"
 #include "generator.h"
 #include "library/library_db.h"
@@ -26,6 +27,8 @@ struct SessionOptions {
     qint64 contextLimit = 1 << 20;             // tokens
     qint64 conversationReserve = 8192;         // tokens kept free for questions and answers
     int64_t chunk = 2048;                      // prefill chunk (progress and cancel granularity)
+    // Reads of at least this many tokens store their measured cost for the next ETA (read_eta.h).
+    qint64 readCostMinTokens = ReadEta::kMinTokensToLearn;
 };
 
 struct ReadProgress {
