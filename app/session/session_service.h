@@ -83,6 +83,8 @@ public:
     Result<AssembledContext> measure(const LibraryRow& library);
     qint64 contextLimit() const { return options_.contextLimit; }
     qint64 conversationReserve() const { return options_.conversationReserve; }
+    // The model, precision and regime a saved state or a stored reading cost belongs to.
+    QString fingerprint() const;
     Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                             const std::atomic<bool>* cancel);
     Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
@@ -111,7 +113,6 @@ private:
     // Keeps the prefix states and chat deltas within the budget; keepId's prefix (and so its chats'
     // deltas) stays.
     void evictStates(qint64 keepId);
-    QString fingerprint() const;
 
     LibraryDb& db_;
     Engine& engine_;
