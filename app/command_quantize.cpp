@@ -35,6 +35,7 @@ int fail(const std::string& message) {
 
 constexpr int64_t kMaxCalibrationBytes = int64_t{256} << 20;
 constexpr int64_t kMinCalibrationTokens = 16;
+constexpr int64_t kCalibrationWindow = 256;  // tokens per calibration sample (each its own sequence)
 
 Result<std::string> calibration_text(const QString& path) {
     auto bytes = app::readRegularFile(path, kMaxCalibrationBytes);
@@ -168,11 +169,11 @@ int quantize_command(int argc, char** argv) {
         if (static_cast<int64_t>(tokens.size()) < kMinCalibrationTokens)
             return fail("the calibration text is too short: " + std::to_string(tokens.size()) + " tokens, at least " +
                         std::to_string(kMinCalibrationTokens) + " are needed");
-        const auto wanted = static_cast<size_t>(*cl.integer("calibration-tokens"));
-        if (tokens.size() > wanted) tokens.resize(wanted);
-        else if (tokens.size() < wanted)
-            std::fprintf(stderr, "quire quantize: calibrating on %zu tokens (the text has no more; %zu asked for)\n", tokens.size(), wanted);
-        calibrator->set_tokens(std::move(tokens));
+        const int64_t wanted = *cl.integer("calibration-tokens");
+        calibrator->set_samples(quantize::calibration_windows(tokens, wanted, kCalibrationWindow));
+        std::fprintf(stderr, "quire quantize: calibrating on %lld tokens in %lld window(s) over the text's %zu tokens%s\n",
+                     static_cast<long long>(calibrator->token_count()), static_cast<long long>(calibrator->sample_count()), tokens.size(),
+                     static_cast<int64_t>(tokens.size()) < wanted ? " (the text has no more)" : "");
     }
 
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, on_signal);

@@ -154,7 +154,10 @@ int64_t gpu_state_bytes(const ModelConfig& c, int64_t tokens) {
     return c.sparse_layer_count() * sparse_layer_state_bytes(c, state_capacity(tokens)) + c.lightning_layer_count() * lightning_state_bytes(c);
 }
 
-WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, int64_t chunk, int64_t context) {
+namespace {
+
+// The workspace with the dequantization scratch given (it depends on the format, not the context).
+WorkspaceBytes workspace_with(const ModelConfig& c, int64_t dequant, int64_t chunk, int64_t context) {
     // cuda_engine.cpp ensure_workspace: x, h, a of hidden width and b0..b4 of the widest projection,
     // bf16, per token of the chunk; token ids; block scores over the grown block count; selections.
     WorkspaceBytes w;
@@ -168,29 +171,42 @@ WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, 
     }
     w.logits = c.vocab_size * 2;
     w.decode_scratch = decode_scratch_bytes(c, context);
-    w.dequant = largest_quantized_matrix(c, f) * 2;
+    w.dequant = dequant;
     w.cublas = kCublasWorkspaceBytes;
     return w;
 }
 
-GpuMemoryPlan plan_gpu_memory(const ModelConfig& c, const WeightFormat& f, int64_t context, int64_t chunk) {
+GpuMemoryPlan plan_with(const ModelConfig& c, int64_t weights, int64_t dequant, int64_t context, int64_t chunk) {
     GpuMemoryPlan p;
     p.context = context;
     p.chunk = chunk;
-    p.weights = gpu_weight_bytes(c, f);
+    p.weights = weights;
     p.state = gpu_state_bytes(c, context);
-    p.workspace = gpu_workspace_bytes(c, f, chunk, context);
+    p.workspace = workspace_with(c, dequant, chunk, context);
     return p;
 }
 
+}  // namespace
+
+WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, int64_t chunk, int64_t context) {
+    return workspace_with(c, largest_quantized_matrix(c, f) * 2, chunk, context);
+}
+
+GpuMemoryPlan plan_gpu_memory(const ModelConfig& c, const WeightFormat& f, int64_t context, int64_t chunk) {
+    return plan_with(c, gpu_weight_bytes(c, f), largest_quantized_matrix(c, f) * 2, context, chunk);
+}
+
 int64_t longest_context_within(const ModelConfig& c, const WeightFormat& f, int64_t budget, int64_t chunk, int64_t limit) {
-    // The plan grows with the context: the largest multiple of 64 that fits, by bisection.
-    if (budget <= 0 || plan_gpu_memory(c, f, 64, chunk).total() > budget) return 0;
+    // The plan grows with the context: the largest multiple of 64 that fits, by bisection (the
+    // weights and the dequantization scratch, which do not depend on it, counted once).
+    const int64_t weights = gpu_weight_bytes(c, f), dequant = largest_quantized_matrix(c, f) * 2;
+    const auto fits = [&](int64_t units) { return plan_with(c, weights, dequant, units * 64, chunk).total() <= budget; };
+    if (budget <= 0 || !fits(1)) return 0;
     int64_t lo = 1, hi = std::max<int64_t>(1, limit / 64);  // in units of 64 tokens; lo fits
-    if (plan_gpu_memory(c, f, hi * 64, chunk).total() <= budget) return hi * 64;
+    if (fits(hi)) return hi * 64;
     while (hi - lo > 1) {
         const int64_t mid = lo + (hi - lo) / 2;
-        (plan_gpu_memory(c, f, mid * 64, chunk).total() <= budget ? lo : hi) = mid;
+        (fits(mid) ? lo : hi) = mid;
     }
     return lo * 64;
 }

@@ -302,6 +302,8 @@ private slots:
         QTest::newRow("dst in src") << QStringList{src_, src_ + "/sub"} + b4 << "lies inside the source folder";
         QTest::newRow("src in dst") << QStringList{src_, QFileInfo(src_).absolutePath(), "--force"} + b4 << "lies inside DST";
         QTest::newRow("dst not empty") << QStringList{src_, full} + b4 << "exists and is not empty";
+        QTest::newRow("dst empty") << QStringList{src_, ""} + b4 << "DST is empty";
+        QTest::newRow("src empty") << QStringList{"", dst} + b4 << "SRC is empty";
         QTest::newRow("dst a file") << QStringList{src_, file} + b4 << "exists and is not a folder";
         QTest::newRow("dst parent missing") << QStringList{src_, tmp_.filePath("no/such/dst")} + b4 << "does not exist";
         QTest::newRow("dst unwritable") << QStringList{src_, "/proc/quire-dst"} + b4 << "/proc";
@@ -327,6 +329,13 @@ private slots:
         const CliResult r = runQuire({"quantize", once, tmp_.filePath("twice"), "--bits", "4"});
         QVERIFY(r.code != 0);
         QVERIFY2(r.err.contains("already quantized"), qPrintable(r.err));
+    }
+
+    void trailingSeparator() {
+        const QString dst = tmp_.filePath("slashed");
+        const CliResult r = runQuire({"quantize", src_ + "/", dst + "/", "--bits", "4"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY(QFileInfo::exists(dst + "/config.json"));
     }
 
     void forceReplaces() {

@@ -85,6 +85,38 @@ private slots:
         QCOMPARE(messages->size(), qsizetype(4));
     }
 
+    // The ETA's cost line: a read long enough stores what it measured, per model and backend, for the
+    // next read; a shorter one stores nothing.
+    void a_long_read_stores_its_cost_for_the_next() {
+        auto db = LibraryDb::open(tmp_.path() + "/cost.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        auto model = load_model(tiny_model("tiny-a"));
+        auto engine = make_engine(model, Precision::bf16);
+        SessionOptions so;
+        so.stateDir = tmp_.path() + "/cost-states";
+        so.chunk = 256;
+        so.readCostMinTokens = 1 << 20;  // longer than the book: nothing learned
+        {
+            SessionService session(*db.value(), *engine, so);
+            QVERIFY(session.read(lib, {}, nullptr).is_ok());
+            QVERIFY(db.value()->setting("read_cost:cpu:" + session.fingerprint()).value().isEmpty());
+            for (const auto& s : db.value()->prefixStates(lib.id).value()) QVERIFY(db.value()->deletePrefixState(s.id).is_ok());
+        }
+        QVERIFY(QDir(so.stateDir).removeRecursively());
+        so.readCostMinTokens = 1024;
+        SessionService session(*db.value(), *engine, so);
+        std::vector<double> etas;
+        auto read = session.read(lib, [&](const ReadProgress& p) { etas.push_back(p.etaSeconds); }, nullptr);
+        QVERIFY(read.is_ok());
+        QVERIFY(read->prefilledTokens > 1024);  // read again from scratch
+        QVERIFY(etas.size() > 4);
+        for (double e : etas) QVERIFY(std::isfinite(e) && e >= 0);
+        QCOMPARE(etas.back(), 0.0);
+        const QString stored = db.value()->setting("read_cost:cpu:" + session.fingerprint()).value();
+        QVERIFY2(ReadCostModel::fromString(stored).valid(), qPrintable(stored));
+    }
+
     // A chat's state is a delta on its library's prefix: small, the prefix file never rewritten, a
     // new process continues the chat computing only the new question; a changed library makes the
     // delta unusable and the chat replays with a notice; eviction takes a prefix's deltas with it,

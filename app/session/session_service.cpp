@@ -232,7 +232,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         const Status st = prefillWithProgress(engine_, *prefix.seq, rest, options_.chunk, onProgress, cancel, &eta);
         prefix.tokens.assign(prefix.seq->tokens().begin(), prefix.seq->tokens().end());
         if (!st) return st;  // on cancel the in-memory prefix keeps what was read
-        if (static_cast<qint64>(rest.size()) >= ReadEta::kMinTokensToLearn && eta.measured().valid())
+        if (static_cast<qint64>(rest.size()) >= options_.readCostMinTokens && eta.measured().valid())
             (void)db_.setSetting(costKey, eta.measured().toString());  // only an estimate: a failure to store it changes nothing
         info.prefilledTokens = static_cast<qint64>(rest.size());
         const QString hash = tokensHash(tokens, tokens.size());

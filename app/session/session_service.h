@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "context_builder.h"
+#include "read_eta.h"
 #include "engine.h"
 #include "generator.h"
 #include "library/library_db.h"
@@ -26,6 +27,8 @@ struct SessionOptions {
     qint64 contextLimit = 1 << 20;             // tokens
     qint64 conversationReserve = 8192;         // tokens kept free for questions and answers
     int64_t chunk = 2048;                      // prefill chunk (progress and cancel granularity)
+    // Reads of at least this many tokens store their measured cost for the next ETA (read_eta.h).
+    qint64 readCostMinTokens = ReadEta::kMinTokensToLearn;
 };
 
 struct ReadProgress {
@@ -80,6 +83,8 @@ public:
     Result<AssembledContext> measure(const LibraryRow& library);
     qint64 contextLimit() const { return options_.contextLimit; }
     qint64 conversationReserve() const { return options_.conversationReserve; }
+    // The model, precision and regime a saved state or a stored reading cost belongs to.
+    QString fingerprint() const;
     Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                             const std::atomic<bool>* cancel);
     Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
@@ -108,7 +113,6 @@ private:
     // Keeps the prefix states and chat deltas within the budget; keepId's prefix (and so its chats'
     // deltas) stays.
     void evictStates(qint64 keepId);
-    QString fingerprint() const;
 
     LibraryDb& db_;
     Engine& engine_;

@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "quantize/gptq.h"
 
 namespace quire::quantize {
@@ -70,8 +72,29 @@ void Calibrator::release_weight_pages() const {
         for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.mlp_gate, &l.mlp_up, &l.mlp_down}) drop(*m);
 }
 
+void Calibrator::set_samples(std::vector<std::vector<int32_t>> samples) {
+    samples_ = std::move(samples);
+    tokens_ = 0;
+    for (const auto& s : samples_) tokens_ += static_cast<int64_t>(s.size());
+}
+
+std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, int64_t wanted, int64_t window) {
+    const auto total = static_cast<int64_t>(tokens.size());
+    if (total <= wanted) return {tokens};
+    const int64_t count = (wanted + window - 1) / window;
+    std::vector<std::vector<int32_t>> windows;
+    int64_t left = wanted;
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t length = std::min(window, left);
+        const int64_t begin = count == 1 ? 0 : i * (total - window) / (count - 1);
+        windows.emplace_back(tokens.begin() + begin, tokens.begin() + begin + length);
+        left -= length;
+    }
+    return windows;
+}
+
 Result<LayerHessians> Calibrator::layer(int64_t layer, const std::atomic<bool>* cancel) {
-    if (tokens_.empty()) return Status(ErrorCode::invalid_argument, "no calibration tokens");
+    if (samples_.empty()) return Status(ErrorCode::invalid_argument, "no calibration tokens");
     LayerHessians out;
     out.rows = token_count();
     bool done = false;
@@ -94,12 +117,17 @@ Result<LayerHessians> Calibrator::layer(int64_t layer, const std::atomic<bool>* 
         }
         return Status::ok();
     });
-    auto seq = engine_.new_sequence();
-    PrefillRequest request;
-    request.tokens = tokens_;
-    request.chunk = 0;  // one step: stopping after this layer must not skip later chunks
-    request.cancel = cancel;
-    Status st = engine_.prefill(*seq, request, nullptr);
+    Status st = Status::ok();
+    for (const auto& sample : samples_) {
+        done = false;
+        auto seq = engine_.new_sequence();
+        PrefillRequest request;
+        request.tokens = sample;
+        request.chunk = 0;  // one step: stopping after this layer must not skip later chunks
+        request.cancel = cancel;
+        st = engine_.prefill(*seq, request, nullptr);
+        if (!done) break;
+    }
     engine_.set_linear_observer(nullptr);
     release_weight_pages();
     if (!done) {

@@ -40,9 +40,10 @@ public:
 
     const Model& model() const { return *model_; }
     cpu::ThreadPool& pool() { return pool_; }
-    // The calibration tokens (set once, before layer()).
-    void set_tokens(std::vector<int32_t> tokens) { tokens_ = std::move(tokens); }
-    int64_t token_count() const { return static_cast<int64_t>(tokens_.size()); }
+    // The calibration samples (set once, before layer()): each is read as its own sequence.
+    void set_samples(std::vector<std::vector<int32_t>> samples);
+    int64_t token_count() const { return tokens_; }
+    int64_t sample_count() const { return static_cast<int64_t>(samples_.size()); }
 
     // X^T X of every input of layer `layer`'s linear layers.
     Result<LayerHessians> layer(int64_t layer, const std::atomic<bool>* cancel);
@@ -56,8 +57,14 @@ private:
     std::shared_ptr<const Model> model_;
     cpu::CpuEngine engine_;
     cpu::ThreadPool pool_;
-    std::vector<int32_t> tokens_;
+    std::vector<std::vector<int32_t>> samples_;
+    int64_t tokens_ = 0;
 };
+
+// Up to `wanted` tokens of `tokens` for calibration: all of them when there are no more, else
+// windows of `window` tokens spread evenly from the start to the end (a library's context is many
+// sources; its first tokens alone would be the system prompt and the first source's opening).
+std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, int64_t wanted, int64_t window);
 
 // Drops the pages of [data, data + bytes) of a read-only file mapping from the resident set.
 void release_mapped_pages(const void* data, int64_t bytes);

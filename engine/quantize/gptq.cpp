@@ -21,47 +21,76 @@ double dot(const float* a, const float* b, int64_t n) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // a = L L^T in place (L in the lower triangle, the upper one left as it was); false when a is not
-// positive definite.
+// positive definite. Left-looking by panels of kPanel columns: a row below the panel is read once per
+// panel (its prefix stays in cache for all the panel's columns), not once per column.
 bool cholesky_lower(cpu::ThreadPool& pool, float* a, int64_t n, const std::atomic<bool>* cancel) {
-    constexpr int64_t kRows = 16;
-    for (int64_t j = 0; j < n; ++j) {
+    constexpr int64_t kPanel = 64, kRows = 16;
+    for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
         if (cancel && cancel->load()) return false;
-        const float* lj = a + j * n;
-        const double d = static_cast<double>(lj[j]) - dot(lj, lj, j);
-        if (!(d > 0) || !std::isfinite(d)) return false;
-        const auto ljj = static_cast<float>(std::sqrt(d));
-        a[j * n + j] = ljj;
-        const int64_t first = j + 1, rest = n - first;
-        pool.parallel_for(ceil_div(rest, kRows), [&](int64_t c) {
-            for (int64_t i = first + c * kRows; i < std::min(n, first + (c + 1) * kRows); ++i)
-                a[i * n + j] = static_cast<float>((static_cast<double>(a[i * n + j]) - dot(a + i * n, lj, j)) / ljj);
+        const int64_t j1 = std::min(n, j0 + kPanel);
+        for (int64_t j = j0; j < j1; ++j) {  // the panel's own rows, in order
+            float* lj = a + j * n;
+            for (int64_t c = j0; c < j; ++c) lj[c] = static_cast<float>((lj[c] - dot(lj, a + c * n, c)) / a[c * n + c]);
+            const double d = static_cast<double>(lj[j]) - dot(lj, lj, j);
+            if (!(d > 0) || !std::isfinite(d)) return false;
+            lj[j] = static_cast<float>(std::sqrt(d));
+        }
+        pool.parallel_for(ceil_div(n - j1, kRows), [&](int64_t chunk) {
+            for (int64_t i = j1 + chunk * kRows; i < std::min(n, j1 + (chunk + 1) * kRows); ++i) {
+                float* li = a + i * n;
+                for (int64_t j = j0; j < j1; ++j) li[j] = static_cast<float>((li[j] - dot(li, a + j * n, j)) / a[j * n + j]);
+            }
         });
     }
     return true;
 }
 
-// Replaces the lower-triangular L (lower triangle of a) by L^-1, row by row: row i of the inverse
-// is -(sum over k < i of L[i][k] * row k of the inverse) / L[i][i], plus 1 / L[i][i] on the diagonal.
+// Replaces the lower-triangular L (lower triangle of a) by X = L^-1, by blocks of kBlock rows: row i
+// of X is -(sum over k < i of L[i][k] * row k of X) / L[i][i], plus 1 / L[i][i] on the diagonal.
+// The rows of a block share every row k above the block (read once per block and column strip).
 void invert_lower(cpu::ThreadPool& pool, float* a, int64_t n, const std::atomic<bool>* cancel) {
-    constexpr int64_t kCols = 256;
-    std::vector<float> row(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
+    constexpr int64_t kBlock = 32, kCols = 256;
+    std::vector<float> l(static_cast<size_t>(kBlock * n));  // the block's rows of L
+    for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
         if (cancel && cancel->load()) return;
-        std::copy(a + i * n, a + i * n + i + 1, row.begin());
-        const double inv = 1.0 / row[static_cast<size_t>(i)];
-        pool.parallel_for(ceil_div(i, kCols), [&](int64_t chunk) {
-            const int64_t c0 = chunk * kCols, c1 = std::min(i, c0 + kCols);
-            double acc[kCols] = {};
-            for (int64_t k = c0; k < i; ++k) {
-                const float r = row[static_cast<size_t>(k)];
-                if (r == 0) continue;
+        const int64_t i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
+        for (int64_t r = 0; r < rows; ++r) std::copy(a + (i0 + r) * n, a + (i0 + r) * n + i0 + r + 1, l.begin() + r * n);
+        // Columns left of the block: each strip of kCols columns is independent.
+        pool.parallel_for(ceil_div(i0, kCols), [&](int64_t strip) {
+            const int64_t c0 = strip * kCols, c1 = std::min(i0, c0 + kCols), w = c1 - c0;
+            std::vector<double> acc(static_cast<size_t>(kBlock * kCols), 0.0);
+            for (int64_t k = c0; k < i0; ++k) {  // rows above the block
                 const float* xk = a + k * n;
-                const int64_t upto = std::min(c1, k + 1);
-                for (int64_t c = c0; c < upto; ++c) acc[c - c0] += static_cast<double>(r) * xk[c];
+                const int64_t upto = std::min(c1, k + 1) - c0;
+                for (int64_t r = 0; r < rows; ++r) {
+                    const double lk = l[static_cast<size_t>(r * n + k)];
+                    if (lk == 0) continue;
+                    double* ar = acc.data() + r * kCols;
+                    for (int64_t c = 0; c < upto; ++c) ar[c] += lk * xk[c0 + c];
+                }
             }
-            for (int64_t c = c0; c < c1; ++c) a[i * n + c] = static_cast<float>(-acc[c - c0] * inv);
+            for (int64_t r = 0; r < rows; ++r) {  // rows of the block, in order
+                double* ar = acc.data() + r * kCols;
+                for (int64_t k = 0; k < r; ++k) {
+                    const double lk = l[static_cast<size_t>(r * n + i0 + k)];
+                    const float* xk = a + (i0 + k) * n + c0;
+                    for (int64_t c = 0; c < w; ++c) ar[c] += lk * xk[c];
+                }
+                const double inv = 1.0 / l[static_cast<size_t>(r * n + i0 + r)];
+                float* xi = a + (i0 + r) * n + c0;
+                for (int64_t c = 0; c < w; ++c) xi[c] = static_cast<float>(-ar[c] * inv);
+            }
         });
-        a[i * n + i] = static_cast<float>(inv);
+        for (int64_t r = 0; r < rows; ++r) {  // the block's own triangle
+            const int64_t i = i0 + r;
+            const double inv = 1.0 / l[static_cast<size_t>(r * n + i)];
+            for (int64_t c = i0; c < i; ++c) {
+                double sum = 0;
+                for (int64_t k = c; k < i; ++k) sum += static_cast<double>(l[static_cast<size_t>(r * n + k)]) * a[k * n + c];
+                a[i * n + c] = static_cast<float>(-sum * inv);
+            }
+            a[i * n + i] = static_cast<float>(inv);
+        }
     }
 }
 
@@ -109,14 +138,8 @@ Result<QuantizedMatrix> gptq_quantize(cpu::ThreadPool& pool, const float* w, int
     if (options.cancel && options.cancel->load()) return Status(ErrorCode::cancelled, "interrupted");
     std::reverse(u.begin(), u.end());
 
-    QuantizedMatrix m;
-    m.out = out;
-    m.in = in;
-    const int64_t len = spec.group_length(n), groups = spec.groups_of(n);
-    m.codes.resize(static_cast<size_t>(out * n));
-    m.scales.resize(static_cast<size_t>(groups * out));
-    m.zeros.resize(static_cast<size_t>(groups * out));
-    m.g_idx.resize(static_cast<size_t>(n));
+    QuantizedMatrix m = QuantizedMatrix::sized(out, in, spec);
+    const int64_t len = spec.group_length(n);
     for (int64_t x = 0; x < n; ++x) m.g_idx[static_cast<size_t>(perm[static_cast<size_t>(x)])] = static_cast<int32_t>(x / len);
     // A group's grid is chosen from its columns' values when its first column comes up; every column
     // of the group must then already hold all earlier updates, which holds when groups do not

@@ -15,10 +15,13 @@ namespace quire::quantize {
 
 namespace {
 
+// Absolute, normalised, without a trailing separator ("out/" is the folder "out"), links resolved.
 fs::path resolved(const std::string& p) {
     std::error_code ec;
-    fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
-    return ec ? fs::absolute(p) : r;
+    fs::path r = fs::absolute(p, ec).lexically_normal();
+    if (!r.has_filename() && r.has_parent_path()) r = r.parent_path();
+    fs::path c = fs::weakly_canonical(r, ec);
+    return ec ? r : c;
 }
 
 // True when `child` lies strictly inside `parent` (both resolved).
@@ -43,7 +46,10 @@ void fsync_folder(const std::string& dir) {
 
 }  // namespace
 
+std::string destination_folder(const std::string& dst) { return resolved(dst).string(); }
+
 Status check_destination(const std::string& src, const std::string& dst, bool force) {
+    if (dst.empty()) return Status(ErrorCode::invalid_argument, "DST is empty: name the folder to create");
     const fs::path s = resolved(src), d = resolved(dst);
     if (s == d) return Status(ErrorCode::invalid_argument, "DST " + dst + " is the source folder itself");
     if (inside(s, d)) return Status(ErrorCode::invalid_argument, "DST " + dst + " lies inside the source folder " + src);
@@ -118,45 +124,6 @@ Status StagingFolder::commit(bool replace) {
     committed_ = true;
     fsync_folder(parent.string());
     if (!aside.empty()) fs::remove_all(aside, ec);
-    return Status::ok();
-}
-
-Result<FileWriter> FileWriter::create(const std::string& path) {
-    FileWriter w;
-    w.path_ = path;
-    w.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w.fd_ < 0) return Status(ErrorCode::io_error, "cannot create " + path + ": " + errno_text(errno));
-    return w;
-}
-
-FileWriter::FileWriter(FileWriter&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), written_(o.written_) { o.fd_ = -1; }
-
-FileWriter::~FileWriter() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
-Status FileWriter::write(const void* data, int64_t bytes) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (bytes > 0) {
-        const ssize_t n = ::write(fd_, p, static_cast<size_t>(std::min<int64_t>(bytes, int64_t{1} << 30)));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(n < 0 ? errno : EIO));
-        p += n;
-        bytes -= n;
-        written_ += n;
-    }
-    return Status::ok();
-}
-
-Status FileWriter::close() {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::fsync(fd) != 0) {
-        const int e = errno;
-        ::close(fd);
-        return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(e));
-    }
-    if (::close(fd) != 0) return Status(ErrorCode::io_error, "cannot write " + path_ + ": " + errno_text(errno));
     return Status::ok();
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Where `quire quantize` writes: checks on the destination, a hidden temporary folder beside it that
 // becomes the destination by one rename at the very end (a killed run never leaves something at DST
-// that looks like a model), and a file writer whose every failure (a full disk) is reported.
+// that looks like a model). Files inside it are written with AtomicFile (file_util.h).
 
 #include <cstdint>
 #include <string>
@@ -13,6 +13,9 @@ namespace quire::quantize {
 // Refuses DST == SRC, DST inside SRC, SRC inside DST, a DST that is a file, a DST folder that is not
 // empty (unless `force`), and a parent folder that is missing or not writable.
 Status check_destination(const std::string& src, const std::string& dst, bool force);
+
+// DST as an absolute folder path without a trailing separator, links resolved.
+std::string destination_folder(const std::string& dst);
 
 // Free bytes on the file system that holds `dir`.
 Result<int64_t> free_bytes(const std::string& dir);
@@ -33,23 +36,6 @@ private:
     StagingFolder() = default;
     std::string path_, dst_;
     bool committed_ = false;
-};
-
-class FileWriter {
-public:
-    static Result<FileWriter> create(const std::string& path);
-    FileWriter(FileWriter&& other) noexcept;
-    FileWriter& operator=(FileWriter&&) = delete;
-    ~FileWriter();
-    Status write(const void* data, int64_t bytes);
-    Status close();  // fsync + close
-    int64_t written() const { return written_; }
-
-private:
-    FileWriter() = default;
-    std::string path_;
-    int fd_ = -1;
-    int64_t written_ = 0;
 };
 
 }  // namespace quire::quantize

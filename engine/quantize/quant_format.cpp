@@ -114,15 +114,21 @@ float QuantizedMatrix::dequantized(int64_t j, int64_t k) const {
     return scales[at] * static_cast<float>(static_cast<int>(codes[static_cast<size_t>(j * in + k)]) - zeros[at]);
 }
 
-Result<QuantizedMatrix> rtn_quantize(cpu::ThreadPool& pool, const float* w, int64_t out, int64_t in, const QuantSpec& spec) {
+QuantizedMatrix QuantizedMatrix::sized(int64_t out, int64_t in, const QuantSpec& spec) {
     QuantizedMatrix m;
     m.out = out;
     m.in = in;
-    const int64_t groups = spec.groups_of(in), len = spec.group_length(in);
+    const int64_t groups = spec.groups_of(in);
     m.codes.resize(static_cast<size_t>(out * in));
     m.scales.resize(static_cast<size_t>(groups * out));
     m.zeros.resize(static_cast<size_t>(groups * out));
     m.g_idx.resize(static_cast<size_t>(in));
+    return m;
+}
+
+Result<QuantizedMatrix> rtn_quantize(cpu::ThreadPool& pool, const float* w, int64_t out, int64_t in, const QuantSpec& spec) {
+    QuantizedMatrix m = QuantizedMatrix::sized(out, in, spec);
+    const int64_t groups = spec.groups_of(in), len = spec.group_length(in);
     for (int64_t k = 0; k < in; ++k) m.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(k / len);
     std::mutex failure_mutex;
     Status failure;

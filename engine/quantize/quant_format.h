@@ -56,6 +56,8 @@ struct QuantizedMatrix {
     std::vector<int32_t> g_idx;   // [in]: the group of every input column
     int64_t groups() const { return in ? static_cast<int64_t>(scales.size()) / out : 0; }
     float dequantized(int64_t j, int64_t k) const;
+    // Storage for an [out, in] matrix under `spec` (g_idx left to the caller).
+    static QuantizedMatrix sized(int64_t out, int64_t in, const QuantSpec& spec);
 };
 
 // Round-to-nearest: every group's grid from its own values, each weight to its nearest code.

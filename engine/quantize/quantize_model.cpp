@@ -54,6 +54,7 @@ struct Source {
 
 Result<Source> open_source(const std::string& src) {
     std::error_code ec;
+    if (src.empty()) return Status(ErrorCode::invalid_argument, "SRC is empty: name the model folder");
     if (!fs::exists(src, ec)) return Status(ErrorCode::invalid_argument, "SRC " + src + " does not exist");
     if (!fs::is_directory(src, ec)) return Status(ErrorCode::invalid_argument, "SRC " + src + " is not a folder");
     Source s;
@@ -235,7 +236,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         extras.push_back(e.path());
         extra_bytes += static_cast<int64_t>(fs::file_size(e.path(), ec));
     }
-    const std::string parent = fs::absolute(run.dst).lexically_normal().parent_path().string();
+    const std::string parent = fs::path(destination_folder(run.dst)).parent_path().string();
     auto avail = free_bytes(parent);
     if (!avail) return avail.status();
     const int64_t needed = total + extra_bytes + (1 << 20);
@@ -309,7 +310,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
                 members.push_back(&p);
             }
         const std::string file = shard_name(k);
-        auto writer = FileWriter::create((out_dir / file).string());
+        auto writer = AtomicFile::create((out_dir / file).string());
         if (!writer) return writer.status();
         const std::string header = make_safetensors_header(entries, {{"format", "pt"}});
         QUIRE_TRY(writer->write(header.data(), static_cast<int64_t>(header.size())));
@@ -341,7 +342,7 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
             progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             if (run.on_progress) run.on_progress(progress);
         }
-        QUIRE_TRY(writer->close());
+        QUIRE_TRY(writer->commit());
     }
 
     std::string index = "{\n  \"metadata\": {\"total_size\": " + std::to_string(total) + "},\n  \"weight_map\": {\n";
@@ -349,11 +350,8 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
     for (const auto& [name, file] : weight_map)
         index += "    " + json_quote(name) + ": " + json_quote(file) + (++i < weight_map.size() ? ",\n" : "\n");
     index += "  }\n}\n";
-    auto write_whole = [&](const std::string& name, const std::string& bytes) -> Status {
-        auto w = FileWriter::create((out_dir / name).string());
-        if (!w) return w.status();
-        QUIRE_TRY(w->write(bytes.data(), static_cast<int64_t>(bytes.size())));
-        return w->close();
+    auto write_whole = [&](const std::string& name, const std::string& bytes) {
+        return write_file_atomically((out_dir / name).string(), bytes);
     };
     QUIRE_TRY(write_whole("model.safetensors.index.json", index));
     for (const fs::path& extra : extras) {
