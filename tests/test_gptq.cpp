@@ -389,10 +389,10 @@ private slots:
         QVERIFY2(report.find("quantized layers: 28 linear layers in GPTQ") != std::string::npos &&
                      report.find("4 left in bf16 by the dynamic rules") != std::string::npos && report.find("validation: OK") != std::string::npos,
                  report.c_str());
-        // The CUDA backend refuses a GPTQ model up front (its kernels are wired separately).
+        // The CUDA backend runs GPTQ models (test_gpu_engine compares it with the CPU engine on all five);
+        // without a device it says so, not that it cannot read the quantization.
         auto e = create_engine(m, Backend::cuda, EngineOptions{});
-        QVERIFY(!e.is_ok());
-        QVERIFY2(e.status().message().find("GPTQ") != std::string::npos, e.status().message().c_str());
+        if (!e.is_ok()) QVERIFY2(e.status().message().find("GPTQ") == std::string::npos, e.status().message().c_str());
     }
 
     void inconsistent_tensor_is_named_data() {
