@@ -225,6 +225,7 @@ void Checkpoint::check_gptq_module(const std::string& module, int64_t in, int64_
     bool trivial = true;
     const TensorRef& g_idx = tensors_.at(module + ".g_idx");
     if (!check_g_idx(g_idx.data, in, gs, module + ".g_idx", problems, &trivial)) return;
+    if (!check_scales(tensors_.at(module + ".scales").data, in / gs, out, module + ".scales", problems)) return;
     GptqTensors t;
     t.qweight = reinterpret_cast<const int32_t*>(tensors_.at(module + ".qweight").data);
     t.qzeros = reinterpret_cast<const int32_t*>(tensors_.at(module + ".qzeros").data);

@@ -406,6 +406,8 @@ private slots:
         QTest::newRow("g_idx missing") << "g_idx-missing" << "missing tensor '" + up + ".g_idx' (I32 [128]: " + up + " is quantized to 4 bits)";
         QTest::newRow("g_idx too large") << "g_idx-99" << up + ".g_idx': g_idx[37] = 99 is not a group (0 .. 3)";
         QTest::newRow("g_idx negative") << "g_idx-neg" << up + ".g_idx': g_idx[5] = -1 is not a group (0 .. 3)";
+        QTest::newRow("infinite scale") << "scale-inf" << up + ".scales': scales[2, 17] is infinite";
+        QTest::newRow("NaN scale") << "scale-nan" << up + ".scales': scales[0, 3] is NaN";
         QTest::newRow("bf16 weight of a quantized module") << "extra-weight"
             << "tensor '" + up + ".weight' is a bf16 weight, but quantization_config quantizes " + up + " (4-bit)";
         QTest::newRow("skipped module stored quantized") << "skipped-quantized"
@@ -433,6 +435,9 @@ private slots:
         if (d == "g_idx-missing") std::erase_if(ts, [&](const Tensor& t) { return t.name == up + ".g_idx"; });
         if (d == "g_idx-99") put_i32(find(ts, up + ".g_idx")->bytes, 37, 99);
         if (d == "g_idx-neg") put_i32(find(ts, up + ".g_idx")->bytes, 5, -1);
+        auto put_f16 = [](std::string& bytes, int64_t index, uint16_t h) { std::memcpy(bytes.data() + 2 * index, &h, 2); };
+        if (d == "scale-inf") put_f16(find(ts, up + ".scales")->bytes, 2 * 256 + 17, 0x7C00);
+        if (d == "scale-nan") put_f16(find(ts, up + ".scales")->bytes, 3, 0xFE01);
         if (d == "extra-weight") ts.push_back({up + ".weight", DType::bf16, {256, 128}, std::string(256 * 128 * 2, '\0')});
         if (d == "skipped-quantized")
             for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {

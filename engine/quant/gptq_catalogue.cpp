@@ -49,4 +49,18 @@ bool check_g_idx(const uint8_t* bytes, int64_t in, int64_t group_size, const std
     return true;
 }
 
+bool check_scales(const uint8_t* bytes, int64_t groups, int64_t out, const std::string& name,
+                  std::vector<std::string>& problems) {
+    for (int64_t i = 0; i < groups * out; ++i) {
+        uint16_t h;
+        std::memcpy(&h, bytes + 2 * i, 2);
+        if ((h & 0x7C00u) == 0x7C00u) {  // all exponent bits set: inf or NaN
+            problems.push_back("tensor '" + name + "': scales[" + std::to_string(i / out) + ", " + std::to_string(i % out) +
+                               "] is " + ((h & 0x3FFu) ? "NaN" : "infinite"));
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace quire

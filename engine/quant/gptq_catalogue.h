@@ -37,4 +37,9 @@ void check_module_shape(const std::string& module, int64_t in, int64_t out, cons
 bool check_g_idx(const uint8_t* bytes, int64_t in, int64_t group_size, const std::string& name,
                  std::vector<std::string>& problems, bool* trivial);
 
+// Every scale must be finite (an inf or NaN scale would turn a whole group into NaN logits): the
+// first bad one is reported as scales[g, j] with its value.
+bool check_scales(const uint8_t* bytes, int64_t groups, int64_t out, const std::string& name,
+                  std::vector<std::string>& problems);
+
 }  // namespace quire

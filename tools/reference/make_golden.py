@@ -3,6 +3,9 @@
     python3 tools/reference/make_golden.py --models-dir build/tiny-models --out tests/data/golden \
         --commit $(git rev-parse HEAD) tiny-a tiny-g16
 
+GPTQ tiny models work the same way (tools/reference/make_gptq_golden.sh runs it for them): the
+reference dequantizes their layers with tools/reference/gptq.py.
+
 For each model, in fp32 and bf16 mode:
   short    a 300-token prompt, one shot
   long     a 9,103-token prompt (sparse regime past 8,192), one shot
@@ -73,6 +76,8 @@ def make(model_dir, out_dir, device, commit):
         "torch": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "regime": "per-query",
+        # GPTQ models (docs/quantization.md): the settings the reference dequantized with, or null.
+        "quantization_config": ref32.c.raw.get("quantization_config"),
         "min_margin_fp32": MIN_MARGIN,
         "cases": [],
         "greedy": [],
