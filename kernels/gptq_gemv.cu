@@ -151,6 +151,60 @@ __device__ __forceinline__ void rows_contiguous(const Layer& L, const __nv_bfloa
     }
 }
 
+// The same sums with the next kPipe packed rows loading while the current ones are computed, and
+// the group's scales applied whenever the walk crosses a group boundary.
+template <int BITS, int N>
+__device__ __forceinline__ void rows_pipelined(const Layer& L, const __nv_bfloat16* __restrict__ x, int64_t in, int tokens, int64_t j0,
+                                               int64_t r_begin, int64_t r_end, float (&acc)[N][4]) {
+    constexpr int kPw = 32 / BITS, kPipe = 4;
+    if (r_begin >= r_end) return;
+    const int64_t rows_per_group = L.group_size / kPw;
+    const uint32_t* qw = L.qweight + j0;
+    uint4 cur[kPipe], nxt[kPipe];
+#pragma unroll
+    for (int u = 0; u < kPipe; ++u) {
+        cur[u] = r_begin + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r_begin + u) * L.out)) : make_uint4(0, 0, 0, 0);
+        nxt[u] = make_uint4(0, 0, 0, 0);
+    }
+    int64_t g = r_begin / rows_per_group, g_end = (g + 1) * rows_per_group;
+    float part[N][4] = {}, sx[N] = {};
+    auto flush = [&]() {
+        float s[4], z[4];
+        group_params<BITS>(L, g, j0, s, z);
+#pragma unroll
+        for (int n = 0; n < N; ++n) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                acc[n][c] = fmaf(s[c], part[n][c] - z[c] * sx[n], acc[n][c]);
+                part[n][c] = 0.0f;
+            }
+            sx[n] = 0.0f;
+        }
+    };
+    for (int64_t r = r_begin; r < r_end; r += kPipe) {
+        if (r + kPipe < r_end) {
+#pragma unroll
+            for (int u = 0; u < kPipe; ++u)  // in flight while this batch is computed
+                nxt[u] = r + kPipe + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r + kPipe + u) * L.out)) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < kPipe; ++u) {
+            const int64_t row = r + u;
+            if (row < r_end) {
+                if (row == g_end) {
+                    flush();
+                    ++g;
+                    g_end += rows_per_group;
+                }
+                accumulate_row<BITS, N>(cur[u], x, in, row * kPw, tokens, part, sx);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < kPipe; ++u) cur[u] = nxt[u];
+    }
+    flush();
+}
+
 template <int BITS, int N>
 __device__ __forceinline__ void rows_general(const Layer& L, const __nv_bfloat16* __restrict__ x, int64_t in, int tokens, int64_t j0,
                                              int64_t r_begin, int64_t r_end, float (&acc)[N][4]) {
@@ -178,7 +232,7 @@ __device__ __forceinline__ void rows_general(const Layer& L, const __nv_bfloat16
     }
 }
 
-template <int BITS, int TPR, int N>
+template <int BITS, int TPR, int N, bool PIPELINED>
 __global__ void __launch_bounds__(kThreads) gptq_gemv_kernel(const Layers layers, const __nv_bfloat16* __restrict__ x, int tokens) {
     constexpr int kPw = 32 / BITS, kCols = 4 * TPR, kLanes = kThreads / TPR;
     __shared__ float red[kWarps][N][kCols];
@@ -195,8 +249,10 @@ __global__ void __launch_bounds__(kThreads) gptq_gemv_kernel(const Layers layers
     const int64_t r_begin = min64(rows, (threadIdx.x / TPR) * per_lane), r_end = min64(rows, r_begin + per_lane);
     float acc[N][4] = {};
     if (j0 < L.out) {  // out is a multiple of 4: a thread's 4 columns are all in or all out
-        if (!L.g_idx && L.group_size % kPw == 0)
-            rows_contiguous<BITS, N>(L, x, in, tokens, j0, r_begin, r_end, acc);
+        if (!L.g_idx && L.group_size % kPw == 0) {
+            if constexpr (PIPELINED) rows_pipelined<BITS, N>(L, x, in, tokens, j0, r_begin, r_end, acc);
+            else rows_contiguous<BITS, N>(L, x, in, tokens, j0, r_begin, r_end, acc);
+        }
         else
             rows_general<BITS, N>(L, x, in, tokens, j0, r_begin, r_end, acc);
     }
@@ -223,14 +279,20 @@ __global__ void __launch_bounds__(kThreads) gptq_gemv_kernel(const Layers layers
     }
 }
 
-template <int BITS, int TPR>
-cudaError_t launch_tpr(const Layers& layers, int64_t blocks, const __nv_bfloat16* x, int tokens, cudaStream_t stream) {
+template <int BITS, int TPR, bool PIPELINED>
+cudaError_t launch_loop(const Layers& layers, int64_t blocks, const __nv_bfloat16* x, int tokens, cudaStream_t stream) {
     const unsigned grid = static_cast<unsigned>(blocks);
-    if (tokens == 1) gptq_gemv_kernel<BITS, TPR, 1><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
-    else if (tokens == 2) gptq_gemv_kernel<BITS, TPR, 2><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
-    else if (tokens <= 4) gptq_gemv_kernel<BITS, TPR, 4><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
-    else gptq_gemv_kernel<BITS, TPR, 8><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
+    if (tokens == 1) gptq_gemv_kernel<BITS, TPR, 1, PIPELINED><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
+    else if (tokens == 2) gptq_gemv_kernel<BITS, TPR, 2, PIPELINED><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
+    else if (tokens <= 4) gptq_gemv_kernel<BITS, TPR, 4, PIPELINED><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
+    else gptq_gemv_kernel<BITS, TPR, 8, PIPELINED><<<grid, kThreads, 0, stream>>>(layers, x, tokens);
     return cudaGetLastError();
+}
+
+template <int BITS, int TPR>
+cudaError_t launch_tpr(const Layers& layers, int64_t blocks, const __nv_bfloat16* x, int tokens, bool pipelined, cudaStream_t stream) {
+    return pipelined ? launch_loop<BITS, TPR, true>(layers, blocks, x, tokens, stream)
+                     : launch_loop<BITS, TPR, false>(layers, blocks, x, tokens, stream);
 }
 
 int64_t blocks_for(const GptqGemvLayer* layers, int count, int cols) {
@@ -241,7 +303,8 @@ int64_t blocks_for(const GptqGemvLayer* layers, int count, int cols) {
 
 }  // namespace
 
-cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream) {
+cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
+                                   GptqGemvLoop loop) {
     if (tokens <= 0) return cudaSuccess;
     if (!layers || count < 1 || count > kGptqGemvMaxLayers || tokens > kGptqGemvMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16)
         return cudaErrorInvalidValue;
@@ -271,19 +334,20 @@ cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const
     }
     const auto* xb = reinterpret_cast<const __nv_bfloat16*>(x);
     const int t = static_cast<int>(tokens);
+    const bool pipelined = loop == GptqGemvLoop::pipelined;
     if (first.bits == 4) {
-        if (tpr == 8) return launch_tpr<4, 8>(ls, blocks, xb, t, stream);
-        if (tpr == 4) return launch_tpr<4, 4>(ls, blocks, xb, t, stream);
-        return launch_tpr<4, 2>(ls, blocks, xb, t, stream);
+        if (tpr == 8) return launch_tpr<4, 8>(ls, blocks, xb, t, pipelined, stream);
+        if (tpr == 4) return launch_tpr<4, 4>(ls, blocks, xb, t, pipelined, stream);
+        return launch_tpr<4, 2>(ls, blocks, xb, t, pipelined, stream);
     }
-    if (tpr == 8) return launch_tpr<8, 8>(ls, blocks, xb, t, stream);
-    if (tpr == 4) return launch_tpr<8, 4>(ls, blocks, xb, t, stream);
-    return launch_tpr<8, 2>(ls, blocks, xb, t, stream);
+    if (tpr == 8) return launch_tpr<8, 8>(ls, blocks, xb, t, pipelined, stream);
+    if (tpr == 4) return launch_tpr<8, 4>(ls, blocks, xb, t, pipelined, stream);
+    return launch_tpr<8, 2>(ls, blocks, xb, t, pipelined, stream);
 }
 
-cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream) {
+cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream, GptqGemvLoop loop) {
     const GptqGemvLayer one{w, y};
-    return launch_gptq_gemv_multi(&one, 1, x, tokens, stream);
+    return launch_gptq_gemv_multi(&one, 1, x, tokens, stream, loop);
 }
 
 }  // namespace quire::kernels

@@ -18,9 +18,16 @@ namespace quire::kernels {
 constexpr int64_t kGptqGemvMaxTokens = 8;
 constexpr int kGptqGemvMaxLayers = 4;
 
+// Which loop the contiguous-group path runs: `batched` issues a batch of 8 weight loads per thread
+// and then computes it; `pipelined` keeps the next batch of 4 in flight while computing the current
+// one. `automatic` is the one measured faster on the H200 (docs/benchmarks.md; batched until the
+// pipelined one has been measured); the test runs both against the CPU.
+enum class GptqGemvLoop { automatic, batched, pipelined };
+
 // x: [tokens, in] bf16, 16-byte aligned; y: [tokens, w.out] bf16. cudaErrorInvalidValue when the
 // view is not usable (gptq_check.h), tokens > kGptqGemvMaxTokens or x is misaligned.
-cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream);
+cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream,
+                             GptqGemvLoop loop = GptqGemvLoop::automatic);
 
 // Several GPTQ layers that read the same x (q/k/v, gate/up), in one launch: they must share `in` and
 // `bits`; group size, g_idx and zero offset may differ. Output i is [tokens, layers[i].weights.out].
@@ -28,6 +35,7 @@ struct GptqGemvLayer {
     GptqView weights;
     uint16_t* out = nullptr;
 };
-cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream);
+cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
+                                   GptqGemvLoop loop = GptqGemvLoop::automatic);
 
 }  // namespace quire::kernels

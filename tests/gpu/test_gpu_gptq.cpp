@@ -273,15 +273,18 @@ private slots:
         FETCH_SHAPE(s);
         const HostLayer h = make_layer(s, 23 + static_cast<uint64_t>(s.in * 3 + s.out));
         DeviceLayer d(h);
-        for (int64_t tokens : {1, 2, 3, 8}) {
-            const auto x = random_x(tokens * s.in, 5 + static_cast<uint64_t>(tokens));
-            DeviceBuffer<uint16_t> dx(x), dy(tokens * s.out);
-            QCOMPARE(kernels::launch_gptq_gemv(d.view, dx.get(), tokens, dy.get(), nullptr), cudaSuccess);
-            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-            QVERIFY2(dy.guard_intact(), "gptq_gemv wrote past its output");
-            const QString err = compare_gemv(h, x, tokens, dy.download());
-            QVERIFY2(err.isEmpty(), qPrintable(QString("tokens %1: %2").arg(tokens).arg(err)));
-        }
+        for (auto loop : {kernels::GptqGemvLoop::batched, kernels::GptqGemvLoop::pipelined})
+            for (int64_t tokens : {1, 2, 3, 8}) {
+                const auto x = random_x(tokens * s.in, 5 + static_cast<uint64_t>(tokens));
+                DeviceBuffer<uint16_t> dx(x), dy(tokens * s.out);
+                QCOMPARE(kernels::launch_gptq_gemv(d.view, dx.get(), tokens, dy.get(), nullptr, loop), cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                QVERIFY2(dy.guard_intact(), "gptq_gemv wrote past its output");
+                const QString err = compare_gemv(h, x, tokens, dy.download());
+                QVERIFY2(err.isEmpty(), qPrintable(QString("%1 loop, tokens %2: %3")
+                                                       .arg(loop == kernels::GptqGemvLoop::batched ? "batched" : "pipelined")
+                                                       .arg(tokens).arg(err)));
+            }
     }
 
     // Several layers sharing x in one launch give what each gives alone (bit for bit: the same
@@ -295,7 +298,12 @@ private slots:
         DeviceBuffer<uint16_t> dx(x), ya(tokens * a.out), yb(tokens * b.out), yc(tokens * c.out), sa(tokens * a.out), sb(tokens * b.out),
             sc(tokens * c.out);
         const kernels::GptqGemvLayer layers[3] = {{da.view, ya.get()}, {db.view, yb.get()}, {dc.view, yc.get()}};
-        QCOMPARE(kernels::launch_gptq_gemv_multi(layers, 3, dx.get(), tokens, nullptr), cudaSuccess);
+        QCOMPARE(kernels::launch_gptq_gemv_multi(layers, 3, dx.get(), tokens, nullptr, kernels::GptqGemvLoop::pipelined), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        QVERIFY2(compare_gemv(ha, x, tokens, ya.download()).isEmpty(), "multi, pipelined: layer a");
+        QVERIFY2(compare_gemv(hb, x, tokens, yb.download()).isEmpty(), "multi, pipelined: layer b");
+        QVERIFY2(compare_gemv(hc, x, tokens, yc.download()).isEmpty(), "multi, pipelined: layer c");
+        QCOMPARE(kernels::launch_gptq_gemv_multi(layers, 3, dx.get(), tokens, nullptr, kernels::GptqGemvLoop::batched), cudaSuccess);
         QCOMPARE(kernels::launch_gptq_gemv(da.view, dx.get(), tokens, sa.get(), nullptr), cudaSuccess);
         QCOMPARE(kernels::launch_gptq_gemv(db.view, dx.get(), tokens, sb.get(), nullptr), cudaSuccess);
         QCOMPARE(kernels::launch_gptq_gemv(dc.view, dx.get(), tokens, sc.get(), nullptr), cudaSuccess);
@@ -392,6 +400,10 @@ private slots:
                     cudaMemcpyAsync(dst.get() + at, src.get() + at, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice);
                 }, 2 * r);
                 const double t_gemv = time_it([&] { kernels::launch_gptq_gemv(layers[static_cast<size_t>(g++ % r)]->view, dx.get(), 1, dy.get(), nullptr); }, 2 * r);
+                int gp = 0;
+                const double t_pipe = time_it([&] {
+                    kernels::launch_gptq_gemv(layers[static_cast<size_t>(gp++ % r)]->view, dx.get(), 1, dy.get(), nullptr, kernels::GptqGemvLoop::pipelined);
+                }, 2 * r);
                 const double t_gemv4 = time_it([&] { kernels::launch_gptq_gemv(layers[static_cast<size_t>(g4++ % r)]->view, dx.get(), kTokens, dy.get(), nullptr); }, r);
                 const double t_deq = time_it([&] { kernels::launch_gptq_dequant(layers[static_cast<size_t>(q++ % r)]->view, bf.get(), nullptr); }, r);
                 QCOMPARE(cudaGetLastError(), cudaSuccess);
@@ -401,6 +413,8 @@ private slots:
                             "t=4 %7.1f us; dequant %7.1f us %6.0f GB/s\n",
                             l.name, bits, double(bytes) / 1e6, copy_bw, t_gemv * 1e6, gemv_bw, 100.0 * gemv_bw / copy_bw, t_gemv / t_bf,
                             t_gemv4 * 1e6, t_deq * 1e6, (double(bytes) + double(bf_bytes)) / t_deq / 1e9);
+                std::printf("    %-20s INT%d: gemv t=1 batched %7.1f us %6.0f GB/s, pipelined %7.1f us %6.0f GB/s (%3.0f%% of copy)\n", l.name, bits,
+                            t_gemv * 1e6, gemv_bw, t_pipe * 1e6, double(bytes) / t_pipe / 1e9, 100.0 * double(bytes) / t_pipe / 1e9 / copy_bw);
             }
         }
     }
