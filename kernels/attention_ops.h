@@ -53,8 +53,8 @@ struct Stage1Forced {
 
 // InfLLM-v2 stage 1 and pooling (docs/model.md §3.3-3.4, the clean visibility rule): for each (t, g),
 // block_scores[(t * kv_heads + g) * stride + b] for b = 0 .. (pos0 + t) / 64 = max over the C1
-// entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf where
-// none is visible). Blocks the selection forces matter not (see Stage1Forced). stride >= the
+// entries [4b-1, 4b+3] visible at p of the bf16-rounded group-summed probabilities (-inf, or 0,
+// where none is visible: such a block is always forced). Blocks the selection forces matter not (see Stage1Forced). stride >= the
 // number of blocks of the last query. c1, c2: [n, kv_heads, d] with n >= the entries visible at
 // pos0 + tokens - 1.
 cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0,

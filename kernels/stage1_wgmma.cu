@@ -30,9 +30,9 @@ namespace quire::kernels {
 
 namespace {
 
-// A CTA of kWG warpgroups takes 4 kWG queries (one per warp): 4 warpgroups, one CTA per SM by
-// default; 2 warpgroups, two CTAs per SM with QUIRE_STAGE1_WGMMA_CTA=2 (a tuning experiment: the
-// CTAs step through their tiles independently, but each key tile is read twice as often).
+// A CTA of kWG warpgroups takes 4 kWG queries (one per warp): 2 warpgroups, two CTAs per SM by
+// default (the CTAs step through their tiles independently, which measured faster although each key
+// tile is read twice as often); 4 warpgroups, one CTA per SM with QUIRE_STAGE1_WGMMA_CTA=4.
 template <int kWG>
 constexpr int threads_of() {
     return kWG * 128;
@@ -293,17 +293,19 @@ int64_t stage1_wgmma_smem_bytes(int64_t d, int stages) { return static_cast<int6
 
 cudaError_t launch_stage1_wgmma(const uint16_t* q, const RowSource& c1, const RowSource& c2, int64_t tokens, int64_t pos0, int64_t kv_heads,
                                 int64_t d, int64_t stride, float* block_scores, int stages, const Stage1Forced& forced, cudaStream_t stream) {
+    // Two CTAs of 2 warpgroups per SM by default (H200, last 8192-token chunk of a 1M prefill: 17.4 ms
+    // against 18.5 ms for one CTA of 4); QUIRE_STAGE1_WGMMA_CTA=4 for one CTA of 4.
     const char* cta = std::getenv("QUIRE_STAGE1_WGMMA_CTA");
-    const bool two = cta && std::strcmp(cta, "2") == 0;
+    const bool two = !(cta && std::strcmp(cta, "4") == 0);
     // Experiments (test_gpu_stage1): the default shape with a stage left out, or the raw products.
-    if (const char* part = std::getenv("QUIRE_STAGE1_WGMMA_PART"); part && d == 128 && stages == 4 && !two) {
+    if (const char* part = std::getenv("QUIRE_STAGE1_WGMMA_PART"); part && d == 128 && stages == 4 && two) {
         if (std::strcmp(part, "mma_only") == 0)
-            return launch_stages<128, 4, 4, 1>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+            return launch_stages<128, 4, 2, 1>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
         if (std::strcmp(part, "epilogue_only") == 0)
-            return launch_stages<128, 4, 4, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+            return launch_stages<128, 4, 2, 2>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
         if (std::strcmp(part, "raw_scores") == 0) {
             if (stride < 1024) return cudaErrorInvalidValue;
-            return launch_stages<128, 4, 4, 3>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
+            return launch_stages<128, 4, 2, 3>(q, c1, c2, tokens, pos0, kv_heads, stride, block_scores, forced, stream);
         }
     }
 #define QUIRE_STAGE1_WGMMA_CASE(DD, SS)                                                                                       \
