@@ -60,6 +60,7 @@ cudaError_t DecodeGraph::end_and_launch(cudaStream_t stream, int segment) {
             updated = true;
         } else {
             cudaGetLastError();
+            ++refused_updates_;
             cudaGraphExecDestroy(cache[i].exec);
             cache.erase(cache.begin() + static_cast<std::ptrdiff_t>(i));
         }
