@@ -119,7 +119,9 @@ __global__ void head_norm_rope_kernel(__nv_bfloat16* q, __nv_bfloat16* k, const 
     const int64_t t = blockIdx.x;
     rope_angles(cs, dim, pos0 + t, theta);
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    for (int64_t row = threadIdx.x >> 5; row < 2 * heads; row += warps) {
+    // The token's rows are shared among gridDim.y blocks (a decode step's one token spreads its
+    // head rows over several SMs instead of one).
+    for (int64_t row = static_cast<int64_t>(blockIdx.y) * warps + (threadIdx.x >> 5); row < 2 * heads; row += static_cast<int64_t>(warps) * gridDim.y) {
         const bool is_q = row < heads;
         __nv_bfloat16* v = (is_q ? q : k) + (t * heads + (is_q ? row : row - heads)) * dim;
         const float* w = is_q ? qw : kw;
@@ -333,7 +335,9 @@ cudaError_t launch_head_norm_rope(uint16_t* q, uint16_t* k, const float* q_norm,
     if ((dim != 64 && dim != 128) || heads <= 0 || !q_norm || !k_norm) return cudaErrorInvalidValue;
     auto* qb = reinterpret_cast<__nv_bfloat16*>(q);
     auto* kb = reinterpret_cast<__nv_bfloat16*>(k);
-    const unsigned grid = static_cast<unsigned>(tokens);
+    // Few tokens: a token's 2 * heads rows over several blocks of 8 warps (one row per warp).
+    const unsigned row_blocks = tokens < 8 ? static_cast<unsigned>((2 * heads + 7) / 8) : 1u;
+    const dim3 grid(static_cast<unsigned>(tokens), row_blocks);
     if (dim == 64) head_norm_rope_kernel<2><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
     else head_norm_rope_kernel<4><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
     return cudaGetLastError();

@@ -44,6 +44,7 @@ public:
     // Graph nodes (kernels and copies) the last decode step launched; 0 when it ran without a graph.
     int64_t last_step_nodes() const { return last_step_nodes_; }
     int64_t graph_instantiations() const { return graph_.instantiations(); }
+    int64_t graph_refused_updates() const { return graph_.refused_updates(); }
     // Decode fuses the output gates and SwiGLU into the GEMVs next to them (gemv.h): on unless
     // QUIRE_CUDA_FUSE=0. The results are the same bit for bit; only the kernel count changes.
     void set_fused_gates(bool on) { fuse_gates_ = on; }

@@ -1,5 +1,6 @@
 #include "cuda/decode_graph.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,21 +49,24 @@ cudaError_t DecodeGraph::end_and_launch(cudaStream_t stream, int segment) {
     }
     if (execs_.size() <= static_cast<size_t>(segment)) execs_.resize(static_cast<size_t>(segment) + 1);
     std::vector<Exec>& cache = execs_[static_cast<size_t>(segment)];
-    // An executable graph with the same launches takes the new parameters in place.
-    size_t use = cache.size();
-    for (size_t i = 0; i < cache.size() && use == cache.size(); ++i) {
+    // An executable graph with the same launches takes the new parameters in place; one that
+    // refuses them (another kernel, say) is dropped and a fresh one instantiated.
+    bool updated = false;
+    for (size_t i = 0; i < cache.size(); ++i) {
         if (cache[i].nodes != nodes) continue;
         cudaGraphExecUpdateResultInfo info{};
         if (cudaGraphExecUpdate(cache[i].exec, graph, &info) == cudaSuccess) {
-            use = i;
+            std::rotate(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(i), cache.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+            updated = true;
         } else {
-            cudaGetLastError();  // not the same launches after all: this one is replaced below
+            cudaGetLastError();
+            ++refused_updates_;
             cudaGraphExecDestroy(cache[i].exec);
             cache.erase(cache.begin() + static_cast<std::ptrdiff_t>(i));
-            break;
         }
+        break;
     }
-    if (use == cache.size()) {
+    if (!updated) {
         Exec fresh;
         fresh.nodes = nodes;
         if (cudaError_t e = cudaGraphInstantiate(&fresh.exec, graph, 0); e != cudaSuccess) {
@@ -70,18 +74,14 @@ cudaError_t DecodeGraph::end_and_launch(cudaStream_t stream, int segment) {
             return e;
         }
         ++instantiations_;
-        if (cache.size() == kExecsPerSegment) {
+        if (cache.size() >= kExecsPerSegment) {
             cudaGraphExecDestroy(cache.back().exec);
             cache.pop_back();
         }
         cache.insert(cache.begin(), fresh);
-        use = 0;
-    } else if (use != 0) {
-        std::swap(cache[0], cache[use]);
-        use = 0;
     }
     cudaGraphDestroy(graph);  // the executable graph keeps what it needs
-    const cudaError_t e = cudaGraphLaunch(cache[use].exec, stream);
+    const cudaError_t e = cudaGraphLaunch(cache.front().exec, stream);  // the one just brought up to date
     if (e == cudaSuccess) {
         ++segments_;
         nodes_ += static_cast<int64_t>(nodes);

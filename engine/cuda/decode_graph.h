@@ -47,6 +47,8 @@ public:
     int64_t nodes_launched() const { return nodes_; }
     // Instantiations since the engine started (an update that succeeds does not count).
     int64_t instantiations() const { return instantiations_; }
+    // Updates refused with the same number of nodes (each followed by an instantiation).
+    int64_t refused_updates() const { return refused_updates_; }
 
 private:
     struct Exec {
@@ -60,6 +62,7 @@ private:
     int segments_ = 0;
     int64_t nodes_ = 0;
     int64_t instantiations_ = 0;
+    int64_t refused_updates_ = 0;
 };
 
 }  // namespace quire::cuda

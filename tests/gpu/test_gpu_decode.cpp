@@ -250,9 +250,10 @@ private slots:
                                     .arg(start + i)
                                     .arg(max_abs_diff(logits[0][static_cast<size_t>(i)], logits[1][static_cast<size_t>(i)]))));
         QVERIFY(cu.last_step_nodes() > 0);
-        qInfo("graph nodes in the last decode step: %lld; %lld instantiations over %lld steps; tiny-a host-bound step (logits copied "
-              "back): %.3f ms eager, %.3f ms with graphs",
-              static_cast<long long>(cu.last_step_nodes()), static_cast<long long>(cu.graph_instantiations()), static_cast<long long>(steps),
+        qInfo("graph nodes in the last decode step: %lld; %lld instantiations (%lld after a refused update) over %lld steps; tiny-a "
+              "host-bound step (logits copied back): %.3f ms eager, %.3f ms with graphs",
+              static_cast<long long>(cu.last_step_nodes()), static_cast<long long>(cu.graph_instantiations()),
+              static_cast<long long>(cu.graph_refused_updates()), static_cast<long long>(steps),
               ms[0] / static_cast<double>(steps - 2), ms[1] / static_cast<double>(steps - 2));
     }
 
