@@ -25,15 +25,23 @@ std::string module_of(const std::string& tensor) {
                : tensor;
 }
 
-bool skipped(const WeightFormat& f, const std::string& module) {
+// What `module` is stored as: (bits, group size), bits 16 when it stays bf16. A folder's own rules
+// decide as the loader does (QuantConfig::for_module); a hypothetical format skips by its patterns,
+// matched as GPTQModel matches `dynamic` keys (re.match: anchored at the start only).
+std::pair<int, int64_t> module_format(const WeightFormat& f, const std::string& module) {
+    if (!f.quantized()) return {16, 0};
+    if (f.rules) {
+        const ModuleQuant q = f.rules->for_module(module);
+        return q.quantized ? std::pair<int, int64_t>{q.bits, q.group_size} : std::pair<int, int64_t>{16, 0};
+    }
     for (const std::string& pattern : f.skip) {
         try {
-            if (std::regex_match(module, std::regex(pattern))) return true;
+            if (std::regex_search(module, std::regex(pattern), std::regex_constants::match_continuous)) return {16, 0};
         } catch (const std::regex_error&) {
-            // weight_format_of_config refuses bad patterns; a hand-made format's bad one skips nothing
+            // the skips of gptq() are the project's own patterns; a bad one skips nothing
         }
     }
-    return false;
+    return {f.bits, f.group_size};
 }
 
 // The decode kernels' scratch (kernels/stage1_split.cu: split_layout, and kernels/warp_attention.cu:
@@ -68,42 +76,27 @@ Result<WeightFormat> weight_format_of_config(const std::string& text) {
     if (!parsed) return Status(ErrorCode::invalid_argument, "config.json: " + parsed.status().message());
     const JsonValue* q = parsed.value().find("quantization_config");
     if (!q || q->is_null()) return WeightFormat::bf16();
-    if (!q->is_object()) return Status(ErrorCode::invalid_argument, "config.json: quantization_config must be an object");
-    const JsonValue* method = q->find("quant_method");
-    if (method && (!method->is_string() || method->as_string() != "gptq"))
-        return Status(ErrorCode::unsupported, "config.json: quantization_config.quant_method must be \"gptq\"");
-    WeightFormat f;
-    const JsonValue* bits = q->find("bits");
-    if (!bits || !bits->is_integer() || (bits->as_int() != 4 && bits->as_int() != 8))
-        return Status(ErrorCode::invalid_argument, "config.json: quantization_config.bits must be 4 or 8");
-    f.bits = static_cast<int>(bits->as_int());
-    if (const JsonValue* g = q->find("group_size"); g) {
-        if (!g->is_integer() || (g->as_int() != -1 && g->as_int() <= 0))
-            return Status(ErrorCode::invalid_argument, "config.json: quantization_config.group_size must be a positive integer or -1");
-        f.group_size = g->as_int();
+    // The loader's own parser (engine/quant/quant_config.h): one reading of quantization_config.
+    std::vector<std::string> problems;
+    QuantConfig config = parse_quant_config(*q, problems);
+    if (!problems.empty()) {
+        std::string all = "config.json: ";
+        for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
+        return Status(ErrorCode::invalid_argument, all);
     }
-    if (const JsonValue* d = q->find("dynamic"); d && !d->is_null()) {
-        if (!d->is_object()) return Status(ErrorCode::invalid_argument, "config.json: quantization_config.dynamic must be an object");
-        for (const auto& member : d->members()) {
-            const std::string& key = member.first;
-            if (key.rfind("-:", 0) != 0) continue;  // "+:" overrides keep the layer quantized
-            try {
-                std::regex check(key.substr(2));
-            } catch (const std::regex_error&) {
-                return Status(ErrorCode::invalid_argument, "config.json: quantization_config.dynamic: \"" + key + "\" is not a regular expression");
-            }
-            f.skip.push_back(key.substr(2));
-        }
-    }
+    return weight_format_of(config);
+}
+
+WeightFormat weight_format_of(const QuantConfig& q) {
+    WeightFormat f = WeightFormat::gptq(q.bits, q.group_size, {});
+    for (const DynamicRule& r : q.dynamic)
+        if (r.skip) f.skip.push_back(r.key.substr(2));  // "-:PATTERN", for descriptions
+    f.rules = q;
     return f;
 }
 
 WeightFormat weight_format_of(const ModelConfig& c) {
-    if (!c.quantization) return WeightFormat::bf16();
-    std::vector<std::string> skip;
-    for (const DynamicRule& r : c.quantization->dynamic)
-        if (r.skip) skip.push_back(r.key.substr(2));  // "-:PATTERN"
-    return WeightFormat::gptq(c.quantization->bits, c.quantization->group_size, std::move(skip));
+    return c.quantization ? weight_format_of(*c.quantization) : WeightFormat::bf16();
 }
 
 int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size) {
@@ -121,8 +114,8 @@ int64_t gpu_weight_bytes(const ModelConfig& c, const WeightFormat& f) {
     for (const TensorSpec& t : expected_tensors(c)) {
         if (t.role == TensorRole::norm_vector) {
             bytes += t.element_count() * 4;
-        } else if (f.quantized() && is_linear_layer(t) && !skipped(f, module_of(t.name))) {
-            bytes += gptq_matrix_bytes(t.shape[0], t.shape[1], f.bits, f.group_size);
+        } else if (const auto [bits, group] = is_linear_layer(t) ? module_format(f, module_of(t.name)) : std::pair<int, int64_t>{16, 0}; bits < 16) {
+            bytes += gptq_matrix_bytes(t.shape[0], t.shape[1], bits, group);
         } else {
             bytes += t.element_count() * 2;
         }
@@ -135,7 +128,7 @@ int64_t largest_quantized_matrix(const ModelConfig& c, const WeightFormat& f) {
     int64_t largest = 0;
     if (!f.quantized()) return 0;
     for (const TensorSpec& t : expected_tensors(c))
-        if (is_linear_layer(t) && !skipped(f, module_of(t.name))) largest = std::max(largest, t.element_count());
+        if (is_linear_layer(t) && module_format(f, module_of(t.name)).first < 16) largest = std::max(largest, t.element_count());
     return largest;
 }
 

@@ -6,6 +6,7 @@
 // engine/cuda/cuda_sequence.cpp: reserve, allocate_own), so a refusal up front can quote them.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct WeightFormat {
     // Modules (tensor names without ".weight") left in bf16, as regular expressions (GPTQModel's
     // `dynamic` "-:" rules); the community SALA checkpoints skip every o_gate and z_proj.
     std::vector<std::string> skip;
+    // A folder's own quantization_config (its `dynamic` rules decide each module, overrides included);
+    // absent for bf16 and for the hypothetical formats of gptq().
+    std::optional<QuantConfig> rules;
 
     static WeightFormat bf16() { return {}; }
     static WeightFormat gptq(int bits, int64_t group_size, std::vector<std::string> skip) { return {bits, group_size, std::move(skip)}; }
@@ -35,8 +39,10 @@ struct WeightFormat {
 // bits, group_size and `dynamic` skips. An unusable quantization_config is an error naming the field.
 Result<WeightFormat> weight_format_of_config(const std::string& config_json_text);
 
-// The format of a loaded configuration (its parsed quantization_config, when it has one).
+// The format of a loaded configuration (its parsed quantization_config, when it has one), and of a
+// parsed quantization_config.
 WeightFormat weight_format_of(const ModelConfig& config);
+WeightFormat weight_format_of(const QuantConfig& quantization);
 
 // Bytes of one GPTQ linear layer of `out` × `in` weights (qweight, qzeros, fp16 scales, g_idx).
 int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size);
