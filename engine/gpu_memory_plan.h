@@ -28,7 +28,13 @@ struct WeightFormat {
     std::optional<QuantConfig> rules;
 
     static WeightFormat bf16() { return {}; }
-    static WeightFormat gptq(int bits, int64_t group_size, std::vector<std::string> skip) { return {bits, group_size, std::move(skip)}; }
+    static WeightFormat gptq(int bits, int64_t group_size, std::vector<std::string> skip) {
+        WeightFormat f;
+        f.bits = bits;
+        f.group_size = group_size;
+        f.skip = std::move(skip);
+        return f;
+    }
     // What the SALA GPTQ checkpoints skip (issue 13: o_gate and z_proj stay bf16).
     static std::vector<std::string> sala_gate_skips();
     bool quantized() const { return bits < 16; }
