@@ -390,7 +390,7 @@ Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse,
     const ModelConfig& c = model_->config();
     const int64_t pos0 = seq.length();
     // Memory for this step, before allocating anything (after a prefill's plan, nothing grows).
-    const int64_t grow = seq.capacity_ >= pos0 + n ? 0 : state_bytes(std::max<int64_t>(pos0 + n, 2 * seq.capacity_));
+    const int64_t grow = seq.growth_bytes(pos0 + n, /*exact=*/false);
     const int64_t need = grow + workspace_growth(n, pos0 + n);
     QUIRE_TRY(within_budget(need, pos0 + n));
     if (need > 0) {
@@ -518,7 +518,7 @@ Status CudaEngine::prefill(Sequence& seq, const PrefillRequest& req, std::vector
     const auto total = static_cast<int64_t>(req.tokens.size());
     if (total > 0) {
         const int64_t end = cs.length() + total, chunk = req.chunk > 0 ? std::min<int64_t>(req.chunk, total) : total;
-        const int64_t state_more = cs.capacity_ >= end ? 0 : state_bytes(end) - state_bytes(cs.capacity_);
+        const int64_t state_more = cs.growth_bytes(end, /*exact=*/true);
         const int64_t ws_more = workspace_growth(chunk, end);
         QUIRE_TRY(within_budget(state_more + ws_more, end));
         if (state_more + ws_more > 0) {

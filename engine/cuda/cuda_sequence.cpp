@@ -82,10 +82,33 @@ std::unique_ptr<Sequence> CudaSequence::fork() const {
     return f;
 }
 
+int64_t CudaSequence::capacity_for(int64_t tokens, bool exact) const {
+    if (tokens <= capacity_) return capacity_;
+    // Growth is of the rows this sequence owns (a fork's come after its prefix's shared rows): they
+    // double, by at most 65,536 tokens a time, so decoding on a fork of a 1M prefix takes rows for its
+    // own tokens, not another 1M.
+    const int64_t base = kv_.empty() ? 0 : kv_[0].base_rows;
+    const int64_t own = std::max<int64_t>(0, capacity_ - base);
+    const int64_t cap = exact ? std::max<int64_t>(tokens, 64) : std::max(tokens, base + own + std::clamp<int64_t>(own, 64, 65536));
+    return (cap + 63) / 64 * 64;
+}
+
+int64_t CudaSequence::growth_bytes(int64_t tokens, bool exact) const {
+    if (tokens <= capacity_) return 0;
+    const int64_t cap = capacity_for(tokens, exact);
+    int64_t bytes = 0;
+    for (const LayerCache& layer : kv_) {
+        const int64_t rows = std::max<int64_t>(1, cap - layer.base_rows);
+        const int64_t e1 = std::max<int64_t>(1, geometry_.c1_entries(cap) - layer.base_n1);
+        const int64_t e2 = std::max<int64_t>(1, geometry_.c2_entries(cap) - layer.base_n2);
+        bytes += (2 * rows + e1 + e2) * width_ * 2;
+    }
+    return bytes;
+}
+
 Status CudaSequence::reserve(int64_t tokens, bool exact) {
     if (tokens <= capacity_) return Status::ok();
-    int64_t cap = exact ? std::max<int64_t>(tokens, 64) : std::max<int64_t>({tokens, 2 * capacity_, 64});
-    cap = (cap + 63) / 64 * 64;
+    const int64_t cap = capacity_for(tokens, exact);
     const int64_t n = length();
     for (LayerCache& layer : kv_) {
         auto grown = std::make_shared<CacheArrays>();

@@ -48,6 +48,10 @@ public:
     // Makes room for `tokens` rows in every sparse layer, keeping what is there: exactly (a prefill
     // that knows its final length) or at least doubling (token-by-token growth).
     Status reserve(int64_t tokens, bool exact = false);
+    // The capacity reserve() would grow to for `tokens`, and the bytes of cache rows that growth
+    // allocates (0 when the sequence already holds them).
+    int64_t capacity_for(int64_t tokens, bool exact) const;
+    int64_t growth_bytes(int64_t tokens, bool exact) const;
     // Device bytes this sequence owns (its own rows and states; shared prefixes not counted).
     int64_t owned_bytes() const;
 
