@@ -75,6 +75,8 @@ struct WorkspaceBytes {
 };
 WorkspaceBytes gpu_workspace_bytes(const ModelConfig& config, const WeightFormat& format, int64_t chunk, int64_t context);
 
+// The decode step's small buffers beside the scratch the plan counts one by one.
+constexpr int64_t kDecodeBuffersBytes = 64LL << 20;
 // cuBLAS's default workspace on Hopper (smaller on older cards; the larger one is planned).
 constexpr int64_t kCublasWorkspaceBytes = 32LL << 20;
 // The CUDA context, cuBLAS handle and module images, beside what the engine allocates: 600 MiB. On
