@@ -161,7 +161,7 @@ private slots:
         const QString bf16Part = r.out.section("GPTQ INT8", 0, 0);
         QVERIFY(bf16Part.contains("128K: fits"));
         QVERIFY(bf16Part.contains("512K: won't fit"));
-        QVERIFY(bf16Part.contains("1M: won't fit (needs 29.15 GiB)"));
+        QVERIFY(bf16Part.contains("1M: won't fit (needs 29.21 GiB)"));
         QVERIFY(r.out.section("GPTQ INT4", 1).contains("1M: fits"));
         // A budget smaller than any weights: a clear "won't fit" per precision.
         const auto tiny = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "0.5"});
