@@ -13,6 +13,7 @@
 #include "device_buffer.h"
 #include "engine_test_support.h"
 #include "gemv.h"
+#include "gpu_engine_support.h"
 #include "gpu_test_main.h"
 #include "random_fill.h"
 #include "sampler.h"
@@ -23,11 +24,6 @@ using namespace quire::test;
 
 namespace {
 
-std::unique_ptr<Engine> cuda_engine(std::shared_ptr<const Model> m) {
-    auto e = create_engine(std::move(m), Backend::cuda, {});
-    if (!e) qFatal("%s", e.status().message().c_str());
-    return std::move(e.value());
-}
 
 cuda::CudaEngine& as_cuda(Engine& e) { return static_cast<cuda::CudaEngine&>(e); }
 

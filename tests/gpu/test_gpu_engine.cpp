@@ -6,17 +6,13 @@
 
 #include "cuda/cuda_sequence.h"
 #include "engine_test_support.h"
+#include "gpu_engine_support.h"
 #include "gpu_test_main.h"
 
 using namespace quire;
 using namespace quire::test;
 
 namespace {
-std::unique_ptr<Engine> cuda_engine(std::shared_ptr<const Model> m) {
-    auto e = create_engine(std::move(m), Backend::cuda, {});
-    if (!e) qFatal("%s", e.status().message().c_str());
-    return std::move(e.value());
-}
 // As test_golden's bf16 bound: two bf16 implementations that round at the same points.
 constexpr double kRelRms = 0.03;
 }  // namespace
