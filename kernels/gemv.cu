@@ -36,30 +36,6 @@ __device__ __forceinline__ RowOutput row_output(const Outputs& outs, int64_t r) 
     return {y, end - first, r - first};
 }
 
-// acc[t] += <16 bytes of weights, the same 8 columns of token t's x>, for every token.
-template <int T>
-__device__ __forceinline__ void fma_chunk(const uint4& wv, const uint4* __restrict__ x, int64_t chunks, int64_t c, float (&acc)[T]) {
-    const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv);
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        const uint4 xv = __ldg(x + t * chunks + c);
-        const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
-    }
-}
-
-// The warp's lanes summed in a fixed order; lane 0 writes each token's output row.
-template <int T>
-__device__ __forceinline__ void store_rows(const float (&acc)[T], int lane, __nv_bfloat16* y, int64_t seg_rows, int64_t rr) {
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        float v = acc[t];
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
-    }
-}
-
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                            const uint4* __restrict__ x, const Outputs outs) {
@@ -74,8 +50,23 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = 0.0f;
 #pragma unroll 4
-    for (int64_t c = lane; c < chunks; c += 32) fma_chunk<T>(__ldcs(row + c), x, chunks, c, acc);  // streamed once: not kept in L2
-    store_rows<T>(acc, lane, y, seg_rows, rr);
+    for (int64_t c = lane; c < chunks; c += 32) {
+        const uint4 wv = __ldcs(row + c);  // streamed once: do not keep in L2
+        const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv);
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            const uint4 xv = __ldg(x + t * chunks + c);
+            const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        float v = acc[t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
+    }
 }
 
 // 16 bytes of weights, streamed: evict-first in L2, and with `wide` the L2 fetches 256-byte
@@ -119,10 +110,22 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* _
         for (int u = 0; u < U; ++u) {
             const int64_t c = c0 + 32 * u;
             if (c >= chunks) break;
-            fma_chunk<T>(wv[u], x, chunks, c, acc);
+            const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv[u]);
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                const uint4 xv = __ldg(x + t * chunks + c);
+                const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
+            }
         }
     }
-    store_rows<T>(acc, lane, y, seg_rows, rr);
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        float v = acc[t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
+    }
 }
 
 // Decode (one token) with the gate that surrounds a projection fused in (docs/model.md §2.1, §2.4,
