@@ -101,7 +101,9 @@ private slots:
             SessionService session(*db.value(), *engine, so);
             QVERIFY(session.read(lib, {}, nullptr).is_ok());
             QVERIFY(db.value()->setting("read_cost:cpu:" + session.fingerprint()).value().isEmpty());
-            for (const auto& s : db.value()->prefixStates(lib.id).value()) QVERIFY(db.value()->deletePrefixState(s.id).is_ok());
+            const auto states = db.value()->prefixStates(lib.id);  // kept: value() is a reference into it
+            QVERIFY(states.is_ok());
+            for (const auto& s : states.value()) QVERIFY(db.value()->deletePrefixState(s.id).is_ok());
         }
         QVERIFY(QDir(so.stateDir).removeRecursively());
         so.readCostMinTokens = 1024;
