@@ -19,6 +19,8 @@ struct MatrixRef {
     GptqTensors gptq;                // a GPTQ-quantized linear layer (docs/quantization.md), else empty
 
     bool quantized() const { return gptq.present(); }
+    // Bytes a backend holds for it: the bf16 matrix, or the GPTQ words, zeros, scales (and g_idx).
+    int64_t stored_bytes() const { return quantized() ? gptq.bytes() : rows * cols * 2; }
 };
 
 struct LayerWeights {

@@ -66,7 +66,7 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return Status(ErrorCode::device_error, "cannot query GPU memory");
     int64_t weights = 0;  // bf16 bytes, or a GPTQ layer's packed words, scales and zeros
-    for (const MatrixRef* m : model->weights().matrices()) weights += m->quantized() ? m->gptq.bytes() : m->rows * m->cols * 2;
+    for (const MatrixRef* m : model->weights().matrices()) weights += m->stored_bytes();
     const int64_t need = weights + (256LL << 20);
     if (need > static_cast<int64_t>(free_b)) {
         char msg[160];

@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
     // What a decode step reads: bf16 matrices, or a GPTQ layer's words, zeros and scales.
     double weight_bytes = 0;
     for (const MatrixRef* m : model.value()->weights().matrices())
-        weight_bytes += static_cast<double>(m->quantized() ? m->gptq.bytes() : m->rows * m->cols * 2);
+        weight_bytes += static_cast<double>(m->stored_bytes());
     std::printf("copy bandwidth: %.2f TB/s; reading the %.2f GB of weights once takes %.2f ms (the decode floor)\n", bandwidth / 1e12,
                 weight_bytes / 1e9, weight_bytes / bandwidth * 1000.0);
     bench::print_gemv_bandwidth(model.value()->config(), bandwidth);
