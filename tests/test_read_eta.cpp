@@ -4,6 +4,9 @@
 // chunk boundaries of a read in chunks of 8,192 tokens, with ±3 % deterministic jitter per chunk and
 // a one-time warm-up in the first; the ETA after every chunk from 10 % progress on is compared
 // against the time that was really left.
+// The two H200 `quire ask` reads eta_check.py timed line by line (tests/data/eta/) are replayed
+// as they were: the model must give back every ETA the CLI showed, and be within 20 % of the real
+// time left from 10 % on.
 #include <QFile>
 #include <QtTest>
 
