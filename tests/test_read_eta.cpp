@@ -121,6 +121,10 @@ QList<ShownLine> readShownLines(const QString& path, QString* error) {
             *error = QString("%1, line %2: not done,total,seconds,eta").arg(path).arg(i + 1);
             return {};
         }
+        if (!lines.isEmpty() && (l.total != lines[0].total || l.done <= lines.last().done || l.seconds < lines.last().seconds)) {
+            *error = QString("%1, line %2: not the same read as the lines before (total, or done and seconds not rising)").arg(path).arg(i + 1);
+            return {};
+        }
         lines.append(l);
     }
     if (lines.size() < 3 || lines.last().done != lines.last().total) *error = path + ": not a whole read (three lines or more, the last at done = total)";
