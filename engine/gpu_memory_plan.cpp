@@ -132,6 +132,17 @@ int64_t largest_quantized_matrix(const ModelConfig& c, const WeightFormat& f) {
     return largest;
 }
 
+int64_t gptq_gemv_scratch_columns(const ModelConfig& c) {
+    const int64_t widest = std::max({c.intermediate_size, c.hidden_size, c.num_attention_heads * c.head_dim, c.lightning_nh * c.lightning_head_dim});
+    return 4 * widest;
+}
+
+int64_t gptq_gemv_scratch_bytes(const ModelConfig& c, const WeightFormat& f) {
+    if (!f.quantized()) return 0;
+    const int64_t cols = gptq_gemv_scratch_columns(c);
+    return kGptqGemvPartialFloatsPerColumn * cols * 4 + (cols + 31) / 32 * 4;
+}
+
 int64_t state_capacity(int64_t tokens) { return (std::max<int64_t>(tokens, 64) + 63) / 64 * 64; }
 
 int64_t sparse_layer_state_bytes(const ModelConfig& c, int64_t capacity) {
@@ -184,17 +195,17 @@ GpuMemoryPlan plan_with(const ModelConfig& c, int64_t weights, int64_t dequant, 
 }  // namespace
 
 WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, int64_t chunk, int64_t context) {
-    return workspace_with(c, largest_quantized_matrix(c, f) * 2, chunk, context);
+    return workspace_with(c, largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f), chunk, context);
 }
 
 GpuMemoryPlan plan_gpu_memory(const ModelConfig& c, const WeightFormat& f, int64_t context, int64_t chunk) {
-    return plan_with(c, gpu_weight_bytes(c, f), largest_quantized_matrix(c, f) * 2, context, chunk);
+    return plan_with(c, gpu_weight_bytes(c, f), largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f), context, chunk);
 }
 
 int64_t longest_context_within(const ModelConfig& c, const WeightFormat& f, int64_t budget, int64_t chunk, int64_t limit) {
     // The plan grows with the context: the largest multiple of 64 that fits, by bisection (the
     // weights and the dequantization scratch, which do not depend on it, counted once).
-    const int64_t weights = gpu_weight_bytes(c, f), dequant = largest_quantized_matrix(c, f) * 2;
+    const int64_t weights = gpu_weight_bytes(c, f), dequant = largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f);
     const auto fits = [&](int64_t units) { return plan_with(c, weights, dequant, units * 64, chunk).total() <= budget; };
     if (budget <= 0 || !fits(1)) return 0;
     int64_t lo = 1, hi = std::max<int64_t>(1, limit / 64);  // in units of 64 tokens; lo fits

@@ -57,6 +57,13 @@ int64_t gptq_matrix_bytes(int64_t out, int64_t in, int bits, int64_t group_size)
 int64_t gpu_weight_bytes(const ModelConfig& config, const WeightFormat& format);
 // Elements of the largest quantized matrix (its bf16 copy is prefill's dequantization scratch); 0 if none.
 int64_t largest_quantized_matrix(const ModelConfig& config, const WeightFormat& format);
+// Output columns the widest decode GEMV launch can have (up to 4 layers that share an input), which
+// sizes the 4-bit GEMV's split scratch (kernels/gptq_gemv_mma.h: 4 parts x 8 tokens of fp32 sums
+// per column, a 4-byte ticket per 32 columns).
+int64_t gptq_gemv_scratch_columns(const ModelConfig& config);
+constexpr int64_t kGptqGemvPartialFloatsPerColumn = 32;
+// Bytes of that scratch; 0 for a model without quantized layers.
+int64_t gptq_gemv_scratch_bytes(const ModelConfig& config, const WeightFormat& format);
 
 // The sequence state of a read of `tokens` tokens (one reservation of exactly that length, rows
 // rounded up to 64): per sparse layer K and V rows and the C1/C2 compressed keys in bf16, per
@@ -68,7 +75,8 @@ int64_t gpu_state_bytes(const ModelConfig& config, int64_t tokens);
 
 // The workspace of chunks of `chunk` tokens reading up to `context` tokens: activations, token ids,
 // block scores (the engine grows their block count in steps of 1,024, so at most 1,023 blocks past
-// the context) and block selections, one logits row, the decode kernels' scratch.
+// the context) and block selections, one logits row, the decode kernels' scratch; for a quantized
+// model `dequant` is prefill's bf16 copy of one layer plus the 4-bit GEMV's split scratch.
 struct WorkspaceBytes {
     int64_t activations = 0, selection = 0, logits = 0, decode_scratch = 0, dequant = 0, cublas = 0;
     int64_t total() const { return activations + selection + logits + decode_scratch + dequant + cublas; }

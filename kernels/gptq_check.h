@@ -19,6 +19,7 @@ inline bool gptq_view_usable(const GptqView& w) {
     const int pw = gptq_per_word(w.bits);
     if (w.in <= 0 || w.out <= 0 || w.in % pw || w.out % pw || w.group_size <= 0) return false;
     if (w.zero_offset != 0 && w.zero_offset != 1) return false;
+    if (w.tiled && w.out % kGptqTileCols) return false;
     if (!w.qweight || !w.qzeros || !w.scales) return false;
     if (reinterpret_cast<uintptr_t>(w.qweight) % 16 || reinterpret_cast<uintptr_t>(w.scales) % 8 ||
         reinterpret_cast<uintptr_t>(w.qzeros) % 4 || reinterpret_cast<uintptr_t>(w.g_idx) % 4)

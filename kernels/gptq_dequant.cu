@@ -5,6 +5,8 @@
 // write 32 consecutive words' worth (512 bytes for 4 bits) of that row.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "common.cuh"
 #include "device_limits.h"
 #include "gptq_check.h"
@@ -23,7 +25,7 @@ template <int BITS>
 __global__ void __launch_bounds__(kThreads) gptq_dequant_kernel(const uint32_t* __restrict__ qweight, const uint32_t* __restrict__ qzeros,
                                                                 const __half* __restrict__ scales, const int32_t* __restrict__ g_idx,
                                                                 int64_t in, int64_t out, int64_t group_size, int zero_offset,
-                                                                __nv_bfloat16* __restrict__ dst) {
+                                                                bool tiled, __nv_bfloat16* __restrict__ dst) {
     constexpr int kPw = 32 / BITS;
     constexpr uint32_t kMask = (1u << BITS) - 1;
     __shared__ uint32_t tile[kTileWords][kTileCols + 1];  // +1: the transposed reads hit 32 banks
@@ -33,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) gptq_dequant_kernel(const uint32_t* 
     for (int i = threadIdx.x; i < kTileWords * kTileCols; i += kThreads) {
         const int r = i / kTileCols, c = i % kTileCols;
         const int64_t wr = w0 + r, j = j0 + c;
-        tile[r][c] = (wr < words && j < out) ? __ldcs(qweight + wr * out + j) : 0u;
+        tile[r][c] = (wr < words && j < out) ? __ldcs(qweight + gptq_word_base(tiled, words, j) + wr * gptq_row_stride(tiled, out)) : 0u;
     }
     __syncthreads();
     const int r = threadIdx.x % kTileWords;
@@ -81,7 +83,23 @@ __global__ void __launch_bounds__(kThreads) gptq_dequant_kernel(const uint32_t* 
     }
 }
 
+__global__ void tile_qweight_kernel(const uint32_t* __restrict__ src, uint32_t* __restrict__ dst, int64_t rows, int64_t out) {
+    const int64_t n = rows * out;
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t r = i / out, c = i % out;
+        dst[gptq_word_base(true, rows, c) + r * kGptqTileCols] = src[i];
+    }
+}
+
 }  // namespace
+
+cudaError_t launch_gptq_tile_qweight(const int32_t* src, int32_t* dst, int64_t rows, int64_t out, cudaStream_t stream) {
+    if (!src || !dst || src == dst || rows <= 0 || out <= 0 || out % kGptqTileCols) return cudaErrorInvalidValue;
+    const int64_t blocks = std::min<int64_t>((rows * out + 255) / 256, 65536);
+    tile_qweight_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(reinterpret_cast<const uint32_t*>(src), reinterpret_cast<uint32_t*>(dst),
+                                                                         rows, out);
+    return cudaGetLastError();
+}
 
 cudaError_t launch_gptq_dequant(const GptqView& w, uint16_t* out, cudaStream_t stream) {
     if (!gptq_view_usable(w) || !out || reinterpret_cast<uintptr_t>(out) % 16) return cudaErrorInvalidValue;
@@ -95,9 +113,9 @@ cudaError_t launch_gptq_dequant(const GptqView& w, uint16_t* out, cudaStream_t s
     const auto* qz = reinterpret_cast<const uint32_t*>(w.qzeros);
     auto* dst = reinterpret_cast<__nv_bfloat16*>(out);
     if (w.bits == 4)
-        gptq_dequant_kernel<4><<<grid, kThreads, 0, stream>>>(qw, qz, w.scales, w.g_idx, w.in, w.out, w.group_size, w.zero_offset, dst);
+        gptq_dequant_kernel<4><<<grid, kThreads, 0, stream>>>(qw, qz, w.scales, w.g_idx, w.in, w.out, w.group_size, w.zero_offset, w.tiled, dst);
     else
-        gptq_dequant_kernel<8><<<grid, kThreads, 0, stream>>>(qw, qz, w.scales, w.g_idx, w.in, w.out, w.group_size, w.zero_offset, dst);
+        gptq_dequant_kernel<8><<<grid, kThreads, 0, stream>>>(qw, qz, w.scales, w.g_idx, w.in, w.out, w.group_size, w.zero_offset, w.tiled, dst);
     return cudaGetLastError();
 }
 

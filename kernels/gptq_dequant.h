@@ -17,4 +17,8 @@ namespace quire::kernels {
 // usable (gptq_check.h) or the output is misaligned; nothing is launched then.
 cudaError_t launch_gptq_dequant(const GptqView& w, uint16_t* out, cudaStream_t stream);
 
+// The checkpoint's qweight [rows, out] (rows = in / per_word) rewritten into the tiled layout of
+// gptq_view.h at dst (same size, not overlapping src). cudaErrorInvalidValue unless out % 32 == 0.
+cudaError_t launch_gptq_tile_qweight(const int32_t* src, int32_t* dst, int64_t rows, int64_t out, cudaStream_t stream);
+
 }  // namespace quire::kernels

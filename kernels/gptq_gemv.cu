@@ -19,6 +19,7 @@
 #include "device_limits.h"
 #include "gptq_check.h"
 #include "gptq_gemv.h"
+#include "gptq_gemv_mma.h"
 
 namespace quire::kernels {
 
@@ -37,6 +38,7 @@ struct Layer {
     int64_t group_size;
     int64_t first_block;  // this layer's first CTA in the grid
     int zero_offset;
+    bool tiled;
     __nv_bfloat16* y;
 };
 struct Layers {
@@ -126,8 +128,8 @@ template <int BITS, int N>
 __device__ __forceinline__ void rows_contiguous(const Layer& L, const __nv_bfloat16* __restrict__ x, int64_t in, int tokens, int64_t j0,
                                                 int64_t r_begin, int64_t r_end, float (&acc)[N][4]) {
     constexpr int kPw = 32 / BITS;
-    const int64_t rows_per_group = L.group_size / kPw;
-    const uint32_t* qw = L.qweight + j0;
+    const int64_t rows_per_group = L.group_size / kPw, stride = gptq_row_stride(L.tiled, L.out);
+    const uint32_t* qw = L.qweight + gptq_word_base(L.tiled, in / kPw, j0);
     for (int64_t row = r_begin; row < r_end;) {
         const int64_t g = row / rows_per_group;
         const int64_t seg_end = min64(r_end, (g + 1) * rows_per_group);
@@ -136,7 +138,7 @@ __device__ __forceinline__ void rows_contiguous(const Layer& L, const __nv_bfloa
             uint4 w[kUnroll];
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u)  // all loads first: kUnroll * 16 bytes in flight
-                w[u] = r + u < seg_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r + u) * L.out)) : make_uint4(0, 0, 0, 0);
+                w[u] = r + u < seg_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r + u) * stride)) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u)
                 if (r + u < seg_end) accumulate_row<BITS, N>(w[u], x, in, (r + u) * kPw, tokens, part, sx);
@@ -158,12 +160,12 @@ __device__ __forceinline__ void rows_pipelined(const Layer& L, const __nv_bfloat
                                                int64_t r_begin, int64_t r_end, float (&acc)[N][4]) {
     constexpr int kPw = 32 / BITS, kPipe = 4;
     if (r_begin >= r_end) return;
-    const int64_t rows_per_group = L.group_size / kPw;
-    const uint32_t* qw = L.qweight + j0;
+    const int64_t rows_per_group = L.group_size / kPw, stride = gptq_row_stride(L.tiled, L.out);
+    const uint32_t* qw = L.qweight + gptq_word_base(L.tiled, in / kPw, j0);
     uint4 cur[kPipe], nxt[kPipe];
 #pragma unroll
     for (int u = 0; u < kPipe; ++u) {
-        cur[u] = r_begin + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r_begin + u) * L.out)) : make_uint4(0, 0, 0, 0);
+        cur[u] = r_begin + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r_begin + u) * stride)) : make_uint4(0, 0, 0, 0);
         nxt[u] = make_uint4(0, 0, 0, 0);
     }
     int64_t g = r_begin / rows_per_group, g_end = (g + 1) * rows_per_group;
@@ -185,7 +187,7 @@ __device__ __forceinline__ void rows_pipelined(const Layer& L, const __nv_bfloat
         if (r + kPipe < r_end) {
 #pragma unroll
             for (int u = 0; u < kPipe; ++u)  // in flight while this batch is computed
-                nxt[u] = r + kPipe + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r + kPipe + u) * L.out)) : make_uint4(0, 0, 0, 0);
+                nxt[u] = r + kPipe + u < r_end ? __ldcs(reinterpret_cast<const uint4*>(qw + (r + kPipe + u) * stride)) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < kPipe; ++u) {
@@ -210,8 +212,10 @@ __device__ __forceinline__ void rows_general(const Layer& L, const __nv_bfloat16
                                              int64_t r_begin, int64_t r_end, float (&acc)[N][4]) {
     constexpr int kPw = 32 / BITS;
     constexpr uint32_t kMask = (1u << BITS) - 1;
+    const uint32_t* qw = L.qweight + gptq_word_base(L.tiled, in / kPw, j0);
+    const int64_t stride = gptq_row_stride(L.tiled, L.out);
     for (int64_t row = r_begin; row < r_end; ++row) {
-        const uint4 w = __ldcs(reinterpret_cast<const uint4*>(L.qweight + row * L.out + j0));
+        const uint4 w = __ldcs(reinterpret_cast<const uint4*>(qw + row * stride));
         const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
         for (int i = 0; i < kPw; ++i) {
@@ -304,7 +308,7 @@ int64_t blocks_for(const GptqGemvLayer* layers, int count, int cols) {
 }  // namespace
 
 cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
-                                   GptqGemvLoop loop) {
+                                   GptqGemvLoop loop, const GptqGemvScratch* scratch) {
     if (tokens <= 0) return cudaSuccess;
     if (!layers || count < 1 || count > kGptqGemvMaxLayers || tokens > kGptqGemvMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16)
         return cudaErrorInvalidValue;
@@ -315,6 +319,10 @@ cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const
     }
     const DeviceLimits& lim = device_limits();
     if (lim.device < 0) return cudaErrorInvalidValue;
+    if (loop == GptqGemvLoop::automatic || loop == GptqGemvLoop::tensor_cores) {
+        if (gptq_gemv_mma_applies(layers, count)) return launch_gptq_gemv_mma(layers, count, x, tokens, stream, scratch);
+        if (loop == GptqGemvLoop::tensor_cores) return cudaErrorInvalidValue;
+    }
     // The widest tile (whole 128-byte lines per packed row) that still gives every SM a CTA; narrower
     // tiles (64- or 32-byte segments) for small layers, which would otherwise leave SMs idle.
     int tpr = 2;
@@ -329,7 +337,7 @@ cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const
     for (int i = 0; i < count; ++i) {
         const GptqView& w = layers[i].weights;
         ls.l[i] = Layer{reinterpret_cast<const uint32_t*>(w.qweight), reinterpret_cast<const uint32_t*>(w.qzeros), w.scales, w.g_idx, w.out,
-                        w.group_size, at, w.zero_offset, reinterpret_cast<__nv_bfloat16*>(layers[i].out)};
+                        w.group_size, at, w.zero_offset, w.tiled, reinterpret_cast<__nv_bfloat16*>(layers[i].out)};
         at += (w.out + 4 * tpr - 1) / (4 * tpr);
     }
     const auto* xb = reinterpret_cast<const __nv_bfloat16*>(x);
@@ -345,9 +353,10 @@ cudaError_t launch_gptq_gemv_multi(const GptqGemvLayer* layers, int count, const
     return launch_tpr<8, 2>(ls, blocks, xb, t, pipelined, stream);
 }
 
-cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream, GptqGemvLoop loop) {
+cudaError_t launch_gptq_gemv(const GptqView& w, const uint16_t* x, int64_t tokens, uint16_t* y, cudaStream_t stream, GptqGemvLoop loop,
+                             const GptqGemvScratch* scratch) {
     const GptqGemvLayer one{w, y};
-    return launch_gptq_gemv_multi(&one, 1, x, tokens, stream, loop);
+    return launch_gptq_gemv_multi(&one, 1, x, tokens, stream, loop, scratch);
 }
 
 }  // namespace quire::kernels

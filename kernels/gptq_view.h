@@ -9,8 +9,14 @@
 // with per_word = 32 / bits, mask = 2^bits - 1, and zero_offset 1 for checkpoint_format "gptq"
 // (which stores zero - 1) and 0 for "gptq_v2". g_idx is null when g_idx[k] == k / group_size for
 // every k (desc_act off), which lets kernels take the contiguous-group fast path.
+//
+// The CUDA engine keeps qweight tiled (`tiled`): [out / 32][in / per_word][32], each run of 32
+// columns stored whole, one packed row after another. A decode GEMV walks down the rows of its
+// columns, which in the checkpoint's layout are `out` words apart (16-64 KB strides that crowd a few
+// memory channels); tiled, a CTA's words are one contiguous stretch (docs/quantization.md).
 
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 
@@ -26,6 +32,15 @@ struct GptqView {
     int bits = 4;                      // 4 or 8
     int64_t group_size = 128;          // rows of `in` per group (in itself for group_size -1)
     int zero_offset = 1;               // 1: gptq, 0: gptq_v2
+    bool tiled = false;                // qweight in 32-column tiles (above); needs out % 32 == 0
 };
+
+constexpr int64_t kGptqTileCols = 32;
+
+// Where qweight's word (packed row `row`, column `col`) lies: word_base(col) + row * row_stride.
+__host__ __device__ inline int64_t gptq_word_base(bool tiled, int64_t rows, int64_t col) {
+    return tiled ? (col / kGptqTileCols) * rows * kGptqTileCols + col % kGptqTileCols : col;
+}
+__host__ __device__ inline int64_t gptq_row_stride(bool tiled, int64_t out) { return tiled ? kGptqTileCols : out; }
 
 }  // namespace quire::kernels

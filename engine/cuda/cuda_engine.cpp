@@ -12,6 +12,7 @@
 #include "random_fill.h"
 #include "gptq_dequant.h"
 #include "gptq_gemv.h"
+#include "gptq_gemv_mma.h"
 #include "quant/fp16.h"
 #include "stage1_paths.h"
 #include "cuda/cuda_sala_ops.h"
@@ -206,6 +207,8 @@ Status CudaEngine::upload() {
     return Status::ok();
 }
 
+static_assert(kernels::gptq_gemv_partial_floats(1) == kGptqGemvPartialFloatsPerColumn, "the planner counts the GEMV scratch as the kernel sizes it");
+
 Status CudaEngine::allocate_gptq(Matrix& m, const GptqTensors& t) {
     // One allocation: qweight | qzeros | scales | g_idx, each 256-byte aligned (the GEMV's 16-byte loads).
     auto round = [](int64_t b) { return (b + 255) / 256 * 256; };
@@ -222,9 +225,18 @@ Status CudaEngine::allocate_gptq(Matrix& m, const GptqTensors& t) {
     m.gptq.bits = t.bits;
     m.gptq.group_size = t.group_size;
     m.gptq.zero_offset = t.zero_offset;
+    // Tiled (gptq_view.h): a decode GEMV's columns then lie in one contiguous stretch.
+    m.gptq.tiled = t.out % kernels::kGptqTileCols == 0;
     weights_.push_back(std::move(storage));
     // Prefill multiplies a GPTQ layer through a bf16 copy (gemm): room for the largest.
     if (t.in * t.out > dequant_.size()) QUIRE_TRY(check(dequant_.allocate(t.in * t.out), "GPTQ dequantization scratch"));
+    if (!gptq_tickets_.get()) {
+        const int64_t cols = gptq_gemv_scratch_columns(model_->config());
+        QUIRE_TRY(check(gptq_partials_.allocate(kernels::gptq_gemv_partial_floats(cols)), "GPTQ GEMV scratch"));
+        QUIRE_TRY(check(gptq_tickets_.allocate(kernels::gptq_gemv_ticket_count(cols)), "GPTQ GEMV scratch"));
+        QUIRE_TRY(check(cudaMemset(gptq_tickets_.get(), 0, static_cast<size_t>(gptq_tickets_.size()) * 4), "GPTQ GEMV scratch"));
+        gptq_scratch_ = {gptq_partials_.get(), gptq_partials_.size(), gptq_tickets_.get(), gptq_tickets_.size()};
+    }
     return Status::ok();
 }
 
@@ -234,7 +246,14 @@ Status CudaEngine::fill_gptq(const Matrix& m, const GptqTensors& t, uint64_t see
     auto* qzeros = const_cast<int32_t*>(v.qzeros);
     auto* scales = const_cast<__half*>(v.scales);
     if (!t.synthetic) {
-        QUIRE_TRY(check(cudaMemcpy(qweight, t.qweight, static_cast<size_t>(t.qweight_bytes()), cudaMemcpyHostToDevice), "GPTQ weights"));
+        if (v.tiled) {  // through the dequantization scratch (larger than any layer's packed words), then tiled
+            auto* staged = reinterpret_cast<int32_t*>(dequant_.get());
+            QUIRE_TRY(check(cudaMemcpy(staged, t.qweight, static_cast<size_t>(t.qweight_bytes()), cudaMemcpyHostToDevice), "GPTQ weights"));
+            QUIRE_TRY(check(kernels::launch_gptq_tile_qweight(staged, qweight, t.in / (32 / t.bits), t.out, nullptr), "GPTQ weight tiling"));
+            QUIRE_TRY(check(cudaDeviceSynchronize(), "GPTQ weight tiling"));
+        } else {
+            QUIRE_TRY(check(cudaMemcpy(qweight, t.qweight, static_cast<size_t>(t.qweight_bytes()), cudaMemcpyHostToDevice), "GPTQ weights"));
+        }
         QUIRE_TRY(check(cudaMemcpy(qzeros, t.qzeros, static_cast<size_t>(t.qzeros_bytes()), cudaMemcpyHostToDevice), "GPTQ zeros"));
         QUIRE_TRY(check(cudaMemcpy(scales, t.scales, static_cast<size_t>(t.scales_bytes()), cudaMemcpyHostToDevice), "GPTQ scales"));
         if (t.g_idx)
@@ -242,9 +261,9 @@ Status CudaEngine::fill_gptq(const Matrix& m, const GptqTensors& t, uint64_t see
                             "GPTQ g_idx"));
         return Status::ok();
     }
-    // A synthetic model: uniform words, the symmetric zero point, and one scale chosen so the weights
-    // have the bf16 synthetic model's spread (variance 1/in): a uniform b-bit value minus its zero
-    // has a standard deviation of sqrt((4^b - 1) / 12).
+    // A synthetic model: uniform words (tiled or not, the same distribution), the symmetric zero
+    // point, and one scale chosen so the weights have the bf16 synthetic model's spread (variance
+    // 1/in): a uniform b-bit value minus its zero has a standard deviation of sqrt((4^b - 1) / 12).
     QUIRE_TRY(check(kernels::launch_fill_random_bits(reinterpret_cast<uint32_t*>(qweight), t.qweight_bytes() / 4, seed, nullptr),
                     "random GPTQ weights"));
     const int zero = (1 << (t.bits - 1)) - t.zero_offset;  // stored zero point of a symmetric layer
@@ -326,7 +345,8 @@ Status CudaEngine::within_budget(int64_t more, int64_t context) const {
 Status CudaEngine::gemm(const uint16_t* x, int64_t tokens, const Matrix& w, uint16_t* y) {
     if (w.quantized()) {
         // Decode reads the packed words; prefill multiplies a bf16 copy made right before (docs/quantization.md).
-        if (tokens <= kernels::kGptqGemvMaxTokens) return check(kernels::launch_gptq_gemv(w.gptq, x, tokens, y, stream_), "GPTQ GEMV");
+        if (tokens <= kernels::kGptqGemvMaxTokens)
+            return check(kernels::launch_gptq_gemv(w.gptq, x, tokens, y, stream_, kernels::GptqGemvLoop::automatic, &gptq_scratch_), "GPTQ GEMV");
         QUIRE_TRY(check(kernels::launch_gptq_dequant(w.gptq, dequant_.get(), stream_), "GPTQ dequantization"));
         Matrix bf16;
         bf16.data = dequant_.get();
@@ -360,7 +380,9 @@ Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vect
             else if (o.w->quantized()) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
             else plain.push_back(o);
         }
-        if (nq > 0) QUIRE_TRY(check(kernels::launch_gptq_gemv_multi(q, nq, x, tokens, stream_), "GPTQ GEMV"));
+        if (nq > 0)
+            QUIRE_TRY(check(kernels::launch_gptq_gemv_multi(q, nq, x, tokens, stream_, kernels::GptqGemvLoop::automatic, &gptq_scratch_),
+                            "GPTQ GEMV"));
         return plain.empty() ? Status::ok() : gemm_group(x, tokens, plain);
     }
     bool one_pass = tokens <= kernels::kGemvMaxTokens && !outs.empty() && outs.size() <= static_cast<size_t>(kernels::kGemvMaxOutputs);

@@ -14,6 +14,7 @@
 #include "cuda/op_profiler.h"
 #include "cuda/pinned_staging.h"
 #include "engine.h"
+#include "gptq_gemv.h"
 #include "gptq_view.h"
 #include "sala_geometry.h"
 #include "sala_ops.h"
@@ -124,6 +125,10 @@ private:
     cudaStream_t stream_ = nullptr;  // every launch and cuBLAS call of the engine
     std::vector<DeviceArray<uint16_t>> weights_;  // every weight matrix lives in one of these
     DeviceArray<uint16_t> dequant_;  // prefill: the GPTQ layer being multiplied, as bf16 for cuBLAS
+    // Decode: the 4-bit GEMV's room to split small layers' inputs over more CTAs (gptq_gemv.h).
+    DeviceArray<float> gptq_partials_;
+    DeviceArray<uint32_t> gptq_tickets_;
+    kernels::GptqGemvScratch gptq_scratch_;
     Matrix embed_, lm_head_;
     DeviceArray<float> final_norm_;
     DeviceArray<double> slopes_;

@@ -22,6 +22,7 @@
 #include "gemv.h"
 #include "gptq_dequant.h"
 #include "gptq_gemv.h"
+#include "gptq_gemv_mma.h"
 #include "gpu_test_main.h"
 #include "random_fill.h"
 
@@ -199,6 +200,11 @@ void add_shapes() {
     add({1024, 1016, 32, 8, false, true, false, 1});
     add({768, 72, 128, 4, true, false, true, 1});
     add({4096, 4104, 128, 4, false, false, false, 0});
+    // Shapes of the 4-bit tensor-core kernel: a 9B-sized layer (128 tiles, the input split in 4),
+    // three tiles (split in 4 parts over 16 chunks), and one group over the whole input.
+    add({4096, 4096, 128, 4, false, false, false, 1});
+    add({2048, 96, 128, 4, true, false, false, 0});
+    add({1024, 256, 1024, 4, false, false, false, 1});
     // Group sizes that split a packed word (4 inputs at 4 bits, 2 at 8 bits): the general path.
     add({256, 64, 4, 4, false, false, false, 1});
     add({256, 64, 2, 8, false, false, false, 0});
@@ -268,23 +274,76 @@ private slots:
                                           .arg(first >= 0 ? round_bf16(h.w[static_cast<size_t>(first)]) : 0.0f)));
     }
 
+    // The same layer in the engine's tiled layout gives the same dequantized weights.
+    void dequant_tiled_data() { add_shapes(); }
+    void dequant_tiled() {
+        FETCH_SHAPE(s);
+        if (s.out % kernels::kGptqTileCols) QSKIP("out is not a multiple of 32: the engine keeps such a layer untiled");
+        const HostLayer h = make_layer(s, 13 + static_cast<uint64_t>(s.in * 7 + s.out));
+        DeviceLayer d(h);
+        DeviceBuffer<int32_t> tiled(static_cast<int64_t>(h.qweight.size()));
+        QCOMPARE(kernels::launch_gptq_tile_qweight(d.qweight.get(), tiled.get(), s.in / (32 / s.bits), s.out, nullptr), cudaSuccess);
+        kernels::GptqView tv = d.view;
+        tv.qweight = tiled.get();
+        tv.tiled = true;
+        DeviceBuffer<uint16_t> a(s.out * s.in), b(s.out * s.in);
+        QCOMPARE(kernels::launch_gptq_dequant(d.view, a.get(), nullptr), cudaSuccess);
+        QCOMPARE(kernels::launch_gptq_dequant(tv, b.get(), nullptr), cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        QVERIFY2(tiled.guard_intact(), "the tiling wrote past its output");
+        QVERIFY2(a.download() == b.download(), "tiled and untiled layers dequantize differently");
+    }
+
+    // Every kernel (CUDA-core loops, tensor cores with and without a split input) on the checkpoint's
+    // layout and on the tiled one, against the CPU.
     void gemv_data() { add_shapes(); }
     void gemv() {
         FETCH_SHAPE(s);
         const HostLayer h = make_layer(s, 23 + static_cast<uint64_t>(s.in * 3 + s.out));
         DeviceLayer d(h);
-        for (auto loop : {kernels::GptqGemvLoop::batched, kernels::GptqGemvLoop::pipelined})
-            for (int64_t tokens : {1, 2, 3, 8}) {
-                const auto x = random_x(tokens * s.in, 5 + static_cast<uint64_t>(tokens));
-                DeviceBuffer<uint16_t> dx(x), dy(tokens * s.out);
-                QCOMPARE(kernels::launch_gptq_gemv(d.view, dx.get(), tokens, dy.get(), nullptr, loop), cudaSuccess);
-                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-                QVERIFY2(dy.guard_intact(), "gptq_gemv wrote past its output");
-                const QString err = compare_gemv(h, x, tokens, dy.download());
-                QVERIFY2(err.isEmpty(), qPrintable(QString("%1 loop, tokens %2: %3")
-                                                       .arg(loop == kernels::GptqGemvLoop::batched ? "batched" : "pipelined")
-                                                       .arg(tokens).arg(err)));
+        DeviceBuffer<int32_t> tiled(static_cast<int64_t>(h.qweight.size()));
+        kernels::GptqView tv = d.view;
+        if (s.out % kernels::kGptqTileCols == 0) {
+            QCOMPARE(kernels::launch_gptq_tile_qweight(d.qweight.get(), tiled.get(), s.in / (32 / s.bits), s.out, nullptr), cudaSuccess);
+            tv.qweight = tiled.get();
+            tv.tiled = true;
+        }
+        const kernels::GptqGemvLayer probe{d.view, nullptr};
+        const bool mma = kernels::gptq_gemv_mma_applies(&probe, 1);
+        DeviceBuffer<float> partials(kernels::gptq_gemv_partial_floats(s.out));
+        DeviceBuffer<uint32_t> tickets(std::vector<uint32_t>(static_cast<size_t>(kernels::gptq_gemv_ticket_count(s.out)), 0u));
+        const kernels::GptqGemvScratch scratch{partials.get(), kernels::gptq_gemv_partial_floats(s.out), tickets.get(),
+                                               kernels::gptq_gemv_ticket_count(s.out)};
+        struct Run {
+            const char* name;
+            kernels::GptqGemvLoop loop;
+            const kernels::GptqGemvScratch* scratch;
+        };
+        const Run runs[] = {{"batched", kernels::GptqGemvLoop::batched, nullptr},
+                            {"pipelined", kernels::GptqGemvLoop::pipelined, nullptr},
+                            {"tensor cores", kernels::GptqGemvLoop::tensor_cores, nullptr},
+                            {"tensor cores, split input", kernels::GptqGemvLoop::tensor_cores, &scratch},
+                            {"automatic", kernels::GptqGemvLoop::automatic, &scratch}};
+        for (const Run& run : runs)
+            for (const bool use_tiled : {false, true}) {
+                if (use_tiled && !tv.tiled) continue;
+                for (int64_t tokens : {1, 2, 3, 8}) {
+                    const auto x = random_x(tokens * s.in, 5 + static_cast<uint64_t>(tokens));
+                    DeviceBuffer<uint16_t> dx(x), dy(tokens * s.out);
+                    const cudaError_t rc = kernels::launch_gptq_gemv(use_tiled ? tv : d.view, dx.get(), tokens, dy.get(), nullptr, run.loop, run.scratch);
+                    if (run.loop == kernels::GptqGemvLoop::tensor_cores && !mma) {
+                        QCOMPARE(rc, cudaErrorInvalidValue);  // a layer the tensor-core kernel does not take is refused
+                        continue;
+                    }
+                    QCOMPARE(rc, cudaSuccess);
+                    QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                    QVERIFY2(dy.guard_intact(), "gptq_gemv wrote past its output");
+                    const QString err = compare_gemv(h, x, tokens, dy.download());
+                    QVERIFY2(err.isEmpty(), qPrintable(QString("%1%2, tokens %3: %4").arg(run.name).arg(use_tiled ? ", tiled" : "").arg(tokens).arg(err)));
+                }
             }
+        // Every split launch left its tickets at zero for the next one.
+        for (uint32_t t : tickets.download()) QCOMPARE(t, 0u);
     }
 
     // Several layers sharing x in one launch give what each gives alone (bit for bit: the same

@@ -11,6 +11,7 @@
 
 #include "gemv.h"
 #include "gptq_gemv.h"
+#include "gptq_gemv_mma.h"
 #include "random_fill.h"
 
 namespace quire::bench {
@@ -62,6 +63,7 @@ kernels::GptqView gptq_at(char* base, int64_t in, int64_t out, int bits) {
     v.out = out;
     v.bits = bits;
     v.group_size = 128;
+    v.tiled = out % kernels::kGptqTileCols == 0;  // as the engine holds it (random words: the layout only moves them)
     return v;
 }
 
@@ -87,6 +89,11 @@ void print_gemv_bandwidth(const ModelConfig& c, double copy_bandwidth) {
         // Random bits everywhere: timing does not depend on the values.
         kernels::launch_fill_random_bf16(static_cast<uint16_t*>(pool.p), kRotation / 2, 5, 0.02f, nullptr);
         kernels::launch_fill_random_bf16(static_cast<uint16_t*>(x.p), s.in, 6, 1.0f, nullptr);
+        // The engine's split scratch for the 4-bit kernel (tickets start at zero).
+        Block partials(static_cast<size_t>(kernels::gptq_gemv_partial_floats(s.out)) * 4), tickets(static_cast<size_t>(kernels::gptq_gemv_ticket_count(s.out)) * 4);
+        cudaMemset(tickets.p, 0, static_cast<size_t>(kernels::gptq_gemv_ticket_count(s.out)) * 4);
+        const kernels::GptqGemvScratch scratch{static_cast<float*>(partials.p), kernels::gptq_gemv_partial_floats(s.out),
+                                               static_cast<uint32_t*>(tickets.p), kernels::gptq_gemv_ticket_count(s.out)};
         auto* xs = static_cast<const uint16_t*>(x.p);
         auto* ys = static_cast<uint16_t*>(y.p);
         char* base = static_cast<char*>(pool.p);
@@ -99,7 +106,8 @@ void print_gemv_bandwidth(const ModelConfig& c, double copy_bandwidth) {
             const int bits = b == 0 ? 8 : 4;
             const int64_t bytes = (gptq_bytes(s.in, s.out, bits) + 255) / 256 * 256, n = std::max<int64_t>(1, kRotation / bytes);
             t[b] = seconds([&](int i) {
-                kernels::launch_gptq_gemv(gptq_at(base + (i % n) * bytes, s.in, s.out, bits), xs, 1, ys, nullptr);
+                kernels::launch_gptq_gemv(gptq_at(base + (i % n) * bytes, s.in, s.out, bits), xs, 1, ys, nullptr, kernels::GptqGemvLoop::automatic,
+                                          &scratch);
             }, static_cast<int>(2 * n));
             bw[b] = static_cast<double>(gptq_bytes(s.in, s.out, bits)) / t[b];
         }

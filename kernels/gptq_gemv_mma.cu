@@ -1,0 +1,256 @@
+// The 4-bit decode GEMV on tensor cores (gptq_gemv_mma.h).
+//
+// Work split: a CTA owns 32 output columns of one layer (weights tiled as in gptq_view.h, so its
+// words are one contiguous stretch) and one of `splits` parts of the input; its 8 warps split that
+// part in chunks of 128 inputs (one group: group_size % 128 == 0). Inside a chunk, a warp step is
+// 32 inputs (4 packed rows): lane (g = lane / 4, t = lane % 4) loads the 16-byte word group
+// qweight[4·step + t][j0 + 4g .. j0 + 4g + 3], so a warp reads four whole 128-byte rows.
+//
+// mma.m16n8k16 (fragment layout in mma.cuh) with the weights as A (rows = output columns) and the
+// token rows as B (columns n = tokens): the K order inside one mma is free as long as A and B agree,
+// so lane t's four k slots are four nibbles of its own word and no lane needs another lane's data.
+// A row g is word column 2·tile of lane g's words, row g + 8 word column 2·tile + 1; nibble pair
+// (i, i + 4) lands in one bf16x2 register as (0x4300 | q) = 128 + q, and subtracting 128 + zero
+// leaves q - zero exactly. B column n holds token n's inputs in the same nibble order (zero for
+// n >= tokens). So C's (row g, n 2t / 2t + 1) are output column j0 + 4g + 2·tile (rows g + 8:
+// + 1) for tokens 2t and 2t + 1.
+//
+// Per chunk the fp32 sums are scaled by the group's scales and added; the warps' sums are added in
+// a fixed order through shared memory, and the parts of a split input in part order (the last part
+// to finish adds them), so the result does not depend on timing. Against the CUDA-core kernel only
+// the fp32 summation order differs.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "common.cuh"
+#include "device_limits.h"
+#include "gptq_check.h"
+#include "gptq_gemv_mma.h"
+#include "mma.cuh"
+
+namespace quire::kernels {
+
+namespace {
+
+constexpr int kCols = 32;     // output columns per CTA
+constexpr int kWarps = 8;
+constexpr int kStepK = 32;    // inputs per warp step (4 packed rows)
+constexpr int kChunkSteps = 4;  // steps per chunk: 128 inputs, which one group holds (group_size % 128 == 0)
+constexpr int kMaxTokens = 8;  // A rows that can carry tokens (the other 8 of the 16 stay zero)
+
+struct Layer {
+    const uint32_t* qweight;
+    const uint32_t* qzeros;
+    const __half* scales;
+    __nv_bfloat16* y;
+    int64_t out;
+    int64_t group_size;
+    int64_t first_block;
+    int zero_offset;
+    bool tiled;
+};
+struct Layers {
+    int count;
+    int64_t in;
+    Layer l[kGptqGemvMaxLayers];
+};
+
+// (128 + nibble s, 128 + nibble s + 4) of w as a bf16 pair: one LOP3 ((a & b) | c) after the shift;
+// written out because the compiler splits it into two when both masks are immediates.
+__device__ __forceinline__ uint32_t nibble_pair(uint32_t w, int s) {
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(w >> s), "r"(0x000F000Fu), "r"(0x43004300u));
+    return r;
+}
+
+__device__ __forceinline__ uint32_t sub_bf16x2(uint32_t a, uint32_t b) {
+    __nv_bfloat162 r = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+
+// Token row pairs in the nibble order: (x0, x4), (x1, x5), (x2, x6), (x3, x7) of 8 inputs.
+__device__ __forceinline__ void token_pairs(const uint4 v, uint32_t (&a)[4]) {
+    a[0] = __byte_perm(v.x, v.z, 0x5410);
+    a[1] = __byte_perm(v.x, v.z, 0x7632);
+    a[2] = __byte_perm(v.y, v.w, 0x5410);
+    a[3] = __byte_perm(v.y, v.w, 0x7632);
+}
+
+// One chunk's weights (4 steps: 128 inputs inside one group) and its group's zero word and scales.
+struct Chunk {
+    uint4 w[kChunkSteps];
+    uint32_t zeros;
+    uint2 scales;  // columns j0 + 4g .. + 3
+};
+
+__device__ __forceinline__ void load_chunk(const Layer& L, int64_t chunk, const uint32_t* wbase, int64_t stride, int64_t col, int t, Chunk& c) {
+    const uint32_t* wp = wbase + (4 * kChunkSteps * chunk + t) * stride;
+#pragma unroll
+    for (int u = 0; u < kChunkSteps; ++u) c.w[u] = __ldcs(reinterpret_cast<const uint4*>(wp + 4 * u * stride));
+    const int cpg = static_cast<int>(L.group_size / (kStepK * kChunkSteps));  // chunks per group; 32-bit division below
+    const int64_t group = cpg == 1 ? chunk : static_cast<int>(chunk) / cpg;
+    c.zeros = __ldg(L.qzeros + group * (L.out / 8) + col / 8) >> (4 * (col % 8));
+    c.scales = __ldg(reinterpret_cast<const uint2*>(L.scales + group * L.out + col));
+}
+
+// The chunk's products with the token rows (xc: the chunk's first input of token row g for lane t),
+// scaled into acc[word column][token 2t or 2t + 1].
+__device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat16* xc, bool has_token, int zero_offset, float (&acc)[4][2]) {
+    uint32_t zero[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) zero[i] = (0x4300u + ((c.zeros >> (4 * i)) & 0xFu) + static_cast<uint32_t>(zero_offset)) * 0x00010001u;
+    float part[2][4] = {};  // tiles X (word columns 0, 1) and Y (2, 3)
+#pragma unroll
+    for (int u = 0; u < kChunkSteps; ++u) {
+        uint32_t b[4] = {0, 0, 0, 0};
+        if (has_token) token_pairs(__ldg(reinterpret_cast<const uint4*>(xc + u * kStepK)), b);
+        const uint32_t ws[4] = {c.w[u].x, c.w[u].y, c.w[u].z, c.w[u].w};
+#pragma unroll
+        for (int tile = 0; tile < 2; ++tile) {
+            const uint32_t w0 = ws[2 * tile], w1 = ws[2 * tile + 1], z0 = zero[2 * tile], z1 = zero[2 * tile + 1];
+            // A rows g and g + 8 are word columns 2·tile and 2·tile + 1; k slots as in the header.
+            const uint32_t a_lo[4] = {sub_bf16x2(nibble_pair(w0, 0), z0), sub_bf16x2(nibble_pair(w1, 0), z1), sub_bf16x2(nibble_pair(w0, 4), z0),
+                                      sub_bf16x2(nibble_pair(w1, 4), z1)};
+            mma_bf16(part[tile], a_lo, b[0], b[1]);
+            const uint32_t a_hi[4] = {sub_bf16x2(nibble_pair(w0, 8), z0), sub_bf16x2(nibble_pair(w1, 8), z1), sub_bf16x2(nibble_pair(w0, 12), z0),
+                                      sub_bf16x2(nibble_pair(w1, 12), z1)};
+            mma_bf16(part[tile], a_hi, b[2], b[3]);
+        }
+    }
+    const float2 s01 = __half22float2(*reinterpret_cast<const __half2*>(&c.scales.x));
+    const float2 s23 = __half22float2(*reinterpret_cast<const __half2*>(&c.scales.y));
+    // C (row g, n 2t / 2t + 1) = c0 / c1, (row g + 8, ...) = c2 / c3.
+    acc[0][0] = fmaf(s01.x, part[0][0], acc[0][0]);
+    acc[0][1] = fmaf(s01.x, part[0][1], acc[0][1]);
+    acc[1][0] = fmaf(s01.y, part[0][2], acc[1][0]);
+    acc[1][1] = fmaf(s01.y, part[0][3], acc[1][1]);
+    acc[2][0] = fmaf(s23.x, part[1][0], acc[2][0]);
+    acc[2][1] = fmaf(s23.x, part[1][1], acc[2][1]);
+    acc[3][0] = fmaf(s23.y, part[1][2], acc[3][0]);
+    acc[3][1] = fmaf(s23.y, part[1][3], acc[3][1]);
+}
+
+// blockIdx.x: a 32-column tile (the layers' tiles one after another); blockIdx.y: which of `splits`
+// parts of the input. With splits > 1 each part leaves fp32 sums in `partials`, and the part that
+// finishes last (a ticket per tile) adds them in part order and writes y: the same order every time.
+template <int MIN_BLOCKS>
+__global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
+    gptq_gemv_mma_kernel(const Layers layers, const __nv_bfloat16* __restrict__ x, int tokens, int splits, float* partials, uint32_t* tickets) {
+    __shared__ float red[kWarps][kMaxTokens][kCols];
+    __shared__ bool last;
+    // This CTA's layer, chosen with constant indices only (a variable index would copy the
+    // parameter array to local memory).
+    Layer L = layers.l[0];
+#pragma unroll
+    for (int i = 1; i < kGptqGemvMaxLayers; ++i)
+        if (i < layers.count && static_cast<int64_t>(blockIdx.x) >= layers.l[i].first_block) L = layers.l[i];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int64_t in = layers.in, j0 = (static_cast<int64_t>(blockIdx.x) - L.first_block) * kCols;
+    const int64_t chunks = in / (kStepK * kChunkSteps), per_split = (chunks + splits - 1) / splits;
+    const int64_t p_begin = min64(chunks, blockIdx.y * per_split), p_end = min64(chunks, p_begin + per_split);
+    const int64_t per_warp = (p_end - p_begin + kWarps - 1) / kWarps;
+    const int64_t c_begin = min64(p_end, p_begin + warp * per_warp);
+    const int n = static_cast<int>(min64(p_end, c_begin + per_warp) - c_begin);
+    const bool has_token = g < tokens;
+    const int64_t stride = gptq_row_stride(L.tiled, L.out);
+    const uint32_t* wbase = L.qweight + gptq_word_base(L.tiled, in / 8, j0) + 4 * g;
+    const __nv_bfloat16* xc = x + g * in + (c_begin * kChunkSteps * 4 + t) * 8;
+
+    float acc[4][2] = {};
+    for (int i = 0; i < n; ++i) {
+        Chunk c;
+        load_chunk(L, c_begin + i, wbase, stride, j0 + 4 * g, t, c);
+        compute_chunk(c, xc, has_token, L.zero_offset, acc);
+        xc += kStepK * kChunkSteps;
+    }
+    // Lane (g, t) holds word column c (output column j0 + 4g + c) for tokens 2t and 2t + 1.
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+            if (2 * t + e < tokens) red[warp][2 * t + e][4 * g + c] = acc[c][e];
+    __syncthreads();
+    const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols, tile_col = static_cast<int64_t>(blockIdx.x) * kCols;
+    for (int i = threadIdx.x; i < tokens * kCols; i += kWarps * 32) {
+        const int r = i / kCols, col = i % kCols;
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) sum += red[w][r][col];
+        if (splits == 1) L.y[r * L.out + j0 + col] = to_bf(sum);
+        else partials[(static_cast<int64_t>(blockIdx.y) * tokens + r) * total_cols + tile_col + col] = sum;
+    }
+    if (splits == 1) return;
+    __threadfence();  // this part's sums are visible before its ticket
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(tickets + blockIdx.x, 1u) == static_cast<unsigned>(splits - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < tokens * kCols; i += kWarps * 32) {
+        const int r = i / kCols, col = i % kCols;
+        float sum = 0.0f;
+        for (int s = 0; s < splits; ++s) sum += __ldcg(partials + (static_cast<int64_t>(s) * tokens + r) * total_cols + tile_col + col);
+        L.y[r * L.out + j0 + col] = to_bf(sum);
+    }
+    if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch
+}
+
+template <int MIN_BLOCKS>
+cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, int tokens, const GptqGemvScratch* scratch,
+                        cudaStream_t stream) {
+    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
+    gptq_gemv_mma_kernel<MIN_BLOCKS><<<grid, kWarps * 32, 0, stream>>>(ls, x, tokens, splits, splits > 1 ? scratch->partials : nullptr,
+                                                                       splits > 1 ? scratch->tickets : nullptr);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+bool gptq_gemv_mma_applies(const GptqGemvLayer* layers, int count) {
+    if (!layers || count < 1 || count > kGptqGemvMaxLayers) return false;
+    const DeviceLimits& lim = device_limits();
+    if (lim.device < 0 || lim.sm_major < 8) return false;
+    for (int i = 0; i < count; ++i) {
+        const GptqView& w = layers[i].weights;
+        if (!gptq_view_usable(w) || w.bits != 4 || w.g_idx || w.in != layers[0].weights.in) return false;
+        if (w.in % (kStepK * kChunkSteps) || w.out % kCols || w.group_size % (kStepK * kChunkSteps)) return false;
+        if (reinterpret_cast<uintptr_t>(w.scales) % 8) return false;
+    }
+    return true;
+}
+
+cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
+                                 const GptqGemvScratch* scratch, int max_splits, int min_blocks) {
+    if (tokens <= 0) return cudaSuccess;
+    if (!gptq_gemv_mma_applies(layers, count) || tokens > kMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16)
+        return cudaErrorInvalidValue;
+    Layers ls{};
+    ls.count = count;
+    ls.in = layers[0].weights.in;
+    int64_t tiles = 0;
+    for (int i = 0; i < count; ++i) {
+        const GptqView& w = layers[i].weights;
+        if (!layers[i].out) return cudaErrorInvalidValue;
+        ls.l[i] = Layer{reinterpret_cast<const uint32_t*>(w.qweight), reinterpret_cast<const uint32_t*>(w.qzeros), w.scales,
+                        reinterpret_cast<__nv_bfloat16*>(layers[i].out), w.out, w.group_size, tiles, w.zero_offset, w.tiled};
+        tiles += w.out / kCols;
+    }
+    if (tiles > 0x7FFFFFFF) return cudaErrorInvalidValue;
+    // Enough CTAs to fill every SM several times over (a layer of 4096 outputs has only 128 tiles):
+    // split the input when the scratch has room for the parts' sums.
+    const int64_t chunks = ls.in / (kStepK * kChunkSteps);
+    const int64_t want = 4 * static_cast<int64_t>(device_limits().sm_count);
+    int splits = static_cast<int>(std::clamp<int64_t>((want + tiles - 1) / tiles, 1, std::min<int64_t>(max_splits, chunks)));
+    if (splits > 1 && (!scratch || !scratch->partials || !scratch->tickets || scratch->ticket_count < tiles ||
+                       scratch->partial_floats < splits * tokens * tiles * kCols))
+        splits = 1;
+    const auto* xb = reinterpret_cast<const __nv_bfloat16*>(x);
+    const int n = static_cast<int>(tokens);
+    if (min_blocks >= 4) return launch_with<4>(ls, tiles, splits, xb, n, scratch, stream);
+    if (min_blocks == 2) return launch_with<2>(ls, tiles, splits, xb, n, scratch, stream);
+    return launch_with<1>(ls, tiles, splits, xb, n, scratch, stream);
+}
+
+}  // namespace quire::kernels

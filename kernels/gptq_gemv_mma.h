@@ -1,0 +1,36 @@
+#pragma once
+// The 4-bit decode GEMV on tensor cores (sm_80+), the path launch_gptq_gemv_multi takes for 4-bit
+// layers with contiguous groups (gptq_gemv.h). Each packed word's nibbles become exact bf16 values of
+// (q - zero) with a shift, one LOP3 and one subtraction per pair, and mma.sync multiplies them with
+// the token rows in fp32: ~1.5 instructions a weight instead of the ~4 of the CUDA-core loop, which
+// was bound by them (docs/benchmarks.md).
+// The scale is applied once per group to the fp32 sums: the result is the exact dot product up to
+// fp32 summation order, as in the CUDA-core kernel.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "gptq_gemv.h"
+
+namespace quire::kernels {
+
+// Whether the tensor-core kernel takes these layers: 4 bits, no g_idx, `in` and group_size multiples
+// of 128, every `out` a multiple of 32, scales 8-byte aligned, an sm_80+ device.
+bool gptq_gemv_mma_applies(const GptqGemvLayer* layers, int count);
+
+// At most this many parts of the input per tile (more cost more in the final sums than they gain).
+constexpr int kGptqGemvMaxSplits = 4;
+
+// Floats and tickets of the GptqGemvScratch that lets every launch of up to `max_cols` output columns
+// (all layers of the launch together) and kGptqGemvMaxTokens tokens split.
+constexpr int64_t gptq_gemv_partial_floats(int64_t max_cols) { return kGptqGemvMaxSplits * kGptqGemvMaxTokens * max_cols; }
+constexpr int64_t gptq_gemv_ticket_count(int64_t max_cols) { return (max_cols + 31) / 32; }
+
+// scratch: room to split the input of small layers over several CTAs (null: never split);
+// max_splits and min_blocks (CTAs per SM the registers are limited for) are for the measurement; the
+// engine uses the defaults (measured on the H200, docs/benchmarks.md).
+cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
+                                 const GptqGemvScratch* scratch, int max_splits = kGptqGemvMaxSplits, int min_blocks = 4);
+
+}  // namespace quire::kernels
