@@ -27,6 +27,7 @@ private slots:
         auto e = create_engine(m, Backend::cuda, {});
         QVERIFY2(e.is_ok(), e.status().message().c_str());
         Engine& engine = *e.value();
+        double noise = 0;  // the largest logit difference from the reference over the cases below
         for (const auto& c : manifest.find("cases")->items()) {
             if (c.find("mode")->as_string() != "bf16") continue;  // the CUDA engine computes in bf16 only
             const auto tokens = read_token_file(fixture + "/" + QString::fromStdString(c.find("tokens")->as_string()));
@@ -38,6 +39,7 @@ private slots:
             for (size_t i = 0; i < positions.size(); ++i) {
                 const auto& g = got.at(positions[i]);
                 QVERIFY(all_finite(g));
+                noise = std::max(noise, static_cast<double>(max_abs_diff(g, want[i])));
                 const double d = rel_rms(g, want[i]);
                 worst = std::max(worst, d);
                 QVERIFY2(d <= 0.03, qPrintable(QString("%1 position %2: rel-RMS %3").arg(QString::fromStdString(c.find("name")->as_string())).arg(positions[i]).arg(d)));
@@ -55,10 +57,14 @@ private slots:
             auto seq = engine.new_sequence();
             auto r = generate(engine, *seq, prompt, opts);
             QVERIFY(r.is_ok());
-            // Where the reference's own greedy path has a tie (min margin 0), bf16 noise may break it
-            // either way; otherwise the tokens must be identical.
-            if (gcase.find("min_top1_margin")->as_double() > 0.0) QCOMPARE(r->tokens, want);
-            else qInfo("%s: greedy path has a tie in the reference; tokens %s", qPrintable(model), r->tokens == want ? "identical" : "differ");
+            // Where the reference's greedy path comes closer to a tie than twice the logit noise just
+            // measured on the same model (bf16: the backends sum in different orders), that noise may
+            // break it either way; otherwise the tokens must be identical.
+            const double margin = gcase.find("min_top1_margin")->as_double();
+            if (margin > 2.0 * noise) QCOMPARE(r->tokens, want);
+            else
+                qInfo("%s: the reference's greedy path comes within %.3g of a tie, inside twice the logit noise (%.3g); tokens %s",
+                      qPrintable(model), margin, noise, r->tokens == want ? "identical" : "differ");
         }
     }
 };
