@@ -2,8 +2,8 @@
 // The 4-bit decode GEMV on tensor cores (sm_80+), the path launch_gptq_gemv_multi takes for 4-bit
 // layers with contiguous groups (gptq_gemv.h). Each packed word's nibbles become exact bf16 values of
 // (q - zero) with a shift, one LOP3 and one subtraction per pair, and mma.sync multiplies them with
-// the token rows in fp32: ~1.5 instructions a weight instead of the ~4 of the CUDA-core loop, which
-// was bound by them (docs/benchmarks.md).
+// the token rows in fp32: a few instructions per 8 weights where the CUDA-core loop, which was bound
+// by issuing them, spent ~5 per weight (docs/benchmarks.md).
 // The scale is applied once per group to the fp32 sums: the result is the exact dot product up to
 // fp32 summation order, as in the CUDA-core kernel.
 
