@@ -28,6 +28,7 @@
 #include "device_limits.h"
 #include "gptq_check.h"
 #include "gptq_gemv_mma.h"
+#include "gates.cuh"
 #include "mma.cuh"
 
 namespace quire::kernels {
@@ -36,6 +37,7 @@ namespace {
 
 constexpr int kCols = 32;     // output columns per CTA
 constexpr int kWarps = 8;
+constexpr int64_t kGatedInputMaxSmem = 48 << 10;  // the gated input's staging stays within the default dynamic limit
 constexpr int kStepK = 32;    // inputs per warp step (4 packed rows)
 constexpr int kChunkSteps = 4;  // steps per chunk: 128 inputs, which one group holds (group_size % 128 == 0)
 constexpr int kMaxTokens = 8;  // A rows that can carry tokens (the other 8 of the 16 stay zero)
@@ -50,6 +52,7 @@ struct Layer {
     int64_t first_block;
     int zero_offset;
     bool tiled;
+    int64_t rows;  // packed rows: in / 8
 };
 struct Layers {
     int count;
@@ -97,7 +100,8 @@ __device__ __forceinline__ void load_chunk(const Layer& L, int64_t chunk, const 
 
 // The chunk's products with the token rows (xc: the chunk's first input of token row g for lane t),
 // scaled into acc[word column][token 2t or 2t + 1].
-__device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat16* xc, bool has_token, int zero_offset, float (&acc)[4][2]) {
+__device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat16* xc, bool has_token, bool x_shared, int zero_offset,
+                                              float (&acc)[4][2]) {
     uint32_t zero[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) zero[i] = (0x4300u + ((c.zeros >> (4 * i)) & 0xFu) + static_cast<uint32_t>(zero_offset)) * 0x00010001u;
@@ -105,7 +109,8 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat1
 #pragma unroll
     for (int u = 0; u < kChunkSteps; ++u) {
         uint32_t b[4] = {0, 0, 0, 0};
-        if (has_token) token_pairs(__ldg(reinterpret_cast<const uint4*>(xc + u * kStepK)), b);
+        if (has_token)
+            token_pairs(x_shared ? *reinterpret_cast<const uint4*>(xc + u * kStepK) : __ldg(reinterpret_cast<const uint4*>(xc + u * kStepK)), b);
         const uint32_t ws[4] = {c.w[u].x, c.w[u].y, c.w[u].z, c.w[u].w};
 #pragma unroll
         for (int tile = 0; tile < 2; ++tile) {
@@ -132,14 +137,43 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat1
     acc[3][1] = fmaf(s23.y, part[1][3], acc[3][1]);
 }
 
-// blockIdx.x: a 32-column tile (the layers' tiles one after another); blockIdx.y: which of `splits`
-// parts of the input. With splits > 1 each part leaves fp32 sums in `partials`, and the part that
-// finishes last (a ticket per tile) adds them in part order and writes y: the same order every time.
-template <int MIN_BLOCKS>
+// What the kernel does around the dot products (gptq_gemv_mma.h): nothing; the output gate applied to
+// x as it is read (x' = bf16(x · bf16(sigmoid(gate))), staged in shared memory once per CTA); or
+// SwiGLU of two layers (gate, up) with the same columns, y = bf16(silu(bf16(g)) · bf16(u)).
+enum Mode { kPlain = 0, kGatedInput = 1, kSwiglu = 2 };
+
+// The CTA's sums of one layer's tile over this warp's chunks, added over the warps into red[slot].
+__device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* xc, bool x_shared, int64_t c_begin, int n, int64_t j0, int g,
+                                          int t, bool has_token, float (&red)[kWarps][kMaxTokens][kCols], int warp, int tokens) {
+    const int64_t stride = gptq_row_stride(L.tiled, L.out);
+    float acc[4][2] = {};
+    const uint32_t* wb = L.qweight + gptq_word_base(L.tiled, L.rows, j0) + 4 * g;
+    for (int i = 0; i < n; ++i) {
+        Chunk c;
+        load_chunk(L, c_begin + i, wb, stride, j0 + 4 * g, t, c);
+        compute_chunk(c, xc, has_token, x_shared, L.zero_offset, acc);
+        xc += kStepK * kChunkSteps;
+    }
+    // Lane (g, t) holds word column c (output column j0 + 4g + c) for tokens 2t and 2t + 1.
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+            if (2 * t + e < tokens) red[warp][2 * t + e][4 * g + c] = acc[c][e];
+}
+
+// blockIdx.x: a 32-column tile (the layers' tiles one after another; with SwiGLU, of the gate layer,
+// the up layer's tile computed beside it); blockIdx.y: which of `splits` parts of the input. With
+// splits > 1 each part leaves fp32 sums in `partials`, and the part that finishes last (a ticket per
+// tile) adds them in part order and writes y: the same order every time.
+template <int MIN_BLOCKS, int MODE>
 __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
-    gptq_gemv_mma_kernel(const Layers layers, const __nv_bfloat16* __restrict__ x, int tokens, int splits, float* partials, uint32_t* tickets) {
-    __shared__ float red[kWarps][kMaxTokens][kCols];
+    gptq_gemv_mma_kernel(const Layers layers, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ in_gate, int tokens,
+                         int splits, float* partials, uint32_t* tickets) {
+    constexpr int kSums = MODE == kSwiglu ? 2 : 1;  // layers summed per tile
+    __shared__ float red[kSums][kWarps][kMaxTokens][kCols];
     __shared__ bool last;
+    extern __shared__ __align__(16) __nv_bfloat16 gated_x[];  // kGatedInput: [tokens][this part's inputs]
     // This CTA's layer, chosen with constant indices only (a variable index would copy the
     // parameter array to local memory).
     Layer L = layers.l[0];
@@ -154,32 +188,38 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     const int64_t c_begin = min64(p_end, p_begin + warp * per_warp);
     const int n = static_cast<int>(min64(p_end, c_begin + per_warp) - c_begin);
     const bool has_token = g < tokens;
-    const int64_t stride = gptq_row_stride(L.tiled, L.out);
-    const uint32_t* wbase = L.qweight + gptq_word_base(L.tiled, in / 8, j0) + 4 * g;
+    const int64_t k_begin = p_begin * kStepK * kChunkSteps, k_count = (p_end - p_begin) * kStepK * kChunkSteps;
     const __nv_bfloat16* xc = x + g * in + (c_begin * kChunkSteps * 4 + t) * 8;
-
-    float acc[4][2] = {};
-    for (int i = 0; i < n; ++i) {
-        Chunk c;
-        load_chunk(L, c_begin + i, wbase, stride, j0 + 4 * g, t, c);
-        compute_chunk(c, xc, has_token, L.zero_offset, acc);
-        xc += kStepK * kChunkSteps;
+    if constexpr (MODE == kGatedInput) {
+        // This part's inputs of every token, gated once here instead of by every lane that reads them.
+        for (int64_t i = threadIdx.x; i < tokens * k_count; i += kWarps * 32) {
+            const int64_t r = i / k_count, k = k_begin + i % k_count;
+            gated_x[i] = to_bf(bf(x[r * in + k]) * sigmoid_gate_factor(bf(in_gate[r * in + k])));
+        }
+        __syncthreads();
+        xc = gated_x + g * k_count + ((c_begin - p_begin) * kChunkSteps * 4 + t) * 8;
     }
-    // Lane (g, t) holds word column c (output column j0 + 4g + c) for tokens 2t and 2t + 1.
-#pragma unroll
-    for (int c = 0; c < 4; ++c)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-            if (2 * t + e < tokens) red[warp][2 * t + e][4 * g + c] = acc[c][e];
+    tile_sums(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens);
+    if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens);
     __syncthreads();
-    const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols, tile_col = static_cast<int64_t>(blockIdx.x) * kCols;
+    const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
+    auto finish = [&](int r, int col, const float (&sum)[kSums]) {
+        if constexpr (MODE == kSwiglu) L.y[r * L.out + j0 + col] = to_bf(silu_mul_one(round_bf(sum[0]), round_bf(sum[1])));
+        else L.y[r * L.out + j0 + col] = to_bf(sum[0]);
+    };
     for (int i = threadIdx.x; i < tokens * kCols; i += kWarps * 32) {
         const int r = i / kCols, col = i % kCols;
-        float sum = 0.0f;
+        float sum[kSums];
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) sum += red[w][r][col];
-        if (splits == 1) L.y[r * L.out + j0 + col] = to_bf(sum);
-        else partials[(static_cast<int64_t>(blockIdx.y) * tokens + r) * total_cols + tile_col + col] = sum;
+        for (int q = 0; q < kSums; ++q) {
+            sum[q] = 0.0f;
+#pragma unroll
+            for (int w = 0; w < kWarps; ++w) sum[q] += red[q][w][r][col];
+        }
+        if (splits == 1) finish(r, col, sum);
+        else
+#pragma unroll
+            for (int q = 0; q < kSums; ++q) partials[(static_cast<int64_t>(blockIdx.y) * tokens + r) * total_cols + tile_col + q * kCols + col] = sum[q];
     }
     if (splits == 1) return;
     __threadfence();  // this part's sums are visible before its ticket
@@ -190,19 +230,23 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     __threadfence();
     for (int i = threadIdx.x; i < tokens * kCols; i += kWarps * 32) {
         const int r = i / kCols, col = i % kCols;
-        float sum = 0.0f;
-        for (int s = 0; s < splits; ++s) sum += __ldcg(partials + (static_cast<int64_t>(s) * tokens + r) * total_cols + tile_col + col);
-        L.y[r * L.out + j0 + col] = to_bf(sum);
+        float sum[kSums];
+#pragma unroll
+        for (int q = 0; q < kSums; ++q) {
+            sum[q] = 0.0f;
+            for (int s = 0; s < splits; ++s) sum[q] += __ldcg(partials + (static_cast<int64_t>(s) * tokens + r) * total_cols + tile_col + q * kCols + col);
+        }
+        finish(r, col, sum);
     }
     if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch
 }
 
-template <int MIN_BLOCKS>
-cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, int tokens, const GptqGemvScratch* scratch,
-                        cudaStream_t stream) {
+template <int MIN_BLOCKS, int MODE>
+cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
+                        const GptqGemvScratch* scratch, int64_t smem, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
-    gptq_gemv_mma_kernel<MIN_BLOCKS><<<grid, kWarps * 32, 0, stream>>>(ls, x, tokens, splits, splits > 1 ? scratch->partials : nullptr,
-                                                                       splits > 1 ? scratch->tickets : nullptr);
+    gptq_gemv_mma_kernel<MIN_BLOCKS, MODE><<<grid, kWarps * 32, static_cast<size_t>(smem), stream>>>(
+        ls, x, in_gate, tokens, splits, splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
     return cudaGetLastError();
 }
 
@@ -221,36 +265,90 @@ bool gptq_gemv_mma_applies(const GptqGemvLayer* layers, int count) {
     return true;
 }
 
-cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
-                                 const GptqGemvScratch* scratch, int max_splits, int min_blocks) {
+namespace {
+
+// Enough CTAs to fill every SM several times over (a layer of 4096 outputs has only 128 tiles):
+// split the input when the scratch has room for the parts' sums. `sums` layers per tile (SwiGLU: 2)
+// count as that many tiles, so a fused launch splits as the separate one would and sums in its order.
+int plan_splits(int64_t tiles, int64_t in, int64_t tokens, int64_t sums, const GptqGemvScratch* scratch, int max_splits) {
+    const int64_t chunks = in / (kStepK * kChunkSteps);
+    const int64_t want = 4 * static_cast<int64_t>(device_limits().sm_count);
+    const int splits =
+        static_cast<int>(std::clamp<int64_t>((want + tiles * sums - 1) / (tiles * sums), 1, std::min<int64_t>(max_splits, chunks)));
+    if (splits > 1 && (!scratch || !scratch->partials || !scratch->tickets || scratch->ticket_count < tiles ||
+                       scratch->partial_floats < splits * tokens * tiles * kCols * sums))
+        return 1;
+    return splits;
+}
+
+// Bytes of one CTA's gated inputs (kGatedInput), 0 otherwise.
+int64_t gated_input_smem(int64_t in, int64_t tokens, int splits, int mode) {
+    const int64_t chunks = in / (kStepK * kChunkSteps);
+    return mode == kGatedInput ? tokens * ((chunks + splits - 1) / splits) * kStepK * kChunkSteps * 2 : 0;
+}
+
+// Shared launcher of the three modes: `layers` as given (kPlain), one layer (kGatedInput), or the
+// gate and up layers (kSwiglu, which writes layers[0].out).
+cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* x, const uint16_t* in_gate, int64_t tokens, cudaStream_t stream,
+                        const GptqGemvScratch* scratch, int mode, int max_splits, int min_blocks) {
     if (tokens <= 0) return cudaSuccess;
-    if (!gptq_gemv_mma_applies(layers, count) || tokens > kMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16)
-        return cudaErrorInvalidValue;
+    if (!gptq_gemv_mma_applies(layers, count) || tokens > kMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
     Layers ls{};
-    ls.count = count;
+    ls.count = mode == kSwiglu ? 1 : count;  // SwiGLU: every CTA takes the gate layer's tile, and the up layer's beside it
     ls.in = layers[0].weights.in;
     int64_t tiles = 0;
     for (int i = 0; i < count; ++i) {
         const GptqView& w = layers[i].weights;
-        if (!layers[i].out) return cudaErrorInvalidValue;
+        if (!layers[i].out && !(mode == kSwiglu && i == 1)) return cudaErrorInvalidValue;
         ls.l[i] = Layer{reinterpret_cast<const uint32_t*>(w.qweight), reinterpret_cast<const uint32_t*>(w.qzeros), w.scales,
-                        reinterpret_cast<__nv_bfloat16*>(layers[i].out), w.out, w.group_size, tiles, w.zero_offset, w.tiled};
-        tiles += w.out / kCols;
+                        reinterpret_cast<__nv_bfloat16*>(layers[i].out), w.out, w.group_size, tiles, w.zero_offset, w.tiled, w.in / 8};
+        if (mode != kSwiglu || i == 0) tiles += w.out / kCols;
     }
     if (tiles > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    // Enough CTAs to fill every SM several times over (a layer of 4096 outputs has only 128 tiles):
-    // split the input when the scratch has room for the parts' sums.
-    const int64_t chunks = ls.in / (kStepK * kChunkSteps);
-    const int64_t want = 4 * static_cast<int64_t>(device_limits().sm_count);
-    int splits = static_cast<int>(std::clamp<int64_t>((want + tiles - 1) / tiles, 1, std::min<int64_t>(max_splits, chunks)));
-    if (splits > 1 && (!scratch || !scratch->partials || !scratch->tickets || scratch->ticket_count < tiles ||
-                       scratch->partial_floats < splits * tokens * tiles * kCols))
-        splits = 1;
+    const int splits = plan_splits(tiles, ls.in, tokens, mode == kSwiglu ? 2 : 1, scratch, max_splits);
+    const int64_t smem = gated_input_smem(ls.in, tokens, splits, mode);
+    if (smem > kGatedInputMaxSmem) return cudaErrorInvalidValue;
     const auto* xb = reinterpret_cast<const __nv_bfloat16*>(x);
+    const auto* gb = reinterpret_cast<const __nv_bfloat16*>(in_gate);
     const int n = static_cast<int>(tokens);
-    if (min_blocks >= 4) return launch_with<4>(ls, tiles, splits, xb, n, scratch, stream);
-    if (min_blocks == 2) return launch_with<2>(ls, tiles, splits, xb, n, scratch, stream);
-    return launch_with<1>(ls, tiles, splits, xb, n, scratch, stream);
+    if (mode == kGatedInput) return launch_with<4, kGatedInput>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (mode == kSwiglu) return launch_with<4, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (min_blocks >= 4) return launch_with<4, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (min_blocks == 2) return launch_with<2, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    return launch_with<1, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
+                                 const GptqGemvScratch* scratch, int max_splits, int min_blocks) {
+    return launch_mode(layers, count, x, nullptr, tokens, stream, scratch, kPlain, max_splits, min_blocks);
+}
+
+bool gptq_gemv_mma_gated_input_applies(const GptqView& w, int64_t tokens, const GptqGemvScratch* scratch) {
+    const GptqGemvLayer one{w, nullptr};
+    if (tokens < 1 || tokens > kMaxTokens || !gptq_gemv_mma_applies(&one, 1)) return false;
+    const int splits = plan_splits(w.out / kCols, w.in, tokens, 1, scratch, kGptqGemvMaxSplits);
+    return gated_input_smem(w.in, tokens, splits, kGatedInput) <= kGatedInputMaxSmem;
+}
+
+bool gptq_gemv_mma_swiglu_applies(const GptqView& gate, const GptqView& up, int64_t tokens) {
+    const GptqGemvLayer two[2] = {{gate, nullptr}, {up, nullptr}};
+    return tokens >= 1 && tokens <= kMaxTokens && gate.out == up.out && gptq_gemv_mma_applies(two, 2);
+}
+
+cudaError_t launch_gptq_gemv_mma_gated_input(const GptqView& w, const uint16_t* x, const uint16_t* gate, int64_t tokens, uint16_t* y,
+                                             cudaStream_t stream, const GptqGemvScratch* scratch) {
+    if (!gate) return cudaErrorInvalidValue;
+    const GptqGemvLayer one{w, y};
+    return launch_mode(&one, 1, x, gate, tokens, stream, scratch, kGatedInput, kGptqGemvMaxSplits, 4);
+}
+
+cudaError_t launch_gptq_gemv_mma_swiglu(const GptqView& gate, const GptqView& up, const uint16_t* x, int64_t tokens, uint16_t* y,
+                                        cudaStream_t stream, const GptqGemvScratch* scratch) {
+    if (gate.out != up.out) return cudaErrorInvalidValue;
+    const GptqGemvLayer two[2] = {{gate, y}, {up, nullptr}};
+    return launch_mode(two, 2, x, nullptr, tokens, stream, scratch, kSwiglu, kGptqGemvMaxSplits, 4);
 }
 
 }  // namespace quire::kernels

@@ -33,4 +33,17 @@ constexpr int64_t gptq_gemv_ticket_count(int64_t max_cols) { return (max_cols + 
 cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
                                  const GptqGemvScratch* scratch, int max_splits = kGptqGemvMaxSplits, int min_blocks = 4);
 
+// Fused forms for decode, with the arithmetic of the separate kernels (gates.cuh), so fused and
+// separate results agree bit for bit:
+//  - the output gate on the input: y = W · bf16(x · bf16(sigmoid(gate))), x and gate [tokens, in];
+//  - SwiGLU of the MLP's gate and up layers (same in and out): y = bf16(silu(bf16(Wg·x)) · bf16(Wu·x)).
+// cudaErrorInvalidValue where the tensor-core kernel does not apply (or, for the gated input, the
+// staged input of one CTA would pass 48 KB); the caller then runs the separate kernels.
+bool gptq_gemv_mma_gated_input_applies(const GptqView& w, int64_t tokens, const GptqGemvScratch* scratch);
+bool gptq_gemv_mma_swiglu_applies(const GptqView& gate, const GptqView& up, int64_t tokens);
+cudaError_t launch_gptq_gemv_mma_gated_input(const GptqView& w, const uint16_t* x, const uint16_t* gate, int64_t tokens, uint16_t* y,
+                                             cudaStream_t stream, const GptqGemvScratch* scratch);
+cudaError_t launch_gptq_gemv_mma_swiglu(const GptqView& gate, const GptqView& up, const uint16_t* x, int64_t tokens, uint16_t* y,
+                                        cudaStream_t stream, const GptqGemvScratch* scratch);
+
 }  // namespace quire::kernels

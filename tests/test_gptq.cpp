@@ -363,7 +363,8 @@ private slots:
     }
 
     void registered_tiny_models_load() {
-        for (const char* name : {"tiny-a-gptq4-sala", "tiny-a-gptq4-asym", "tiny-a-gptq8-act", "tiny-a-gptq8-asym", "tiny-a-gptq4-mixed"}) {
+        for (const char* name : {"tiny-a-gptq4-sala", "tiny-a-gptq4-asym", "tiny-a-gptq8-act", "tiny-a-gptq8-asym", "tiny-a-gptq4-mixed",
+                                 "tiny-a-gptq4-g128"}) {
             auto m = Model::load(test::tiny_model(name));
             QVERIFY2(m.is_ok(), (std::string(name) + ": " + m.status().message()).c_str());
             QVERIFY(m.value()->weights().quantized());

@@ -4,6 +4,7 @@
 #include "bf16.h"
 #include "embedding.h"
 #include "gemv.h"
+#include "gptq_gemv_mma.h"
 #include "norm_ops.h"
 #include "sampling.h"
 
@@ -109,6 +110,14 @@ Status CudaSalaOps::linear(int64_t layer, Linear which, Act in, Act out) {
             return kernels::launch_gemv_bf16_gated_input(m.data, m.rows, m.cols, buf(in), buf(gate_.gate), buf(out), e_.stream_);
         });
     }
+    // The same for a 4-bit GPTQ projection (the tensor-core GEMV stages the gated input once per CTA).
+    if (gate_pending_ && in == gate_.out && gate_.count == m.cols && m.quantized() &&
+        kernels::gptq_gemv_mma_gated_input_applies(m.gptq, n_, &e_.gptq_scratch_)) {
+        gate_pending_ = false;
+        return launch(Op::gemm, "GPTQ GEMV with the output gate", [&] {
+            return kernels::launch_gptq_gemv_mma_gated_input(m.gptq, buf(in), buf(gate_.gate), n_, buf(out), e_.stream_, &e_.gptq_scratch_);
+        });
+    }
     QUIRE_TRY(settle());
     return e_.profiler_.time(Op::gemm, [&] { return e_.gemm(buf(in), n_, m, buf(out)); });
 }
@@ -123,6 +132,12 @@ Status CudaSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> ou
             swiglu_done_ = true;
             return launch(Op::gemm, "GEMV with SwiGLU", [&] {
                 return kernels::launch_gemv_bf16_swiglu(gate.data, gate.rows, gate.cols, buf(in), buf(Act::g), e_.stream_);
+            });
+        }
+        if (gate.quantized() && up.quantized() && kernels::gptq_gemv_mma_swiglu_applies(gate.gptq, up.gptq, n_)) {
+            swiglu_done_ = true;
+            return launch(Op::gemm, "GPTQ GEMV with SwiGLU", [&] {
+                return kernels::launch_gptq_gemv_mma_swiglu(gate.gptq, up.gptq, buf(in), n_, buf(Act::g), e_.stream_, &e_.gptq_scratch_);
             });
         }
     }

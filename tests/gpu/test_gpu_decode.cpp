@@ -256,8 +256,14 @@ private slots:
     // Gates fused into the GEMVs: bit for bit the logits of the separate kernels, with fewer
     // kernels per step (graph nodes, printed for the benchmark notes: every layer of a kind runs the
     // same launches at any model size).
+    void fused_gates_match_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("tiny-a") << "tiny-a";                        // bf16 GEMVs
+        QTest::newRow("tiny-a-gptq4-g128") << "tiny-a-gptq4-g128";  // 4-bit tensor-core GEMVs (o_gate / z_proj in bf16)
+    }
     void fused_gates_match() {
-        auto m = load_model(tiny_model("tiny-a"));
+        QFETCH(QString, model);
+        auto m = load_model(tiny_model(model.toUtf8().constData()));
         auto gpu = cuda_engine(m);
         auto& cu = as_cuda(*gpu);
         const int64_t start = 8180, steps = 24;
@@ -273,8 +279,8 @@ private slots:
             QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[1][static_cast<size_t>(i)],
                      qPrintable(QString("position %1: fused and separate gates differ").arg(start + i)));
         const auto layers = static_cast<double>(m->config().num_hidden_layers);
-        qInfo("kernels (graph nodes) per decode step, tiny-a, %g layers: separate gates %lld (%.2f per layer), fused %lld (%.2f per layer)",
-              layers, static_cast<long long>(nodes[0]), static_cast<double>(nodes[0]) / layers, static_cast<long long>(nodes[1]),
+        qInfo("kernels (graph nodes) per decode step, %s, %g layers: separate gates %lld (%.2f per layer), fused %lld (%.2f per layer)",
+              qPrintable(model), layers, static_cast<long long>(nodes[0]), static_cast<double>(nodes[0]) / layers, static_cast<long long>(nodes[1]),
               static_cast<double>(nodes[1]) / layers);
         if (cu.decode_graphs()) QVERIFY(nodes[1] < nodes[0]);
     }

@@ -26,7 +26,9 @@ private slots:
         QTest::newRow("tiny-g16") << "tiny-g16";
         // GPTQ checkpoints (docs/quantization.md): the CPU engine dequantizes exactly inside its GEMM;
         // the GPU's prefill rounds the dequantized weights to bf16 and its decode GEMV reads the words.
-        for (const char* q : {"tiny-a-gptq4-sala", "tiny-a-gptq4-asym", "tiny-a-gptq8-act", "tiny-a-gptq8-asym", "tiny-a-gptq4-mixed"})
+        // tiny-a-gptq4-g128 has the community checkpoint's format, which decodes on tensor cores.
+        for (const char* q : {"tiny-a-gptq4-sala", "tiny-a-gptq4-asym", "tiny-a-gptq8-act", "tiny-a-gptq8-asym", "tiny-a-gptq4-mixed",
+                              "tiny-a-gptq4-g128"})
             QTest::newRow(q) << q;
     }
     void matches_cpu() {

@@ -24,6 +24,7 @@
 #include "gptq_gemv.h"
 #include "gptq_gemv_mma.h"
 #include "gpu_test_main.h"
+#include "norm_ops.h"
 #include "random_fill.h"
 
 using namespace quire;
@@ -344,6 +345,50 @@ private slots:
             }
         // Every split launch left its tickets at zero for the next one.
         for (uint32_t t : tickets.download()) QCOMPARE(t, 0u);
+    }
+
+    // The tensor-core kernel with the output gate on its input, and with SwiGLU of two layers, gives
+    // bit for bit what the separate kernels give (the engine's decode relies on it: gates.cuh).
+    void fused_gates_match_separate() {
+        if (kernels::device_limits().sm_major < 8) QSKIP("the tensor-core kernel needs sm_80");
+        for (const Shape s : {Shape{4096, 4096, 128, 4, true, false, false, 1}, Shape{256, 256, 128, 4, false, false, false, 0},
+                              Shape{1024, 96, 1024, 4, false, false, false, 1}}) {
+            const HostLayer ha = make_layer(s, 41 + static_cast<uint64_t>(s.out)), hb = make_layer(s, 43 + static_cast<uint64_t>(s.out));
+            DeviceLayer da(ha), db(hb);
+            DeviceBuffer<float> partials(kernels::gptq_gemv_partial_floats(2 * s.out));
+            DeviceBuffer<uint32_t> tickets(std::vector<uint32_t>(static_cast<size_t>(kernels::gptq_gemv_ticket_count(2 * s.out)), 0u));
+            const kernels::GptqGemvScratch scratch{partials.get(), kernels::gptq_gemv_partial_floats(2 * s.out), tickets.get(),
+                                                   kernels::gptq_gemv_ticket_count(2 * s.out)};
+            for (int64_t tokens : {1, 3, 8}) {
+                const auto x = random_x(tokens * s.in, 61 + static_cast<uint64_t>(tokens)), gate = random_x(tokens * s.in, 67);
+                DeviceBuffer<uint16_t> dx(x), dgate(gate), gated(x), fused(tokens * s.out), separate(tokens * s.out), g(tokens * s.out),
+                    u(tokens * s.out), silu(tokens * s.out);
+                // The output gate: fused, then the separate gate kernel and the plain GEMV.
+                QVERIFY(kernels::gptq_gemv_mma_gated_input_applies(da.view, tokens, &scratch));
+                QCOMPARE(kernels::launch_gptq_gemv_mma_gated_input(da.view, dx.get(), dgate.get(), tokens, fused.get(), nullptr, &scratch), cudaSuccess);
+                QCOMPARE(kernels::launch_sigmoid_gate(gated.get(), dgate.get(), tokens * s.in, nullptr), cudaSuccess);
+                QCOMPARE(kernels::launch_gptq_gemv(da.view, gated.get(), tokens, separate.get(), nullptr, kernels::GptqGemvLoop::tensor_cores, &scratch),
+                         cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                QVERIFY2(fused.download() == separate.download(), qPrintable(QString("output gate, %1x%2, tokens %3").arg(s.out).arg(s.in).arg(tokens)));
+                QVERIFY(fused.guard_intact());
+                // SwiGLU: fused, then the two layers in one launch and the separate SwiGLU kernel.
+                QVERIFY(kernels::gptq_gemv_mma_swiglu_applies(da.view, db.view, tokens));
+                QCOMPARE(kernels::launch_gptq_gemv_mma_swiglu(da.view, db.view, dx.get(), tokens, fused.get(), nullptr, &scratch), cudaSuccess);
+                const kernels::GptqGemvLayer both[2] = {{da.view, g.get()}, {db.view, u.get()}};
+                QCOMPARE(kernels::launch_gptq_gemv_multi(both, 2, dx.get(), tokens, nullptr, kernels::GptqGemvLoop::tensor_cores, &scratch), cudaSuccess);
+                QCOMPARE(kernels::launch_silu_mul(g.get(), u.get(), tokens * s.out, silu.get(), nullptr), cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                QVERIFY2(fused.download() == silu.download(), qPrintable(QString("SwiGLU, %1x%2, tokens %3").arg(s.out).arg(s.in).arg(tokens)));
+                QVERIFY(fused.guard_intact());
+            }
+            for (uint32_t t : tickets.download()) QCOMPARE(t, 0u);
+        }
+        // Layers the tensor-core kernel does not take are refused (the engine then runs the separate kernels).
+        const HostLayer h8 = make_layer(Shape{256, 64, 64, 8, true, false, false, 1}, 3);
+        DeviceLayer d8(h8);
+        QVERIFY(!kernels::gptq_gemv_mma_gated_input_applies(d8.view, 1, nullptr));
+        QVERIFY(!kernels::gptq_gemv_mma_swiglu_applies(d8.view, d8.view, 1));
     }
 
     // Several layers sharing x in one launch give what each gives alone (bit for bit: the same
