@@ -40,7 +40,7 @@ constexpr int kWarps = 8;
 constexpr int64_t kGatedInputMaxSmem = 48 << 10;  // the gated input's staging stays within the default dynamic limit
 constexpr int kStepK = 32;    // inputs per warp step (4 packed rows)
 constexpr int kChunkSteps = 4;  // steps per chunk: 128 inputs, which one group holds (group_size % 128 == 0)
-constexpr int kMaxTokens = 8;  // A rows that can carry tokens (the other 8 of the 16 stay zero)
+constexpr int kMaxTokens = 8;  // tokens of one launch: the 8 columns (n) of B
 
 struct Layer {
     const uint32_t* qweight;
@@ -142,7 +142,7 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat1
 // SwiGLU of two layers (gate, up) with the same columns, y = bf16(silu(bf16(g)) · bf16(u)).
 enum Mode { kPlain = 0, kGatedInput = 1, kSwiglu = 2 };
 
-// The CTA's sums of one layer's tile over this warp's chunks, added over the warps into red[slot].
+// This warp's sums of one layer's tile over its chunks, left in red[warp] for the CTA to add.
 __device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* xc, bool x_shared, int64_t c_begin, int n, int64_t j0, int g,
                                           int t, bool has_token, float (&red)[kWarps][kMaxTokens][kCols], int warp, int tokens) {
     const int64_t stride = gptq_row_stride(L.tiled, L.out);
