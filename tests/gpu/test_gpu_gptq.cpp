@@ -124,6 +124,17 @@ struct DeviceLayer {
     }
 };
 
+// The tensor-core GEMV's split scratch for launches of up to `cols` output columns, tickets zeroed.
+struct SplitScratch {
+    DeviceBuffer<float> partials;
+    DeviceBuffer<uint32_t> tickets;
+    kernels::GptqGemvScratch view;
+    explicit SplitScratch(int64_t cols)
+        : partials(kernels::gptq_gemv_partial_floats(cols)),
+          tickets(std::vector<uint32_t>(static_cast<size_t>(kernels::gptq_gemv_ticket_count(cols)), 0u)),
+          view{partials.get(), kernels::gptq_gemv_partial_floats(cols), tickets.get(), kernels::gptq_gemv_ticket_count(cols)} {}
+};
+
 std::vector<uint16_t> random_x(int64_t n, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> d(0.0f, 1.0f);
@@ -311,10 +322,8 @@ private slots:
         }
         const kernels::GptqGemvLayer probe{d.view, nullptr};
         const bool mma = kernels::gptq_gemv_mma_applies(&probe, 1);
-        DeviceBuffer<float> partials(kernels::gptq_gemv_partial_floats(s.out));
-        DeviceBuffer<uint32_t> tickets(std::vector<uint32_t>(static_cast<size_t>(kernels::gptq_gemv_ticket_count(s.out)), 0u));
-        const kernels::GptqGemvScratch scratch{partials.get(), kernels::gptq_gemv_partial_floats(s.out), tickets.get(),
-                                               kernels::gptq_gemv_ticket_count(s.out)};
+        SplitScratch split(s.out);
+        const kernels::GptqGemvScratch& scratch = split.view;
         struct Run {
             const char* name;
             kernels::GptqGemvLoop loop;
@@ -344,7 +353,7 @@ private slots:
                 }
             }
         // Every split launch left its tickets at zero for the next one.
-        for (uint32_t t : tickets.download()) QCOMPARE(t, 0u);
+        for (uint32_t t : split.tickets.download()) QCOMPARE(t, 0u);
     }
 
     // The tensor-core kernel with the output gate on its input, and with SwiGLU of two layers, gives
@@ -355,10 +364,8 @@ private slots:
                               Shape{1024, 96, 1024, 4, false, false, false, 1}}) {
             const HostLayer ha = make_layer(s, 41 + static_cast<uint64_t>(s.out)), hb = make_layer(s, 43 + static_cast<uint64_t>(s.out));
             DeviceLayer da(ha), db(hb);
-            DeviceBuffer<float> partials(kernels::gptq_gemv_partial_floats(2 * s.out));
-            DeviceBuffer<uint32_t> tickets(std::vector<uint32_t>(static_cast<size_t>(kernels::gptq_gemv_ticket_count(2 * s.out)), 0u));
-            const kernels::GptqGemvScratch scratch{partials.get(), kernels::gptq_gemv_partial_floats(2 * s.out), tickets.get(),
-                                                   kernels::gptq_gemv_ticket_count(2 * s.out)};
+            SplitScratch split(2 * s.out);
+            const kernels::GptqGemvScratch& scratch = split.view;
             for (int64_t tokens : {1, 3, 8}) {
                 const auto x = random_x(tokens * s.in, 61 + static_cast<uint64_t>(tokens)), gate = random_x(tokens * s.in, 67);
                 DeviceBuffer<uint16_t> dx(x), dgate(gate), gated(x), fused(tokens * s.out), separate(tokens * s.out), g(tokens * s.out),
@@ -382,7 +389,7 @@ private slots:
                 QVERIFY2(fused.download() == silu.download(), qPrintable(QString("SwiGLU, %1x%2, tokens %3").arg(s.out).arg(s.in).arg(tokens)));
                 QVERIFY(fused.guard_intact());
             }
-            for (uint32_t t : tickets.download()) QCOMPARE(t, 0u);
+            for (uint32_t t : split.tickets.download()) QCOMPARE(t, 0u);
         }
         // Layers the tensor-core kernel does not take are refused (the engine then runs the separate kernels).
         const HostLayer h8 = make_layer(Shape{256, 64, 64, 8, true, false, false, 1}, 3);
