@@ -1,24 +1,18 @@
 // Forced blocks and top-k over pooled block scores (docs/model.md §3.4-3.5), one CTA per (query, KV
 // group): a two-pass radix select on the 16-bit bf16 keys of the candidate blocks finds the k-th
 // largest score, then one ordered pass emits the chosen blocks ascending — ties at the threshold
-// go to the lower blocks, as in the CPU engine.
+// go to the lower blocks, as in the CPU engine. A few queries (decode) take the kernel of
+// select_blocks_decode.cu instead.
 #include <cfloat>
 
 #include "attention_ops.h"
-#include "common.cuh"
+#include "select_common.cuh"
 
 namespace quire::kernels {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-// Order-preserving 16-bit key of a score (a bf16 value stored as float): -inf, negatives and NaN
-// lowest, then 0 and the positive values by magnitude.
-__device__ __forceinline__ uint32_t score_key(float x) {
-    if (!(x >= 0.0f)) return 0;
-    return (__float_as_uint(x) >> 16) + 1;
-}
 
 // Exclusive prefix count of `flag` over the CTA (threads in order); `total` gets the sum.
 __device__ __forceinline__ int block_prefix(bool flag, int& total, int* warp_sums) {
@@ -62,13 +56,13 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const float* __restric
     const int64_t qb = p / 64, nb = qb + 1;
     const float* row = scores + item * stride;
     int32_t* out = selected + item * topk;
-    auto forced = [&](int64_t b) { return b < init_blocks || b >= qb - local_blocks; };
+    const ForcedBlocks fb{qb, init_blocks, local_blocks};
+    auto forced = [&](int64_t b) { return fb.contains(b); };
     if (nb <= topk) {
         for (int64_t i = threadIdx.x; i < topk; i += kThreads) out[i] = i < nb ? static_cast<int32_t>(i) : -1;
         return;
     }
-    const int64_t init = min64(init_blocks, nb);
-    const int64_t n_forced = init + max64(0, qb - max64(init_blocks, qb - local_blocks) + 1);
+    const int64_t n_forced = fb.count();
     const int64_t candidates = nb - n_forced;
     const int need = static_cast<int>(topk - n_forced);
 
@@ -127,11 +121,18 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const float* __restric
 
 }  // namespace
 
+// select_blocks_decode.cu: a few queries (one CTA of 1024 threads per row, the row in registers).
+bool select_decode_applies(int64_t tokens, int64_t pos0, int64_t kv_heads);
+cudaError_t launch_select_decode(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
+                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream);
+
 cudaError_t launch_select_blocks(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
                                  int64_t init_blocks, int64_t local_blocks, int64_t total_topk, int32_t* selected,
                                  cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;
     if (tokens * kv_heads > 0x7FFFFFFF) return cudaErrorInvalidValue;
+    if (select_decode_applies(tokens, pos0, kv_heads))
+        return launch_select_decode(block_scores, tokens, pos0, kv_heads, stride, init_blocks, local_blocks, total_topk, selected, stream);
     select_kernel<<<static_cast<unsigned>(tokens * kv_heads), kThreads, 0, stream>>>(block_scores, pos0, kv_heads, stride, init_blocks,
                                                                                     local_blocks, total_topk, selected);
     return cudaGetLastError();

@@ -2,9 +2,9 @@
 // give each (query, KV head) one CTA streaming every compressed key in turn, two CTAs in all for a
 // decode step. Here the work is split over the compressed keys instead, one warp per 64-key tile:
 //   1. per C2 tile, each head's max and sum of 2^x          (partials)
-//   2. per (query, KV head), the combined max and 1 / sum     (stats)
+//   2. per (query, KV head), the combined max and 1 / sum     (stats; a warp per head row)
 //   3. per C1 tile, the group-summed probabilities, bf16      (fine scores)
-//   4. per (query, KV head), max-pooling into block scores
+//   4. per (query, KV head, block), max-pooling into block scores
 // Same numbers as the fused kernel up to fp32 summation order. Group size 16 only (one query's
 // heads fill the MMA tile); other shapes use the fused kernel.
 #include <cfloat>
@@ -58,19 +58,29 @@ __global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16
     }
 }
 
-__global__ void combine_kernel(const float2* __restrict__ partials, int64_t tiles2, float2* __restrict__ stats) {
+// (m, z) = running max and sum of 2^(x - m); merging two keeps the larger max.
+__device__ __forceinline__ float2 merge_partial(float2 a, float2 b) {
+    const float m = fmaxf(a.x, b.x);
+    if (m == -INFINITY) return make_float2(-INFINITY, 0.0f);
+    const float za = a.x == -INFINITY ? 0.0f : a.y * fast_exp2(a.x - m);
+    const float zb = b.x == -INFINITY ? 0.0f : b.y * fast_exp2(b.x - m);
+    return make_float2(m, za + zb);
+}
+
+// One warp per (item, head row): lane l merges tiles l, l + 32, .., then the warp's lanes in a fixed
+// tree (deterministic). 16 warps per item: a 1M step's 256 C2 tiles take 8 steps per lane instead
+// of one thread's 2 × 256 dependent loads.
+__global__ void __launch_bounds__(512) combine_kernel(const float2* __restrict__ partials, int64_t tiles2, float2* __restrict__ stats) {
     const int64_t item = blockIdx.x;
-    const int row = threadIdx.x;
-    if (row >= 16) return;
-    float m = -INFINITY;
-    for (int64_t u = 0; u < tiles2; ++u) m = fmaxf(m, partials[(item * tiles2 + u) * 16 + row].x);
-    float z = 0.0f;
-    if (m != -INFINITY)
-        for (int64_t u = 0; u < tiles2; ++u) {
-            const float2 p = partials[(item * tiles2 + u) * 16 + row];
-            if (p.x != -INFINITY) z += p.y * fast_exp2(p.x - m);
-        }
-    stats[item * 16 + row] = make_float2(m, z > 0.0f ? 1.0f / z : 0.0f);
+    const int row = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float2 acc = make_float2(-INFINITY, 0.0f);
+    for (int64_t u = lane; u < tiles2; u += 32) acc = merge_partial(acc, partials[(item * tiles2 + u) * 16 + row]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        const float2 other = make_float2(__shfl_xor_sync(0xffffffffu, acc.x, off), __shfl_xor_sync(0xffffffffu, acc.y, off));
+        acc = merge_partial(acc, other);
+    }
+    if (lane == 0) stats[item * 16 + row] = make_float2(acc.x, acc.y > 0.0f ? 1.0f / acc.y : 0.0f);
 }
 
 template <int D>
@@ -114,17 +124,18 @@ __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __
     }
 }
 
+// One thread per (item, block): a 1M step has 16,384 blocks per item.
 __global__ void pool_kernel(const float* __restrict__ fine, int64_t fine_stride, int64_t pos0, int64_t kv_heads, int64_t stride,
                             float* __restrict__ block_scores) {
-    const int64_t item = blockIdx.x;
+    const int64_t item = blockIdx.y;
     const int64_t p = pos0 + item / kv_heads;
+    const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (b > p / 64) return;
     const int64_t n1 = visible_entries(p + 1, 32, 16);
     const float* row = fine + item * fine_stride;
-    for (int64_t b = threadIdx.x; b <= p / 64; b += blockDim.x) {
-        float best = -INFINITY;
-        for (int64_t i = max64(0, 4 * b - 1); i <= min64(n1 - 1, 4 * b + 3); ++i) best = fmaxf(best, row[i]);
-        block_scores[item * stride + b] = best;
-    }
+    float best = -INFINITY;
+    for (int64_t i = max64(0, 4 * b - 1); i <= min64(n1 - 1, 4 * b + 3); ++i) best = fmaxf(best, row[i]);
+    block_scores[item * stride + b] = best;
 }
 
 struct SplitLayout {
@@ -150,11 +161,13 @@ cudaError_t launch_split(const uint16_t* q16, const RowSource& c1, const RowSour
     if (L.tiles2 > 0)
         coarse_partials_kernel<D><<<dim3(static_cast<unsigned>(L.tiles2), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
             q, c2, pos0, kv_heads, L.tiles2, partials);
-    combine_kernel<<<static_cast<unsigned>(L.items), 32, 0, stream>>>(partials, L.tiles2, stats);
+    combine_kernel<<<static_cast<unsigned>(L.items), 512, 0, stream>>>(partials, L.tiles2, stats);
     if (L.tiles1 > 0)
         fine_scores_kernel<D><<<dim3(static_cast<unsigned>(L.tiles1), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
             q, c1, pos0, kv_heads, stats, L.fine_stride, fine);
-    pool_kernel<<<static_cast<unsigned>(L.items), 256, 0, stream>>>(fine, L.fine_stride, pos0, kv_heads, stride, block_scores);
+    const int64_t blocks = (pos0 + tokens - 1) / 64 + 1;
+    pool_kernel<<<dim3(static_cast<unsigned>((blocks + 255) / 256), static_cast<unsigned>(L.items)), 256, 0, stream>>>(
+        fine, L.fine_stride, pos0, kv_heads, stride, block_scores);
     return cudaGetLastError();
 }
 

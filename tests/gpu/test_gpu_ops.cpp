@@ -427,6 +427,24 @@ private slots:
         std::vector<int32_t> gsel;
         select_on(pooled_all, gsel);
         QCOMPARE(as_lists(gsel), csel);
+        // The last queries on their own take the decode kernel (a few rows, each in one CTA's registers).
+        auto select_tail = [&](const std::vector<float>& pooled) {
+            const std::vector<float> rows(pooled.end() - tail * kv * stride, pooled.end());
+            DeviceBuffer<float> dcs(rows);
+            DeviceBuffer<int32_t> dsel(tail * kv * g.total_topk);
+            std::vector<std::vector<int64_t>> lists;
+            if (kernels::launch_select_blocks(dcs.get(), tail, N - tail, kv, stride, g.init_blocks, g.local_blocks, g.total_topk, dsel.get(),
+                                              nullptr) != cudaSuccess ||
+                cudaDeviceSynchronize() != cudaSuccess || !dsel.guard_intact())
+                return lists;
+            const auto flat = dsel.download();
+            lists.resize(static_cast<size_t>(tail * kv));
+            for (size_t item = 0; item < lists.size(); ++item)
+                for (int64_t i = 0; i < g.total_topk; ++i)
+                    if (const int32_t b = flat[item * static_cast<size_t>(g.total_topk) + static_cast<size_t>(i)]; b >= 0) lists[item].push_back(b);
+            return lists;
+        };
+        QCOMPARE(select_tail(pooled_all), std::vector<std::vector<int64_t>>(csel.end() - tail * kv, csel.end()));
         {
             // Many exact ties: scores from four values, so the cut falls inside a run of equal keys.
             std::vector<float> tied(pooled_all.size());
@@ -441,6 +459,7 @@ private slots:
             std::vector<int32_t> tsel;
             select_on(tied, tsel);
             QCOMPARE(as_lists(tsel), want);
+            QCOMPARE(select_tail(tied), std::vector<std::vector<int64_t>>(want.end() - tail * kv, want.end()));
         }
 
         // A forked sequence's caches come in two parts (a shared prefix and its own rows): the kernels
@@ -511,6 +530,51 @@ private slots:
                 check(last_sparse ? "decode attention, sparse" : "decode attention, dense", nmse(dout1.download(), want), 1e-5,
                       dout1.guard_intact() && dscratch.guard_intact());
             }
+        }
+    }
+
+    // Selection on long rows, as a decode step at 1M and 2M tokens sees them (16,384 and 32,768
+    // blocks: the decode kernel's largest register tiles), against the CPU, ties included.
+    void select_long_rows_data() {
+        QTest::addColumn<qlonglong>("tokens");
+        QTest::addColumn<qlonglong>("kv");
+        QTest::addColumn<qlonglong>("last");  // position of the last query
+        QTest::addColumn<bool>("tied");
+        QTest::newRow("1M, 1 token, 2 heads") << 1LL << 2LL << (1LL << 20) - 1 << false;
+        QTest::newRow("1M, ties") << 1LL << 2LL << (1LL << 20) - 1 << true;
+        QTest::newRow("2M, 3 tokens") << 3LL << 2LL << (2LL << 20) - 1 << false;
+        QTest::newRow("2M + 1 block: the prefill kernel") << 1LL << 2LL << (2LL << 20) + 63 << false;
+        QTest::newRow("odd length, 16 tokens") << 16LL << 2LL << 300001LL << true;
+        QTest::newRow("below topk") << 1LL << 2LL << 96LL * 64 - 1 << false;
+    }
+    void select_long_rows() {
+        QFETCH(qlonglong, tokens);
+        QFETCH(qlonglong, kv);
+        QFETCH(qlonglong, last);
+        QFETCH(bool, tied);
+        const int64_t pos0 = last - tokens + 1, stride = last / 64 + 1, items = tokens * kv;
+        SparseGeometry g;
+        std::mt19937_64 rng(static_cast<uint64_t>(last));
+        std::uniform_real_distribution<float> u(0.0f, 1.0f);
+        std::vector<float> scores(static_cast<size_t>(items * stride));
+        for (size_t i = 0; i < scores.size(); ++i)
+            scores[i] = round_bf16(tied ? 0.001f * static_cast<float>((i * 7919) % 5) : u(rng) * u(rng));
+        DeviceBuffer<float> dscores(scores);
+        DeviceBuffer<int32_t> dsel(items * g.total_topk);
+        QCOMPARE(kernels::launch_select_blocks(dscores.get(), tokens, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk,
+                                               dsel.get(), nullptr),
+                 cudaSuccess);
+        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+        QVERIFY(dsel.guard_intact());
+        const auto flat = dsel.download();
+        for (int64_t item = 0; item < items; ++item) {
+            const int64_t p = pos0 + item / kv;
+            const auto first = scores.begin() + item * stride;
+            const auto want = cpu::select_from_block_scores(std::vector<float>(first, first + p / 64 + 1), p, g);
+            std::vector<int64_t> got;
+            for (int64_t i = 0; i < g.total_topk; ++i)
+                if (const int32_t b = flat[static_cast<size_t>(item * g.total_topk + i)]; b >= 0) got.push_back(b);
+            QCOMPARE(got, want);
         }
     }
 };

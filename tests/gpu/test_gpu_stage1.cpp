@@ -379,6 +379,57 @@ private slots:
         std::printf("  1M-like: wgmma vs mma.sync, worst relative difference over sampled candidate blocks %.3g\n", worst);
         QVERIFY2(worst <= 1.0 / 64, qPrintable(QString("wgmma vs mma.sync at 1M: %1").arg(worst)));
     }
+
+    // One decode step's stage 1 (the split path) and block selection at 8K, 128K and 1M: two KV heads
+    // of 16 query heads, head dim 128, the 9B model's sparse layer. Microseconds per layer, the mean
+    // of 50 back-to-back launches; the bytes stage 1 must read (C1 and C2 of both heads) give its
+    // effective bandwidth. Printed, never asserted.
+    void decode_timing() {
+        const int64_t kv = 2, group = 16, dim = 128;
+        const cpu::SparseGeometry g;
+        for (const int64_t n : {int64_t{8192}, int64_t{131072}, int64_t{1} << 20}) {
+            const int64_t pos0 = n - 1, n1 = (n - 32) / 16 + 1, n2 = (n - 128) / 64 + 1, stride = (n - 1) / 64 + 1;
+            const int64_t scratch_n = kernels::stage1_scratch_floats(1, pos0, kv, group);
+            QVERIFY(scratch_n > 0);
+            DeviceBuffer<uint16_t> q(kv * group * dim), c1(n1 * kv * dim), c2(n2 * kv * dim);
+            DeviceBuffer<float> scores(kv * stride), scratch(scratch_n);
+            DeviceBuffer<int32_t> sel(kv * g.total_topk);
+            QVERIFY(q.ok() && c1.ok() && c2.ok() && scores.ok() && scratch.ok() && sel.ok());
+            QCOMPARE(kernels::launch_fill_random_bf16(q.get(), kv * group * dim, 1, 1.0f, nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_fill_random_bf16(c1.get(), n1 * kv * dim, 2, 0.5f, nullptr), cudaSuccess);
+            QCOMPARE(kernels::launch_fill_random_bf16(c2.get(), n2 * kv * dim, 3, 0.5f, nullptr), cudaSuccess);
+            const kernels::Stage1Forced forced{g.init_blocks, g.local_blocks, g.total_topk};
+            auto stage1 = [&] {
+                return kernels::launch_stage1_blocks(q.get(), c1.get(), c2.get(), 1, pos0, kv, group, dim, stride, scores.get(),
+                                                     scratch.get(), scratch_n, nullptr, forced);
+            };
+            auto select = [&] {
+                return kernels::launch_select_blocks(scores.get(), 1, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk,
+                                                     sel.get(), nullptr);
+            };
+            auto time_us = [&](auto&& launch) -> double {
+                constexpr int kReps = 50;
+                cudaEvent_t e0, e1;
+                cudaEventCreate(&e0);
+                cudaEventCreate(&e1);
+                bool ok = launch() == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess;
+                cudaEventRecord(e0);
+                for (int r = 0; r < kReps && ok; ++r) ok = launch() == cudaSuccess;
+                cudaEventRecord(e1);
+                ok = ok && cudaEventSynchronize(e1) == cudaSuccess;
+                float ms = 0;
+                cudaEventElapsedTime(&ms, e0, e1);
+                cudaEventDestroy(e0);
+                cudaEventDestroy(e1);
+                return ok ? 1000.0 * ms / kReps : -1.0;
+            };
+            const double t1 = time_us(stage1), t2 = time_us(select);
+            QVERIFY(t1 > 0 && t2 > 0);
+            const double bytes = double(n1 + n2) * kv * dim * 2;
+            std::printf("  decode at %7lld tokens: stage 1 %.1f us (%.0f GB/s over C1+C2), selection %.1f us\n", static_cast<long long>(n),
+                        t1, bytes / t1 * 1e-3, t2);
+        }
+    }
 };
 
 QUIRE_GPU_TEST_MAIN(TestGpuStage1)

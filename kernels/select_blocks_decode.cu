@@ -1,0 +1,209 @@
+// Top-k block selection for a few queries over a long context (decode, docs/model.md §3.5): one CTA
+// of 1024 threads per (query, KV group), each thread holding kPer consecutive block scores in
+// registers. The row is read from memory once; the two radix passes, the search for the threshold
+// bin and the ordered emission work on registers and shared memory. select_blocks.cu's kernel
+// (256 threads, the row re-read by every pass, a CTA-wide prefix per 256 blocks) suits prefill's
+// thousands of rows but took ~60 µs a layer for the 16,384 blocks of a 1M decode step, on two SMs.
+// Same result as that kernel, ties included: the k-th largest key by a radix select on its high
+// and low byte, the blocks above it and the first ones at it, ascending.
+#include <cfloat>
+
+#include "attention_ops.h"
+#include "select_common.cuh"
+
+namespace quire::kernels {
+
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+
+// Exclusive prefix of v over the CTA (threads in order); `total` gets the sum. Uses and leaves
+// `warp_sums` (kWarps ints) free for the next call.
+__device__ __forceinline__ int cta_exclusive_scan(int v, int& total, int* warp_sums) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int incl = v;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+        const int up = __shfl_up_sync(0xffffffffu, incl, off);
+        if (lane >= off) incl += up;
+    }
+    if (lane == 31) warp_sums[warp] = incl;
+    __syncthreads();
+    if (warp == 0) {
+        int w = warp_sums[lane], wi = w;
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+            const int up = __shfl_up_sync(0xffffffffu, wi, off);
+            if (lane >= off) wi += up;
+        }
+        warp_sums[lane] = wi - w;  // exclusive
+        if (lane == 31) warp_sums[kWarps] = wi;
+    }
+    __syncthreads();
+    const int out = warp_sums[warp] + incl - v;
+    total = warp_sums[kWarps];
+    __syncthreads();
+    return out;
+}
+
+// Warp 0 finds the bin (from the top) where the count of keys at or above reaches `want`, and the
+// count strictly above it (bin 0 and the whole count where the histogram holds fewer). Lane l
+// holds bins 255 - 8l down to 248 - 8l.
+__device__ __forceinline__ void find_bin_warp(const int* hist, int want, int* s_bin, int* s_above) {
+    const int lane = threadIdx.x & 31;
+    int c[8], own = 0;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        c[k] = hist[255 - 8 * lane - k];
+        own += c[k];
+    }
+    int incl = own;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+        const int up = __shfl_up_sync(0xffffffffu, incl, off);
+        if (lane >= off) incl += up;
+    }
+    const int excl = incl - own;
+    const unsigned here = __ballot_sync(0xffffffffu, excl < want && incl >= want);
+    const int total = __shfl_sync(0xffffffffu, incl, 31);
+    if (here == 0) {
+        if (lane == 0) {
+            *s_bin = 0;
+            *s_above = total;
+        }
+    } else if (lane == __ffs(here) - 1) {
+        int acc = excl;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            if (acc + c[k] >= want) {
+                *s_bin = 255 - 8 * lane - k;
+                *s_above = acc;
+                break;
+            }
+            acc += c[k];
+        }
+    }
+}
+
+template <int kPer>
+__global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
+                                                                 int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
+                                                                 int32_t* __restrict__ selected) {
+    __shared__ int hist[256];
+    __shared__ int warp_sums[kWarps + 1];
+    __shared__ int s_bin, s_above[2];  // counts above the threshold: high byte, then low byte
+    const int tid = threadIdx.x;
+    const int64_t item = blockIdx.x;
+    const int64_t p = pos0 + item / kv_heads;
+    const int64_t qb = p / 64, nb = qb + 1;
+    const float* row = scores + item * stride;
+    int32_t* out = selected + item * topk;
+    if (nb <= topk) {
+        for (int64_t i = tid; i < topk; i += kThreads) out[i] = i < nb ? static_cast<int32_t>(i) : -1;
+        return;
+    }
+    const ForcedBlocks forced{qb, init_blocks, local_blocks};
+    const int64_t n_forced = forced.count();
+    const int64_t candidates = nb - n_forced;
+    const int need = static_cast<int>(topk - n_forced);
+
+    // This thread's blocks b0 .. b0 + kPer - 1: keys of the candidates, which are candidates.
+    const int64_t b0 = static_cast<int64_t>(tid) * kPer;
+    uint32_t key[kPer];
+    uint32_t cand = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int64_t b = b0 + j;
+        const bool c = b < nb && !forced.contains(b);
+        key[j] = c ? score_key(row[b]) : 0;
+        cand |= static_cast<uint32_t>(c) << j;
+    }
+
+    // Radix select of the need-th largest key among the candidates: high byte, then low byte.
+    uint32_t threshold = 0;
+    int take_equal = 0;
+    if (need >= candidates) {
+        take_equal = 0x7FFFFFFF;  // every candidate
+    } else if (need > 0) {
+        for (int pass = 0; pass < 2; ++pass) {
+            for (int i = tid; i < 256; i += kThreads) hist[i] = 0;
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < kPer; ++j) {
+                const bool use = ((cand >> j) & 1u) && (pass == 0 || (key[j] >> 8) == threshold);
+                const uint32_t bin = pass == 0 ? key[j] >> 8 : key[j] & 0xFFu;
+                // Warp-aggregated increments: scores cluster in few exponent bins.
+                const unsigned active = __ballot_sync(0xffffffffu, use);
+                if (use) {
+                    const unsigned peers = __match_any_sync(active, bin);
+                    if ((tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+                }
+            }
+            __syncthreads();
+            if (tid < 32) find_bin_warp(hist, need - (pass == 0 ? 0 : s_above[0]), &s_bin, &s_above[pass]);
+            __syncthreads();
+            threshold = pass == 0 ? static_cast<uint32_t>(s_bin) : (threshold << 8) | static_cast<uint32_t>(s_bin);
+        }
+        take_equal = need - s_above[0] - s_above[1];
+    }
+
+    // Ordered emission: forced blocks, keys above the threshold, and the first take_equal at it.
+    int eq_here = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) eq_here += need > 0 && ((cand >> j) & 1u) && key[j] == threshold;
+    int eq_total = 0;
+    int eq_rank = cta_exclusive_scan(eq_here, eq_total, warp_sums);
+    uint32_t chosen = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const bool c = (cand >> j) & 1u, valid = b0 + j < nb;
+        bool pick = valid && !c;  // forced
+        if (c && need > 0) {
+            if (key[j] > threshold) pick = true;
+            else if (key[j] == threshold) pick = eq_rank++ < take_equal;
+        }
+        chosen |= static_cast<uint32_t>(pick) << j;
+    }
+    int chosen_total = 0;
+    int at = cta_exclusive_scan(__popc(chosen), chosen_total, warp_sums);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+        if ((chosen >> j) & 1u) {
+            if (at < topk) out[at] = static_cast<int32_t>(b0 + j);
+            ++at;
+        }
+    for (int64_t i = chosen_total + tid; i < topk; i += kThreads) out[i] = -1;
+}
+
+template <int kPer>
+cudaError_t launch_kernel(const float* block_scores, int64_t items, int64_t pos0, int64_t kv_heads, int64_t stride, int64_t init_blocks,
+                          int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
+    select_decode_kernel<kPer><<<static_cast<unsigned>(items), kThreads, 0, stream>>>(block_scores, pos0, kv_heads, stride, init_blocks,
+                                                                                       local_blocks, topk, selected);
+    return cudaGetLastError();
+}
+
+constexpr int64_t kMaxPer = 32;  // 32,768 blocks: 2M tokens
+
+}  // namespace
+
+bool select_decode_applies(int64_t tokens, int64_t pos0, int64_t kv_heads) {
+    const int64_t blocks = (pos0 + tokens - 1) / 64 + 1;
+    return tokens > 0 && tokens * kv_heads <= 32 && blocks <= kThreads * kMaxPer;
+}
+
+cudaError_t launch_select_decode(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
+                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
+    if (!select_decode_applies(tokens, pos0, kv_heads)) return cudaErrorInvalidValue;
+    const int64_t blocks = (pos0 + tokens - 1) / 64 + 1, items = tokens * kv_heads;
+    const int64_t per = (blocks + kThreads - 1) / kThreads;
+    if (per <= 1) return launch_kernel<1>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 2) return launch_kernel<2>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 4) return launch_kernel<4>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 8) return launch_kernel<8>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 16) return launch_kernel<16>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    return launch_kernel<32>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+}
+
+}  // namespace quire::kernels
