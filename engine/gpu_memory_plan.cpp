@@ -45,12 +45,12 @@ std::pair<int, int64_t> module_format(const WeightFormat& f, const std::string& 
 }
 
 // The decode kernels' scratch (kernels/stage1_split.cu: split_layout, and kernels/warp_attention.cu:
-// kSplits = 24), for the largest step that takes those paths: 32 / kv_heads queries for stage 1,
+// kDecodeAttentionSplits, gpu_memory_plan.h), for the largest step that takes those paths: 32 / kv_heads queries for stage 1,
 // 8 / kv_heads for attention, and only with GQA groups of 16.
 int64_t decode_scratch_bytes(const ModelConfig& c, int64_t context) {
     const SparseGeometry g = SparseGeometry::from(c);
     if (c.sparse_layer_count() == 0 || g.group != 16 || g.kv_heads <= 0) return 0;
-    const int64_t kTile = 64, kSplits = 24;
+    const int64_t kTile = 64, kSplits = kDecodeAttentionSplitsPlanned;
     int64_t floats = 0;
     if (const int64_t tokens = 32 / g.kv_heads; tokens > 0) {
         const int64_t items = tokens * g.kv_heads;

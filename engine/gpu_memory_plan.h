@@ -64,6 +64,9 @@ int64_t gptq_gemv_scratch_columns(const ModelConfig& config);
 constexpr int64_t kGptqGemvPartialFloatsPerColumn = 32;
 // Bytes of that scratch; 0 for a model without quantized layers.
 int64_t gptq_gemv_scratch_bytes(const ModelConfig& config, const WeightFormat& format);
+// The decode attention's shares per (query, KV head) (kernels/attention_ops.h; a static_assert in
+// cuda_engine.cpp keeps the two equal).
+constexpr int64_t kDecodeAttentionSplitsPlanned = 96;
 
 // The sequence state of a read of `tokens` tokens (one reservation of exactly that length, rows
 // rounded up to 64): per sparse layer K and V rows and the C1/C2 compressed keys in bf16, per

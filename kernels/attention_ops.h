@@ -34,7 +34,9 @@ cudaError_t launch_block_attention(const uint16_t* q, const RowSource& k, const 
 int64_t stage1_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t group);
 
 // The same attention for a few queries of group 16 (decode), split over the blocks: for
-// decode_attention_applies() shapes, with scratch of decode_attention_scratch_floats() floats.
+// decode_attention_applies() shapes, with scratch of decode_attention_scratch_floats() floats
+// (kDecodeAttentionSplits shares of [16, d] + 32 floats per query and KV head).
+inline constexpr int kDecodeAttentionSplits = 96;
 bool decode_attention_applies(int64_t tokens, int64_t kv_heads, int64_t group);
 int64_t decode_attention_scratch_floats(int64_t tokens, int64_t kv_heads, int64_t group, int64_t d);
 cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0, int64_t kv_heads,

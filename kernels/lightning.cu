@@ -5,7 +5,8 @@
 //   o += gamma^(i+1) q S                            (S split into bf16 hi + lo)
 //   S  = gamma^L S + k^T (gamma^(L-1-j) v_j)        (decayed v split into bf16 hi + lo)
 // A split operand carries 16 significant bits, so every product keeps ~2^-17 relative accuracy and
-// the state stays fp32-accurate (the CPU twin's tolerance); accumulation is fp32 throughout.
+// the state stays fp32-accurate (the CPU twin's tolerance); accumulation is fp32 throughout. A
+// single token (decode) runs the recurrence in lightning_step.cu instead.
 #include "attention_ops.h"
 #include "common.cuh"
 #include "device_limits.h"
@@ -245,11 +246,16 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, 
 
 }  // namespace
 
+// lightning_step.cu: one token, the recurrence on CUDA cores.
+cudaError_t launch_lightning_step(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t heads, int64_t d, const double* slopes,
+                                  float* state, uint16_t* out, cudaStream_t stream);
+
 cudaError_t launch_lightning(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
                              int64_t heads, int64_t dk, int64_t dv, const double* slopes, float* state, uint16_t* out,
                              cudaStream_t stream) {
     if (tokens <= 0) return cudaSuccess;
     if (dk != dv || heads <= 0 || heads > 0x7FFFFFFF) return cudaErrorInvalidValue;
+    if (tokens == 1) return launch_lightning_step(q, k, v, heads, dk, slopes, state, out, stream);  // decode
     if (dk == 64) return launch_for<64>(q, k, v, tokens, pos0, heads, slopes, state, out, stream);
     if (dk == 128) return launch_for<128>(q, k, v, tokens, pos0, heads, slopes, state, out, stream);
     return cudaErrorInvalidValue;

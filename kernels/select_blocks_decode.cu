@@ -90,6 +90,9 @@ template <int kPer>
 __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
                                                                  int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
                                                                  int32_t* __restrict__ selected) {
+    // One histogram per warp: the scores of a row crowd into a few exponent bins, and 32 warps
+    // adding into one shared histogram serialise on those addresses (a 1M row took 30 µs so).
+    __shared__ int warp_hist[kWarps][256];
     __shared__ int hist[256];
     __shared__ int warp_sums[kWarps + 1];
     __shared__ int s_bin, s_above[2];  // counts above the threshold: high byte, then low byte
@@ -127,18 +130,25 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
         take_equal = 0x7FFFFFFF;  // every candidate
     } else if (need > 0) {
         for (int pass = 0; pass < 2; ++pass) {
-            for (int i = tid; i < 256; i += kThreads) hist[i] = 0;
+            for (int i = tid; i < kWarps * 256; i += kThreads) (&warp_hist[0][0])[i] = 0;
             __syncthreads();
 #pragma unroll
             for (int j = 0; j < kPer; ++j) {
                 const bool use = ((cand >> j) & 1u) && (pass == 0 || (key[j] >> 8) == threshold);
                 const uint32_t bin = pass == 0 ? key[j] >> 8 : key[j] & 0xFFu;
-                // Warp-aggregated increments: scores cluster in few exponent bins.
+                // Warp-aggregated increments into the warp's own histogram.
                 const unsigned active = __ballot_sync(0xffffffffu, use);
                 if (use) {
                     const unsigned peers = __match_any_sync(active, bin);
-                    if ((tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+                    if ((tid & 31) == __ffs(peers) - 1) atomicAdd(&warp_hist[tid >> 5][bin], __popc(peers));
                 }
+            }
+            __syncthreads();
+            for (int bin = tid; bin < 256; bin += kThreads) {
+                int sum = 0;
+#pragma unroll 8
+                for (int w = 0; w < kWarps; ++w) sum += warp_hist[w][bin];
+                hist[bin] = sum;
             }
             __syncthreads();
             if (tid < 32) find_bin_warp(hist, need - (pass == 0 ? 0 : s_above[0]), &s_bin, &s_above[pass]);

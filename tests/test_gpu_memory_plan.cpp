@@ -156,13 +156,13 @@ private slots:
         // The real configuration alone (no weights: exit 1 for that, the budget is still answered).
         const auto r = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "24"});
         QVERIFY2(r.out.contains("GPU memory budget 24.00 GiB"), qPrintable(r.out));
-        QVERIFY(r.out.contains("bf16: weights 17.65 GiB; longest context 462,144 tokens"));
+        QVERIFY(r.out.contains("bf16: weights 17.65 GiB; longest context 461,696 tokens"));
         QVERIFY(r.out.contains("GPTQ INT8 (group 128), after quire quantize"));
         QVERIFY(r.out.contains("GPTQ INT4 (group 128), after quire quantize: weights 6.16 GiB"));
         const QString bf16Part = r.out.section("GPTQ INT8", 0, 0);
         QVERIFY(bf16Part.contains("128K: fits"));
         QVERIFY(bf16Part.contains("512K: won't fit"));
-        QVERIFY(bf16Part.contains("1M: won't fit (needs 29.21 GiB)"));
+        QVERIFY(bf16Part.contains("1M: won't fit (needs 29.22 GiB)"));
         QVERIFY(r.out.section("GPTQ INT4", 1).contains("1M: fits"));
         // A budget smaller than any weights: a clear "won't fit" per precision.
         const auto tiny = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "0.5"});

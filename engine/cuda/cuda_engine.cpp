@@ -208,6 +208,7 @@ Status CudaEngine::upload() {
 }
 
 static_assert(kernels::gptq_gemv_partial_floats(1) == kGptqGemvPartialFloatsPerColumn, "the planner counts the GEMV scratch as the kernel sizes it");
+static_assert(kernels::kDecodeAttentionSplits == kDecodeAttentionSplitsPlanned, "the planner counts the decode attention's scratch as the kernel sizes it");
 
 Status CudaEngine::allocate_gptq(Matrix& m, const GptqTensors& t) {
     // One allocation: qweight | qzeros | scales | g_idx, each 256-byte aligned (the GEMV's 16-byte loads).

@@ -307,12 +307,17 @@ private slots:
         DeviceBuffer<uint16_t> dq(q), dk(k), dv(v), dout(T * heads * dim);
         DeviceBuffer<double> dslopes(slopes);
         DeviceBuffer<float> dstate(state0);
-        // Two calls (the second starting mid-chunk) against one CPU call: chunking is by absolute position.
-        const int64_t first = 100;
-        QCOMPARE(kernels::launch_lightning(dq.get(), dk.get(), dv.get(), first, pos0, heads, dim, dim, dslopes.get(), dstate.get(), dout.get(), nullptr), cudaSuccess);
-        QCOMPARE(kernels::launch_lightning(dq.get() + first * heads * dim, dk.get() + first * heads * dim, dv.get() + first * heads * dim,
-                                           T - first, pos0 + first, heads, dim, dim, dslopes.get(), dstate.get(),
-                                           dout.get() + first * heads * dim, nullptr), cudaSuccess);
+        // Two calls (the second starting mid-chunk), then three one-token calls (decode's kernel),
+        // against one CPU call: chunking is by absolute position.
+        const int64_t first = 100, steps = 3;
+        auto call = [&](int64_t from, int64_t n) {
+            const int64_t at = from * heads * dim;
+            return kernels::launch_lightning(dq.get() + at, dk.get() + at, dv.get() + at, n, pos0 + from, heads, dim, dim, dslopes.get(),
+                                             dstate.get(), dout.get() + at, nullptr);
+        };
+        QCOMPARE(call(0, first), cudaSuccess);
+        QCOMPARE(call(first, T - first - steps), cudaSuccess);
+        for (int64_t t = T - steps; t < T; ++t) QCOMPARE(call(t, 1), cudaSuccess);
         QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
         cpu::ThreadPool pool(2);
         std::vector<float> cpu_out(static_cast<size_t>(T * heads * dim)), cpu_state = state0;
