@@ -114,12 +114,22 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     QUIRE_TRY(e->check(e->sample_scratch_.allocate(kernels::kSampleScratchWords), "sampling scratch"));
     if (e->profiler_.enabled()) e->graph_.set_enabled(false);  // per-operation events need eager launches
     if (const char* fuse = std::getenv("QUIRE_CUDA_FUSE")) e->fuse_gates_ = std::strcmp(fuse, "0") != 0;
+    // QUIRE_CUDA_SIDE_STREAM=0: the bf16 layers after the 4-bit ones on one stream (to compare).
+    const char* side = std::getenv("QUIRE_CUDA_SIDE_STREAM");
+    if (e->model_->weights().quantized() && !(side && std::strcmp(side, "0") == 0)) {
+        QUIRE_TRY(e->check(cudaStreamCreateWithFlags(&e->side_stream_, cudaStreamNonBlocking), "side stream"));
+        QUIRE_TRY(e->check(cudaEventCreateWithFlags(&e->fork_, cudaEventDisableTiming), "stream fork event"));
+        QUIRE_TRY(e->check(cudaEventCreateWithFlags(&e->join_, cudaEventDisableTiming), "stream join event"));
+    }
     return std::unique_ptr<Engine>(std::move(e));
 }
 
 CudaEngine::~CudaEngine() {
     if (step_host_) cudaFreeHost(step_host_);
     if (blas_) cublasDestroy(blas_);
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (side_stream_) cudaStreamDestroy(side_stream_);
     if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -381,24 +391,44 @@ Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vect
             else if (o.w->quantized()) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
             else plain.push_back(o);
         }
+        // Both kinds read x and write different outputs: the bf16 pass runs on the side stream
+        // at the same time, so the two launches share one ramp-up and one tail.
+        const bool fork = nq > 0 && side_on_ && side_stream_ && one_gemv_pass(plain, tokens);
+        if (fork) {
+            QUIRE_TRY(check(cudaEventRecord(fork_, stream_), "stream fork"));
+            QUIRE_TRY(check(cudaStreamWaitEvent(side_stream_, fork_, 0), "stream fork"));
+            QUIRE_TRY(gemv_pass(x, tokens, plain, side_stream_));
+        }
         if (nq > 0)
             QUIRE_TRY(check(kernels::launch_gptq_gemv_multi(q, nq, x, tokens, stream_, kernels::GptqGemvLoop::automatic, &gptq_scratch_),
                             "GPTQ GEMV"));
+        if (fork) {
+            QUIRE_TRY(check(cudaEventRecord(join_, side_stream_), "stream join"));
+            return check(cudaStreamWaitEvent(stream_, join_, 0), "stream join");
+        }
         return plain.empty() ? Status::ok() : gemm_group(x, tokens, plain);
     }
+    if (!one_gemv_pass(outs, tokens)) {
+        for (const GemmOut& o : outs) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
+        return Status::ok();
+    }
+    return gemv_pass(x, tokens, outs, stream_);
+}
+
+bool CudaEngine::one_gemv_pass(const std::vector<GemmOut>& outs, int64_t tokens) {
     bool one_pass = tokens <= kernels::kGemvMaxTokens && !outs.empty() && outs.size() <= static_cast<size_t>(kernels::kGemvMaxOutputs);
     for (size_t i = 0; one_pass && i < outs.size(); ++i) {
         const Matrix& m = *outs[i].w;
         one_pass = m.data && m.cols == outs[0].w->cols && m.cols % 8 == 0 &&
                    (i == 0 || m.data == outs[i - 1].w->data + outs[i - 1].w->rows * outs[i - 1].w->cols);
     }
-    if (!one_pass) {
-        for (const GemmOut& o : outs) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
-        return Status::ok();
-    }
+    return one_pass;
+}
+
+Status CudaEngine::gemv_pass(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs, cudaStream_t stream) {
     kernels::GemvOutput targets[kernels::kGemvMaxOutputs];
     for (size_t i = 0; i < outs.size(); ++i) targets[i] = {outs[i].w->rows, outs[i].y};
-    return check(kernels::launch_gemv_bf16_multi(outs[0].w->data, outs[0].w->cols, x, tokens, targets, static_cast<int>(outs.size()), stream_),
+    return check(kernels::launch_gemv_bf16_multi(outs[0].w->data, outs[0].w->cols, x, tokens, targets, static_cast<int>(outs.size()), stream),
                  "GEMV");
 }
 

@@ -49,6 +49,9 @@ public:
     // Decode fuses the output gates and SwiGLU into the GEMVs next to them (gemv.h): on unless
     // QUIRE_CUDA_FUSE=0. The results are the same bit for bit; only the kernel count changes.
     void set_fused_gates(bool on) { fuse_gates_ = on; }
+    // Whether a 4-bit checkpoint's bf16 layers run on the side stream (tests compare both ways).
+    void set_side_stream(bool on) { side_on_ = on; }
+    bool has_side_stream() const { return side_stream_ != nullptr; }
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
     int64_t state_bytes(int64_t tokens) const;
@@ -104,6 +107,9 @@ private:
     // y_i = x . W_i^T for each output; one GEMV over all of them when they are few tokens and the
     // matrices lie one after another.
     Status gemm_group(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs);
+    // True where the bf16 outputs `outs` take one GEMV pass (few tokens, matrices one after another).
+    static bool one_gemv_pass(const std::vector<GemmOut>& outs, int64_t tokens);
+    Status gemv_pass(const uint16_t* x, int64_t tokens, const std::vector<GemmOut>& outs, cudaStream_t stream);
     // Plans one step (state rows, workspace, scratch: everything counted and allocated up front),
     // then runs the model (sala_forward.h) with the CUDA operations.
     // With `sample`, a one-token step draws the next token on the GPU into *sampled instead of
@@ -123,6 +129,10 @@ private:
     SparseGeometry geometry_;
     cublasHandle_t blas_ = nullptr;
     cudaStream_t stream_ = nullptr;  // every launch and cuBLAS call of the engine
+    // Decode with a 4-bit checkpoint: the bf16 layers that share an input with 4-bit ones (o_gate,
+    // z_proj) run on this stream beside the 4-bit GEMV, forked from and joined back to stream_.
+    cudaStream_t side_stream_ = nullptr;
+    cudaEvent_t fork_ = nullptr, join_ = nullptr;
     std::vector<DeviceArray<uint16_t>> weights_;  // every weight matrix lives in one of these
     DeviceArray<uint16_t> dequant_;  // prefill: the GPTQ layer being multiplied, as bf16 for cuBLAS
     // Decode: the 4-bit GEMV's room to split small layers' inputs over more CTAs (gptq_gemv.h).
@@ -156,6 +166,7 @@ private:
     bool graph_checked_[2] = {false, false};      // a whole step recorded once per regime (dense, sparse)
     int64_t last_step_nodes_ = 0;
     bool fuse_gates_ = true;
+    bool side_on_ = true;
 };
 
 }  // namespace quire::cuda

@@ -285,6 +285,32 @@ private slots:
         if (cu.decode_graphs()) QVERIFY(nodes[1] < nodes[0]);
     }
 
+    // A 4-bit checkpoint's bf16 layers (o_gate, z_proj) on the side stream beside the 4-bit GEMV:
+    // the same logits bit for bit as one stream, with graphs and without.
+    void side_stream_matches() {
+        auto m = load_model(tiny_model("tiny-a-gptq4-g128"));
+        auto gpu = cuda_engine(m);
+        auto& cu = as_cuda(*gpu);
+        QVERIFY(cu.has_side_stream() || qEnvironmentVariable("QUIRE_CUDA_SIDE_STREAM") == "0");
+        const int64_t start = 8180, steps = 16;
+        const auto tokens = prompt_tokens(*m, start + steps);
+        for (int graph = 0; graph < 2; ++graph) {
+            cu.set_decode_graphs(graph == 1);
+            std::vector<std::vector<float>> logits[2];
+            for (int side = 0; side < 2; ++side) {
+                cu.set_side_stream(side == 1);
+                logits[side] = decode_steps(*gpu, tokens, start);
+            }
+            for (int64_t i = 0; i < steps; ++i)
+                QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[1][static_cast<size_t>(i)],
+                         qPrintable(QString("position %1 (%2): side stream and one stream differ")
+                                        .arg(start + i)
+                                        .arg(graph ? "graphs" : "eager")));
+        }
+        cu.set_side_stream(true);
+        cu.set_decode_graphs(true);
+    }
+
     // The decode GEMV at the real model's shapes (tests/data/real_config: hidden 4096, MLP 16384,
     // 24 Lightning and 8 sparse layers), every kernel variant: the same output bit for bit, and the
     // bytes read per second next to a device-to-device copy of the same bytes (read + written per
