@@ -1,11 +1,14 @@
 // Top-k block selection for a few queries over a long context (decode, docs/model.md §3.5): one CTA
 // of 1024 threads per (query, KV group), each thread holding kPer consecutive block scores in
-// registers. The row is read from memory once; the two radix passes, the search for the threshold
-// bin and the ordered emission work on registers and shared memory. select_blocks.cu's kernel
-// (256 threads, the row re-read by every pass, a CTA-wide prefix per 256 blocks) suits prefill's
-// thousands of rows but took ~60 µs a layer for the 16,384 blocks of a 1M decode step, on two SMs.
-// Same result as that kernel, ties included: the k-th largest key by a radix select on its high
-// and low byte, the blocks above it and the first ones at it, ascending.
+// registers. The row is read from memory once; the search for the threshold and the ordered
+// emission work on registers, warp reductions and a little shared memory. select_blocks.cu's
+// kernel (256 threads, the row re-read by every pass, a CTA-wide prefix per 256 blocks) suits
+// prefill's thousands of rows but took ~60 µs a layer for the 16,384 blocks of a 1M decode step.
+// Same result as that kernel, ties included: the k-th largest 16-bit key is found digit by digit
+// (four passes of 4 bits, most significant first), then the blocks above it and the first ones at
+// it are emitted in ascending order. Histograms of 256 bins with shared-memory atomics (warp-
+// aggregated with __match_any_sync, per-warp or not) took ~30 µs on the H200 for a 1M row; 16 bins
+// count in packed registers and add up with warp reductions, without atomics.
 #include <cfloat>
 
 #include "attention_ops.h"
@@ -47,42 +50,19 @@ __device__ __forceinline__ int cta_exclusive_scan(int v, int& total, int* warp_s
     return out;
 }
 
-// Warp 0 finds the bin (from the top) where the count of keys at or above reaches `want`, and the
-// count strictly above it (bin 0 and the whole count where the histogram holds fewer). Lane l
-// holds bins 255 - 8l down to 248 - 8l.
-__device__ __forceinline__ void find_bin_warp(const int* hist, int want, int* s_bin, int* s_above) {
-    const int lane = threadIdx.x & 31;
-    int c[8], own = 0;
+// Per-digit counts of one thread's keys: 16 counters of 8 bits in two words (a thread has at most
+// 32 keys). Only keys whose bits above the digit equal `prefix` count.
+template <int kPer>
+__device__ __forceinline__ void count_digits(const uint32_t (&key)[kPer], uint32_t cand, int shift, uint32_t prefix, uint64_t& lo,
+                                             uint64_t& hi) {
+    lo = hi = 0;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
-        c[k] = hist[255 - 8 * lane - k];
-        own += c[k];
-    }
-    int incl = own;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-        const int up = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += up;
-    }
-    const int excl = incl - own;
-    const unsigned here = __ballot_sync(0xffffffffu, excl < want && incl >= want);
-    const int total = __shfl_sync(0xffffffffu, incl, 31);
-    if (here == 0) {
-        if (lane == 0) {
-            *s_bin = 0;
-            *s_above = total;
-        }
-    } else if (lane == __ffs(here) - 1) {
-        int acc = excl;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-            if (acc + c[k] >= want) {
-                *s_bin = 255 - 8 * lane - k;
-                *s_above = acc;
-                break;
-            }
-            acc += c[k];
-        }
+    for (int j = 0; j < kPer; ++j) {
+        const bool use = ((cand >> j) & 1u) && (key[j] >> (shift + 4)) == prefix;
+        const uint32_t d = (key[j] >> shift) & 15u;
+        const uint64_t inc = use ? uint64_t{1} << (8 * (d & 7u)) : 0;
+        if (d < 8) lo += inc;
+        else hi += inc;
     }
 }
 
@@ -92,10 +72,9 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
                                                                  int32_t* __restrict__ selected) {
     // One histogram per warp: the scores of a row crowd into a few exponent bins, and 32 warps
     // adding into one shared histogram serialise on those addresses (a 1M row took 30 µs so).
-    __shared__ int warp_hist[kWarps][256];
-    __shared__ int hist[256];
+    __shared__ int warp_counts[kWarps][16];
     __shared__ int warp_sums[kWarps + 1];
-    __shared__ int s_bin, s_above[2];  // counts above the threshold: high byte, then low byte
+    __shared__ int s_digit, s_above;
     const int tid = threadIdx.x;
     const int64_t item = blockIdx.x;
     const int64_t p = pos0 + item / kv_heads;
@@ -123,39 +102,51 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
         cand |= static_cast<uint32_t>(c) << j;
     }
 
-    // Radix select of the need-th largest key among the candidates: high byte, then low byte.
+    // The need-th largest key among the candidates, 4 bits at a time from the top: per pass, count
+    // the candidates that share the digits found so far by their next digit, and take the digit
+    // where the count from the top reaches what is still needed.
     uint32_t threshold = 0;
     int take_equal = 0;
     if (need >= candidates) {
         take_equal = 0x7FFFFFFF;  // every candidate
     } else if (need > 0) {
-        for (int pass = 0; pass < 2; ++pass) {
-            for (int i = tid; i < kWarps * 256; i += kThreads) (&warp_hist[0][0])[i] = 0;
-            __syncthreads();
+        const int lane = tid & 31, warp = tid >> 5;
+        int above = 0;  // candidates above the digits found so far
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            uint64_t lo, hi;
+            count_digits<kPer>(key, cand, shift, threshold, lo, hi);
 #pragma unroll
-            for (int j = 0; j < kPer; ++j) {
-                const bool use = ((cand >> j) & 1u) && (pass == 0 || (key[j] >> 8) == threshold);
-                const uint32_t bin = pass == 0 ? key[j] >> 8 : key[j] & 0xFFu;
-                // Warp-aggregated increments into the warp's own histogram.
-                const unsigned active = __ballot_sync(0xffffffffu, use);
-                if (use) {
-                    const unsigned peers = __match_any_sync(active, bin);
-                    if ((tid & 31) == __ffs(peers) - 1) atomicAdd(&warp_hist[tid >> 5][bin], __popc(peers));
+            for (int d = 0; d < 16; ++d) {
+                const uint32_t mine = static_cast<uint32_t>(((d < 8 ? lo : hi) >> (8 * (d & 7))) & 0xFFu);
+                const uint32_t sum = __reduce_add_sync(0xffffffffu, mine);
+                if (lane == 0) warp_counts[warp][d] = static_cast<int>(sum);
+            }
+            __syncthreads();
+            if (warp == 0) {
+                // Lane l < 16 holds digit 15 - l: the count from the top is an inclusive scan.
+                int count = 0;
+                if (lane < 16)
+                    for (int w = 0; w < kWarps; ++w) count += warp_counts[w][15 - lane];
+                int incl = count;
+#pragma unroll
+                for (int off = 1; off < 32; off <<= 1) {
+                    const int up = __shfl_up_sync(0xffffffffu, incl, off);
+                    if (lane >= off) incl += up;
+                }
+                const int want = need - above;
+                const unsigned here = __ballot_sync(0xffffffffu, lane < 16 && incl - count < want && incl >= want);
+                // `here` is never empty: the candidates under the current prefix number at least `want`.
+                if (lane == __ffs(here) - 1) {
+                    s_digit = 15 - lane;
+                    s_above = above + incl - count;
                 }
             }
             __syncthreads();
-            for (int bin = tid; bin < 256; bin += kThreads) {
-                int sum = 0;
-#pragma unroll 8
-                for (int w = 0; w < kWarps; ++w) sum += warp_hist[w][bin];
-                hist[bin] = sum;
-            }
-            __syncthreads();
-            if (tid < 32) find_bin_warp(hist, need - (pass == 0 ? 0 : s_above[0]), &s_bin, &s_above[pass]);
-            __syncthreads();
-            threshold = pass == 0 ? static_cast<uint32_t>(s_bin) : (threshold << 8) | static_cast<uint32_t>(s_bin);
+            threshold = (threshold << 4) | static_cast<uint32_t>(s_digit);
+            above = s_above;
+            __syncthreads();  // s_digit / s_above and warp_counts are rewritten by the next pass
         }
-        take_equal = need - s_above[0] - s_above[1];
+        take_equal = need - above;
     }
 
     // Ordered emission: forced blocks, keys above the threshold, and the first take_equal at it.
