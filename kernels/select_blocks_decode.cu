@@ -94,11 +94,15 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
     const int64_t b0 = static_cast<int64_t>(tid) * kPer;
     uint32_t key[kPer];
     uint32_t cand = 0;
+    // Every load unconditional (a clamped index): a load under the candidate test became a branch
+    // each, and the kPer loads went out one after another.
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) key[j] = __float_as_uint(row[min64(b0 + j, nb - 1)]);  // the score's bits, for now
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
         const int64_t b = b0 + j;
         const bool c = b < nb && !forced.contains(b);
-        key[j] = c ? score_key(row[b]) : 0;
+        key[j] = c ? score_key(__uint_as_float(key[j])) : 0;
         cand |= static_cast<uint32_t>(c) << j;
     }
 
