@@ -142,36 +142,19 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, const __nv_bfloat1
 // SwiGLU of two layers (gate, up) with the same columns, y = bf16(silu(bf16(g)) · bf16(u)).
 enum Mode { kPlain = 0, kGatedInput = 1, kSwiglu = 2 };
 
-// This warp's sums of one layer's tile over its chunks, left in red[warp] for the CTA to add.
-// DEPTH 2: the next chunk's words are loaded before this one is computed (two chunks in flight per
-// warp, more registers); DEPTH 1: one chunk at a time.
-template <int DEPTH>
+// This warp's sums of one layer's tile over its chunks, left in red[warp] for the CTA to add. (Two
+// chunks in flight per warp, at 80 or 119 registers, measured slower on the H200: 2.26-2.40 ms
+// against 1.78 for a step's GEMVs.)
 __device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* xc, bool x_shared, int64_t c_begin, int n, int64_t j0, int g,
                                           int t, bool has_token, float (&red)[kWarps][kMaxTokens][kCols], int warp, int tokens) {
     const int64_t stride = gptq_row_stride(L.tiled, L.out);
     float acc[4][2] = {};
     const uint32_t* wb = L.qweight + gptq_word_base(L.tiled, L.rows, j0) + 4 * g;
-    const int64_t col = j0 + 4 * g;
-    constexpr int64_t kChunkInputs = kStepK * kChunkSteps;
-    if constexpr (DEPTH == 1) {
-        for (int i = 0; i < n; ++i) {
-            Chunk c;
-            load_chunk(L, c_begin + i, wb, stride, col, t, c);
-            compute_chunk(c, xc, has_token, x_shared, L.zero_offset, acc);
-            xc += kChunkInputs;
-        }
-    } else {
-        Chunk a, b;
-        if (n > 0) load_chunk(L, c_begin, wb, stride, col, t, a);
-        for (int i = 0; i < n; i += 2) {
-            if (i + 1 < n) load_chunk(L, c_begin + i + 1, wb, stride, col, t, b);
-            compute_chunk(a, xc, has_token, x_shared, L.zero_offset, acc);
-            if (i + 1 < n) {
-                if (i + 2 < n) load_chunk(L, c_begin + i + 2, wb, stride, col, t, a);
-                compute_chunk(b, xc + kChunkInputs, has_token, x_shared, L.zero_offset, acc);
-            }
-            xc += 2 * kChunkInputs;
-        }
+    for (int i = 0; i < n; ++i) {
+        Chunk c;
+        load_chunk(L, c_begin + i, wb, stride, j0 + 4 * g, t, c);
+        compute_chunk(c, xc, has_token, x_shared, L.zero_offset, acc);
+        xc += kStepK * kChunkSteps;
     }
     // Lane (g, t) holds word column c (output column j0 + 4g + c) for tokens 2t and 2t + 1.
 #pragma unroll
@@ -185,7 +168,7 @@ __device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* x
 // the up layer's tile computed beside it); blockIdx.y: which of `splits` parts of the input. With
 // splits > 1 each part leaves fp32 sums in `partials`, and the part that finishes last (a ticket per
 // tile) adds them in part order and writes y: the same order every time.
-template <int MIN_BLOCKS, int MODE, int DEPTH>
+template <int MIN_BLOCKS, int MODE>
 __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     gptq_gemv_mma_kernel(const Layers layers, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ in_gate, int tokens,
                          int splits, float* partials, uint32_t* tickets) {
@@ -218,8 +201,8 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
         __syncthreads();
         xc = gated_x + g * k_count + ((c_begin - p_begin) * kChunkSteps * 4 + t) * 8;
     }
-    tile_sums<DEPTH>(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens);
-    if constexpr (MODE == kSwiglu) tile_sums<DEPTH>(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens);
+    tile_sums(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens);
+    if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens);
     __syncthreads();
     const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
     auto finish = [&](int r, int col, const float (&sum)[kSums]) {
@@ -260,11 +243,11 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch
 }
 
-template <int MIN_BLOCKS, int MODE, int DEPTH = 1>
+template <int MIN_BLOCKS, int MODE>
 cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
                         const GptqGemvScratch* scratch, int64_t smem, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
-    gptq_gemv_mma_kernel<MIN_BLOCKS, MODE, DEPTH><<<grid, kWarps * 32, static_cast<size_t>(smem), stream>>>(
+    gptq_gemv_mma_kernel<MIN_BLOCKS, MODE><<<grid, kWarps * 32, static_cast<size_t>(smem), stream>>>(
         ls, x, in_gate, tokens, splits, splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
     return cudaGetLastError();
 }
@@ -309,7 +292,7 @@ int64_t gated_input_smem(int64_t in, int64_t tokens, int splits, int mode) {
 // Shared launcher of the three modes: `layers` as given (kPlain), one layer (kGatedInput), or the
 // gate and up layers (kSwiglu, which writes layers[0].out).
 cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* x, const uint16_t* in_gate, int64_t tokens, cudaStream_t stream,
-                        const GptqGemvScratch* scratch, int mode, int max_splits, int min_blocks, int depth = 1) {
+                        const GptqGemvScratch* scratch, int mode, int max_splits, int min_blocks) {
     if (tokens <= 0) return cudaSuccess;
     if (!gptq_gemv_mma_applies(layers, count) || tokens > kMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
     Layers ls{};
@@ -331,11 +314,10 @@ cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* 
     const auto* gb = reinterpret_cast<const __nv_bfloat16*>(in_gate);
     const int n = static_cast<int>(tokens);
     if (mode == kGatedInput) return launch_with<4, kGatedInput>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    // SwiGLU keeps two layers' sums: limited to 64 registers (4 CTAs per SM) it spills.
-    if (mode == kSwiglu && min_blocks >= 4) return launch_with<4, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (mode == kSwiglu) return launch_with<3, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (depth == 2 && min_blocks >= 3) return launch_with<3, kPlain, 2>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (depth == 2) return launch_with<2, kPlain, 2>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    // SwiGLU keeps two layers' sums: at 64 registers (4 CTAs per SM) it spills ~100 bytes, and is
+    // still faster than at 80 registers and 3 CTAs (H200 lab: a step's GEMVs 1.86 against 1.96 ms).
+    if (mode == kSwiglu && min_blocks == 3) return launch_with<3, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (mode == kSwiglu) return launch_with<4, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
     if (min_blocks >= 4) return launch_with<4, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
     if (min_blocks == 2) return launch_with<2, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
     return launch_with<1, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
@@ -344,8 +326,8 @@ cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* 
 }  // namespace
 
 cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
-                                 const GptqGemvScratch* scratch, int max_splits, int min_blocks, int depth) {
-    return launch_mode(layers, count, x, nullptr, tokens, stream, scratch, kPlain, max_splits, min_blocks, depth);
+                                 const GptqGemvScratch* scratch, int max_splits, int min_blocks) {
+    return launch_mode(layers, count, x, nullptr, tokens, stream, scratch, kPlain, max_splits, min_blocks);
 }
 
 bool gptq_gemv_mma_gated_input_applies(const GptqView& w, int64_t tokens, const GptqGemvScratch* scratch) {

@@ -28,11 +28,10 @@ constexpr int64_t gptq_gemv_partial_floats(int64_t max_cols) { return kGptqGemvM
 constexpr int64_t gptq_gemv_ticket_count(int64_t max_cols) { return (max_cols + 31) / 32; }
 
 // scratch: room to split the input of small layers over several CTAs (null: never split);
-// max_splits, min_blocks (CTAs per SM the registers are limited for) and depth (chunks in flight per
-// warp, 1 or 2) are for the measurement; the engine uses the defaults (measured on the H200,
-// docs/benchmarks.md).
+// max_splits and min_blocks (CTAs per SM the registers are limited for) are for the measurement; the
+// engine uses the defaults (measured on the H200, docs/benchmarks.md).
 cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
-                                 const GptqGemvScratch* scratch, int max_splits = kGptqGemvMaxSplits, int min_blocks = 4, int depth = 1);
+                                 const GptqGemvScratch* scratch, int max_splits = kGptqGemvMaxSplits, int min_blocks = 4);
 
 // Fused forms for decode, with the arithmetic of the separate kernels (gates.cuh), so fused and
 // separate results agree bit for bit:
@@ -44,8 +43,8 @@ bool gptq_gemv_mma_gated_input_applies(const GptqView& w, int64_t tokens, const 
 bool gptq_gemv_mma_swiglu_applies(const GptqView& gate, const GptqView& up, int64_t tokens);
 cudaError_t launch_gptq_gemv_mma_gated_input(const GptqView& w, const uint16_t* x, const uint16_t* gate, int64_t tokens, uint16_t* y,
                                              cudaStream_t stream, const GptqGemvScratch* scratch);
-// min_blocks (SwiGLU: 3, 80 registers; 4 spills) is for the measurement.
+// min_blocks (4, or 3 for 80 registers without spills) is for the measurement.
 cudaError_t launch_gptq_gemv_mma_swiglu(const GptqView& gate, const GptqView& up, const uint16_t* x, int64_t tokens, uint16_t* y,
-                                        cudaStream_t stream, const GptqGemvScratch* scratch, int min_blocks = 3);
+                                        cudaStream_t stream, const GptqGemvScratch* scratch, int min_blocks = 4);
 
 }  // namespace quire::kernels
