@@ -50,19 +50,21 @@ __device__ __forceinline__ int cta_exclusive_scan(int v, int& total, int* warp_s
     return out;
 }
 
-// Per-digit counts of one thread's keys: 16 counters of 8 bits in two words (a thread has at most
-// 32 keys). Only keys whose bits above the digit equal `prefix` count.
+// Per-digit counts of one thread's keys whose bits above the digit equal `prefix`: 16 counters of
+// 8 bits in four words (a thread has at most 32 keys), digit d in word d / 4. Compile-time word
+// choice with selects: a variable index would put the words in local memory.
 template <int kPer>
-__device__ __forceinline__ void count_digits(const uint32_t (&key)[kPer], uint32_t cand, int shift, uint32_t prefix, uint64_t& lo,
-                                             uint64_t& hi) {
-    lo = hi = 0;
+__device__ __forceinline__ void count_digits(const uint32_t (&key)[kPer], uint32_t cand, int shift, uint32_t prefix, uint32_t (&w)[4]) {
+    w[0] = w[1] = w[2] = w[3] = 0;
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
         const bool use = ((cand >> j) & 1u) && (key[j] >> (shift + 4)) == prefix;
         const uint32_t d = (key[j] >> shift) & 15u;
-        const uint64_t inc = use ? uint64_t{1} << (8 * (d & 7u)) : 0;
-        if (d < 8) lo += inc;
-        else hi += inc;
+        const uint32_t inc = use ? 1u << (8 * (d & 3u)) : 0u, q = d >> 2;
+        w[0] += q == 0 ? inc : 0u;
+        w[1] += q == 1 ? inc : 0u;
+        w[2] += q == 2 ? inc : 0u;
+        w[3] += q == 3 ? inc : 0u;
     }
 }
 
@@ -70,9 +72,7 @@ template <int kPer>
 __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
                                                                  int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
                                                                  int32_t* __restrict__ selected) {
-    // One histogram per warp: the scores of a row crowd into a few exponent bins, and 32 warps
-    // adding into one shared histogram serialise on those addresses (a 1M row took 30 µs so).
-    __shared__ int warp_counts[kWarps][16];
+    __shared__ uint32_t warp_counts[kWarps][8];  // per warp, digit pairs (2m, 2m + 1) in 16-bit halves
     __shared__ int warp_sums[kWarps + 1];
     __shared__ int s_digit, s_above;
     const int tid = threadIdx.x;
@@ -91,17 +91,18 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
     const int need = static_cast<int>(topk - n_forced);
 
     // This thread's blocks b0 .. b0 + kPer - 1: keys of the candidates, which are candidates.
-    const int64_t b0 = static_cast<int64_t>(tid) * kPer;
+    // 32-bit block indices from here (at most 32,768 blocks); every load unconditional (a clamped
+    // index), so that the kPer loads go out together.
+    const int b0 = tid * kPer, nb32 = static_cast<int>(nb);
+    const int first_local = static_cast<int>(max64(0, qb - local_blocks)), init32 = static_cast<int>(min64(init_blocks, nb));
     uint32_t key[kPer];
     uint32_t cand = 0;
-    // Every load unconditional (a clamped index): a load under the candidate test became a branch
-    // each, and the kPer loads went out one after another.
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) key[j] = __float_as_uint(row[min64(b0 + j, nb - 1)]);  // the score's bits, for now
+    for (int j = 0; j < kPer; ++j) key[j] = __float_as_uint(row[min(b0 + j, nb32 - 1)]);  // the score's bits, for now
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-        const int64_t b = b0 + j;
-        const bool c = b < nb && !forced.contains(b);
+        const int b = b0 + j;
+        const bool c = b < nb32 && b >= init32 && b < first_local;  // not forced (ForcedBlocks::contains)
         key[j] = c ? score_key(__uint_as_float(key[j])) : 0;
         cand |= static_cast<uint32_t>(c) << j;
     }
@@ -117,20 +118,27 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
         const int lane = tid & 31, warp = tid >> 5;
         int above = 0;  // candidates above the digits found so far
         for (int shift = 12; shift >= 0; shift -= 4) {
-            uint64_t lo, hi;
-            count_digits<kPer>(key, cand, shift, threshold, lo, hi);
+            uint32_t w[4];
+            count_digits<kPer>(key, cand, shift, threshold, w);
+            // Two digits per warp sum (each at most 32 x 32, so 16 bits hold it).
 #pragma unroll
-            for (int d = 0; d < 16; ++d) {
-                const uint32_t mine = static_cast<uint32_t>(((d < 8 ? lo : hi) >> (8 * (d & 7))) & 0xFFu);
-                const uint32_t sum = __reduce_add_sync(0xffffffffu, mine);
-                if (lane == 0) warp_counts[warp][d] = static_cast<int>(sum);
+            for (int q = 0; q < 4; ++q) {
+                const uint32_t pair0 = (w[q] & 0xFFu) | ((w[q] << 8) & 0xFF0000u);           // digits 4q, 4q + 1
+                const uint32_t pair1 = ((w[q] >> 16) & 0xFFu) | ((w[q] >> 8) & 0xFF0000u);  // digits 4q + 2, 4q + 3
+                const uint32_t sum0 = __reduce_add_sync(0xffffffffu, pair0), sum1 = __reduce_add_sync(0xffffffffu, pair1);
+                if (lane == 0) {
+                    warp_counts[warp][2 * q] = sum0;
+                    warp_counts[warp][2 * q + 1] = sum1;
+                }
             }
             __syncthreads();
             if (warp == 0) {
                 // Lane l < 16 holds digit 15 - l: the count from the top is an inclusive scan.
                 int count = 0;
-                if (lane < 16)
-                    for (int w = 0; w < kWarps; ++w) count += warp_counts[w][15 - lane];
+                if (lane < 16) {
+                    const int d = 15 - lane;
+                    for (int w = 0; w < kWarps; ++w) count += static_cast<int>((warp_counts[w][d >> 1] >> (16 * (d & 1))) & 0xFFFFu);
+                }
                 int incl = count;
 #pragma unroll
                 for (int off = 1; off < 32; off <<= 1) {
