@@ -386,6 +386,7 @@ private slots:
             }
         };
         same_weights(half->weights(), twin->weights());
+        if (QTest::currentTestFailed()) return;
         QCOMPARE(half->weights().converted_bytes(), f16_matrix_bytes);
         QCOMPARE(twin->weights().converted_bytes(), int64_t(0));
         QVERIFY(half->fingerprint() != twin->fingerprint());  // a saved state stays tied to its own files
@@ -421,6 +422,7 @@ private slots:
         QVERIFY(half_tied->weights().tied_embeddings);
         QVERIFY(half_tied->weights().lm_head.converted && half_tied->weights().lm_head.data == half_tied->weights().embed.data);
         same_weights(half_tied->weights(), twin_tied->weights());
+        if (QTest::currentTestFailed()) return;
         expect_same_logits(half_tied, twin_tied, Precision::bf16, 40);
 
         // quire model-info names the dtype and what the conversion costs.

@@ -330,8 +330,7 @@ private slots:
 private:
     // tiny-a in float16, as GPTQModel often saves models: every tensor F16 (the nearest value), one
     // shard, config.json saying torch_dtype float16.
-    QString makeFloat16Source() {
-        const QString dir = tmp_.filePath("f16-source");
+    void makeFloat16Source(const QString& dir) {
         copy_folder(src_.toStdString(), dir.toStdString());
         const auto tensors = read_tensors(dir);
         for (const auto& e : std::filesystem::directory_iterator(dir.toStdString()))
@@ -350,22 +349,22 @@ private:
             data += bytes;
             index += QString("%1\"%2\": \"model-00001-of-00001.safetensors\"").arg(entries.size() > 1 ? ", " : "", QString::fromStdString(name));
         }
-        QVERIFY2(write_all((dir + "/model-00001-of-00001.safetensors").toStdString(),
-                           QByteArray::fromStdString(make_safetensors_header(entries, {{"format", "pt"}})) + data), "");
+        QVERIFY(write_all((dir + "/model-00001-of-00001.safetensors").toStdString(),
+                          QByteArray::fromStdString(make_safetensors_header(entries, {{"format", "pt"}})) + data));
         QVERIFY(write_all((dir + "/model.safetensors.index.json").toStdString(), (index + "}}\n").toUtf8()));
         QByteArray config = read_all((dir + "/config.json").toStdString());
         QVERIFY(config.contains("\"dtype\": \"bfloat16\""));
         config.replace("\"dtype\": \"bfloat16\"", "\"torch_dtype\": \"float16\"");
         QVERIFY(write_all((dir + "/config.json").toStdString(), config));
-        return dir;
     }
 
 private slots:
     // A float16 source: quantized from its F16 values, the unquantized tensors copied as F16 and the
     // config still saying float16, so the output is a float16 GPTQ checkpoint the engine loads.
     void float16Source() {
-        const QString src = makeFloat16Source();
-        QVERIFY(!QTest::currentTestFailed());
+        const QString src = tmp_.filePath("f16-source");
+        makeFloat16Source(src);
+        if (QTest::currentTestFailed()) return;
         const QString rtn = tmp_.filePath("f16-rtn");
         const CliResult r = runQuire({"quantize", src, rtn, "--bits", "4", "--shard-size", "1"});
         QVERIFY2(r.code == 0, qPrintable(r.err));

@@ -118,8 +118,9 @@ double tensor_std(const TensorSpec& spec) {
 bool wants_fp16_values(const TinyModelOptions& o) { return o.fp16_values || o.dtype == "float16"; }
 
 // The tensor's values, already rounded to bf16 (what the bf16 checkpoint holds); with fp16 values
-// then rounded to fp16, which keeps them in bf16: below fp16's normal range its grid of 2^-24 holds
-// at most 10 bits, and under 2^-17 (where a bf16 value may fall off that grid) at most 7.
+// then rounded to fp16, which leaves a bf16 value: from 2^-17 up a bf16 value is already on fp16's
+// grid (11 significant bits down to 2^-14, then multiples of 2^-24); below 2^-17 the multiple of
+// 2^-24 it rounds to has at most 8 significant bits.
 std::vector<float> tensor_values(const TensorSpec& spec, uint64_t seed, bool fp16_values) {
     Rng rng{seed ^ hash64(spec.name)};
     const double std = tensor_std(spec);
