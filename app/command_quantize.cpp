@@ -99,7 +99,7 @@ int quantize_command(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName("quire");
     CommandLine cl("quire quantize", "Write a 4- or 8-bit GPTQ-layout copy of a MiniCPM-SALA model folder.");
-    cl.addPositional("SRC", "The bf16 model folder.");
+    cl.addPositional("SRC", "The unquantized model folder (bfloat16 or float16).");
     cl.addPositional("DST", "The folder to create (must not exist, or be empty; --force replaces it).");
     cl.addChoice("bits", {"4", "8"}, "Bits per weight (required).");
     cl.addInt("group-size", "N", "Input columns per scale: a multiple of 32, or -1 for one group per row.", -1, int64_t(1) << 31, 128);
@@ -201,7 +201,7 @@ int quantize_command(int argc, char** argv) {
                 weight / n);
     if (calibrated_layers) std::printf("; mean calibration loss %.6f over %lld tokens", calib / static_cast<double>(calibrated_layers),
                                        static_cast<long long>(calibrator->token_count()));
-    std::printf("\nwrote %s (o_gate and z_proj kept in bf16, as quantization_config.dynamic says)\n", dst.c_str());
+    std::printf("\nwrote %s (o_gate and z_proj kept unquantized, as quantization_config.dynamic says)\n", dst.c_str());
     return 0;
 }
 

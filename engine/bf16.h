@@ -1,9 +1,12 @@
 #pragma once
-// bfloat16 <-> float conversion with round-to-nearest-even (what torch does on .to(bfloat16)).
+// bfloat16 <-> float conversion with round-to-nearest-even (what torch does on .to(bfloat16)), and
+// float16 -> bfloat16 for float16 checkpoints (docs/model.md §6).
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "quant/fp16.h"
 
 namespace quire {
 
@@ -24,5 +27,10 @@ inline uint16_t float_to_bf16(float f) {
 
 // Rounds a float to the nearest bf16 value and returns it as float.
 inline float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+
+// float16 -> bfloat16, round to nearest even: fp16 -> fp32 is exact, so this is the one rounding
+// torch's .to(bfloat16) makes. bf16 has fp32's exponent range, so every fp16 value (subnormals,
+// infinities) lands in range; only the 3 lowest of fp16's 10 mantissa bits can be rounded away.
+inline uint16_t fp16_to_bf16(uint16_t h) { return float_to_bf16(fp16_to_float(h)); }
 
 }  // namespace quire

@@ -94,6 +94,8 @@ Result<ShardList> find_shards(const std::string& model_dir) {
                   "weights are missing: " + model_dir + " has neither model.safetensors.index.json nor model.safetensors");
 }
 
+DType checkpoint_dtype(const ModelConfig& config) { return config.dtype == "float16" ? DType::f16 : DType::bf16; }
+
 Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelConfig& config) {
     auto shards = find_shards(model_dir);
     if (!shards) return shards.status();
@@ -152,6 +154,7 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
     // Bind against the config's catalogue; a linear module the quantization_config quantizes is
     // stored as its four GPTQ tensors instead of the bf16 weight (docs/quantization.md §3).
     std::set<std::string> expected_names;
+    const DType weights_dtype = checkpoint_dtype(config);
     const QuantConfig* quant = config.quantization ? &*config.quantization : nullptr;
     for (const auto& spec : expected_tensors(config)) {
         if (quant && is_quantizable_linear(spec)) {
@@ -184,9 +187,12 @@ Result<Checkpoint> Checkpoint::open(const std::string& model_dir, const ModelCon
         if (t.shape != spec.shape)
             problems.push_back("tensor '" + spec.name + "' has shape " + shape_string(t.shape) +
                                " but the config implies " + shape_string(spec.shape));
-        const bool dtype_ok = t.dtype == DType::bf16 || (spec.role == TensorRole::norm_vector && t.dtype == DType::f32);
+        // Every tensor in the config's dtype (a checkpoint never mixes BF16 and F16), norm vectors
+        // also in F32; F16 ones become bf16 when bound (model_weights.h).
+        const bool dtype_ok = t.dtype == weights_dtype || (spec.role == TensorRole::norm_vector && t.dtype == DType::f32);
         if (!dtype_ok)
-            problems.push_back("tensor '" + spec.name + "' has dtype " + dtype_name(t.dtype) + " but BF16 is required");
+            problems.push_back("tensor '" + spec.name + "' has dtype " + dtype_name(t.dtype) + " but " +
+                               dtype_name(weights_dtype) + " is required (config.json: dtype \"" + config.dtype + "\")");
     }
     for (const auto& [name, t] : ck.tensors_)
         if (!expected_names.count(name))

@@ -62,6 +62,10 @@ private:
     int config_zero_offset_ = 1;
 };
 
+// The dtype of a checkpoint's unquantized tensors, from config.json's dtype (validated to be
+// "bfloat16" or "float16"): BF16 or F16.
+DType checkpoint_dtype(const ModelConfig& config);
+
 // The shard files a model folder names: from the index when present, else model.safetensors.
 // Shard names that would leave the folder are refused.
 struct ShardList {

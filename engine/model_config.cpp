@@ -268,7 +268,8 @@ void validate(const ModelConfig& c, std::vector<std::string>& problems) {
     if (!(c.rope_theta > 1.0)) problems.push_back("rope_theta: must be greater than 1");
     if (!(c.scale_emb > 0.0)) problems.push_back("scale_emb: must be positive");
     if (!(c.scale_depth > 0.0)) problems.push_back("scale_depth: must be positive");
-    if (c.dtype != "bfloat16") problems.push_back("dtype: only \"bfloat16\" checkpoints are supported, got \"" + c.dtype + "\"");
+    if (c.dtype != "bfloat16" && c.dtype != "float16")
+        problems.push_back("dtype: only \"bfloat16\" and \"float16\" checkpoints are supported, got \"" + c.dtype + "\"");
     if (c.bos_token_id < 0 || c.bos_token_id >= c.vocab_size)
         problems.push_back("bos_token_id: " + std::to_string(c.bos_token_id) + " is outside the vocabulary");
     for (int64_t e : c.eos_token_ids)

@@ -71,6 +71,9 @@ ModelReport inspect_model(const std::string& dir) {
         for (const auto& [module, t] : ck->gptq_modules())
             for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"})
                 if (const TensorRef* ref = ck->find(module + part)) r.quantized_bytes += ref->bytes;
+        // What bind_weights converts (model_weights.h): every F16 matrix but a GPTQ module's scales.
+        for (const auto& [name, t] : ck->tensors())
+            if (t.dtype == DType::f16 && t.shape.size() == 2 && !name.ends_with(".scales")) r.converted_bytes += t.bytes;
     } else {
         add_lines(r.problems, ck.status().message());
     }
@@ -120,6 +123,11 @@ std::string format_model_report(const ModelReport& r) {
           << ", C2 " << s.c2_kernel() << "/" << s.c2_stride() << "\n";
         const int64_t params = c.parameter_count();
         o << "parameters: " << with_thousands(params) << " (" << format_bytes(params * 2) << " in bf16)\n";
+        o << "dtype: " << c.dtype;
+        if (c.dtype == "float16")
+            o << " (the engines compute in bf16: unquantized tensors are converted when loaded"
+              << (r.weights_valid ? ", " + format_bytes(r.converted_bytes) + " of copies in host memory" : std::string()) << ")";
+        o << "\n";
         if (c.quantization) {
             const QuantConfig& q = *c.quantization;
             o << "quantization: GPTQ " << q.bits << "-bit, group_size " << q.group_size << (q.sym ? ", sym" : ", asym")
@@ -134,7 +142,8 @@ std::string format_model_report(const ModelReport& r) {
           << format_bytes(r.weight_bytes) << ", all bound\n";
         if (r.config && r.config->quantization)
             o << "quantized layers: " << r.quantized_linears << " linear layers in GPTQ (" << format_bytes(r.quantized_bytes)
-              << "), " << r.skipped_linears << " left in bf16 by the dynamic rules\n";
+              << "), " << r.skipped_linears << " left in " << (r.config->dtype == "float16" ? "float16" : "bf16")
+              << " by the dynamic rules\n";
     } else if (r.config) {
         o << "weights: " << (r.weights_present ? "INVALID (see problems)" : "MISSING") << "\n";
     }

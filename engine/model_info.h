@@ -23,6 +23,7 @@ struct ModelReport {
     int64_t quantized_linears = 0;  // GPTQ modules (when config.quantization)
     int64_t skipped_linears = 0;    // linear modules the dynamic rules leave in bf16
     int64_t quantized_bytes = 0;    // bytes of the quantized modules' qweight, qzeros, scales and g_idx
+    int64_t converted_bytes = 0;    // a float16 checkpoint's F16 matrices: their bf16 copies in host memory
     bool tokenizer_valid = false;
     int64_t tokenizer_pieces = 0;
     bool add_bos = false;

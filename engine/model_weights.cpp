@@ -19,8 +19,23 @@ struct Lookup {
     std::function<const TensorRef*(const std::string&)> tensor;
     const Checkpoint* gptq = nullptr;
     const QuantConfig* synthetic_gptq = nullptr;  // a synthetic model of a quantized configuration
+    std::vector<std::vector<uint16_t>>* converted = nullptr;  // where F16 matrices' bf16 copies go
     const TensorRef* operator()(const std::string& name) const { return tensor(name); }
 };
+
+// An F16 matrix as bf16, into a buffer the weights keep (safetensors stores little-endian, as
+// the hosts this builds for are).
+const uint16_t* convert_to_bf16(const TensorRef& t, std::vector<std::vector<uint16_t>>& buffers) {
+    const auto n = static_cast<size_t>(t.bytes / 2);
+    std::vector<uint16_t> out(n);
+    for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * i, 2);
+        out[i] = fp16_to_bf16(h);
+    }
+    buffers.push_back(std::move(out));
+    return buffers.back().data();  // a moved vector keeps its storage: later push_backs leave it in place
+}
 
 MatrixRef matrix(const Lookup& find, const std::string& name) {
     if (find.gptq)
@@ -52,9 +67,14 @@ MatrixRef matrix(const Lookup& find, const std::string& name) {
         }
     }
     MatrixRef m;
-    m.data = reinterpret_cast<const uint16_t*>(t->data);
     m.rows = t->shape[0];
     m.cols = t->shape[1];
+    if (t->dtype == DType::f16 && t->data && find.converted) {
+        m.data = convert_to_bf16(*t, *find.converted);
+        m.converted = true;
+    } else {
+        m.data = reinterpret_cast<const uint16_t*>(t->data);
+    }
     return m;
 }
 
@@ -69,7 +89,9 @@ std::vector<float> vector_f32(const Lookup& find, const std::string& name) {
         } else {
             uint16_t b;
             std::memcpy(&b, t->data + 2 * i, 2);
-            v[i] = bf16_to_float(b);
+            // An F16 norm goes through bf16 as its matrices do: the model computes as if the
+            // checkpoint had been converted to bfloat16 first.
+            v[i] = bf16_to_float(t->dtype == DType::f16 ? fp16_to_bf16(b) : b);
         }
     }
     return v;
@@ -109,9 +131,20 @@ ModelWeights bind_with(const Lookup& ck, const ModelConfig& config) {
 }  // namespace
 
 ModelWeights bind_weights(std::shared_ptr<const Checkpoint> checkpoint, const ModelConfig& config) {
-    ModelWeights w = bind_with({[&](const std::string& name) { return checkpoint->find(name); }, checkpoint.get()}, config);
+    auto converted = std::make_shared<std::vector<std::vector<uint16_t>>>();
+    ModelWeights w = bind_with({[&](const std::string& name) { return checkpoint->find(name); }, checkpoint.get(), nullptr,
+                                converted.get()},
+                               config);
     w.checkpoint = std::move(checkpoint);
+    if (!converted->empty()) w.converted = std::move(converted);
     return w;
+}
+
+int64_t ModelWeights::converted_bytes() const {
+    int64_t bytes = 0;
+    if (converted)
+        for (const auto& b : *converted) bytes += static_cast<int64_t>(b.size()) * 2;
+    return bytes;
 }
 
 std::vector<const MatrixRef*> ModelWeights::matrices() const {

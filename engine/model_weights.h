@@ -1,6 +1,8 @@
 #pragma once
 // Typed access to a checkpoint's tensors: bf16 matrices by pointer into the mapped shards, norm
 // vectors converted to fp32 (they are tiny). Layer order and kinds follow config.mixer_types.
+// A float16 checkpoint's matrices are converted to bf16 copies that the weights own (the engines
+// compute in bf16 only; docs/model.md §6): they cost their size in host memory.
 
 #include <cstdint>
 #include <memory>
@@ -17,6 +19,7 @@ struct MatrixRef {
     int64_t rows = 0;                // out_features
     int64_t cols = 0;                // in_features
     GptqTensors gptq;                // a GPTQ-quantized linear layer (docs/quantization.md), else empty
+    bool converted = false;          // data is ModelWeights' own bf16 copy of an F16 tensor, not the mapping
 
     bool quantized() const { return gptq.present(); }
     // Bytes a backend holds for it: the bf16 matrix, or the GPTQ words, zeros, scales (and g_idx).
@@ -39,6 +42,12 @@ struct ModelWeights {
     MatrixRef lm_head;  // the embedding when tie_word_embeddings
     bool tied_embeddings = false;
     std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
+    // The bf16 copies of a float16 checkpoint's matrices (MatrixRef::converted points into them);
+    // shared, so that a copy of the weights stays valid.
+    std::shared_ptr<const std::vector<std::vector<uint16_t>>> converted;
+
+    // Host bytes the bf16 copies take (0 for a bfloat16 checkpoint).
+    int64_t converted_bytes() const;
 
     // True when any linear layer is GPTQ-quantized.
     bool quantized() const;

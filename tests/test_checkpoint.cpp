@@ -2,8 +2,11 @@
 // its own message (safetensors rules, index rules, binding against the config).
 #include <QtTest>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
+#include "bf16.h"
 #include "checkpoint.h"
 #include "model_tensors.h"
 #include "safetensors.h"
@@ -54,6 +57,20 @@ void write_single_file(const std::string& dir, const std::vector<RawTensor>& ten
     QByteArray file = QByteArray::fromStdString(make_safetensors_header(entries, {}));
     for (const auto& t : tensors) file += t.bytes;
     QVERIFY(test::write_all(dir + "/model.safetensors", file));
+}
+
+// Every BF16 tensor in F16 (the nearest value).
+void to_float16(std::vector<RawTensor>& t) {
+    for (auto& r : t) {
+        if (r.dtype != DType::bf16) continue;
+        for (qsizetype i = 0; i < r.bytes.size(); i += 2) {
+            uint16_t b;
+            std::memcpy(&b, r.bytes.constData() + i, 2);
+            const uint16_t h = float_to_fp16(bf16_to_float(b));
+            std::memcpy(r.bytes.data() + i, &h, 2);
+        }
+        r.dtype = DType::f16;
+    }
 }
 
 std::string first_shard(const std::string& dir) { return dir + "/model-00001-of-00002.safetensors"; }
@@ -225,7 +242,88 @@ private slots:
                 r.dtype = DType::f16;
             }
         write_single_file(model_, t);
-        expect_error("has dtype F16 but BF16 is required");
+        expect_error("tensor 'model.layers.0.mlp.up_proj.weight' has dtype F16 but BF16 is required (config.json: dtype \"bfloat16\")");
+    }
+
+    // --- float16 checkpoints (docs/model.md §6) --------------------------------------------------
+    void float16_checkpoint_binds() {
+        auto t = read_tensors(model_);
+        to_float16(t);
+        config_.dtype = "float16";
+        for (auto& r : t)  // F32 norm vectors are accepted in a float16 checkpoint as in a bfloat16 one
+            if (r.name == "model.norm.weight") {
+                QByteArray f32;
+                for (qsizetype i = 0; i < r.bytes.size(); i += 2) {
+                    uint16_t h;
+                    std::memcpy(&h, r.bytes.constData() + i, 2);
+                    const float v = fp16_to_float(h);
+                    f32.append(reinterpret_cast<const char*>(&v), 4);
+                }
+                r.bytes = f32;
+                r.dtype = DType::f32;
+            }
+        write_single_file(model_, t);
+        auto ck = Checkpoint::open(model_, config_);
+        QVERIFY2(ck.is_ok(), ck.status().message().c_str());
+        QCOMPARE(checkpoint_dtype(config_), DType::f16);
+        QCOMPARE(ck->find("model.embed_tokens.weight")->dtype, DType::f16);
+        QCOMPARE(ck->find("model.norm.weight")->dtype, DType::f32);
+        // The same bytes with the config saying bfloat16: every F16 tensor is named.
+        config_.dtype = "bfloat16";
+        expect_error("tensor 'model.embed_tokens.weight' has dtype F16 but BF16 is required (config.json: dtype \"bfloat16\")");
+        QVERIFY(open().message().find("tensor 'lm_head.weight' has dtype F16") != std::string::npos);
+        QVERIFY(open().message().find("model.norm.weight") == std::string::npos);  // F32 stays acceptable
+    }
+    // A float16 checkpoint with one BF16 matrix (or BF16 norm) is refused, the tensor named: the
+    // loader does not guess which of two 16-bit formats a tensor is meant to be.
+    void float16_checkpoint_with_a_bf16_tensor() {
+        auto t = read_tensors(model_);
+        const auto original = t;
+        to_float16(t);
+        config_.dtype = "float16";
+        for (size_t i = 0; i < t.size(); ++i)
+            if (t[i].name == "model.layers.2.mlp.down_proj.weight" || t[i].name == "model.layers.1.input_layernorm.weight") t[i] = original[i];
+        write_single_file(model_, t);
+        expect_error("tensor 'model.layers.2.mlp.down_proj.weight' has dtype BF16 but F16 is required (config.json: dtype \"float16\")");
+        QVERIFY(open().message().find("tensor 'model.layers.1.input_layernorm.weight' has dtype BF16 but F16 is required") != std::string::npos);
+    }
+    // fp16 -> bf16 on every one of the 65536 half values against a reference written here: the
+    // nearest bf16 value, ties to the even one; NaN stays NaN, infinities stay infinite.
+    void fp16_to_bf16_rounds_to_nearest_even() {
+        int64_t inexact = 0, inexact_subnormal = 0;
+        for (uint32_t h = 0; h < 65536; ++h) {
+            const int e = static_cast<int>((h >> 10) & 31), m = static_cast<int>(h & 1023);
+            const double sign = (h & 0x8000) ? -1.0 : 1.0;
+            const uint16_t b = fp16_to_bf16(static_cast<uint16_t>(h));
+            const float got = bf16_to_float(b);
+            if (e == 31) {
+                QVERIFY2(m ? std::isnan(got) : got == static_cast<float>(sign * INFINITY), qPrintable(QString::number(h, 16)));
+                continue;
+            }
+            const double v = sign * (e == 0 ? std::ldexp(m, -24) : std::ldexp(m + 1024, e - 25));
+            // The neighbours of the result on bf16's grid are no nearer, and a tie lands on an even word.
+            const double d = std::fabs(static_cast<double>(got) - v);
+            for (int step : {-1, 1}) {
+                const double other = bf16_to_float(static_cast<uint16_t>(b + step));
+                if (std::isnan(other)) continue;  // below +0 the words wrap to NaN
+                const double od = std::fabs(other - v);
+                QVERIFY2(d < od || (d == od && (b & 1) == 0), qPrintable(QString("half 0x%1").arg(h, 4, 16, QChar('0'))));
+            }
+            if (d != 0) {
+                ++inexact;
+                if (e == 0) ++inexact_subnormal;
+            }
+        }
+        // fp16 has 11 significant bits, bf16 8: a value with more than 8 loses its last ones. Normal
+        // values: 2 signs x 30 exponents x 896 mantissas with one of the lowest 3 bits set. Subnormals
+        // (m x 2^-24): those from 2^-16 up with more than 8 significant bits, the 128 odd m in
+        // [256, 512) and the 384 m in [512, 1024) not divisible by 4; the smaller ones are exact.
+        QCOMPARE(inexact, int64_t(2 * 30 * 896 + 2 * (128 + 384)));
+        QVERIFY(inexact_subnormal > 0);
+        QCOMPARE(fp16_to_bf16(0x0001), uint16_t(0x3380));  // 2^-24, exact
+        QCOMPARE(fp16_to_bf16(0x3C00), uint16_t(0x3F80));  // 1.0
+        QCOMPARE(fp16_to_bf16(0x7BFF), uint16_t(0x4780));  // 65504 rounds up to 65536: in range for bf16
+        QCOMPARE(fp16_to_bf16(0xFC00), uint16_t(0xFF80));  // -inf
     }
     void config_expects_other_layers() {
         // A config that claims a lightning layer where the weights are sparse.

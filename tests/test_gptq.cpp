@@ -323,6 +323,127 @@ private slots:
         }
     }
 
+    // A float16 GPTQ checkpoint (torch_dtype float16, as GPTQModel often writes: embedding, norms,
+    // lm_head and the dynamic rules' skips in F16) against a twin holding the same numbers in BF16
+    // (values both formats represent, tools/tiny_model): the loader's bf16 copies must be the twin's
+    // words, so the CPU engine's logits agree bit for bit, untied and with tied embeddings.
+    void float16_checkpoint_matches_bf16_twin() {
+        const tools::TinyGptqOptions g{4, 32, true, false, false, "sala", false};
+        const std::string hdir = fresh("f16"), bdir = fresh("f16twin");
+        tools::TinyModelOptions ho = tiny_options(hdir, g), bo = tiny_options(bdir, g);
+        ho.dtype = "float16";
+        bo.fp16_values = true;
+        write_model(ho);
+        write_model(bo);
+        QVERIFY(test::read_all(hdir + "/config.json").contains("\"torch_dtype\": \"float16\""));
+
+        auto half = test::load_model(hdir);
+        auto twin = test::load_model(bdir);
+        QCOMPARE(half->config().dtype, std::string("float16"));
+        QCOMPARE(twin->config().dtype, std::string("bfloat16"));
+        // Every unquantized tensor of the twin is BF16 there and F16 here (GPTQ scales are F16 in both);
+        // among them fp16 subnormals, so that path of the conversion runs too.
+        int64_t f16_tensors = 0, subnormals = 0, f16_matrix_bytes = 0;
+        for (const auto& [name, t] : twin->weights().checkpoint->tensors()) {
+            const TensorRef* h = half->weights().checkpoint->find(name);
+            QVERIFY2(h, name.c_str());
+            if (t.dtype != DType::bf16) {
+                QCOMPARE(h->dtype, t.dtype);
+                continue;
+            }
+            QCOMPARE(h->dtype, DType::f16);
+            QVERIFY2(std::memcmp(h->data, t.data, static_cast<size_t>(t.bytes)) != 0, name.c_str());  // not the same words
+            ++f16_tensors;
+            if (t.shape.size() == 2) f16_matrix_bytes += t.bytes;
+            for (int64_t i = 0; i < h->bytes; i += 2) {
+                uint16_t w;
+                std::memcpy(&w, h->data + i, 2);
+                if ((w & 0x7C00) == 0 && (w & 0x3FF) != 0) ++subnormals;
+            }
+        }
+        // embedding, lm_head, final norm; 4 x 2 layer norms; 2 Lightning layers x 3 (q, k, o norms);
+        // o_gate of the 2 sparse layers and z_proj of the 2 Lightning ones (the SALA skips)
+        QCOMPARE(f16_tensors, int64_t(21));
+        qInfo("fp16 subnormal values in the float16 checkpoint: %lld", static_cast<long long>(subnormals));
+        QVERIFY(subnormals > 0);
+
+        auto same_weights = [](const ModelWeights& a, const ModelWeights& b) {
+            const auto am = a.matrices(), bm = b.matrices();
+            QCOMPARE(am.size(), bm.size());
+            for (size_t i = 0; i < am.size(); ++i) {
+                QCOMPARE(am[i]->quantized(), bm[i]->quantized());
+                QCOMPARE(am[i]->rows, bm[i]->rows);
+                if (am[i]->quantized() || am[i]->rows == 0) continue;
+                QVERIFY(am[i]->converted && !bm[i]->converted);
+                QVERIFY2(std::memcmp(am[i]->data, bm[i]->data, static_cast<size_t>(am[i]->rows * am[i]->cols * 2)) == 0,
+                         qPrintable(QString("matrix %1 differs from the twin's").arg(i)));
+            }
+            QVERIFY(a.final_norm == b.final_norm);
+            for (size_t l = 0; l < a.layers.size(); ++l) {
+                const LayerWeights &x = a.layers[l], &y = b.layers[l];
+                QVERIFY(x.input_norm == y.input_norm && x.post_norm == y.post_norm && x.q_norm == y.q_norm && x.k_norm == y.k_norm &&
+                        x.o_norm == y.o_norm);
+            }
+        };
+        same_weights(half->weights(), twin->weights());
+        if (QTest::currentTestFailed()) return;
+        QCOMPARE(half->weights().converted_bytes(), f16_matrix_bytes);
+        QCOMPARE(twin->weights().converted_bytes(), int64_t(0));
+        QVERIFY(half->fingerprint() != twin->fingerprint());  // a saved state stays tied to its own files
+
+        auto expect_same_logits = [](std::shared_ptr<const Model> a, std::shared_ptr<const Model> b, Precision precision, int64_t n) {
+            const auto tokens = test::random_tokens(n, a->config().vocab_size, 7);
+            const std::vector<int64_t> positions = {0, 1, n / 2, n - 2, n - 1};
+            auto ea = test::make_engine(a, precision);
+            auto eb = test::make_engine(b, precision);
+            const auto ra = test::run_fresh(*ea, tokens, 64, n - 3, positions);
+            const auto rb = test::run_fresh(*eb, tokens, 64, n - 3, positions);
+            for (int64_t p : positions) {
+                QVERIFY(test::all_finite(ra.at(p)));
+                QVERIFY2(ra.at(p) == rb.at(p), qPrintable(QString("position %1: max |d| %2").arg(p).arg(test::max_abs_diff(ra.at(p), rb.at(p)))));
+            }
+        };
+        expect_same_logits(half, twin, Precision::bf16, 200);
+        expect_same_logits(half, twin, Precision::fp32, 40);
+
+        // Tied embeddings: no lm_head tensor, the (converted) embedding serves as both.
+        for (const std::string& dir : {hdir, bdir}) {
+            auto ts = read_tensors(dir);
+            std::erase_if(ts, [](const Tensor& t) { return t.name == "lm_head.weight"; });
+            rewrite(dir, ts);
+            std::string cfg = test::read_all(dir + "/config.json").toStdString();
+            const std::string key = "\"tie_word_embeddings\": false";
+            QVERIFY(cfg.find(key) != std::string::npos);
+            cfg.replace(cfg.find(key), key.size(), "\"tie_word_embeddings\": true");
+            QVERIFY(test::write_all(dir + "/config.json", QByteArray::fromStdString(cfg)));
+        }
+        auto half_tied = test::load_model(hdir);
+        auto twin_tied = test::load_model(bdir);
+        QVERIFY(half_tied->weights().tied_embeddings);
+        QVERIFY(half_tied->weights().lm_head.converted && half_tied->weights().lm_head.data == half_tied->weights().embed.data);
+        same_weights(half_tied->weights(), twin_tied->weights());
+        if (QTest::currentTestFailed()) return;
+        expect_same_logits(half_tied, twin_tied, Precision::bf16, 40);
+
+        // quire model-info names the dtype and what the conversion costs.
+        const std::string report = format_model_report(inspect_model(hdir));
+        QVERIFY2(report.find("dtype: float16 (the engines compute in bf16") != std::string::npos &&
+                     report.find(format_bytes(half_tied->weights().converted_bytes()) + " of copies in host memory") != std::string::npos &&
+                     report.find("4 left in float16 by the dynamic rules") != std::string::npos &&
+                     report.find("validation: OK") != std::string::npos,
+                 report.c_str());
+    }
+
+    // The tool refuses what it cannot write.
+    void float16_tool_options_are_checked() {
+        tools::TinyModelOptions o = tiny_options(fresh("bad-dtype"), {});
+        o.dtype = "float32";
+        QVERIFY(tools::write_tiny_model(o).message().find("--dtype must be bfloat16 or float16, got float32") != std::string::npos);
+        o.dtype = "float16";
+        o.gptq = {4, 32, true, false, false, "sala", true};
+        QVERIFY(tools::write_tiny_model(o).message().find("cannot be combined with --dtype float16") != std::string::npos);
+    }
+
     // The reference (tools/reference/gptq.py) reads the tool's packing to exactly the tool's values.
     void reference_dequantizes_tool_models_exactly_data() {
         add_model_columns();

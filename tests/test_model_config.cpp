@@ -44,6 +44,22 @@ private slots:
         QCOMPARE(c->sparse.c2_stride(), int64_t(64));
         QCOMPARE(c->eos_token_ids, (std::vector<int64_t>{2, 73440}));
     }
+    // GPTQ tools often save float16 checkpoints, under the older key torch_dtype (docs/model.md §6).
+    void float16_checkpoints_are_accepted() {
+        const std::string no_dtype = with_field(real_config_text(), "dtype", "");
+        QVERIFY(no_dtype.find("\"dtype\"") == std::string::npos);
+        for (const char* key : {"dtype", "torch_dtype"}) {
+            const std::string text = std::string(key) == "dtype"
+                                         ? with_field(real_config_text(), "dtype", "\"float16\"")
+                                         : "{\n  \"torch_dtype\": \"float16\"," + no_dtype.substr(no_dtype.find('{') + 1);
+            auto c = parse_model_config(text);
+            QVERIFY2(c.is_ok(), c.status().message().c_str());
+            QCOMPARE(c->dtype, std::string("float16"));
+        }
+        auto bad = parse_model_config("{\n  \"torch_dtype\": \"float32\"," + no_dtype.substr(no_dtype.find('{') + 1));
+        QVERIFY(!bad.is_ok());
+        QVERIFY2(bad.status().message().find("got \"float32\"") != std::string::npos, bad.status().message().c_str());
+    }
     void defaults_fill_omitted_fields() {
         std::string t = with_field(real_config_text(), "lightning_nh", "");
         t = with_field(t, "lightning_nkv", "");
@@ -75,7 +91,9 @@ private slots:
         QTest::newRow("act") << "hidden_act" << "\"gelu\"" << "hidden_act: only \"silu\"";
         QTest::newRow("eos outside vocab") << "eos_token_id" << "[2, 99999]" << "eos_token_id: 99999 is outside";
         QTest::newRow("eps") << "rms_norm_eps" << "0" << "rms_norm_eps";
-        QTest::newRow("dtype") << "dtype" << "\"float16\"" << "dtype: only \"bfloat16\"";
+        QTest::newRow("dtype float32") << "dtype" << "\"float32\""
+                                       << "dtype: only \"bfloat16\" and \"float16\" checkpoints are supported, got \"float32\"";
+        QTest::newRow("dtype foo") << "dtype" << "\"foo\"" << "got \"foo\"";
         QTest::newRow("rope scaling") << "rope_scaling" << R"({"type": "yarn"})" << "rope_scaling";
         QTest::newRow("dim_model_base") << "dim_model_base" << "300" << "dim_model_base: 300 does not divide";
     }

@@ -27,6 +27,7 @@ private slots:
         QVERIFY2(r.code == 0, qPrintable(r.out));
         QVERIFY(r.out.contains("layer pattern: SLLS (sparse at 0,3)"));
         QVERIFY(r.out.contains("all bound"));
+        QVERIFY(r.out.contains("\ndtype: bfloat16\n"));
         QVERIFY(r.out.contains("<|im_end|>=1016"));
         QVERIFY(r.out.contains("validation: OK"));
     }
@@ -40,6 +41,14 @@ private slots:
         QVERIFY(r.out.contains("weights: MISSING"));
         QVERIFY(r.out.contains("problem: weights are missing"));
         QVERIFY(r.out.contains("problem: tokenizer is missing"));
+        // A float16 config: named, with no size for copies of weights that are not there.
+        QByteArray cfg = quire::test::read_all(dir.path().toStdString() + "/config.json");
+        QVERIFY(cfg.contains("\"dtype\": \"bfloat16\""));
+        cfg.replace("\"dtype\": \"bfloat16\"", "\"torch_dtype\": \"float16\"");
+        QVERIFY(quire::test::write_all(dir.path().toStdString() + "/config.json", cfg));
+        const Run f = model_info(dir.path().toStdString());
+        QVERIFY2(f.out.contains("\ndtype: float16 (the engines compute in bf16: unquantized tensors are converted when loaded)\n"),
+                 qPrintable(f.out));
     }
     void broken_folder_lists_each_problem() {
         QTemporaryDir dir;

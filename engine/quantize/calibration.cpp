@@ -65,7 +65,11 @@ Result<std::unique_ptr<Calibrator>> Calibrator::create(const std::string& model_
 
 void Calibrator::release_weight_pages() const {
     const ModelWeights& w = model_->weights();
-    auto drop = [](const MatrixRef& m) { release_mapped_pages(m.data, m.rows * m.cols * 2); };
+    // Only the mapping's pages: a float16 checkpoint's bf16 copies are heap memory, which
+    // MADV_DONTNEED would zero.
+    auto drop = [](const MatrixRef& m) {
+        if (!m.converted) release_mapped_pages(m.data, m.rows * m.cols * 2);
+    };
     drop(w.embed);
     drop(w.lm_head);
     for (const LayerWeights& l : w.layers)

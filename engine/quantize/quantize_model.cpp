@@ -14,6 +14,7 @@
 #include "json.h"
 #include "model_config.h"
 #include "model_tensors.h"
+#include "quant/fp16.h"
 #include "quantize/gptq.h"
 #include "quantize/output_folder.h"
 #include "safetensors.h"
@@ -170,9 +171,18 @@ Result<std::string> quantized_config(const std::string& text, const std::string&
     return out;
 }
 
+// A source matrix in fp32 (exact from BF16 and from F16: the quantizer sees the stored weights).
 std::vector<float> to_float(const TensorRef& t) {
     std::vector<float> w(static_cast<size_t>(t.bytes / 2));
-    cpu::bf16_to_float_row(reinterpret_cast<const uint16_t*>(t.data), w.data(), static_cast<int64_t>(w.size()));
+    if (t.dtype == DType::f16) {
+        for (size_t i = 0; i < w.size(); ++i) {
+            uint16_t h;
+            std::memcpy(&h, t.data + 2 * i, 2);
+            w[i] = fp16_to_float(h);
+        }
+    } else {
+        cpu::bf16_to_float_row(reinterpret_cast<const uint16_t*>(t.data), w.data(), static_cast<int64_t>(w.size()));
+    }
     release_mapped_pages(t.data, t.bytes);
     return w;
 }

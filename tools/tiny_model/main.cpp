@@ -11,7 +11,7 @@ void usage() {
                  "usage: quire-make-tiny-model --out DIR --corpus DIR [--layers N] [--sparse-layers 0,3]\n"
                  "       [--hidden H] [--intermediate I] [--heads N] [--kv-heads N] [--head-dim 64|128]\n"
                  "       [--lightning-heads N] [--lightning-head-dim D] [--vocab V] [--shards N] [--seed S]\n"
-                 "       [--dense-len N] [--legacy-tokenizer]\n"
+                 "       [--dense-len N] [--legacy-tokenizer] [--dtype bfloat16|float16] [--fp16-values]\n"
                  "       [--gptq-bits 4|8 [--gptq-group-size N] [--gptq-asym] [--gptq-desc-act] [--gptq-v2]\n"
                  "        [--gptq-dynamic sala|mixed] [--gptq-dequantized-twin]]\n");
 }
@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
         else if (a == "--seed") o.seed = static_cast<uint64_t>(num());
         else if (a == "--dense-len") o.dense_len = num();
         else if (a == "--legacy-tokenizer") o.tokenizer_legacy = true;
+        else if (a == "--dtype") o.dtype = next();
+        else if (a == "--fp16-values") o.fp16_values = true;
         else if (a == "--gptq-bits") o.gptq.bits = static_cast<int>(num());
         else if (a == "--gptq-group-size") o.gptq.group_size = num();
         else if (a == "--gptq-asym") o.gptq.sym = false;

@@ -16,6 +16,7 @@
 #include "json.h"
 #include "model_config.h"
 #include "model_tensors.h"
+#include "quant/fp16.h"
 #include "quant/gptq_catalogue.h"
 #include "quant/quant_config.h"
 #include "safetensors.h"
@@ -59,7 +60,7 @@ std::string config_json(const TinyModelOptions& o) {
     j << "{\n"
       << "  \"architectures\": [\"MiniCPMSALAForCausalLM\"],\n"
       << "  \"model_type\": \"minicpm_sala\",\n"
-      << "  \"dtype\": \"bfloat16\",\n"
+      << (o.dtype == "float16" ? "  \"torch_dtype\": \"float16\",\n" : "  \"dtype\": \"bfloat16\",\n")
       << "  \"vocab_size\": " << o.vocab << ",\n"
       << "  \"hidden_size\": " << o.hidden << ",\n"
       << "  \"intermediate_size\": " << o.intermediate << ",\n"
@@ -114,20 +115,38 @@ double tensor_std(const TensorSpec& spec) {
     return 1.0 / std::sqrt(static_cast<double>(spec.shape[1]));
 }
 
-// The tensor's values, already rounded to bf16 (what the bf16 checkpoint holds).
-std::vector<float> tensor_values(const TensorSpec& spec, uint64_t seed) {
+bool wants_fp16_values(const TinyModelOptions& o) { return o.fp16_values || o.dtype == "float16"; }
+
+// The tensor's values, already rounded to bf16 (what the bf16 checkpoint holds); with fp16 values
+// then rounded to fp16, which leaves a bf16 value: from 2^-17 up a bf16 value is already on fp16's
+// grid (11 significant bits down to 2^-14, then multiples of 2^-24); below 2^-17 the multiple of
+// 2^-24 it rounds to has at most 8 significant bits.
+std::vector<float> tensor_values(const TensorSpec& spec, uint64_t seed, bool fp16_values) {
     Rng rng{seed ^ hash64(spec.name)};
     const double std = tensor_std(spec);
     const bool norm = spec.role == TensorRole::norm_vector;
     std::vector<float> v(static_cast<size_t>(spec.element_count()));
-    for (auto& x : v) x = round_bf16(static_cast<float>((norm ? 1.0 : 0.0) + std * rng.normal()));
+    for (auto& x : v) {
+        x = round_bf16(static_cast<float>((norm ? 1.0 : 0.0) + std * rng.normal()));
+        if (fp16_values) x = fp16_to_float(float_to_fp16(x));
+    }
     return v;
 }
 
-std::string bf16_bytes(const std::vector<float>& values) {
+// Every value must survive the storage dtype exactly (the tests compare twins bit for bit).
+Status check_representable(const std::vector<float>& values, const std::string& name) {
+    for (float x : values)
+        if (round_bf16(x) != x || fp16_to_float(float_to_fp16(x)) != x)
+            return Status(ErrorCode::invalid_argument, "tensor " + name + ": value " + std::to_string(x) +
+                                                           " is not exact in both fp16 and bf16");
+    return Status::ok();
+}
+
+// Little-endian 16-bit words: BF16, or F16 for a float16 checkpoint.
+std::string half_bytes(const std::vector<float>& values, DType dtype) {
     std::string bytes(values.size() * 2, '\0');
     for (size_t i = 0; i < values.size(); ++i) {
-        const uint16_t b = float_to_bf16(values[i]);
+        const uint16_t b = dtype == DType::f16 ? float_to_fp16(values[i]) : float_to_bf16(values[i]);
         bytes[2 * i] = static_cast<char>(b & 0xFF);
         bytes[2 * i + 1] = static_cast<char>(b >> 8);
     }
@@ -144,8 +163,10 @@ struct StoredTensor {
 
 // The tensors of one catalogue entry: the bf16 tensor, or a quantized module's four GPTQ tensors
 // (int32 first, so that every tensor stays aligned to its element size in the file).
-std::vector<StoredTensor> stored_tensors(const TinyModelOptions& o, const QuantConfig* quant, const TensorSpec& spec) {
-    std::vector<float> values = tensor_values(spec, o.seed);
+Result<std::vector<StoredTensor>> stored_tensors(const TinyModelOptions& o, const QuantConfig* quant, const TensorSpec& spec) {
+    std::vector<float> values = tensor_values(spec, o.seed, wants_fp16_values(o));
+    if (wants_fp16_values(o)) QUIRE_TRY(check_representable(values, spec.name));
+    const DType dtype = o.dtype == "float16" ? DType::f16 : DType::bf16;
     if (quant && is_quantizable_linear(spec)) {
         const std::string module = linear_module_name(spec.name);
         const ModuleQuant q = quant->for_module(module);
@@ -154,16 +175,16 @@ std::vector<StoredTensor> stored_tensors(const TinyModelOptions& o, const QuantC
             GptqTensorsBytes g = rtn_quantize(values, out, in, q, o.gptq.v2, o.seed ^ hash64(module));
             if (o.gptq.dequantized_twin) {
                 for (auto& x : g.dequantized) x = round_bf16(x);
-                return {{spec.name, DType::bf16, spec.shape, bf16_bytes(g.dequantized)}};
+                return std::vector<StoredTensor>{{spec.name, DType::bf16, spec.shape, half_bytes(g.dequantized, DType::bf16)}};
             }
             const auto specs = gptq_tensor_specs(module, in, out, q);
-            return {{specs[0].name, specs[0].dtype, specs[0].shape, std::move(g.qweight)},
-                    {specs[1].name, specs[1].dtype, specs[1].shape, std::move(g.qzeros)},
-                    {specs[3].name, specs[3].dtype, specs[3].shape, std::move(g.g_idx)},
-                    {specs[2].name, specs[2].dtype, specs[2].shape, std::move(g.scales)}};
+            return std::vector<StoredTensor>{{specs[0].name, specs[0].dtype, specs[0].shape, std::move(g.qweight)},
+                                             {specs[1].name, specs[1].dtype, specs[1].shape, std::move(g.qzeros)},
+                                             {specs[3].name, specs[3].dtype, specs[3].shape, std::move(g.g_idx)},
+                                             {specs[2].name, specs[2].dtype, specs[2].shape, std::move(g.scales)}};
         }
     }
-    return {{spec.name, DType::bf16, spec.shape, bf16_bytes(values)}};
+    return std::vector<StoredTensor>{{spec.name, dtype, spec.shape, half_bytes(values, dtype)}};
 }
 
 Status write_weights(const TinyModelOptions& o, const ModelConfig& config) {
@@ -177,11 +198,14 @@ Status write_weights(const TinyModelOptions& o, const ModelConfig& config) {
     }
     std::vector<StoredTensor> tensors;
     int64_t total = 0;
-    for (const auto& spec : expected_tensors(config))
-        for (auto& t : stored_tensors(o, quant ? &*quant : nullptr, spec)) {
+    for (const auto& spec : expected_tensors(config)) {
+        auto stored = stored_tensors(o, quant ? &*quant : nullptr, spec);
+        if (!stored) return stored.status();
+        for (auto& t : stored.value()) {
             total += static_cast<int64_t>(t.bytes.size());
             tensors.push_back(std::move(t));
         }
+    }
     const int64_t per_shard = (total + o.shards - 1) / o.shards;
 
     std::vector<std::vector<const StoredTensor*>> groups(static_cast<size_t>(o.shards));
@@ -285,6 +309,10 @@ Status write_tiny_model(const TinyModelOptions& o) {
     if (o.shards < 1) return Status(ErrorCode::invalid_argument, "--shards must be at least 1");
     if (!o.gptq.dynamic.empty() && o.gptq.dynamic != "sala" && o.gptq.dynamic != "mixed")
         return Status(ErrorCode::invalid_argument, "--gptq-dynamic must be sala or mixed, got " + o.gptq.dynamic);
+    if (o.dtype != "bfloat16" && o.dtype != "float16")
+        return Status(ErrorCode::invalid_argument, "--dtype must be bfloat16 or float16, got " + o.dtype);
+    if (o.dtype == "float16" && o.gptq.dequantized_twin)
+        return Status(ErrorCode::invalid_argument, "--gptq-dequantized-twin writes bf16 weights: it cannot be combined with --dtype float16");
     std::error_code ec;
     fs::create_directories(o.out_dir, ec);
     if (ec) return Status(ErrorCode::io_error, o.out_dir + ": " + ec.message());

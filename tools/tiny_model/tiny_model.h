@@ -31,6 +31,11 @@ struct TinyModelOptions {
     int64_t dense_len = 8192;  // the real value; tests may lower it only through their own configs
     bool tokenizer_legacy = false;
     TinyGptqOptions gptq;  // bits 0: bf16 weights
+    // "float16": config.json says torch_dtype float16 (as GPTQModel often writes) and every
+    // unquantized tensor is F16; its values are those fp16_values gives, so a twin with
+    // fp16_values and "bfloat16" holds the very same numbers in BF16.
+    std::string dtype = "bfloat16";
+    bool fp16_values = false;  // every value one that both fp16 and bf16 represent exactly
 };
 
 Status write_tiny_model(const TinyModelOptions& options);
