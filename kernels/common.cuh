@@ -8,6 +8,22 @@
 
 namespace quire::kernels {
 
+// Programmatic dependent launch (Hopper and newer; no-ops before sm_90). A kernel that calls
+// pdl_launch_dependents() lets the next kernel of the stream, when that one is launched with the
+// programmatic-serialization attribute, start before it ends; such a kernel may do only work that
+// does not depend on the previous one (reading weights) before pdl_wait(), which returns once the
+// previous kernel has finished and its writes are visible.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 

@@ -23,6 +23,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "common.cuh"
 #include "device_limits.h"
@@ -145,12 +147,23 @@ enum Mode { kPlain = 0, kGatedInput = 1, kSwiglu = 2 };
 // This warp's sums of one layer's tile over its chunks, left in red[warp] for the CTA to add. (Two
 // chunks in flight per warp, at 80 or 119 registers, measured slower on the H200: 2.26-2.40 ms
 // against 1.78 for a step's GEMVs.)
+// `first`, when given, is the first chunk already loaded (before the kernel waited for its input).
+__device__ __forceinline__ const uint32_t* tile_words(const Layer& L, int64_t j0, int g) {
+    return L.qweight + gptq_word_base(L.tiled, L.rows, j0) + 4 * g;
+}
 __device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* xc, bool x_shared, int64_t c_begin, int n, int64_t j0, int g,
-                                          int t, bool has_token, float (&red)[kWarps][kMaxTokens][kCols], int warp, int tokens) {
+                                          int t, bool has_token, float (&red)[kWarps][kMaxTokens][kCols], int warp, int tokens,
+                                          const Chunk* first) {
     const int64_t stride = gptq_row_stride(L.tiled, L.out);
     float acc[4][2] = {};
-    const uint32_t* wb = L.qweight + gptq_word_base(L.tiled, L.rows, j0) + 4 * g;
-    for (int i = 0; i < n; ++i) {
+    const uint32_t* wb = tile_words(L, j0, g);
+    int i = 0;
+    if (first && n > 0) {
+        compute_chunk(*first, xc, has_token, x_shared, L.zero_offset, acc);
+        xc += kStepK * kChunkSteps;
+        i = 1;
+    }
+    for (; i < n; ++i) {
         Chunk c;
         load_chunk(L, c_begin + i, wb, stride, j0 + 4 * g, t, c);
         compute_chunk(c, xc, has_token, x_shared, L.zero_offset, acc);
@@ -192,6 +205,12 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     const bool has_token = g < tokens;
     const int64_t k_begin = p_begin * kStepK * kChunkSteps, k_count = (p_end - p_begin) * kStepK * kChunkSteps;
     const __nv_bfloat16* xc = x + g * in + (c_begin * kChunkSteps * 4 + t) * 8;
+    // Programmatic dependent launch (launch_with): the first chunk's weights are read while the
+    // kernel before this one may still run; x, the gate and every output only after pdl_wait().
+    pdl_launch_dependents();
+    Chunk first;
+    if (n > 0) load_chunk(L, c_begin, tile_words(L, j0, g), gptq_row_stride(L.tiled, L.out), j0 + 4 * g, t, first);
+    pdl_wait();
     if constexpr (MODE == kGatedInput) {
         // This part's inputs of every token, gated once here instead of by every lane that reads them.
         for (int64_t i = threadIdx.x; i < tokens * k_count; i += kWarps * 32) {
@@ -201,8 +220,8 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
         __syncthreads();
         xc = gated_x + g * k_count + ((c_begin - p_begin) * kChunkSteps * 4 + t) * 8;
     }
-    tile_sums(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens);
-    if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens);
+    tile_sums(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens, &first);
+    if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens, nullptr);
     __syncthreads();
     const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
     auto finish = [&](int r, int col, const float (&sum)[kSums]) {
@@ -243,13 +262,34 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch
 }
 
+bool pdl_enabled() {
+    static const bool off = [] {
+        const char* v = std::getenv("QUIRE_CUDA_PDL");
+        return v && std::strcmp(v, "0") == 0;
+    }();
+    return !off && device_limits().sm_major >= 9;
+}
+
 template <int MIN_BLOCKS, int MODE>
 cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
                         const GptqGemvScratch* scratch, int64_t smem, cudaStream_t stream) {
-    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
-    gptq_gemv_mma_kernel<MIN_BLOCKS, MODE><<<grid, kWarps * 32, static_cast<size_t>(smem), stream>>>(
-        ls, x, in_gate, tokens, splits, splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
-    return cudaGetLastError();
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
+    config.blockDim = dim3(kWarps * 32);
+    config.dynamicSmemBytes = static_cast<size_t>(smem);
+    config.stream = stream;
+    // Programmatic dependent launch where the device has it (sm_90+): the CTAs may start while the
+    // kernel before (a norm, the attention's combine, the previous GEMV) ends, and read their
+    // first weights then. QUIRE_CUDA_PDL=0 turns it off (to compare).
+    cudaLaunchAttribute pdl{};
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    if (pdl_enabled()) {
+        config.attrs = &pdl;
+        config.numAttrs = 1;
+    }
+    return cudaLaunchKernelEx(&config, gptq_gemv_mma_kernel<MIN_BLOCKS, MODE>, ls, x, in_gate, tokens, splits,
+                              splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
 }
 
 }  // namespace

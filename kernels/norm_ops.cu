@@ -9,6 +9,7 @@ namespace quire::kernels {
 namespace {
 
 __global__ void rms_norm_kernel(const __nv_bfloat16* x, const float* w, int64_t n, float eps, __nv_bfloat16* out) {
+    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
     const __nv_bfloat16* row = x + static_cast<int64_t>(blockIdx.x) * n;
     __nv_bfloat16* dst = out + static_cast<int64_t>(blockIdx.x) * n;
     float ss = 0.0f;
@@ -33,6 +34,7 @@ struct Lane {
 
 template <int E>
 __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int64_t rows, int64_t n, float eps, __nv_bfloat16* out) {
+    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
     const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -56,6 +58,7 @@ __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int
 // One block per row, one thread per 8 elements (the row stays in registers between the two passes).
 __global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, float scale, const float* w, int64_t n, float eps,
                                     __nv_bfloat16* out) {
+    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
     const int64_t r = blockIdx.x;
     uint4* xr = reinterpret_cast<uint4*>(x + r * n) + threadIdx.x;
     uint4 x4 = *xr;

@@ -152,6 +152,7 @@ __global__ void __launch_bounds__(32) warp_attention_kernel(const __nv_bfloat16*
 // One CTA per (query, KV group, head row), one thread per column: merges the shares.
 template <int D>
 __global__ void __launch_bounds__(D) combine_kernel(const float* __restrict__ partial, int64_t kv_heads, __nv_bfloat16* __restrict__ out) {
+    pdl_launch_dependents();  // the 4-bit o projection after it may start reading its weights (common.cuh)
     const int64_t item = blockIdx.x;
     const int row = blockIdx.y, col = threadIdx.x;
     const float* base = partial + item * kSplits * (16 * D + 32);
