@@ -224,6 +224,8 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens, nullptr);
     __syncthreads();
     const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
+    // Where part s of the input leaves layer q's sum for token r and column col of this tile.
+    auto part_at = [&](int64_t s, int r, int q, int col) { return (s * tokens + r) * total_cols + tile_col + q * kCols + col; };
     auto finish = [&](int r, int col, const float (&sum)[kSums]) {
         if constexpr (MODE == kSwiglu) L.y[r * L.out + j0 + col] = to_bf(silu_mul_one(round_bf(sum[0]), round_bf(sum[1])));
         else L.y[r * L.out + j0 + col] = to_bf(sum[0]);
@@ -240,7 +242,7 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
         if (splits == 1) finish(r, col, sum);
         else
 #pragma unroll
-            for (int q = 0; q < kSums; ++q) partials[(static_cast<int64_t>(blockIdx.y) * tokens + r) * total_cols + tile_col + q * kCols + col] = sum[q];
+            for (int q = 0; q < kSums; ++q) partials[part_at(blockIdx.y, r, q, col)] = sum[q];
     }
     if (splits == 1) return;
     __threadfence();  // this part's sums are visible before its ticket
@@ -255,7 +257,7 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
 #pragma unroll
         for (int q = 0; q < kSums; ++q) {
             sum[q] = 0.0f;
-            for (int s = 0; s < splits; ++s) sum[q] += __ldcg(partials + (static_cast<int64_t>(s) * tokens + r) * total_cols + tile_col + q * kCols + col);
+            for (int s = 0; s < splits; ++s) sum[q] += __ldcg(partials + part_at(s, r, q, col));
         }
         finish(r, col, sum);
     }
