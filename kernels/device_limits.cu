@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "device_limits.h"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -76,6 +78,14 @@ const DeviceLimits& device_limits() {
 void reset_device_limits() {
     std::lock_guard<std::mutex> lock(g_mutex);
     std::fill(std::begin(g_valid), std::end(g_valid), false);
+}
+
+bool pdl_enabled() {
+    static const bool off = [] {
+        const char* v = std::getenv("QUIRE_CUDA_PDL");
+        return v && std::strcmp(v, "0") == 0;
+    }();
+    return !off && device_limits().sm_major >= 9;
 }
 
 }  // namespace quire::kernels

@@ -1,6 +1,7 @@
 #include "common.cuh"
 #include "gates.cuh"
 #include "gemv.h"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -39,6 +40,8 @@ __device__ __forceinline__ RowOutput row_output(const Outputs& outs, int64_t r) 
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                            const uint4* __restrict__ x, const Outputs outs) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -89,6 +92,8 @@ __device__ __forceinline__ uint4 load_weights(const uint4* p) {
 template <int T, int U, int WARPS, bool wide>
 __global__ void __launch_bounds__(WARPS * 32) gemv_batched_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                                   const uint4* __restrict__ x, const Outputs outs) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -137,6 +142,8 @@ template <int U, int WARPS, bool wide, bool gated, bool swiglu>
 __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                                 const uint4* __restrict__ x, const uint4* __restrict__ g,
                                                                 __nv_bfloat16* __restrict__ y) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     extern __shared__ uint4 gated_x[];
     if constexpr (gated) {
         for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
@@ -194,15 +201,15 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __r
 int g_variant = 0;
 
 template <int T>
-void launch_variant(int variant, const uint4* wv, int64_t rows, int64_t chunks, const uint4* xv, const Outputs& outs, cudaStream_t stream) {
+cudaError_t launch_variant(int variant, const uint4* wv, int64_t rows, int64_t chunks, const uint4* xv, const Outputs& outs, cudaStream_t stream) {
     auto grid = [&](int warps) { return static_cast<unsigned>((rows + warps - 1) / warps); };
     switch (variant) {
-        case 1: gemv_batched_kernel<T, 4, 8, false><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
-        case 2: gemv_batched_kernel<T, 8, 4, false><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
-        case 3: gemv_batched_kernel<T, 4, 8, true><<<grid(8), 8 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
-        case 4: gemv_batched_kernel<T, 8, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
-        case 5: gemv_batched_kernel<T, 4, 4, true><<<grid(4), 4 * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
-        default: gemv_kernel<T><<<grid(kWarps), kWarps * 32, 0, stream>>>(wv, rows, chunks, xv, outs); break;
+        case 1: return launch_pdl(gemv_batched_kernel<T, 4, 8, false>, grid(8), 8 * 32, 0, stream, wv, rows, chunks, xv, outs);
+        case 2: return launch_pdl(gemv_batched_kernel<T, 8, 4, false>, grid(4), 4 * 32, 0, stream, wv, rows, chunks, xv, outs);
+        case 3: return launch_pdl(gemv_batched_kernel<T, 4, 8, true>, grid(8), 8 * 32, 0, stream, wv, rows, chunks, xv, outs);
+        case 4: return launch_pdl(gemv_batched_kernel<T, 8, 4, true>, grid(4), 4 * 32, 0, stream, wv, rows, chunks, xv, outs);
+        case 5: return launch_pdl(gemv_batched_kernel<T, 4, 4, true>, grid(4), 4 * 32, 0, stream, wv, rows, chunks, xv, outs);
+        default: return launch_pdl(gemv_kernel<T>, grid(kWarps), kWarps * 32, 0, stream, wv, rows, chunks, xv, outs);
     }
 }
 
@@ -230,12 +237,11 @@ cudaError_t launch_gemv_bf16_multi(const uint16_t* w, int64_t cols, const uint16
     const auto* wv = reinterpret_cast<const uint4*>(w);
     const auto* xv = reinterpret_cast<const uint4*>(x);
     switch (tokens) {
-        case 1: launch_variant<1>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
-        case 2: launch_variant<2>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
-        case 3: launch_variant<3>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
-        default: launch_variant<4>(g_variant, wv, rows, cols / 8, xv, outs, stream); break;
+        case 1: return launch_variant<1>(g_variant, wv, rows, cols / 8, xv, outs, stream);
+        case 2: return launch_variant<2>(g_variant, wv, rows, cols / 8, xv, outs, stream);
+        case 3: return launch_variant<3>(g_variant, wv, rows, cols / 8, xv, outs, stream);
+        default: return launch_variant<4>(g_variant, wv, rows, cols / 8, xv, outs, stream);
     }
-    return cudaGetLastError();
 }
 
 cudaError_t launch_gemv_bf16_gated_input(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, const uint16_t* gate, uint16_t* y,
@@ -245,19 +251,18 @@ cudaError_t launch_gemv_bf16_gated_input(const uint16_t* w, int64_t rows, int64_
         reinterpret_cast<uintptr_t>(gate) % 16)
         return cudaErrorInvalidValue;
     constexpr int warps = 8;
-    gemv_fused_kernel<4, warps, true, true, false><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, static_cast<size_t>(cols) * 2, stream>>>(
-        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), reinterpret_cast<const uint4*>(gate),
-        reinterpret_cast<__nv_bfloat16*>(y));
-    return cudaGetLastError();
+    return launch_pdl(gemv_fused_kernel<4, warps, true, true, false>, static_cast<unsigned>((rows + warps - 1) / warps), warps * 32,
+                      static_cast<size_t>(cols) * 2, stream, reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x),
+                      reinterpret_cast<const uint4*>(gate), reinterpret_cast<__nv_bfloat16*>(y));
 }
 
 cudaError_t launch_gemv_bf16_swiglu(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, uint16_t* y, cudaStream_t stream) {
     if (rows <= 0) return cudaSuccess;
     if (cols % 8 || reinterpret_cast<uintptr_t>(w) % 16 || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
     constexpr int warps = 8;
-    gemv_fused_kernel<4, warps, true, false, true><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, 0, stream>>>(
-        reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), nullptr, reinterpret_cast<__nv_bfloat16*>(y));
-    return cudaGetLastError();
+    return launch_pdl(gemv_fused_kernel<4, warps, true, false, true>, static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, 0, stream,
+                      reinterpret_cast<const uint4*>(w), rows, cols / 8, reinterpret_cast<const uint4*>(x), static_cast<const uint4*>(nullptr),
+                      reinterpret_cast<__nv_bfloat16*>(y));
 }
 
 cudaError_t launch_gemv_bf16(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t tokens, uint16_t* y,

@@ -23,8 +23,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "common.cuh"
 #include "device_limits.h"
@@ -32,6 +30,7 @@
 #include "gptq_gemv_mma.h"
 #include "gates.cuh"
 #include "mma.cuh"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -264,34 +263,14 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch
 }
 
-bool pdl_enabled() {
-    static const bool off = [] {
-        const char* v = std::getenv("QUIRE_CUDA_PDL");
-        return v && std::strcmp(v, "0") == 0;
-    }();
-    return !off && device_limits().sm_major >= 9;
-}
-
 template <int MIN_BLOCKS, int MODE>
 cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
                         const GptqGemvScratch* scratch, int64_t smem, cudaStream_t stream) {
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
-    config.blockDim = dim3(kWarps * 32);
-    config.dynamicSmemBytes = static_cast<size_t>(smem);
-    config.stream = stream;
-    // Programmatic dependent launch where the device has it (sm_90+): the CTAs may start while the
-    // kernel before (a norm, the attention's combine, the previous GEMV) ends, and read their
-    // first weights then. QUIRE_CUDA_PDL=0 turns it off (to compare).
-    cudaLaunchAttribute pdl{};
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
-    if (pdl_enabled()) {
-        config.attrs = &pdl;
-        config.numAttrs = 1;
-    }
-    return cudaLaunchKernelEx(&config, gptq_gemv_mma_kernel<MIN_BLOCKS, MODE>, ls, x, in_gate, tokens, splits,
-                              splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
+    // Programmatic dependent launch (pdl_launch.h): the CTAs may start while the kernel before (a
+    // norm, the attention's combine, the previous GEMV) ends, and read their first weights then.
+    return launch_pdl(gptq_gemv_mma_kernel<MIN_BLOCKS, MODE>, dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits)),
+                      dim3(kWarps * 32), static_cast<size_t>(smem), stream, ls, x, in_gate, tokens, splits,
+                      splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
 }
 
 }  // namespace

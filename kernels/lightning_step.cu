@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common.cuh"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -21,6 +22,8 @@ __global__ void __launch_bounds__(kColumns* kRowGroups) lightning_step_kernel(co
                                                                              const __nv_bfloat16* __restrict__ v,
                                                                              const double* __restrict__ slopes, float* __restrict__ state,
                                                                              __nv_bfloat16* __restrict__ out) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     constexpr int kRows = D / kRowGroups;
     __shared__ float qs[D], ks[D];
     __shared__ float part[kRowGroups][kColumns];
@@ -63,14 +66,12 @@ cudaError_t launch_lightning_step(const uint16_t* q, const uint16_t* k, const ui
     const auto* vb = reinterpret_cast<const __nv_bfloat16*>(v);
     auto* ob = reinterpret_cast<__nv_bfloat16*>(out);
     if (d == 64)
-        lightning_step_kernel<64><<<dim3(static_cast<unsigned>(heads), 64 / kColumns), kColumns * kRowGroups, 0, stream>>>(qb, kb, vb, slopes,
-                                                                                                                         state, ob);
-    else if (d == 128)
-        lightning_step_kernel<128><<<dim3(static_cast<unsigned>(heads), 128 / kColumns), kColumns * kRowGroups, 0, stream>>>(
-            qb, kb, vb, slopes, state, ob);
-    else
-        return cudaErrorInvalidValue;
-    return cudaGetLastError();
+        return launch_pdl(lightning_step_kernel<64>, dim3(static_cast<unsigned>(heads), 64 / kColumns), kColumns * kRowGroups, 0, stream, qb, kb, vb,
+                          slopes, state, ob);
+    if (d == 128)
+        return launch_pdl(lightning_step_kernel<128>, dim3(static_cast<unsigned>(heads), 128 / kColumns), kColumns * kRowGroups, 0, stream, qb, kb,
+                          vb, slopes, state, ob);
+    return cudaErrorInvalidValue;
 }
 
 }  // namespace quire::kernels

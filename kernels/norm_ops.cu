@@ -3,13 +3,15 @@
 #include "common.cuh"
 #include "gates.cuh"
 #include "norm_ops.h"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
 namespace {
 
 __global__ void rms_norm_kernel(const __nv_bfloat16* x, const float* w, int64_t n, float eps, __nv_bfloat16* out) {
-    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();  // the next kernel (a GEMV) may start reading its weights
     const __nv_bfloat16* row = x + static_cast<int64_t>(blockIdx.x) * n;
     __nv_bfloat16* dst = out + static_cast<int64_t>(blockIdx.x) * n;
     float ss = 0.0f;
@@ -34,7 +36,8 @@ struct Lane {
 
 template <int E>
 __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int64_t rows, int64_t n, float eps, __nv_bfloat16* out) {
-    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();  // the next kernel (a GEMV) may start reading its weights
     const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -58,7 +61,8 @@ __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int
 // One block per row, one thread per 8 elements (the row stays in registers between the two passes).
 __global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, float scale, const float* w, int64_t n, float eps,
                                     __nv_bfloat16* out) {
-    pdl_launch_dependents();  // a 4-bit GEMV after this norm may start reading its weights (common.cuh)
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();  // the next kernel (a GEMV) may start reading its weights
     const int64_t r = blockIdx.x;
     uint4* xr = reinterpret_cast<uint4*>(x + r * n) + threadIdx.x;
     uint4 x4 = *xr;
@@ -117,6 +121,8 @@ __global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t dim, int64_
 template <int J>  // J = dim / 32 elements per lane (2 for dim 64, 4 for dim 128)
 __global__ void head_norm_rope_kernel(__nv_bfloat16* q, __nv_bfloat16* k, const float* qw, const float* kw, int64_t heads, int64_t pos0,
                                       float theta, float eps, int rope) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     constexpr int dim = 32 * J, half = dim / 2;
     __shared__ float cs[dim];  // [half] cos, [half] sin
     const int64_t t = blockIdx.x;
@@ -157,6 +163,8 @@ __global__ void head_norm_rope_kernel(__nv_bfloat16* q, __nv_bfloat16* k, const 
 // multiple of 8; the tail-free layout is what every caller has (widths are multiples of 64).
 template <typename Op>
 __global__ void elementwise8_kernel(int64_t n8, Op op) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n8) op(i);
 }
@@ -236,6 +244,8 @@ __global__ void scale_kernel(__nv_bfloat16* x, float factor, int64_t n) {
 }
 
 __global__ void compress_keys_kernel(const RowSource k, int64_t width, int64_t kernel, int64_t stride, int64_t first, __nv_bfloat16* out) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t j = blockIdx.x;
     const int64_t start = (first + j) * stride;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
@@ -259,16 +269,14 @@ cudaError_t launch_rms_norm(const uint16_t* x, const float* w, int64_t rows, int
     if (n % 128 == 0 && n <= 1024 && reinterpret_cast<uintptr_t>(x) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
         const unsigned blocks = static_cast<unsigned>((rows + 7) / 8);  // 8 rows (warps) per block
         switch (n / 128) {
-            case 1: rms_norm_warp_kernel<4><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
-            case 2: rms_norm_warp_kernel<8><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
-            case 4: rms_norm_warp_kernel<16><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
-            case 8: rms_norm_warp_kernel<32><<<blocks, 256, 0, stream>>>(B(x), w, rows, n, eps, B(out)); break;
-            default: rms_norm_kernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(B(x), w, n, eps, B(out)); break;
+            case 1: return launch_pdl(rms_norm_warp_kernel<4>, blocks, 256, 0, stream, B(x), w, rows, n, eps, B(out));
+            case 2: return launch_pdl(rms_norm_warp_kernel<8>, blocks, 256, 0, stream, B(x), w, rows, n, eps, B(out));
+            case 4: return launch_pdl(rms_norm_warp_kernel<16>, blocks, 256, 0, stream, B(x), w, rows, n, eps, B(out));
+            case 8: return launch_pdl(rms_norm_warp_kernel<32>, blocks, 256, 0, stream, B(x), w, rows, n, eps, B(out));
+            default: return launch_pdl(rms_norm_kernel, static_cast<unsigned>(rows), 256, 0, stream, B(x), w, n, eps, B(out));
         }
-        return cudaGetLastError();
     }
-    rms_norm_kernel<<<static_cast<unsigned>(rows), n >= 2048 ? 512 : 256, 0, stream>>>(B(x), w, n, eps, B(out));
-    return cudaGetLastError();
+    return launch_pdl(rms_norm_kernel, static_cast<unsigned>(rows), n >= 2048 ? 512 : 256, 0, stream, B(x), w, n, eps, B(out));
 }
 
 cudaError_t launch_rope(uint16_t* x, int64_t tokens, int64_t heads, int64_t dim, int64_t pos0, float theta, cudaStream_t stream) {
@@ -281,8 +289,8 @@ cudaError_t launch_rope(uint16_t* x, int64_t tokens, int64_t heads, int64_t dim,
 cudaError_t launch_silu_mul(const uint16_t* gate, const uint16_t* up, int64_t n, uint16_t* out, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
     if (vec8(n, {gate, up, out}))
-        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, SiluMul{reinterpret_cast<const uint4*>(gate), reinterpret_cast<const uint4*>(up),
-                                                                                       reinterpret_cast<uint4*>(out)});
+        return launch_pdl(elementwise8_kernel<SiluMul>, grid_for(n / 8, 256), 256, 0, stream, n / 8,
+                          SiluMul{reinterpret_cast<const uint4*>(gate), reinterpret_cast<const uint4*>(up), reinterpret_cast<uint4*>(out)});
     else
         silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(gate), B(up), n, B(out));
     return cudaGetLastError();
@@ -291,7 +299,8 @@ cudaError_t launch_silu_mul(const uint16_t* gate, const uint16_t* up, int64_t n,
 cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
     if (vec8(n, {x, g}))
-        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, SigmoidGate{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(g)});
+        return launch_pdl(elementwise8_kernel<SigmoidGate>, grid_for(n / 8, 256), 256, 0, stream, n / 8,
+                          SigmoidGate{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(g)});
     else
         sigmoid_gate_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(g), n);
     return cudaGetLastError();
@@ -300,7 +309,8 @@ cudaError_t launch_sigmoid_gate(uint16_t* x, const uint16_t* g, int64_t n, cudaS
 cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int64_t n, cudaStream_t stream) {
     if (n <= 0) return cudaSuccess;
     if (vec8(n, {x, a}))
-        elementwise8_kernel<<<grid_for(n / 8, 256), 256, 0, stream>>>(n / 8, ResidualAdd{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(a), scale});
+        return launch_pdl(elementwise8_kernel<ResidualAdd>, grid_for(n / 8, 256), 256, 0, stream, n / 8,
+                          ResidualAdd{reinterpret_cast<uint4*>(x), reinterpret_cast<const uint4*>(a), scale});
     else
         residual_add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(B(x), B(a), scale, n);
     return cudaGetLastError();
@@ -314,8 +324,8 @@ cudaError_t launch_add_rms_norm(uint16_t* x, const uint16_t* a, float scale, con
         if (cudaError_t e = launch_residual_add(x, a, scale, rows * n, stream); e != cudaSuccess) return e;
         return launch_rms_norm(x, w, rows, n, eps, out, stream);
     }
-    add_rms_norm_kernel<<<static_cast<unsigned>(rows), static_cast<unsigned>(n / 8), 0, stream>>>(B(x), B(a), scale, w, n, eps, B(out));
-    return cudaGetLastError();
+    return launch_pdl(add_rms_norm_kernel, static_cast<unsigned>(rows), static_cast<unsigned>(n / 8), 0, stream, B(x), B(a), scale, w, n, eps,
+                      B(out));
 }
 
 cudaError_t launch_scale(uint16_t* x, float factor, int64_t n, cudaStream_t stream) {
@@ -328,8 +338,7 @@ cudaError_t launch_compress_keys(const RowSource& k, int64_t width, int64_t kern
                                  uint16_t* out, cudaStream_t stream) {
     if (count <= 0) return cudaSuccess;
     if (count > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    compress_keys_kernel<<<static_cast<unsigned>(count), 128, 0, stream>>>(k, width, kernel, stride, first, B(out));
-    return cudaGetLastError();
+    return launch_pdl(compress_keys_kernel, static_cast<unsigned>(count), 128, 0, stream, k, width, kernel, stride, first, B(out));
 }
 
 cudaError_t launch_head_norm_rope(uint16_t* q, uint16_t* k, const float* q_norm, const float* k_norm, int64_t tokens, int64_t heads,
@@ -341,9 +350,8 @@ cudaError_t launch_head_norm_rope(uint16_t* q, uint16_t* k, const float* q_norm,
     // Few tokens: a token's 2 * heads rows over several blocks of 8 warps (one row per warp).
     const unsigned row_blocks = tokens < 8 ? static_cast<unsigned>((2 * heads + 7) / 8) : 1u;
     const dim3 grid(static_cast<unsigned>(tokens), row_blocks);
-    if (dim == 64) head_norm_rope_kernel<2><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
-    else head_norm_rope_kernel<4><<<grid, 256, 0, stream>>>(qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
-    return cudaGetLastError();
+    if (dim == 64) return launch_pdl(head_norm_rope_kernel<2>, grid, 256, 0, stream, qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
+    return launch_pdl(head_norm_rope_kernel<4>, grid, 256, 0, stream, qb, kb, q_norm, k_norm, heads, pos0, theta, eps, rope ? 1 : 0);
 }
 
 }  // namespace quire::kernels

@@ -12,6 +12,7 @@
 #include <cfloat>
 
 #include "attention_ops.h"
+#include "pdl_launch.h"
 #include "select_common.cuh"
 
 namespace quire::kernels {
@@ -72,6 +73,8 @@ template <int kPer>
 __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
                                                                  int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
                                                                  int32_t* __restrict__ selected) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     __shared__ uint32_t warp_counts[kWarps][8];  // per warp, digit pairs (2m, 2m + 1) in 16-bit halves
     __shared__ int warp_sums[kWarps + 1];
     __shared__ int s_digit, s_above;
@@ -192,9 +195,8 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
 template <int kPer>
 cudaError_t launch_kernel(const float* block_scores, int64_t items, int64_t pos0, int64_t kv_heads, int64_t stride, int64_t init_blocks,
                           int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
-    select_decode_kernel<kPer><<<static_cast<unsigned>(items), kThreads, 0, stream>>>(block_scores, pos0, kv_heads, stride, init_blocks,
-                                                                                       local_blocks, topk, selected);
-    return cudaGetLastError();
+    return launch_pdl(select_decode_kernel<kPer>, static_cast<unsigned>(items), kThreads, 0, stream, block_scores, pos0, kv_heads, stride,
+                      init_blocks, local_blocks, topk, selected);
 }
 
 constexpr int64_t kMaxPer = 32;  // 32,768 blocks: 2M tokens

@@ -12,6 +12,7 @@
 #include "attention_ops.h"
 #include "attention_tile.cuh"
 #include "stage1_tile.cuh"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -22,6 +23,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 template <int D>
 __global__ void __launch_bounds__(32) coarse_partials_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c2,
                                                              int64_t pos0, int64_t kv_heads, int64_t tiles2, float2* __restrict__ partials) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
     const int lane = threadIdx.x;
     const int64_t item = blockIdx.y, u = blockIdx.x;
@@ -71,6 +74,8 @@ __device__ __forceinline__ float2 merge_partial(float2 a, float2 b) {
 // tree (deterministic). 16 warps per item: a 1M step's 256 C2 tiles take 8 steps per lane instead
 // of one thread's 2 × 256 dependent loads.
 __global__ void __launch_bounds__(512) combine_kernel(const float2* __restrict__ partials, int64_t tiles2, float2* __restrict__ stats) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t item = blockIdx.x;
     const int row = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float2 acc = make_float2(-INFINITY, 0.0f);
@@ -87,6 +92,8 @@ template <int D>
 __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __restrict__ q, const RowSource c1,
                                                          int64_t pos0, int64_t kv_heads, const float2* __restrict__ stats,
                                                          int64_t fine_stride, float* __restrict__ fine) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     __shared__ __align__(16) __nv_bfloat16 tile[kStage1Tile * D];
     const int lane = threadIdx.x;
     const int64_t item = blockIdx.y, u = blockIdx.x;
@@ -127,6 +134,8 @@ __global__ void __launch_bounds__(32) fine_scores_kernel(const __nv_bfloat16* __
 // One thread per (item, block): a 1M step has 16,384 blocks per item.
 __global__ void pool_kernel(const float* __restrict__ fine, int64_t fine_stride, int64_t pos0, int64_t kv_heads, int64_t stride,
                             float* __restrict__ block_scores) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     const int64_t item = blockIdx.y;
     const int64_t p = pos0 + item / kv_heads;
     const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -158,17 +167,19 @@ cudaError_t launch_split(const uint16_t* q16, const RowSource& c1, const RowSour
     float2* partials = reinterpret_cast<float2*>(scratch);
     float2* stats = partials + L.items * L.tiles2 * 16;
     float* fine = reinterpret_cast<float*>(stats + L.items * 16);
+    cudaError_t e = cudaSuccess;
     if (L.tiles2 > 0)
-        coarse_partials_kernel<D><<<dim3(static_cast<unsigned>(L.tiles2), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
-            q, c2, pos0, kv_heads, L.tiles2, partials);
-    combine_kernel<<<static_cast<unsigned>(L.items), 512, 0, stream>>>(partials, L.tiles2, stats);
-    if (L.tiles1 > 0)
-        fine_scores_kernel<D><<<dim3(static_cast<unsigned>(L.tiles1), static_cast<unsigned>(L.items)), 32, 0, stream>>>(
-            q, c1, pos0, kv_heads, stats, L.fine_stride, fine);
+        e = launch_pdl(coarse_partials_kernel<D>, dim3(static_cast<unsigned>(L.tiles2), static_cast<unsigned>(L.items)), 32, 0, stream, q, c2, pos0,
+                       kv_heads, L.tiles2, partials);
+    if (e == cudaSuccess) e = launch_pdl(combine_kernel, static_cast<unsigned>(L.items), 512, 0, stream, partials, L.tiles2, stats);
+    if (e == cudaSuccess && L.tiles1 > 0)
+        e = launch_pdl(fine_scores_kernel<D>, dim3(static_cast<unsigned>(L.tiles1), static_cast<unsigned>(L.items)), 32, 0, stream, q, c1, pos0,
+                       kv_heads, stats, L.fine_stride, fine);
     const int64_t blocks = (pos0 + tokens - 1) / 64 + 1;
-    pool_kernel<<<dim3(static_cast<unsigned>((blocks + 255) / 256), static_cast<unsigned>(L.items)), 256, 0, stream>>>(
-        fine, L.fine_stride, pos0, kv_heads, stride, block_scores);
-    return cudaGetLastError();
+    if (e == cudaSuccess)
+        e = launch_pdl(pool_kernel, dim3(static_cast<unsigned>((blocks + 255) / 256), static_cast<unsigned>(L.items)), 256, 0, stream, fine,
+                       L.fine_stride, pos0, kv_heads, stride, block_scores);
+    return e;
 }
 
 }  // namespace

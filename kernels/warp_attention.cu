@@ -12,6 +12,7 @@
 #include "attention_ops.h"
 #include "attention_tile.cuh"
 #include "device_limits.h"
+#include "pdl_launch.h"
 
 namespace quire::kernels {
 
@@ -67,6 +68,8 @@ __global__ void __launch_bounds__(32) warp_attention_kernel(const __nv_bfloat16*
                                                             int64_t first_sparse, int64_t topk, int splits, float* __restrict__ partial,
                                                             __nv_bfloat16* __restrict__ out) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
     __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kStages][K, V][kUnit][D]
     const int lane = threadIdx.x;
     const int64_t item = blockIdx.x, split = blockIdx.y;
@@ -152,7 +155,8 @@ __global__ void __launch_bounds__(32) warp_attention_kernel(const __nv_bfloat16*
 // One CTA per (query, KV group, head row), one thread per column: merges the shares.
 template <int D>
 __global__ void __launch_bounds__(D) combine_kernel(const float* __restrict__ partial, int64_t kv_heads, __nv_bfloat16* __restrict__ out) {
-    pdl_launch_dependents();  // the 4-bit o projection after it may start reading its weights (common.cuh)
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();  // the o projection after it may start reading its weights
     const int64_t item = blockIdx.x;
     const int row = blockIdx.y, col = threadIdx.x;
     const float* base = partial + item * kSplits * (16 * D + 32);
@@ -183,10 +187,9 @@ cudaError_t launch_warps(const uint16_t* q, const RowSource& k, const RowSource&
     auto kernel = warp_attention_kernel<D>;
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)); e != cudaSuccess)
         return e;
-    kernel<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(splits)), 32, smem, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(q), k, v, tokens, pos0, kv_heads, selected, first_sparse, topk, splits, scratch,
-        reinterpret_cast<__nv_bfloat16*>(out));
-    return cudaGetLastError();
+    return launch_pdl(kernel, dim3(static_cast<unsigned>(items), static_cast<unsigned>(splits)), 32, smem, stream,
+                      reinterpret_cast<const __nv_bfloat16*>(q), k, v, tokens, pos0, kv_heads, selected, first_sparse, topk, splits, scratch,
+                      reinterpret_cast<__nv_bfloat16*>(out));
 }
 
 }  // namespace
@@ -206,9 +209,8 @@ cudaError_t launch_decode_attention(const uint16_t* q, const RowSource& k, const
     if (d == 128) e = launch_warps<128>(q, k, v, tokens, pos0, kv_heads, selected, first_sparse, topk, kSplits, scratch, out, stream);
     if (e != cudaSuccess) return e;
     const dim3 grid(static_cast<unsigned>(tokens * kv_heads), 16);
-    if (d == 64) combine_kernel<64><<<grid, 64, 0, stream>>>(scratch, kv_heads, reinterpret_cast<__nv_bfloat16*>(out));
-    else combine_kernel<128><<<grid, 128, 0, stream>>>(scratch, kv_heads, reinterpret_cast<__nv_bfloat16*>(out));
-    return cudaGetLastError();
+    if (d == 64) return launch_pdl(combine_kernel<64>, grid, 64, 0, stream, scratch, kv_heads, reinterpret_cast<__nv_bfloat16*>(out));
+    return launch_pdl(combine_kernel<128>, grid, 128, 0, stream, scratch, kv_heads, reinterpret_cast<__nv_bfloat16*>(out));
 }
 
 cudaError_t launch_query_warp_attention(const uint16_t* q, const RowSource& k, const RowSource& v, int64_t tokens, int64_t pos0,
