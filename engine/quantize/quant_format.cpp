@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "quant/fp16.h"  // scales are stored as fp16
+
 namespace quire::quantize {
 
 Status check_layer_shape(const QuantSpec& spec, int64_t out, int64_t in, const std::string& name) {
@@ -18,45 +20,6 @@ Status check_layer_shape(const QuantSpec& spec, int64_t out, int64_t in, const s
     return Status::ok();
 }
 
-uint16_t float_to_half(float f) {
-    uint32_t x = 0;
-    std::memcpy(&x, &f, 4);
-    const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-    const uint32_t exponent = (x >> 23) & 0xffu;
-    uint32_t mantissa = x & 0x7fffffu;
-    if (exponent == 0xffu) return static_cast<uint16_t>(sign | 0x7c00u | (mantissa ? 0x200u : 0u));  // inf, nan
-    const int e = static_cast<int>(exponent) - 127 + 15;
-    if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);  // too large: inf
-    if (e <= 0) {                                             // subnormal half (or zero)
-        if (e < -10) return sign;
-        mantissa |= 0x800000u;
-        const int shift = 14 - e;
-        uint32_t h = mantissa >> shift;
-        const uint32_t rest = mantissa & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (h & 1u))) ++h;
-        return static_cast<uint16_t>(sign | h);
-    }
-    uint32_t h = (static_cast<uint32_t>(e) << 10) | (mantissa >> 13);
-    const uint32_t rest = mantissa & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
-    return static_cast<uint16_t>(sign | h);
-}
-
-float half_to_float(uint16_t h) {
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-    const uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
-    float magnitude;
-    if (exponent == 0) magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    else if (exponent == 31) magnitude = mantissa ? NAN : INFINITY;
-    else magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
-    uint32_t x = 0;
-    std::memcpy(&x, &magnitude, 4);
-    x |= sign;
-    float out;
-    std::memcpy(&out, &x, 4);
-    return out;
-}
-
 int GroupGrid::quantize(float w, int max_code) const {
     const float q = std::nearbyint(w / scale) + static_cast<float>(zero);
     return static_cast<int>(std::clamp(q, 0.0f, static_cast<float>(max_code)));
@@ -68,7 +31,7 @@ Result<float> fp16_scale(float scale) {
     if (!std::isfinite(scale) || scale > 65504.0f)
         return Status(ErrorCode::unsupported, "a weight group spans " + std::to_string(scale) +
                                                   " per step, beyond what an fp16 scale can hold (65504)");
-    const float s = half_to_float(float_to_half(scale));
+    const float s = fp16_to_float(float_to_fp16(scale));
     return s > 0 ? s : std::ldexp(1.0f, -24);
 }
 }  // namespace
@@ -188,7 +151,7 @@ std::vector<int32_t> pack_qzeros(const QuantizedMatrix& m, const QuantSpec& spec
 
 std::vector<uint16_t> pack_scales(const QuantizedMatrix& m) {
     std::vector<uint16_t> out(m.scales.size());
-    for (size_t i = 0; i < out.size(); ++i) out[i] = float_to_half(m.scales[i]);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = float_to_fp16(m.scales[i]);
     return out;
 }
 

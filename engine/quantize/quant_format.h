@@ -33,10 +33,6 @@ struct QuantSpec {
 // One layer's checks against the spec: the group size divides `in`, the packing divides both sides.
 Status check_layer_shape(const QuantSpec& spec, int64_t out, int64_t in, const std::string& name);
 
-// IEEE binary16 conversions (round to nearest even); scales are stored as fp16.
-uint16_t float_to_half(float f);
-float half_to_float(uint16_t h);
-
 // The grid of one group of values of one output row.
 struct GroupGrid {
     float scale = 1;  // already representable in fp16
