@@ -44,9 +44,9 @@ std::pair<int, int64_t> module_format(const WeightFormat& f, const std::string& 
     return {f.bits, f.group_size};
 }
 
-// The decode kernels' scratch (kernels/stage1_split.cu: split_layout, and kernels/warp_attention.cu:
-// kDecodeAttentionSplits, gpu_memory_plan.h), for the largest step that takes those paths: 32 / kv_heads queries for stage 1,
-// 8 / kv_heads for attention, and only with GQA groups of 16.
+// The decode kernels' scratch (kernels/stage1_split.cu: split_layout; kernels/warp_attention.cu:
+// kDecodeAttentionSplitsPlanned shares), for the largest step that takes those paths: 32 / kv_heads
+// queries for stage 1, 8 / kv_heads for attention, and only with GQA groups of 16.
 int64_t decode_scratch_bytes(const ModelConfig& c, int64_t context) {
     const SparseGeometry g = SparseGeometry::from(c);
     if (c.sparse_layer_count() == 0 || g.group != 16 || g.kv_heads <= 0) return 0;
@@ -192,20 +192,26 @@ GpuMemoryPlan plan_with(const ModelConfig& c, int64_t weights, int64_t dequant, 
     return p;
 }
 
+// A quantized model's workspace beside the activations: prefill's bf16 copy of its largest layer
+// and the 4-bit GEMV's split scratch (WorkspaceBytes::dequant); 0 for bf16 weights.
+int64_t quantized_scratch_bytes(const ModelConfig& c, const WeightFormat& f) {
+    return largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f);
+}
+
 }  // namespace
 
 WorkspaceBytes gpu_workspace_bytes(const ModelConfig& c, const WeightFormat& f, int64_t chunk, int64_t context) {
-    return workspace_with(c, largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f), chunk, context);
+    return workspace_with(c, quantized_scratch_bytes(c, f), chunk, context);
 }
 
 GpuMemoryPlan plan_gpu_memory(const ModelConfig& c, const WeightFormat& f, int64_t context, int64_t chunk) {
-    return plan_with(c, gpu_weight_bytes(c, f), largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f), context, chunk);
+    return plan_with(c, gpu_weight_bytes(c, f), quantized_scratch_bytes(c, f), context, chunk);
 }
 
 int64_t longest_context_within(const ModelConfig& c, const WeightFormat& f, int64_t budget, int64_t chunk, int64_t limit) {
     // The plan grows with the context: the largest multiple of 64 that fits, by bisection (the
     // weights and the dequantization scratch, which do not depend on it, counted once).
-    const int64_t weights = gpu_weight_bytes(c, f), dequant = largest_quantized_matrix(c, f) * 2 + gptq_gemv_scratch_bytes(c, f);
+    const int64_t weights = gpu_weight_bytes(c, f), dequant = quantized_scratch_bytes(c, f);
     const auto fits = [&](int64_t units) { return plan_with(c, weights, dequant, units * 64, chunk).total() <= budget; };
     if (budget <= 0 || !fits(1)) return 0;
     int64_t lo = 1, hi = std::max<int64_t>(1, limit / 64);  // in units of 64 tokens; lo fits

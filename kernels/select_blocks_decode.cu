@@ -93,9 +93,9 @@ __global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __
     const int64_t candidates = nb - n_forced;
     const int need = static_cast<int>(topk - n_forced);
 
-    // This thread's blocks b0 .. b0 + kPer - 1: keys of the candidates, which are candidates.
-    // 32-bit block indices from here (at most 32,768 blocks); every load unconditional (a clamped
-    // index), so that the kPer loads go out together.
+    // This thread's blocks b0 .. b0 + kPer - 1: their keys (0 where not a candidate) and a bit per
+    // candidate. 32-bit block indices from here (at most 32,768 blocks); every load unconditional
+    // (a clamped index), so that the kPer loads go out together.
     const int b0 = tid * kPer, nb32 = static_cast<int>(nb);
     const int first_local = static_cast<int>(max64(0, qb - local_blocks)), init32 = static_cast<int>(min64(init_blocks, nb));
     uint32_t key[kPer];
