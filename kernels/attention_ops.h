@@ -65,9 +65,12 @@ cudaError_t launch_stage1_blocks(const uint16_t* q, const RowSource& c1, const R
 
 // Forced blocks and top-k (docs/model.md §3.4-3.5) from pooled block scores: selected[(t * kv_heads
 // + g) * total_topk ..] gets the chosen blocks ascending, -1 after the last; ties go to the lower
-// block. init_blocks, local_blocks, total_topk as in the config (1, 32, 96).
+// block. init_blocks, local_blocks, total_topk as in the config (1, 32, 96). With scratch of
+// select_decode_scratch_floats() floats, a few long rows (a decode step past 256K tokens) are split
+// over many CTAs (same result); without, each takes one CTA.
 cudaError_t launch_select_blocks(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
                                  int64_t init_blocks, int64_t local_blocks, int64_t total_topk, int32_t* selected,
-                                 cudaStream_t stream);
+                                 cudaStream_t stream, float* scratch = nullptr, int64_t scratch_floats = 0);
+int64_t select_decode_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t topk);
 
 }  // namespace quire::kernels

@@ -121,18 +121,21 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const float* __restric
 
 }  // namespace
 
-// select_blocks_decode.cu: a few queries (one CTA of 1024 threads per row, the row in registers).
+// select_blocks_decode.cu: a few queries (one CTA of 1024 threads per row, the row in registers;
+// long rows split over CTAs of 1,024 blocks when scratch is given).
 bool select_decode_applies(int64_t tokens, int64_t pos0, int64_t kv_heads);
 cudaError_t launch_select_decode(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
-                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream);
+                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, float* scratch,
+                                 int64_t scratch_floats, cudaStream_t stream);
 
 cudaError_t launch_select_blocks(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
                                  int64_t init_blocks, int64_t local_blocks, int64_t total_topk, int32_t* selected,
-                                 cudaStream_t stream) {
+                                 cudaStream_t stream, float* scratch, int64_t scratch_floats) {
     if (tokens <= 0) return cudaSuccess;
     if (tokens * kv_heads > 0x7FFFFFFF) return cudaErrorInvalidValue;
     if (select_decode_applies(tokens, pos0, kv_heads))
-        return launch_select_decode(block_scores, tokens, pos0, kv_heads, stride, init_blocks, local_blocks, total_topk, selected, stream);
+        return launch_select_decode(block_scores, tokens, pos0, kv_heads, stride, init_blocks, local_blocks, total_topk, selected, scratch,
+                                    scratch_floats, stream);
     select_kernel<<<static_cast<unsigned>(tokens * kv_heads), kThreads, 0, stream>>>(block_scores, pos0, kv_heads, stride, init_blocks,
                                                                                     local_blocks, total_topk, selected);
     return cudaGetLastError();

@@ -9,6 +9,13 @@
 // it are emitted in ascending order. Histograms of 256 bins with shared-memory atomics (warp-
 // aggregated with __match_any_sync, per-warp or not) took ~30 µs on the H200 for a 1M row; 16 bins
 // count in packed registers and add up with warp reductions, without atomics.
+//
+// Longer rows (more than kSegmentBlocks * 4 blocks: past 256K tokens) are split over many CTAs
+// when the caller gives scratch: a CTA of 256 threads per 1,024-block segment picks the segment's
+// own best `need` candidates by the same rule, and a second kernel picks the row's best among
+// those. That is exact: a block among the row's best `need` (by key, then by lower index) has fewer
+// than `need` candidates above it in its own segment too. One CTA per row was bound by instruction
+// issue on its two SMs (26.6 µs a layer at 1M on the H200).
 #include <cfloat>
 
 #include "attention_ops.h"
@@ -19,12 +26,11 @@ namespace quire::kernels {
 
 namespace {
 
-constexpr int kThreads = 1024;
-constexpr int kWarps = kThreads / 32;
-
 // Exclusive prefix of v over the CTA (threads in order); `total` gets the sum. Uses and leaves
-// `warp_sums` (kWarps ints) free for the next call.
+// `warp_sums` (kThreads / 32 + 1 ints) free for the next call.
+template <int kThreads>
 __device__ __forceinline__ int cta_exclusive_scan(int v, int& total, int* warp_sums) {
+    constexpr int kWarps = kThreads / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int incl = v;
 #pragma unroll
@@ -35,13 +41,13 @@ __device__ __forceinline__ int cta_exclusive_scan(int v, int& total, int* warp_s
     if (lane == 31) warp_sums[warp] = incl;
     __syncthreads();
     if (warp == 0) {
-        int w = warp_sums[lane], wi = w;
+        int w = lane < kWarps ? warp_sums[lane] : 0, wi = w;
 #pragma unroll
         for (int off = 1; off < 32; off <<= 1) {
             const int up = __shfl_up_sync(0xffffffffu, wi, off);
             if (lane >= off) wi += up;
         }
-        warp_sums[lane] = wi - w;  // exclusive
+        if (lane < kWarps) warp_sums[lane] = wi - w;  // exclusive
         if (lane == 31) warp_sums[kWarps] = wi;
     }
     __syncthreads();
@@ -69,156 +75,328 @@ __device__ __forceinline__ void count_digits(const uint32_t (&key)[kPer], uint32
     }
 }
 
-template <int kPer>
-__global__ void __launch_bounds__(kThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
-                                                                 int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
-                                                                 int32_t* __restrict__ selected) {
-    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
-    pdl_launch_dependents();
-    __shared__ uint32_t warp_counts[kWarps][8];  // per warp, digit pairs (2m, 2m + 1) in 16-bit halves
-    __shared__ int warp_sums[kWarps + 1];
-    __shared__ int s_digit, s_above;
-    const int tid = threadIdx.x;
-    const int64_t item = blockIdx.x;
-    const int64_t p = pos0 + item / kv_heads;
-    const int64_t qb = p / 64, nb = qb + 1;
-    const float* row = scores + item * stride;
-    int32_t* out = selected + item * topk;
-    if (nb <= topk) {
-        for (int64_t i = tid; i < topk; i += kThreads) out[i] = i < nb ? static_cast<int32_t>(i) : -1;
-        return;
-    }
-    const ForcedBlocks forced{qb, init_blocks, local_blocks};
-    const int64_t n_forced = forced.count();
-    const int64_t candidates = nb - n_forced;
-    const int need = static_cast<int>(topk - n_forced);
+template <int kThreads>
+struct SelectShared {
+    uint32_t warp_counts[kThreads / 32][8];  // per warp, digit pairs (2m, 2m + 1) in 16-bit halves
+    int warp_sums[kThreads / 32 + 1];
+    int digit, above;
+};
 
-    // This thread's blocks b0 .. b0 + kPer - 1: their keys (0 where not a candidate) and a bit per
-    // candidate. 32-bit block indices from here (at most 32,768 blocks); every load unconditional
-    // (a clamped index), so that the kPer loads go out together.
-    const int b0 = tid * kPer, nb32 = static_cast<int>(nb);
-    const int first_local = static_cast<int>(max64(0, qb - local_blocks)), init32 = static_cast<int>(min64(init_blocks, nb));
-    uint32_t key[kPer];
-    uint32_t cand = 0;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) key[j] = __float_as_uint(row[min(b0 + j, nb32 - 1)]);  // the score's bits, for now
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        const int b = b0 + j;
-        const bool c = b < nb32 && b >= init32 && b < first_local;  // not forced (ForcedBlocks::contains)
-        key[j] = c ? score_key(__uint_as_float(key[j])) : 0;
-        cand |= static_cast<uint32_t>(c) << j;
-    }
-
-    // The need-th largest key among the candidates, 4 bits at a time from the top: per pass, count
-    // the candidates that share the digits found so far by their next digit, and take the digit
-    // where the count from the top reaches what is still needed.
-    uint32_t threshold = 0;
+// The cut among the CTA's candidates (bit j of `cand`: key[j] is one): the keys above `key` are
+// taken, and the first `take_equal` at it (in thread, then register order).
+struct Cut {
+    uint32_t key = 0;
     int take_equal = 0;
-    if (need >= candidates) {
-        take_equal = 0x7FFFFFFF;  // every candidate
-    } else if (need > 0) {
-        const int lane = tid & 31, warp = tid >> 5;
-        int above = 0;  // candidates above the digits found so far
-        for (int shift = 12; shift >= 0; shift -= 4) {
-            uint32_t w[4];
-            count_digits<kPer>(key, cand, shift, threshold, w);
-            // Two digits per warp sum (each at most 32 x 32, so 16 bits hold it).
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                const uint32_t pair0 = (w[q] & 0xFFu) | ((w[q] << 8) & 0xFF0000u);           // digits 4q, 4q + 1
-                const uint32_t pair1 = ((w[q] >> 16) & 0xFFu) | ((w[q] >> 8) & 0xFF0000u);  // digits 4q + 2, 4q + 3
-                const uint32_t sum0 = __reduce_add_sync(0xffffffffu, pair0), sum1 = __reduce_add_sync(0xffffffffu, pair1);
-                if (lane == 0) {
-                    warp_counts[warp][2 * q] = sum0;
-                    warp_counts[warp][2 * q + 1] = sum1;
-                }
-            }
-            __syncthreads();
-            if (warp == 0) {
-                // Lane l < 16 holds digit 15 - l: the count from the top is an inclusive scan.
-                int count = 0;
-                if (lane < 16) {
-                    const int d = 15 - lane;
-                    for (int w = 0; w < kWarps; ++w) count += static_cast<int>((warp_counts[w][d >> 1] >> (16 * (d & 1))) & 0xFFFFu);
-                }
-                int incl = count;
-#pragma unroll
-                for (int off = 1; off < 32; off <<= 1) {
-                    const int up = __shfl_up_sync(0xffffffffu, incl, off);
-                    if (lane >= off) incl += up;
-                }
-                const int want = need - above;
-                const unsigned here = __ballot_sync(0xffffffffu, lane < 16 && incl - count < want && incl >= want);
-                // `here` is never empty: the candidates under the current prefix number at least `want`.
-                if (lane == __ffs(here) - 1) {
-                    s_digit = 15 - lane;
-                    s_above = above + incl - count;
-                }
-            }
-            __syncthreads();
-            threshold = (threshold << 4) | static_cast<uint32_t>(s_digit);
-            above = s_above;
-            __syncthreads();  // s_digit / s_above and warp_counts are rewritten by the next pass
-        }
-        take_equal = need - above;
-    }
+};
 
-    // Ordered emission: forced blocks, keys above the threshold, and the first take_equal at it.
+// The need-th largest key among the candidates, 4 bits at a time from the top: per pass, count the
+// candidates that share the digits found so far by their next digit, and take the digit where the
+// count from the top reaches what is still needed.
+template <int kPer, int kThreads>
+__device__ __forceinline__ Cut find_cut(const uint32_t (&key)[kPer], uint32_t cand, int need, int64_t candidates, SelectShared<kThreads>& sh) {
+    constexpr int kWarps = kThreads / 32;
+    Cut cut;
+    if (need >= candidates) {
+        cut.take_equal = 0x7FFFFFFF;  // every candidate
+        return cut;
+    }
+    if (need <= 0) {
+        cut.key = 0xFFFFFFFFu;  // above every key: nothing taken
+        return cut;
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int above = 0;  // candidates above the digits found so far
+    for (int shift = 12; shift >= 0; shift -= 4) {
+        uint32_t w[4];
+        count_digits<kPer>(key, cand, shift, cut.key, w);
+        // Two digits per warp sum (each at most 32 x 32, so 16 bits hold it).
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const uint32_t pair0 = (w[q] & 0xFFu) | ((w[q] << 8) & 0xFF0000u);           // digits 4q, 4q + 1
+            const uint32_t pair1 = ((w[q] >> 16) & 0xFFu) | ((w[q] >> 8) & 0xFF0000u);  // digits 4q + 2, 4q + 3
+            const uint32_t sum0 = __reduce_add_sync(0xffffffffu, pair0), sum1 = __reduce_add_sync(0xffffffffu, pair1);
+            if (lane == 0) {
+                sh.warp_counts[warp][2 * q] = sum0;
+                sh.warp_counts[warp][2 * q + 1] = sum1;
+            }
+        }
+        __syncthreads();
+        if (warp == 0) {
+            // Lane l < 16 holds digit 15 - l: the count from the top is an inclusive scan.
+            int count = 0;
+            if (lane < 16) {
+                const int d = 15 - lane;
+                for (int w = 0; w < kWarps; ++w) count += static_cast<int>((sh.warp_counts[w][d >> 1] >> (16 * (d & 1))) & 0xFFFFu);
+            }
+            int incl = count;
+#pragma unroll
+            for (int off = 1; off < 32; off <<= 1) {
+                const int up = __shfl_up_sync(0xffffffffu, incl, off);
+                if (lane >= off) incl += up;
+            }
+            const int want = need - above;
+            const unsigned here = __ballot_sync(0xffffffffu, lane < 16 && incl - count < want && incl >= want);
+            // `here` is never empty: the candidates under the current prefix number at least `want`.
+            if (lane == __ffs(here) - 1) {
+                sh.digit = 15 - lane;
+                sh.above = above + incl - count;
+            }
+        }
+        __syncthreads();
+        cut.key = (cut.key << 4) | static_cast<uint32_t>(sh.digit);
+        above = sh.above;
+        __syncthreads();  // digit / above and warp_counts are rewritten by the next pass
+    }
+    cut.take_equal = need - above;
+    return cut;
+}
+
+// The candidates the cut takes, as bits of this thread's registers.
+template <int kPer, int kThreads>
+__device__ __forceinline__ uint32_t taken(const uint32_t (&key)[kPer], uint32_t cand, const Cut& cut, SelectShared<kThreads>& sh) {
     int eq_here = 0;
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) eq_here += need > 0 && ((cand >> j) & 1u) && key[j] == threshold;
+    for (int j = 0; j < kPer; ++j) eq_here += ((cand >> j) & 1u) && key[j] == cut.key;
     int eq_total = 0;
-    int eq_rank = cta_exclusive_scan(eq_here, eq_total, warp_sums);
+    int eq_rank = cta_exclusive_scan<kThreads>(eq_here, eq_total, sh.warp_sums);
     uint32_t chosen = 0;
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-        const bool c = (cand >> j) & 1u, valid = b0 + j < nb;
-        bool pick = valid && !c;  // forced
-        if (c && need > 0) {
-            if (key[j] > threshold) pick = true;
-            else if (key[j] == threshold) pick = eq_rank++ < take_equal;
+        bool pick = false;
+        if ((cand >> j) & 1u) {
+            if (key[j] > cut.key) pick = true;
+            else if (key[j] == cut.key) pick = eq_rank++ < cut.take_equal;
         }
         chosen |= static_cast<uint32_t>(pick) << j;
     }
+    return chosen;
+}
+
+// A row's geometry (docs/model.md §3.4): blocks 0 .. nb - 1, the forced ones [0, init) and
+// [local, nb) (ForcedBlocks), the candidates between.
+struct Row {
+    int64_t nb, n_forced;
+    int init, local;
+    __device__ Row(int64_t p, int64_t init_blocks, int64_t local_blocks) {
+        const int64_t qb = p / 64;
+        nb = qb + 1;
+        n_forced = ForcedBlocks{qb, init_blocks, local_blocks}.count();
+        init = static_cast<int>(min64(init_blocks, nb));
+        local = static_cast<int>(max64(init, max64(0, qb - local_blocks)));
+    }
+    // A row of at most topk blocks takes them all (the CTA writes its list); false otherwise.
+    __device__ bool takes_all(int64_t topk, int32_t* out) const {
+        if (nb > topk) return false;
+        for (int64_t i = threadIdx.x; i < topk; i += blockDim.x) out[i] = i < nb ? static_cast<int32_t>(i) : -1;
+        return true;
+    }
+};
+
+// Keys of blocks b0 .. b0 + kPer - 1 of `row` below `end` (0 where not a candidate) and a bit per
+// candidate. 32-bit block indices (at most 32,768 blocks); every load unconditional (a clamped
+// index), so that the kPer loads go out together.
+template <int kPer>
+__device__ __forceinline__ uint32_t load_keys(const float* row, int b0, int end, const Row& r, uint32_t (&key)[kPer]) {
+    uint32_t cand = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) key[j] = __float_as_uint(row[min(b0 + j, static_cast<int>(r.nb) - 1)]);  // the score's bits, for now
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int b = b0 + j;
+        const bool c = b < end && b >= r.init && b < r.local;  // not forced (ForcedBlocks::contains)
+        key[j] = c ? score_key(__uint_as_float(key[j])) : 0;
+        cand |= static_cast<uint32_t>(c) << j;
+    }
+    return cand;
+}
+
+constexpr int kRowThreads = 1024;
+
+// One CTA per row: the row in registers, kPer blocks a thread.
+template <int kPer>
+__global__ void __launch_bounds__(kRowThreads) select_decode_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
+                                                                    int64_t stride, int64_t init_blocks, int64_t local_blocks, int64_t topk,
+                                                                    int32_t* __restrict__ selected) {
+    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
+    pdl_launch_dependents();
+    __shared__ SelectShared<kRowThreads> sh;
+    const int tid = threadIdx.x;
+    const int64_t item = blockIdx.x;
+    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    int32_t* out = selected + item * topk;
+    if (r.takes_all(topk, out)) return;
+    const int need = static_cast<int>(topk - r.n_forced);
+    const int b0 = tid * kPer;
+    uint32_t key[kPer];
+    const uint32_t cand = load_keys<kPer>(scores + item * stride, b0, static_cast<int>(r.nb), r, key);
+    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, need, r.nb - r.n_forced, sh);
+    // Ordered emission: forced blocks, and the candidates the cut takes.
+    uint32_t chosen = taken<kPer, kRowThreads>(key, cand, cut, sh);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) chosen |= static_cast<uint32_t>(b0 + j < r.nb && !((cand >> j) & 1u)) << j;
     int chosen_total = 0;
-    int at = cta_exclusive_scan(__popc(chosen), chosen_total, warp_sums);
+    int at = cta_exclusive_scan<kRowThreads>(__popc(chosen), chosen_total, sh.warp_sums);
 #pragma unroll
     for (int j = 0; j < kPer; ++j)
         if ((chosen >> j) & 1u) {
             if (at < topk) out[at] = static_cast<int32_t>(b0 + j);
             ++at;
         }
-    for (int64_t i = chosen_total + tid; i < topk; i += kThreads) out[i] = -1;
+    for (int64_t i = chosen_total + tid; i < topk; i += kRowThreads) out[i] = -1;
+}
+
+// The split path. Scratch: per (row, segment) a count, then `topk` slots of (key << 16 | block).
+constexpr int kSegmentThreads = 256, kSegmentPer = 4, kSegmentBlocks = kSegmentThreads * kSegmentPer;
+
+__global__ void __launch_bounds__(kSegmentThreads) select_segment_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,
+                                                                        int64_t stride, int64_t init_blocks, int64_t local_blocks,
+                                                                        int64_t topk, uint32_t* __restrict__ counts,
+                                                                        uint32_t* __restrict__ slots) {
+    pdl_wait();
+    pdl_launch_dependents();
+    __shared__ SelectShared<kSegmentThreads> sh;
+    const int64_t item = blockIdx.y, seg = blockIdx.x, at_seg = item * gridDim.x + seg;
+    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    const int begin = static_cast<int>(seg) * kSegmentBlocks;
+    if (r.nb <= topk || begin >= r.nb) {  // the merge takes every block / nothing here
+        if (threadIdx.x == 0) counts[at_seg] = 0;
+        return;
+    }
+    const int need = static_cast<int>(topk - r.n_forced);
+    const int b0 = begin + static_cast<int>(threadIdx.x) * kSegmentPer;
+    uint32_t key[kSegmentPer];
+    const uint32_t cand = load_keys<kSegmentPer>(scores + item * stride, b0, min(begin + kSegmentBlocks, static_cast<int>(r.nb)), r, key);
+    int here = 0;
+    cta_exclusive_scan<kSegmentThreads>(__popc(cand), here, sh.warp_sums);
+    const Cut cut = find_cut<kSegmentPer, kSegmentThreads>(key, cand, need, here, sh);
+    const uint32_t chosen = taken<kSegmentPer, kSegmentThreads>(key, cand, cut, sh);
+    int total = 0;
+    int at = cta_exclusive_scan<kSegmentThreads>(__popc(chosen), total, sh.warp_sums);
+    uint32_t* out = slots + at_seg * topk;
+#pragma unroll
+    for (int j = 0; j < kSegmentPer; ++j)
+        if ((chosen >> j) & 1u) out[at++] = key[j] << 16 | static_cast<uint32_t>(b0 + j);  // at most need <= topk
+    if (threadIdx.x == 0) counts[at_seg] = static_cast<uint32_t>(total);
+}
+
+// The row's best `need` among its segments' (slots in block order: segment by segment, each
+// ascending), written after the forced low blocks and before the forced local ones.
+template <int kPer>
+__global__ void __launch_bounds__(kRowThreads) select_merge_kernel(int64_t pos0, int64_t kv_heads, int64_t init_blocks, int64_t local_blocks,
+                                                                   int64_t topk, int segments, const uint32_t* __restrict__ counts,
+                                                                   const uint32_t* __restrict__ slots, int32_t* __restrict__ selected) {
+    pdl_wait();
+    pdl_launch_dependents();
+    __shared__ SelectShared<kRowThreads> sh;
+    const int tid = threadIdx.x;
+    const int64_t item = blockIdx.x;
+    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    int32_t* out = selected + item * topk;
+    if (r.takes_all(topk, out)) return;
+    const int need = static_cast<int>(topk - r.n_forced);
+    const int64_t n_slots = static_cast<int64_t>(segments) * topk;
+    uint32_t key[kPer], block[kPer];
+    uint32_t cand = 0;
+    int here = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int64_t s = static_cast<int64_t>(tid) * kPer + j, seg = s / topk;
+        const bool c = s < n_slots && s % topk < counts[item * segments + min64(seg, segments - 1)];
+        const uint32_t v = c ? slots[item * n_slots + s] : 0;
+        key[j] = v >> 16;
+        block[j] = v & 0xFFFFu;
+        cand |= static_cast<uint32_t>(c) << j;
+        here += c;
+    }
+    int candidates = 0;
+    cta_exclusive_scan<kRowThreads>(here, candidates, sh.warp_sums);
+    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, need, candidates, sh);
+    const uint32_t chosen = taken<kPer, kRowThreads>(key, cand, cut, sh);
+    int chosen_total = 0;
+    int at = r.init + cta_exclusive_scan<kRowThreads>(__popc(chosen), chosen_total, sh.warp_sums);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+        if ((chosen >> j) & 1u) {
+            if (at < topk) out[at] = static_cast<int32_t>(block[j]);
+            ++at;
+        }
+    // Forced: [0, init) first, [local, nb) after the chosen ones; -1 after the last.
+    const int64_t local_at = r.init + chosen_total, end = local_at + (r.nb - r.local);
+    for (int64_t i = tid; i < topk; i += kRowThreads) {
+        if (i < r.init) out[i] = static_cast<int32_t>(i);
+        else if (i >= local_at && i < end) out[i] = static_cast<int32_t>(r.local + (i - local_at));
+        else if (i >= end) out[i] = -1;
+    }
 }
 
 template <int kPer>
-cudaError_t launch_kernel(const float* block_scores, int64_t items, int64_t pos0, int64_t kv_heads, int64_t stride, int64_t init_blocks,
-                          int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
-    return launch_pdl(select_decode_kernel<kPer>, static_cast<unsigned>(items), kThreads, 0, stream, block_scores, pos0, kv_heads, stride,
+cudaError_t launch_row(const float* block_scores, int64_t items, int64_t pos0, int64_t kv_heads, int64_t stride, int64_t init_blocks,
+                       int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
+    return launch_pdl(select_decode_kernel<kPer>, static_cast<unsigned>(items), kRowThreads, 0, stream, block_scores, pos0, kv_heads, stride,
                       init_blocks, local_blocks, topk, selected);
 }
 
+template <int kPer>
+cudaError_t launch_merge(int64_t items, int64_t pos0, int64_t kv_heads, int64_t init_blocks, int64_t local_blocks, int64_t topk, int segments,
+                         const uint32_t* counts, const uint32_t* slots, int32_t* selected, cudaStream_t stream) {
+    return launch_pdl(select_merge_kernel<kPer>, static_cast<unsigned>(items), kRowThreads, 0, stream, pos0, kv_heads, init_blocks,
+                      local_blocks, topk, segments, counts, slots, selected);
+}
+
 constexpr int64_t kMaxPer = 32;  // 32,768 blocks: 2M tokens
+constexpr int64_t kMergeMaxPer = 8;
+
+int64_t blocks_of(int64_t tokens, int64_t pos0) { return (pos0 + tokens - 1) / 64 + 1; }
+int64_t segments_of(int64_t tokens, int64_t pos0) { return (blocks_of(tokens, pos0) + kSegmentBlocks - 1) / kSegmentBlocks; }
+
+// Whether the split path takes this call: rows past 4 segments, whose segments' slots the merge
+// holds in registers (at most kMergeMaxPer a thread).
+bool split_applies(int64_t tokens, int64_t pos0, int64_t topk) {
+    const int64_t segments = segments_of(tokens, pos0);
+    return segments > 4 && topk > 0 && topk <= kSegmentBlocks && segments * topk <= kRowThreads * kMergeMaxPer;
+}
 
 }  // namespace
 
 bool select_decode_applies(int64_t tokens, int64_t pos0, int64_t kv_heads) {
-    const int64_t blocks = (pos0 + tokens - 1) / 64 + 1;
-    return tokens > 0 && tokens * kv_heads <= 32 && blocks <= kThreads * kMaxPer;
+    return tokens > 0 && tokens * kv_heads <= 32 && blocks_of(tokens, pos0) <= kRowThreads * kMaxPer;
+}
+
+int64_t select_decode_scratch_floats(int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t topk) {
+    if (!select_decode_applies(tokens, pos0, kv_heads) || !split_applies(tokens, pos0, topk)) return 0;
+    const int64_t rows = tokens * kv_heads * segments_of(tokens, pos0);
+    return rows * (1 + topk);
 }
 
 cudaError_t launch_select_decode(const float* block_scores, int64_t tokens, int64_t pos0, int64_t kv_heads, int64_t stride,
-                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, cudaStream_t stream) {
+                                 int64_t init_blocks, int64_t local_blocks, int64_t topk, int32_t* selected, float* scratch,
+                                 int64_t scratch_floats, cudaStream_t stream) {
     if (!select_decode_applies(tokens, pos0, kv_heads)) return cudaErrorInvalidValue;
-    const int64_t blocks = (pos0 + tokens - 1) / 64 + 1, items = tokens * kv_heads;
-    const int64_t per = (blocks + kThreads - 1) / kThreads;
-    if (per <= 1) return launch_kernel<1>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
-    if (per <= 2) return launch_kernel<2>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
-    if (per <= 4) return launch_kernel<4>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
-    if (per <= 8) return launch_kernel<8>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
-    if (per <= 16) return launch_kernel<16>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
-    return launch_kernel<32>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    const int64_t blocks = blocks_of(tokens, pos0), items = tokens * kv_heads;
+    const int64_t need_scratch = select_decode_scratch_floats(tokens, pos0, kv_heads, topk);
+    if (need_scratch > 0 && scratch && scratch_floats >= need_scratch) {
+        const int64_t segments = segments_of(tokens, pos0);
+        auto* counts = reinterpret_cast<uint32_t*>(scratch);
+        uint32_t* slots = counts + items * segments;
+        if (cudaError_t e = launch_pdl(select_segment_kernel, dim3(static_cast<unsigned>(segments), static_cast<unsigned>(items)),
+                                       kSegmentThreads, 0, stream, block_scores, pos0, kv_heads, stride, init_blocks, local_blocks, topk,
+                                       counts, slots);
+            e != cudaSuccess)
+            return e;
+        const int64_t per = (segments * topk + kRowThreads - 1) / kRowThreads;
+        const int seg = static_cast<int>(segments);
+        if (per <= 1) return launch_merge<1>(items, pos0, kv_heads, init_blocks, local_blocks, topk, seg, counts, slots, selected, stream);
+        if (per <= 2) return launch_merge<2>(items, pos0, kv_heads, init_blocks, local_blocks, topk, seg, counts, slots, selected, stream);
+        if (per <= 4) return launch_merge<4>(items, pos0, kv_heads, init_blocks, local_blocks, topk, seg, counts, slots, selected, stream);
+        return launch_merge<8>(items, pos0, kv_heads, init_blocks, local_blocks, topk, seg, counts, slots, selected, stream);
+    }
+    const int64_t per = (blocks + kRowThreads - 1) / kRowThreads;
+    if (per <= 1) return launch_row<1>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 2) return launch_row<2>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 4) return launch_row<4>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 8) return launch_row<8>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    if (per <= 16) return launch_row<16>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
+    return launch_row<32>(block_scores, items, pos0, kv_heads, stride, init_blocks, local_blocks, topk, selected, stream);
 }
 
 }  // namespace quire::kernels

@@ -211,9 +211,10 @@ Status CudaSalaOps::select_blocks(const StepShape& s, int64_t layer) {
                                              g.head_dim, stride, w.block_scores.get(), w.stage1_scratch.get(), w.stage1_scratch.size(),
                                              e_.stream_, {g.init_blocks, g.local_blocks, g.total_topk});  // forced blocks unscored
     }));
+    // Stage 1 is done with its scratch: a long row's selection splits over CTAs in it.
     return launch(Op::selection, "block selection", [&] {
         return kernels::launch_select_blocks(w.block_scores.get(), ts, p_first, g.kv_heads, stride, g.init_blocks, g.local_blocks,
-                                             g.total_topk, w.selected.get(), e_.stream_);
+                                             g.total_topk, w.selected.get(), e_.stream_, w.stage1_scratch.get(), w.stage1_scratch.size());
     });
 }
 

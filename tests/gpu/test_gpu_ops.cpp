@@ -551,6 +551,8 @@ private slots:
         QTest::newRow("2M + 1 block: the prefill kernel") << 1LL << 2LL << (2LL << 20) + 63 << false;
         QTest::newRow("odd length, 16 tokens") << 16LL << 2LL << 300001LL << true;
         QTest::newRow("below topk") << 1LL << 2LL << 96LL * 64 - 1 << false;
+        QTest::newRow("5 segments, 2 tokens, ties") << 2LL << 2LL << 5LL * 65536 + 77 << true;
+        QTest::newRow("600K, 32 rows of one head") << 32LL << 1LL << 600000LL << false;
     }
     void select_long_rows() {
         QFETCH(qlonglong, tokens);
@@ -565,21 +567,29 @@ private slots:
         for (size_t i = 0; i < scores.size(); ++i)
             scores[i] = round_bf16(tied ? 0.001f * static_cast<float>((i * 7919) % 5) : u(rng) * u(rng));
         DeviceBuffer<float> dscores(scores);
-        DeviceBuffer<int32_t> dsel(items * g.total_topk);
-        QCOMPARE(kernels::launch_select_blocks(dscores.get(), tokens, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk,
-                                               dsel.get(), nullptr),
-                 cudaSuccess);
-        QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
-        QVERIFY(dsel.guard_intact());
-        const auto flat = dsel.download();
-        for (int64_t item = 0; item < items; ++item) {
-            const int64_t p = pos0 + item / kv;
-            const auto first = scores.begin() + item * stride;
-            const auto want = cpu::select_from_block_scores(std::vector<float>(first, first + p / 64 + 1), p, g);
-            std::vector<int64_t> got;
-            for (int64_t i = 0; i < g.total_topk; ++i)
-                if (const int32_t b = flat[static_cast<size_t>(item * g.total_topk + i)]; b >= 0) got.push_back(b);
-            QCOMPARE(got, want);
+        // Each row in one CTA (no scratch), then split over CTAs of 1,024 blocks where the scratch
+        // is given: rows of 1M and 2M tokens take that path.
+        const int64_t scratch_n = kernels::select_decode_scratch_floats(tokens, pos0, kv, g.total_topk);
+        if (tokens * kv <= 32 && stride > 4 * 1024 && last < (2LL << 20)) QVERIFY(scratch_n > 0);
+        for (const bool split : {false, true}) {
+            DeviceBuffer<int32_t> dsel(items * g.total_topk);
+            DeviceBuffer<float> scratch(std::max<int64_t>(scratch_n, 1));
+            QCOMPARE(kernels::launch_select_blocks(dscores.get(), tokens, pos0, kv, stride, g.init_blocks, g.local_blocks, g.total_topk,
+                                                   dsel.get(), nullptr, split ? scratch.get() : nullptr, split ? scratch_n : 0),
+                     cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            QVERIFY(dsel.guard_intact());
+            QVERIFY(scratch.guard_intact());
+            const auto flat = dsel.download();
+            for (int64_t item = 0; item < items; ++item) {
+                const int64_t p = pos0 + item / kv;
+                const auto first = scores.begin() + item * stride;
+                const auto want = cpu::select_from_block_scores(std::vector<float>(first, first + p / 64 + 1), p, g);
+                std::vector<int64_t> got;
+                for (int64_t i = 0; i < g.total_topk; ++i)
+                    if (const int32_t b = flat[static_cast<size_t>(item * g.total_topk + i)]; b >= 0) got.push_back(b);
+                QVERIFY2(got == want, split ? "split over CTAs" : "one CTA per row");
+            }
         }
     }
 };
