@@ -114,9 +114,12 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     QUIRE_TRY(e->check(e->sample_scratch_.allocate(kernels::kSampleScratchWords), "sampling scratch"));
     if (e->profiler_.enabled()) e->graph_.set_enabled(false);  // per-operation events need eager launches
     if (const char* fuse = std::getenv("QUIRE_CUDA_FUSE")) e->fuse_gates_ = std::strcmp(fuse, "0") != 0;
-    // QUIRE_CUDA_SIDE_STREAM=0: the bf16 layers after the 4-bit ones on one stream (to compare).
+    // QUIRE_CUDA_SIDE_STREAM=1: a 4-bit checkpoint's bf16 layers on a second stream beside the 4-bit
+    // GEMV. Off by default: with programmatic launch everywhere, the fork and join cost more than
+    // the overlap gives (H200, INT4 at 1M: 3.87 ms a token with it, 3.73 without; docs/benchmarks.md).
     const char* side = std::getenv("QUIRE_CUDA_SIDE_STREAM");
-    if (e->model_->weights().quantized() && !(side && std::strcmp(side, "0") == 0)) {
+    e->side_on_ = side && std::strcmp(side, "1") == 0;
+    if (e->model_->weights().quantized()) {
         QUIRE_TRY(e->check(cudaStreamCreateWithFlags(&e->side_stream_, cudaStreamNonBlocking), "side stream"));
         QUIRE_TRY(e->check(cudaEventCreateWithFlags(&e->fork_, cudaEventDisableTiming), "stream fork event"));
         QUIRE_TRY(e->check(cudaEventCreateWithFlags(&e->join_, cudaEventDisableTiming), "stream join event"));
@@ -461,7 +464,9 @@ Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse,
     if (c.sparse_layer_count() > 0) {
         const SparseGeometry& g = geometry_;
         if (first_sparse < n) {
-            const int64_t scratch = kernels::stage1_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.group);
+            // Stage 1's, then the selection's (it runs after stage 1 is done with it).
+            const int64_t scratch = std::max(kernels::stage1_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.group),
+                                             kernels::select_decode_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.total_topk));
             if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
         }
         if (kernels::decode_attention_applies(n, g.kv_heads, g.group)) {
@@ -497,12 +502,14 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     std::vector<std::vector<float>> unused;  // the ops leave logits on the device
     std::vector<std::vector<float>>* want = rows.empty() ? nullptr : &unused;
     last_step_nodes_ = 0;
+    profiler_.set_one_token_step(n == 1);
     if (n == 1 && graph_.enabled()) QUIRE_TRY(run_graph(seq, step, draw, want));
     else QUIRE_TRY(run_eager(seq, step, draw, want));
     counters_.forward_calls++;
     if (draw) QUIRE_TRY(check(cudaMemcpyAsync(&step_host_->sampled, sampled_.get(), 4, cudaMemcpyDeviceToHost, stream_), "sampled token"));
     const Status done = check(cudaStreamSynchronize(stream_), "forward");
     profiler_.collect();
+    if (done && last_step_nodes_ > 0) graph_.collect_timing();
     QUIRE_TRY(done);
     if (draw) *sampled = step_host_->sampled;
     else if (!rows.empty() && logits) QUIRE_TRY(read_logits(static_cast<int64_t>(rows.size()), logits));

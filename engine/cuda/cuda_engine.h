@@ -46,6 +46,9 @@ public:
     int64_t last_step_nodes() const { return last_step_nodes_; }
     int64_t graph_instantiations() const { return graph_.instantiations(); }
     int64_t graph_refused_updates() const { return graph_.refused_updates(); }
+    // Host recording against GPU time of the graph steps (QUIRE_CUDA_GRAPH_TIMING=1).
+    const DecodeGraph::Timing* decode_graph_timing() const { return graph_.timing_enabled() ? &graph_.timing() : nullptr; }
+    void reset_decode_graph_timing() { graph_.reset_timing(); }
     // Decode fuses the output gates and SwiGLU into the GEMVs next to them (gemv.h): on unless
     // QUIRE_CUDA_FUSE=0. The results are the same bit for bit; only the kernel count changes.
     void set_fused_gates(bool on) { fuse_gates_ = on; }
@@ -59,6 +62,8 @@ public:
     // GPU time per operation summed over forward passes (QUIRE_CUDA_PROFILE=1; zeros otherwise).
     std::vector<std::pair<std::string, double>> profile() const { return profiler_.report(); }
     void reset_profile() { profiler_.reset(); }
+    // quire-bench --ablate: one-token steps leave out the operations of these categories (bit i: Op i).
+    void set_skipped_ops(uint32_t mask) { profiler_.set_skipped(mask); }
 
 protected:
     std::unique_ptr<StateRows> rows_to_save(const Sequence& seq) override;
@@ -166,7 +171,7 @@ private:
     bool graph_checked_[2] = {false, false};      // a whole step recorded once per regime (dense, sparse)
     int64_t last_step_nodes_ = 0;
     bool fuse_gates_ = true;
-    bool side_on_ = true;
+    bool side_on_ = false;  // QUIRE_CUDA_SIDE_STREAM=1
 };
 
 }  // namespace quire::cuda

@@ -10,11 +10,14 @@ namespace quire::cuda {
 DecodeGraph::DecodeGraph() {
     const char* env = std::getenv("QUIRE_CUDA_GRAPH");
     enabled_ = !(env && std::strcmp(env, "0") == 0);
+    const char* timing = std::getenv("QUIRE_CUDA_GRAPH_TIMING");
+    timing_ = timing && std::strcmp(timing, "1") == 0;
 }
 
 DecodeGraph::~DecodeGraph() {
     for (auto& segment : execs_)
         for (Exec& e : segment) cudaGraphExecDestroy(e.exec);
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
 }
 
 void DecodeGraph::disable(const std::string& why) {
@@ -81,12 +84,42 @@ cudaError_t DecodeGraph::end_and_launch(cudaStream_t stream, int segment) {
         cache.insert(cache.begin(), fresh);
     }
     cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+    const size_t mark = 2 * static_cast<size_t>(segments_);
+    if (timing_) {
+        while (events_.size() < mark + 2) {
+            cudaEvent_t ev = nullptr;
+            if (cudaError_t ce = cudaEventCreate(&ev); ce != cudaSuccess) return ce;
+            events_.push_back(ev);
+        }
+        cudaEventRecord(events_[mark], stream);
+    }
     const cudaError_t e = cudaGraphLaunch(cache.front().exec, stream);  // the one just brought up to date
+    if (timing_) {
+        cudaEventRecord(events_[mark + 1], stream);
+        last_launch_ = Clock::now();
+        if (segments_ == 0) first_launch_ = last_launch_;
+    }
     if (e == cudaSuccess) {
         ++segments_;
         nodes_ += static_cast<int64_t>(nodes);
     }
     return e;
+}
+
+void DecodeGraph::collect_timing() {
+    if (!timing_ || segments_ == 0) return;
+    auto ms = [&](size_t a, size_t b) {
+        float t = 0;
+        return cudaEventElapsedTime(&t, events_[a], events_[b]) == cudaSuccess ? static_cast<double>(t) / 1e3 : 0.0;
+    };
+    Timing& t = timing_totals_;
+    t.steps++;
+    t.host_s += std::chrono::duration<double>(last_launch_ - step_start_).count();
+    t.first_launch_s += std::chrono::duration<double>(first_launch_ - step_start_).count();
+    for (size_t i = 0; i < static_cast<size_t>(segments_); ++i) {
+        t.busy_s += ms(2 * i, 2 * i + 1);
+        if (i > 0) t.idle_s += ms(2 * i - 1, 2 * i);
+    }
 }
 
 }  // namespace quire::cuda

@@ -15,6 +15,7 @@
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,13 +43,32 @@ public:
     void abort(cudaStream_t stream);
 
     // Counters of the current step (reset by begin_step) and of the last one.
-    void begin_step() { segments_ = 0, nodes_ = 0; }
+    void begin_step() {
+        segments_ = 0, nodes_ = 0;
+        if (timing_) step_start_ = Clock::now();
+    }
     int segments_launched() const { return segments_; }
     int64_t nodes_launched() const { return nodes_; }
     // Instantiations since the engine started (an update that succeeds does not count).
     int64_t instantiations() const { return instantiations_; }
     // Updates refused with the same number of nodes (each followed by an instantiation).
     int64_t refused_updates() const { return refused_updates_; }
+
+    // Where a step's time goes (QUIRE_CUDA_GRAPH_TIMING=1, a benchmark's diagnostic): events around
+    // each segment's launch tell the GPU's time inside segments from the time it waited between
+    // them for the host to record the next one.
+    struct Timing {
+        int64_t steps = 0;
+        double host_s = 0;          // begin_step to the last segment's launch, on the host
+        double first_launch_s = 0;  // begin_step to the first segment's launch
+        double busy_s = 0;          // GPU time inside the segments
+        double idle_s = 0;          // GPU time between one segment's end and the next one's start
+    };
+    bool timing_enabled() const { return timing_; }
+    // Adds the step just synchronised to the totals.
+    void collect_timing();
+    const Timing& timing() const { return timing_totals_; }
+    void reset_timing() { timing_totals_ = {}; }
 
 private:
     struct Exec {
@@ -63,6 +83,12 @@ private:
     int64_t nodes_ = 0;
     int64_t instantiations_ = 0;
     int64_t refused_updates_ = 0;
+
+    using Clock = std::chrono::steady_clock;
+    bool timing_ = false;
+    std::vector<cudaEvent_t> events_;  // start and end of each segment of the step, in launch order
+    Clock::time_point step_start_, first_launch_, last_launch_;
+    Timing timing_totals_;
 };
 
 }  // namespace quire::cuda

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -32,9 +33,15 @@ public:
 
     bool enabled() const { return on_; }
     void set_stream(cudaStream_t stream) { stream_ = stream; }
+    // A benchmark's ablation (quire-bench --ablate): the operations of the categories in `mask`
+    // (bit i: Op i) are not launched in one-token steps, so a step's time without them can be
+    // measured. Their outputs are then stale: the numbers the step computes mean nothing.
+    void set_skipped(uint32_t mask) { skipped_ = mask; }
+    void set_one_token_step(bool on) { one_token_step_ = on; }
     // Runs f (returning Status) between two events of category op.
     template <typename F>
     auto time(Op op, F&& f) {
+        if (one_token_step_ && (skipped_ >> static_cast<int>(op) & 1u)) return decltype(f()){};
         if (!on_) return f();
         cudaEventRecord(event(), stream_);
         auto s = f();
@@ -70,6 +77,8 @@ private:
         return events_[used_++];
     }
     bool on_;
+    uint32_t skipped_ = 0;
+    bool one_token_step_ = false;
     cudaStream_t stream_ = nullptr;
     std::vector<cudaEvent_t> events_;
     size_t used_ = 0;

@@ -139,13 +139,14 @@ int main(int argc, char** argv) {
     int64_t decode = 16;
     double budget = 400;
     bool random = false;
+    bool ablate = false;  // --ablate: decode again with each category of operations left out
     std::string state_dir;
     int64_t gpu_budget = 0;     // --gpu-memory GiB: the engine's budget (gpu_memory_plan.h)
     bool fit_length = false;    // --lengths fit: the longest context the budget allows (at most 1M)
     for (int i = 2; i < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--random") {
-            random = true;
+        if (a == "--random" || a == "--ablate") {
+            (a == "--random" ? random : ablate) = true;
             --i;
             continue;
         }
@@ -293,6 +294,7 @@ int main(int argc, char** argv) {
                     return 1;
                 }
                 take_profile(1);
+                if (cuda_engine) cuda_engine->reset_decode_graph_timing();
                 // Decode as generation runs it: the next token drawn (greedy) where the logits are, so
                 // on the GPU one token id comes back per step.
                 Sampler greedy({});
@@ -304,6 +306,33 @@ int main(int argc, char** argv) {
                     }
                 per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
                 decode_profile = take_profile(static_cast<double>(decode));
+                if (ablate && cuda_engine) {
+                    // Where the step's time goes, as CUDA graphs run it: the same steps with one
+                    // category of operations left out (their outputs stale), then with only the GEMVs.
+                    uint32_t all = 0;
+                    for (int op = 0; op < static_cast<int>(cuda::Op::count); ++op) all |= 1u << op;
+                    const uint32_t gemm = 1u << static_cast<int>(cuda::Op::gemm);
+                    std::vector<std::pair<std::string, uint32_t>> masks{{"nothing", 0u}};
+                    for (int op = 0; op < static_cast<int>(cuda::Op::count); ++op)
+                        masks.emplace_back(cuda::op_name(static_cast<cuda::Op>(op)), 1u << op);
+                    masks.emplace_back("everything but the GEMVs", all & ~gemm);
+                    std::printf("    decode ablation (ms per token, %lld steps each, left out: time, saving):", static_cast<long long>(decode));
+                    double base = 0;
+                    for (const auto& [name, mask] : masks) {
+                        cuda_engine->set_skipped_ops(mask);
+                        Sampler g({});
+                        bool ok = true;
+                        for (int w = 0; w < 3 && ok; ++w) ok = static_cast<bool>(engine.value()->decode_and_sample(*fork, 5, g));
+                        const double ta = now();
+                        for (int64_t i = 0; i < decode && ok; ++i) ok = static_cast<bool>(engine.value()->decode_and_sample(*fork, 5, g));
+                        const double ms = (now() - ta) / static_cast<double>(decode) * 1000.0;
+                        if (mask == 0) base = ms;
+                        if (ok) std::printf(" %s %.3f (%.3f);", name.c_str(), ms, base - ms);
+                        else std::printf(" %s failed;", name.c_str());
+                    }
+                    std::printf("\n");
+                    cuda_engine->set_skipped_ops(0);
+                }
             }
             // A follow-up question on the prefix already in GPU memory: fork, read 50 question tokens,
             // sample the first answer token.
@@ -332,6 +361,12 @@ int main(int argc, char** argv) {
             if (cuda_engine)
                 std::printf("    decode step: %s, %lld graph nodes (kernels and copies)\n", cuda_engine->decode_graphs() ? "CUDA graphs" : "eager launches",
                             static_cast<long long>(cuda_engine->last_step_nodes()));
+            if (const auto* t = cuda_engine ? cuda_engine->decode_graph_timing() : nullptr; t && t->steps > 0) {
+                const double k = 1000.0 / static_cast<double>(t->steps);
+                std::printf("    decode graph timing per token (%lld steps): host records %.3f ms (first layer launched after %.3f ms); "
+                            "GPU busy in layers %.3f ms, idle between layers %.3f ms\n",
+                            static_cast<long long>(t->steps), t->host_s * k, t->first_launch_s * k, t->busy_s * k, t->idle_s * k);
+            }
             std::fflush(stdout);
             if (now() - t_load > budget) {
                 std::printf("(stopping: past the %.0f s budget)\n", budget);
