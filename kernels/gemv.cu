@@ -37,24 +37,34 @@ __device__ __forceinline__ RowOutput row_output(const Outputs& outs, int64_t r) 
     return {y, end - first, r - first};
 }
 
+// Chunks of its row's weights a lane reads before pdl_wait(): with programmatic dependent launch
+// (pdl_launch.h) the weights, which no kernel writes, stream in while the kernel before this one
+// (a norm, a gate, the previous GEMV) ends; x and y are touched only after the wait.
+constexpr int kEarlyChunks = 4;
+
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                            const uint4* __restrict__ x, const Outputs outs) {
-    pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
-    pdl_launch_dependents();
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
+    const bool active = r < rows;
+    const uint4* row = w + (active ? r : 0) * chunks;
+    uint4 early[kEarlyChunks];
+#pragma unroll
+    for (int u = 0; u < kEarlyChunks; ++u) {
+        const int64_t c = lane + 32 * u;
+        early[u] = active && c < chunks ? __ldcs(row + c) : make_uint4(0, 0, 0, 0);  // streamed once: do not keep in L2
+    }
+    pdl_wait();
+    pdl_launch_dependents();
+    if (!active) return;
     const RowOutput o = row_output(outs, r);
     __nv_bfloat16* y = o.y;
     const int64_t seg_rows = o.rows, rr = o.row;
-    const uint4* row = w + r * chunks;
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-#pragma unroll 4
-    for (int64_t c = lane; c < chunks; c += 32) {
-        const uint4 wv = __ldcs(row + c);  // streamed once: do not keep in L2
+    auto add = [&](const uint4& wv, int64_t c) {
         const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
@@ -63,7 +73,13 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
         }
-    }
+    };
+    // Chunks lane, lane + 32, ... in order: the early ones, then the rest.
+#pragma unroll
+    for (int u = 0; u < kEarlyChunks; ++u)
+        if (lane + 32 * u < chunks) add(early[u], lane + 32 * u);
+#pragma unroll 4
+    for (int64_t c = lane + 32 * kEarlyChunks; c < chunks; c += 32) add(__ldcs(row + c), c);
 #pragma unroll
     for (int t = 0; t < T; ++t) {
         float v = acc[t];
@@ -142,6 +158,21 @@ template <int U, int WARPS, bool wide, bool gated, bool swiglu>
 __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                                 const uint4* __restrict__ x, const uint4* __restrict__ g,
                                                                 __nv_bfloat16* __restrict__ y) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    const bool active = r < rows;
+    const uint4* row = w + (active ? r : 0) * chunks;
+    const uint4* row2 = w + (rows + (active ? r : 0)) * chunks;  // swiglu: the up row
+    uint4 wv[U], wv2[swiglu ? U : 1];
+    auto load = [&](int64_t c0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = active && c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
+            if constexpr (swiglu) wv2[u] = active && c < chunks ? load_weights<wide>(row2 + c) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    load(lane);  // the first weights before the wait, as gemv_kernel (kEarlyChunks)
     pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
     pdl_launch_dependents();
     extern __shared__ uint4 gated_x[];
@@ -157,20 +188,10 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __r
         }
         __syncthreads();
     }
-    const int64_t r = static_cast<int64_t>(blockIdx.x) * WARPS + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
-    const uint4* row = w + r * chunks;
-    const uint4* row2 = w + (rows + r) * chunks;  // swiglu: the up row
+    if (!active) return;
     float acc = 0.0f, acc2 = 0.0f;
     for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
-        uint4 wv[U], wv2[swiglu ? U : 1];
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const int64_t c = c0 + 32 * u;
-            wv[u] = c < chunks ? load_weights<wide>(row + c) : make_uint4(0, 0, 0, 0);
-            if constexpr (swiglu) wv2[u] = c < chunks ? load_weights<wide>(row2 + c) : make_uint4(0, 0, 0, 0);
-        }
+        if (c0 != lane) load(c0);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const int64_t c = c0 + 32 * u;

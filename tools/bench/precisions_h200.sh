@@ -11,8 +11,6 @@ for p in "" _int8 _int4; do
   [ -n "$p" ] && budget=(--gpu-memory 24)
   echo "=== real_config$p: 8K, 128K"
   "$bench" "tests/data/real_config$p" --random --lengths 8192,131072 --decode 32 "${budget[@]}"
-  echo "=== real_config$p: 1M"
-  "$bench" "tests/data/real_config$p" --random --lengths 1048576 --decode 16 "${budget[@]}"
+  echo "=== real_config$p: 1M (with where the decode step's time goes: --ablate)"
+  QUIRE_CUDA_GRAPH_TIMING=1 "$bench" "tests/data/real_config$p" --random --lengths 1048576 --decode 16 --ablate "${budget[@]}"
 done
-echo "=== INT4 decode profile at 1M (eager, per operation)"
-QUIRE_CUDA_PROFILE=1 "$bench" tests/data/real_config_int4 --random --lengths 1048576 --decode 8 --gpu-memory 24 | grep -E "^\||decode GPU"
