@@ -1,5 +1,6 @@
 #include "common.cuh"
 #include "gates.cuh"
+#include "gemv_row.cuh"
 #include "gemv.h"
 #include "pdl_launch.h"
 
@@ -37,11 +38,6 @@ __device__ __forceinline__ RowOutput row_output(const Outputs& outs, int64_t r) 
     return {y, end - first, r - first};
 }
 
-// Chunks of its row's weights a lane reads before pdl_wait(): with programmatic dependent launch
-// (pdl_launch.h) the weights, which no kernel writes, stream in while the kernel before this one
-// (a norm, a gate, the previous GEMV) ends; x and y are touched only after the wait.
-constexpr int kEarlyChunks = 4;
-
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restrict__ w, int64_t rows, int64_t chunks,
                                                            const uint4* __restrict__ x, const Outputs outs) {
@@ -49,43 +45,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint4* __restri
     const int lane = threadIdx.x & 31;
     const bool active = r < rows;
     const uint4* row = w + (active ? r : 0) * chunks;
-    uint4 early[kEarlyChunks];
-#pragma unroll
-    for (int u = 0; u < kEarlyChunks; ++u) {
-        const int64_t c = lane + 32 * u;
-        early[u] = active && c < chunks ? __ldcs(row + c) : make_uint4(0, 0, 0, 0);  // streamed once: do not keep in L2
-    }
+    const GemvRowEarly early = gemv_row_early(row, chunks, lane, active);  // before the wait: weights only
     pdl_wait();
     pdl_launch_dependents();
     if (!active) return;
     const RowOutput o = row_output(outs, r);
-    __nv_bfloat16* y = o.y;
-    const int64_t seg_rows = o.rows, rr = o.row;
-    float acc[T];
+    float sum[T];
+    gemv_row_sums<T>(row, chunks, x, lane, early, sum);
+    if (lane == 0)
 #pragma unroll
-    for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-    auto add = [&](const uint4& wv, int64_t c) {
-        const __nv_bfloat16* we = reinterpret_cast<const __nv_bfloat16*>(&wv);
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            const uint4 xv = __ldg(x + t * chunks + c);
-            const __nv_bfloat16* xe = reinterpret_cast<const __nv_bfloat16*>(&xv);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) acc[t] = fmaf(bf(we[j]), bf(xe[j]), acc[t]);
-        }
-    };
-    // Chunks lane, lane + 32, ... in order: the early ones, then the rest.
-#pragma unroll
-    for (int u = 0; u < kEarlyChunks; ++u)
-        if (lane + 32 * u < chunks) add(early[u], lane + 32 * u);
-#pragma unroll 4
-    for (int64_t c = lane + 32 * kEarlyChunks; c < chunks; c += 32) add(__ldcs(row + c), c);
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        float v = acc[t];
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) y[t * seg_rows + rr] = to_bf(v);
-    }
+        for (int t = 0; t < T; ++t) o.y[t * o.rows + o.row] = to_bf(sum[t]);
 }
 
 // 16 bytes of weights, streamed: evict-first in L2, and with `wide` the L2 fetches 256-byte
@@ -172,7 +141,7 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_fused_kernel(const uint4* __r
             if constexpr (swiglu) wv2[u] = active && c < chunks ? load_weights<wide>(row2 + c) : make_uint4(0, 0, 0, 0);
         }
     };
-    load(lane);  // the first weights before the wait, as gemv_kernel (kEarlyChunks)
+    load(lane);  // the first weights before the wait, as gemv_kernel
     pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
     pdl_launch_dependents();
     extern __shared__ uint4 gated_x[];

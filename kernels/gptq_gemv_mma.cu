@@ -29,6 +29,7 @@
 #include "gptq_check.h"
 #include "gptq_gemv_mma.h"
 #include "gates.cuh"
+#include "gemv_row.cuh"
 #include "mma.cuh"
 #include "pdl_launch.h"
 
@@ -55,10 +56,19 @@ struct Layer {
     bool tiled;
     int64_t rows;  // packed rows: in / 8
 };
+// A bf16 layer that reads the same x (a 4-bit checkpoint's o_gate / z_proj), computed by CTAs of its
+// own after the tiles (blockIdx.x >= first_block): a warp per output row, as gemv.h's kernel.
+struct Bf16Rows {
+    const uint4* w;
+    int64_t rows;
+    __nv_bfloat16* y;
+    int64_t first_block;
+};
 struct Layers {
     int count;
     int64_t in;
     Layer l[kGptqGemvMaxLayers];
+    Bf16Rows bf16;  // rows == 0: none
 };
 
 // (128 + nibble s, 128 + nibble s + 4) of w as a bf16 pair: one LOP3 ((a & b) | c) after the shift;
@@ -176,6 +186,23 @@ __device__ __forceinline__ void tile_sums(const Layer& L, const __nv_bfloat16* x
             if (2 * t + e < tokens) red[warp][2 * t + e][4 * g + c] = acc[c][e];
 }
 
+// The bf16 layer's rows of this CTA (one token): the x-th CTA past the tiles takes rows of
+// ((x - first) * splits + y) * kWarps, a warp each, with gemv_row.cuh's arithmetic.
+__device__ __forceinline__ void bf16_rows(const Bf16Rows& b, int64_t chunks, const __nv_bfloat16* x) {
+    const int64_t cta = (static_cast<int64_t>(blockIdx.x) - b.first_block) * gridDim.y + blockIdx.y;
+    const int64_t r = cta * kWarps + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    const bool active = r < b.rows;
+    const uint4* row = b.w + (active ? r : 0) * chunks;
+    pdl_launch_dependents();
+    const GemvRowEarly early = gemv_row_early(row, chunks, lane, active);  // weights only before the wait
+    pdl_wait();
+    if (!active) return;
+    float sum[1];
+    gemv_row_sums<1>(row, chunks, reinterpret_cast<const uint4*>(x), lane, early, sum);
+    if (lane == 0) b.y[r] = to_bf(sum[0]);
+}
+
 // blockIdx.x: a 32-column tile (the layers' tiles one after another; with SwiGLU, of the gate layer,
 // the up layer's tile computed beside it); blockIdx.y: which of `splits` parts of the input. With
 // splits > 1 each part leaves fp32 sums in `partials`, and the part that finishes last (a ticket per
@@ -188,6 +215,11 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     __shared__ float red[kSums][kWarps][kMaxTokens][kCols];
     __shared__ bool last;
     extern __shared__ __align__(16) __nv_bfloat16 gated_x[];  // kGatedInput: [tokens][this part's inputs]
+    if constexpr (MODE == kPlain)
+        if (layers.bf16.rows > 0 && static_cast<int64_t>(blockIdx.x) >= layers.bf16.first_block) {
+            bf16_rows(layers.bf16, layers.in / 8, x);
+            return;
+        }
     // This CTA's layer, chosen with constant indices only (a variable index would copy the
     // parameter array to local memory).
     Layer L = layers.l[0];
@@ -313,7 +345,7 @@ int64_t gated_input_smem(int64_t in, int64_t tokens, int splits, int mode) {
 // Shared launcher of the three modes: `layers` as given (kPlain), one layer (kGatedInput), or the
 // gate and up layers (kSwiglu, which writes layers[0].out).
 cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* x, const uint16_t* in_gate, int64_t tokens, cudaStream_t stream,
-                        const GptqGemvScratch* scratch, int mode, int max_splits, int min_blocks) {
+                        const GptqGemvScratch* scratch, int mode, int max_splits, int min_blocks, const GptqGemvBf16* bf16 = nullptr) {
     if (tokens <= 0) return cudaSuccess;
     if (!gptq_gemv_mma_applies(layers, count) || tokens > kMaxTokens || !x || reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorInvalidValue;
     Layers ls{};
@@ -327,21 +359,27 @@ cudaError_t launch_mode(const GptqGemvLayer* layers, int count, const uint16_t* 
                         reinterpret_cast<__nv_bfloat16*>(layers[i].out), w.out, w.group_size, tiles, w.zero_offset, w.tiled, w.in / 8};
         if (mode != kSwiglu || i == 0) tiles += w.out / kCols;
     }
-    if (tiles > 0x7FFFFFFF) return cudaErrorInvalidValue;
     const int splits = plan_splits(tiles, ls.in, tokens, mode == kSwiglu ? 2 : 1, scratch, max_splits);
+    int64_t blocks = tiles;  // the tiles, then the bf16 layer's CTAs (the same split as the tiles' grid)
+    if (bf16) {
+        const int64_t ctas = (bf16->rows + kWarps - 1) / kWarps;
+        ls.bf16 = Bf16Rows{reinterpret_cast<const uint4*>(bf16->w), bf16->rows, reinterpret_cast<__nv_bfloat16*>(bf16->out), tiles};
+        blocks += (ctas + splits - 1) / splits;
+    }
+    if (blocks > 0x7FFFFFFF) return cudaErrorInvalidValue;
     const int64_t smem = gated_input_smem(ls.in, tokens, splits, mode);
     if (smem > kGatedInputMaxSmem) return cudaErrorInvalidValue;
     const auto* xb = reinterpret_cast<const __nv_bfloat16*>(x);
     const auto* gb = reinterpret_cast<const __nv_bfloat16*>(in_gate);
     const int n = static_cast<int>(tokens);
-    if (mode == kGatedInput) return launch_with<4, kGatedInput>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (mode == kGatedInput) return launch_with<4, kGatedInput>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
     // SwiGLU keeps two layers' sums: at 64 registers (4 CTAs per SM) it spills ~100 bytes, and is
     // still faster than at 80 registers and 3 CTAs (H200 lab: a step's GEMVs 1.86 against 1.96 ms).
-    if (mode == kSwiglu && min_blocks == 3) return launch_with<3, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (mode == kSwiglu) return launch_with<4, kSwiglu>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (min_blocks >= 4) return launch_with<4, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    if (min_blocks == 2) return launch_with<2, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
-    return launch_with<1, kPlain>(ls, tiles, splits, xb, gb, n, scratch, smem, stream);
+    if (mode == kSwiglu && min_blocks == 3) return launch_with<3, kSwiglu>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
+    if (mode == kSwiglu) return launch_with<4, kSwiglu>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
+    if (min_blocks >= 4) return launch_with<4, kPlain>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
+    if (min_blocks == 2) return launch_with<2, kPlain>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
+    return launch_with<1, kPlain>(ls, blocks, splits, xb, gb, n, scratch, smem, stream);
 }
 
 }  // namespace
@@ -368,6 +406,18 @@ cudaError_t launch_gptq_gemv_mma_gated_input(const GptqView& w, const uint16_t* 
     if (!gate) return cudaErrorInvalidValue;
     const GptqGemvLayer one{w, y};
     return launch_mode(&one, 1, x, gate, tokens, stream, scratch, kGatedInput, kGptqGemvMaxSplits, 4);
+}
+
+bool gptq_gemv_mma_bf16_applies(const GptqGemvLayer* layers, int count, const GptqGemvBf16& bf16, int64_t tokens) {
+    return tokens == 1 && gptq_gemv_mma_applies(layers, count) && bf16.w && bf16.out && bf16.rows > 0 && bf16.cols == layers[0].weights.in &&
+           reinterpret_cast<uintptr_t>(bf16.w) % 16 == 0;
+}
+
+cudaError_t launch_gptq_gemv_mma_with_bf16(const GptqGemvLayer* layers, int count, const GptqGemvBf16& bf16, const uint16_t* x, int64_t tokens,
+                                           cudaStream_t stream, const GptqGemvScratch* scratch) {
+    if (tokens <= 0) return cudaSuccess;
+    if (!gptq_gemv_mma_bf16_applies(layers, count, bf16, tokens)) return cudaErrorInvalidValue;
+    return launch_mode(layers, count, x, nullptr, tokens, stream, scratch, kPlain, kGptqGemvMaxSplits, 4, &bf16);
 }
 
 cudaError_t launch_gptq_gemv_mma_swiglu(const GptqView& gate, const GptqView& up, const uint16_t* x, int64_t tokens, uint16_t* y,

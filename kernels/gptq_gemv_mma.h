@@ -33,6 +33,20 @@ constexpr int64_t gptq_gemv_ticket_count(int64_t max_cols) { return (max_cols + 
 cudaError_t launch_gptq_gemv_mma(const GptqGemvLayer* layers, int count, const uint16_t* x, int64_t tokens, cudaStream_t stream,
                                  const GptqGemvScratch* scratch, int max_splits = kGptqGemvMaxSplits, int min_blocks = 4);
 
+// A bf16 layer (w: [rows, cols] row-major, cols = the 4-bit layers' in) that reads the same x, in the
+// same launch: its CTAs follow the tiles and stream their weights beside them, one warp per output
+// row with gemv.h's arithmetic (gemv_row.cuh), so out is bit for bit launch_gemv_bf16's. One token
+// (decode). A 4-bit checkpoint keeps o_gate / z_proj in bf16: this reads them with q/k/v in one
+// launch instead of a second GEMV after it.
+struct GptqGemvBf16 {
+    const uint16_t* w = nullptr;
+    int64_t rows = 0, cols = 0;
+    uint16_t* out = nullptr;
+};
+bool gptq_gemv_mma_bf16_applies(const GptqGemvLayer* layers, int count, const GptqGemvBf16& bf16, int64_t tokens);
+cudaError_t launch_gptq_gemv_mma_with_bf16(const GptqGemvLayer* layers, int count, const GptqGemvBf16& bf16, const uint16_t* x, int64_t tokens,
+                                           cudaStream_t stream, const GptqGemvScratch* scratch);
+
 // Fused forms for decode, with the arithmetic of the separate kernels (gates.cuh), so fused and
 // separate results agree bit for bit:
 //  - the output gate on the input: y = W · bf16(x · bf16(sigmoid(gate))), x and gate [tokens, in];

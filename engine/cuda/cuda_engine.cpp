@@ -117,6 +117,9 @@ Result<std::unique_ptr<Engine>> CudaEngine::create(std::shared_ptr<const Model> 
     // QUIRE_CUDA_SIDE_STREAM=1: a 4-bit checkpoint's bf16 layers on a second stream beside the 4-bit
     // GEMV. Off by default: with programmatic launch everywhere, the fork and join cost more than
     // the overlap gives (H200, INT4 at 1M: 3.87 ms a token with it, 3.73 without; docs/benchmarks.md).
+    // QUIRE_CUDA_JOIN_BF16=0: that bf16 layer in its own GEMV after the 4-bit one (to compare).
+    const char* join = std::getenv("QUIRE_CUDA_JOIN_BF16");
+    e->join_bf16_ = !(join && std::strcmp(join, "0") == 0);
     const char* side = std::getenv("QUIRE_CUDA_SIDE_STREAM");
     e->side_on_ = side && std::strcmp(side, "1") == 0;
     if (e->model_->weights().quantized()) {
@@ -394,8 +397,14 @@ Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vect
             else if (o.w->quantized()) QUIRE_TRY(gemm(x, tokens, *o.w, o.y));
             else plain.push_back(o);
         }
-        // Both kinds read x and write different outputs: the bf16 pass runs on the side stream
-        // at the same time, so the two launches share one ramp-up and one tail.
+        // One bf16 layer (o_gate / z_proj) joins the 4-bit launch: its CTAs stream their weights
+        // beside the tiles (gptq_gemv_mma.h), one ramp-up and one tail for both.
+        if (nq > 0 && join_bf16_ && plain.size() == 1 && plain[0].w->data) {
+            const kernels::GptqGemvBf16 b{plain[0].w->data, plain[0].w->rows, plain[0].w->cols, plain[0].y};
+            if (kernels::gptq_gemv_mma_bf16_applies(q, nq, b, tokens))
+                return check(kernels::launch_gptq_gemv_mma_with_bf16(q, nq, b, x, tokens, stream_, &gptq_scratch_), "GPTQ GEMV with a bf16 layer");
+        }
+        // Or both kinds at the same time on two streams (QUIRE_CUDA_SIDE_STREAM=1).
         const bool fork = nq > 0 && side_on_ && side_stream_ && one_gemv_pass(plain, tokens);
         if (fork) {
             QUIRE_TRY(check(cudaEventRecord(fork_, stream_), "stream fork"));

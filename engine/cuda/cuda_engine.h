@@ -54,6 +54,8 @@ public:
     void set_fused_gates(bool on) { fuse_gates_ = on; }
     // Whether a 4-bit checkpoint's bf16 layers run on the side stream (tests compare both ways).
     void set_side_stream(bool on) { side_on_ = on; }
+    // A 4-bit checkpoint's bf16 layer read in the 4-bit GEMV's launch (QUIRE_CUDA_JOIN_BF16=0: off).
+    void set_join_bf16(bool on) { join_bf16_ = on; }
     bool has_side_stream() const { return side_stream_ != nullptr; }
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
@@ -172,6 +174,7 @@ private:
     int64_t last_step_nodes_ = 0;
     bool fuse_gates_ = true;
     bool side_on_ = false;  // QUIRE_CUDA_SIDE_STREAM=1
+    bool join_bf16_ = true;
 };
 
 }  // namespace quire::cuda

@@ -285,30 +285,40 @@ private slots:
         if (cu.decode_graphs()) QVERIFY(nodes[1] < nodes[0]);
     }
 
-    // A 4-bit checkpoint's bf16 layers (o_gate, z_proj) on the side stream beside the 4-bit GEMV
-    // (QUIRE_CUDA_SIDE_STREAM=1; off by default): the same logits bit for bit as one stream, with
-    // graphs and without.
-    void side_stream_matches() {
+    // A 4-bit checkpoint's bf16 layers (o_gate, z_proj): in their own GEMV after the 4-bit one, on
+    // the side stream beside it (QUIRE_CUDA_SIDE_STREAM=1), or read in the 4-bit GEMV's launch (the
+    // default): the same logits bit for bit, with graphs and without; joined, a step has fewer kernels.
+    void bf16_layers_match_every_way() {
         auto m = load_model(tiny_model("tiny-a-gptq4-g128"));
         auto gpu = cuda_engine(m);
         auto& cu = as_cuda(*gpu);
         QVERIFY(cu.has_side_stream());
         const int64_t start = 8180, steps = 16;
         const auto tokens = prompt_tokens(*m, start + steps);
+        struct Way {
+            const char* name;
+            bool side, join;
+        };
+        const Way ways[] = {{"separate", false, false}, {"side stream", true, false}, {"joined", false, true}};
         for (int graph = 0; graph < 2; ++graph) {
             cu.set_decode_graphs(graph == 1);
-            std::vector<std::vector<float>> logits[2];
-            for (int side = 0; side < 2; ++side) {
-                cu.set_side_stream(side == 1);
-                logits[side] = decode_steps(*gpu, tokens, start);
+            std::vector<std::vector<float>> logits[3];
+            int64_t nodes[3] = {};
+            for (int w = 0; w < 3; ++w) {
+                cu.set_side_stream(ways[w].side);
+                cu.set_join_bf16(ways[w].join);
+                logits[w] = decode_steps(*gpu, tokens, start);
+                nodes[w] = cu.last_step_nodes();
             }
-            for (int64_t i = 0; i < steps; ++i)
-                QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[1][static_cast<size_t>(i)],
-                         qPrintable(QString("position %1 (%2): side stream and one stream differ")
-                                        .arg(start + i)
-                                        .arg(graph ? "graphs" : "eager")));
+            for (int w = 1; w < 3; ++w)
+                for (int64_t i = 0; i < steps; ++i)
+                    QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[w][static_cast<size_t>(i)],
+                             qPrintable(QString("position %1 (%2): %3 and separate differ").arg(start + i).arg(graph ? "graphs" : "eager").arg(ways[w].name)));
+            if (graph == 1 && cu.decode_graphs())
+                QVERIFY2(nodes[2] < nodes[0], qPrintable(QString("joined %1 nodes, separate %2").arg(nodes[2]).arg(nodes[0])));
         }
-        cu.set_side_stream(false);  // the default
+        cu.set_side_stream(false);  // the defaults
+        cu.set_join_bf16(true);
         cu.set_decode_graphs(true);
     }
 

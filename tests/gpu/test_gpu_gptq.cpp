@@ -398,6 +398,41 @@ private slots:
         QVERIFY(!kernels::gptq_gemv_mma_swiglu_applies(d8.view, d8.view, 1));
     }
 
+    // A bf16 layer joined to the 4-bit launch (a 4-bit checkpoint's o_gate / z_proj) gives bit for
+    // bit what launch_gemv_bf16 gives, and the 4-bit layers what they give alone; with and without
+    // the split input, its rows not a multiple of the CTA's 8 warps. Two tokens or an x the bf16
+    // layer does not match are refused.
+    void bf16_layer_joins_bit_for_bit() {
+        if (kernels::device_limits().sm_major < 8) QSKIP("the tensor-core kernel needs sm_80");
+        const Shape a{2048, 256, 128, 4, true, false, false, 1}, b{2048, 96, 128, 4, false, false, false, 0};  // 8 chunks a lane: past the early ones
+        const HostLayer ha = make_layer(a, 71), hb = make_layer(b, 73);
+        DeviceLayer da(ha), db(hb);
+        const int64_t rows = 1003;
+        const auto w = random_x(rows * a.in, 79), x = random_x(a.in, 83);
+        DeviceBuffer<uint16_t> dw(w), dx(x), ya(a.out), yb(b.out), yw(rows), sa(a.out), sb(b.out), sw(rows);
+        SplitScratch split(a.out + b.out);
+        for (const bool use_split : {false, true}) {
+            const kernels::GptqGemvScratch* scratch = use_split ? &split.view : nullptr;
+            const kernels::GptqGemvLayer layers[2] = {{da.view, ya.get()}, {db.view, yb.get()}}, alone[2] = {{da.view, sa.get()}, {db.view, sb.get()}};
+            const kernels::GptqGemvBf16 bf16{dw.get(), rows, a.in, yw.get()};
+            QVERIFY(kernels::gptq_gemv_mma_bf16_applies(layers, 2, bf16, 1));
+            QCOMPARE(kernels::launch_gptq_gemv_mma_with_bf16(layers, 2, bf16, dx.get(), 1, nullptr, scratch), cudaSuccess);
+            QCOMPARE(kernels::launch_gptq_gemv_mma(alone, 2, dx.get(), 1, nullptr, scratch), cudaSuccess);
+            QCOMPARE(kernels::launch_gemv_bf16(dw.get(), rows, a.in, dx.get(), 1, sw.get(), nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+            const char* how = use_split ? "split input" : "whole input";
+            QVERIFY2(yw.download() == sw.download(), qPrintable(QString("the bf16 layer, %1").arg(how)));
+            QVERIFY2(ya.download() == sa.download() && yb.download() == sb.download(), qPrintable(QString("the 4-bit layers, %1").arg(how)));
+            QVERIFY(ya.guard_intact() && yb.guard_intact() && yw.guard_intact());
+        }
+        for (uint32_t t : split.tickets.download()) QCOMPARE(t, 0u);
+        const kernels::GptqGemvLayer one{da.view, ya.get()};
+        QVERIFY(!kernels::gptq_gemv_mma_bf16_applies(&one, 1, {dw.get(), rows, a.in, yw.get()}, 2));
+        QVERIFY(!kernels::gptq_gemv_mma_bf16_applies(&one, 1, {dw.get(), rows, a.in / 2, yw.get()}, 1));
+        QCOMPARE(kernels::launch_gptq_gemv_mma_with_bf16(&one, 1, {dw.get(), rows, a.in / 2, yw.get()}, dx.get(), 1, nullptr, nullptr),
+                 cudaErrorInvalidValue);
+    }
+
     // Several layers sharing x in one launch give what each gives alone (bit for bit: the same
     // per-column arithmetic), including layers of different group layouts.
     void gemv_multi() {
