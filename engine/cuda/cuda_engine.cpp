@@ -473,9 +473,14 @@ Status CudaEngine::plan_step(CudaSequence& seq, int64_t n, int64_t first_sparse,
     if (c.sparse_layer_count() > 0) {
         const SparseGeometry& g = geometry_;
         if (first_sparse < n) {
-            // Stage 1's, then the selection's (it runs after stage 1 is done with it).
-            const int64_t scratch = std::max(kernels::stage1_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.group),
-                                             kernels::select_decode_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.total_topk));
+            // Stage 1's split path, whose scratch the selection then reuses for long rows (it is far
+            // smaller: ~100 floats per 1,024 blocks against stage 1's 4 per block). Without that
+            // path (GQA groups other than 16) there is none, as the memory planner counts, and the
+            // selection takes one CTA per row.
+            const int64_t stage1 = kernels::stage1_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.group);
+            const int64_t scratch =
+                stage1 > 0 ? std::max(stage1, kernels::select_decode_scratch_floats(n - first_sparse, pos0 + first_sparse, g.kv_heads, g.total_topk))
+                           : 0;
             if (scratch > ws_.stage1_scratch.size()) QUIRE_TRY(check(ws_.stage1_scratch.allocate(scratch + (1 << 20)), "stage-1 scratch"));
         }
         if (kernels::decode_attention_applies(n, g.kv_heads, g.group)) {
