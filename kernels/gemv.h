@@ -13,7 +13,9 @@ constexpr int64_t kGemvMaxTokens = 4;
 constexpr int kGemvMaxOutputs = 4;
 
 // W: [rows, cols] bf16 row-major, x: [tokens, cols], y: [tokens, rows]; cols a multiple of 8 and
-// 16-byte aligned rows; tokens <= kGemvMaxTokens.
+// 16-byte aligned rows; tokens <= kGemvMaxTokens. The kernels read their first weights before they
+// wait for the kernel before them (programmatic dependent launch): W must not be written by the
+// kernel just before the GEMV on its stream.
 cudaError_t launch_gemv_bf16(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t tokens, uint16_t* y,
                              cudaStream_t stream);
 

@@ -2,7 +2,8 @@
 //
 // Work split: a CTA owns 32 output columns of one layer (weights tiled as in gptq_view.h, so its
 // words are one contiguous stretch) and one of `splits` parts of the input; its 8 warps split that
-// part in chunks of 128 inputs (one group: group_size % 128 == 0). Inside a chunk, a warp step is
+// part in chunks of 128 inputs (one group: group_size % 128 == 0); a bf16 layer given with the 4-bit
+// ones takes the CTAs after the tiles (bf16_rows). Inside a chunk, a warp step is
 // 32 inputs (4 packed rows): lane (g = lane / 4, t = lane % 4) loads the 16-byte word group
 // qweight[4·step + t][j0 + 4g .. j0 + 4g + 3], so a warp reads four whole 128-byte rows.
 //
@@ -204,7 +205,8 @@ __device__ __forceinline__ void bf16_rows(const Bf16Rows& b, int64_t chunks, con
 }
 
 // blockIdx.x: a 32-column tile (the layers' tiles one after another; with SwiGLU, of the gate layer,
-// the up layer's tile computed beside it); blockIdx.y: which of `splits` parts of the input. With
+// the up layer's tile computed beside it), or past the tiles a share of the bf16 layer's rows
+// (bf16_rows); blockIdx.y: which of `splits` parts of the input. With
 // splits > 1 each part leaves fp32 sums in `partials`, and the part that finishes last (a ticket per
 // tile) adds them in part order and writes y: the same order every time.
 template <int MIN_BLOCKS, int MODE>
@@ -254,7 +256,9 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
     tile_sums(L, xc, MODE == kGatedInput, c_begin, n, j0, g, t, has_token, red[0], warp, tokens, &first);
     if constexpr (MODE == kSwiglu) tile_sums(layers.l[1], xc, false, c_begin, n, j0, g, t, has_token, red[kSums - 1], warp, tokens, nullptr);
     __syncthreads();
-    const int64_t total_cols = static_cast<int64_t>(gridDim.x) * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
+    // The tiles' columns (the bf16 layer's CTAs after them keep no partial sums).
+    const int64_t tiles = layers.bf16.rows > 0 ? layers.bf16.first_block : static_cast<int64_t>(gridDim.x);
+    const int64_t total_cols = tiles * kCols * kSums, tile_col = static_cast<int64_t>(blockIdx.x) * kCols * kSums;
     // Where part s of the input leaves layer q's sum for token r and column col of this tile.
     auto part_at = [&](int64_t s, int r, int q, int col) { return (s * tokens + r) * total_cols + tile_col + q * kCols + col; };
     auto finish = [&](int r, int col, const float (&sum)[kSums]) {
@@ -296,11 +300,11 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS)
 }
 
 template <int MIN_BLOCKS, int MODE>
-cudaError_t launch_with(const Layers& ls, int64_t tiles, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
+cudaError_t launch_with(const Layers& ls, int64_t blocks, int splits, const __nv_bfloat16* x, const __nv_bfloat16* in_gate, int tokens,
                         const GptqGemvScratch* scratch, int64_t smem, cudaStream_t stream) {
     // Programmatic dependent launch (pdl_launch.h): the CTAs may start while the kernel before (a
     // norm, the attention's combine, the previous GEMV) ends, and read their first weights then.
-    return launch_pdl(gptq_gemv_mma_kernel<MIN_BLOCKS, MODE>, dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits)),
+    return launch_pdl(gptq_gemv_mma_kernel<MIN_BLOCKS, MODE>, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits)),
                       dim3(kWarps * 32), static_cast<size_t>(smem), stream, ls, x, in_gate, tokens, splits,
                       splits > 1 ? scratch->partials : nullptr, splits > 1 ? scratch->tickets : nullptr);
 }

@@ -10,8 +10,8 @@
 // aggregated with __match_any_sync, per-warp or not) took ~30 µs on the H200 for a 1M row; 16 bins
 // count in packed registers and add up with warp reductions, without atomics.
 //
-// Longer rows (more than kSegmentBlocks * 4 blocks: past 256K tokens) are split over many CTAs
-// when the caller gives scratch: a CTA of 256 threads per 1,024-block segment picks the segment's
+// Longer rows (more than 4 segments of 1,024 blocks: past 256K tokens, while the segments' `topk`
+// slots number at most 8,192) are split over many CTAs when the caller gives scratch: a CTA of 256 threads per 1,024-block segment picks the segment's
 // own best `need` candidates by the same rule, and a second kernel picks the row's best among
 // those. That is exact: a block among the row's best `need` (by key, then by lower index) has fewer
 // than `need` candidates above it in its own segment too. One CTA per row was bound by instruction
@@ -245,7 +245,8 @@ __global__ void __launch_bounds__(kRowThreads) select_decode_kernel(const float*
     for (int64_t i = chosen_total + tid; i < topk; i += kRowThreads) out[i] = -1;
 }
 
-// The split path. Scratch: per (row, segment) a count, then `topk` slots of (key << 16 | block).
+// The split path. Scratch: the counts of every (row, segment), then per (row, segment) `topk` slots
+// of (key << 16 | block).
 constexpr int kSegmentThreads = 256, kSegmentPer = 4, kSegmentBlocks = kSegmentThreads * kSegmentPer;
 
 __global__ void __launch_bounds__(kSegmentThreads) select_segment_kernel(const float* __restrict__ scores, int64_t pos0, int64_t kv_heads,

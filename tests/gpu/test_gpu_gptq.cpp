@@ -426,6 +426,7 @@ private slots:
             QVERIFY(ya.guard_intact() && yb.guard_intact() && yw.guard_intact());
         }
         for (uint32_t t : split.tickets.download()) QCOMPARE(t, 0u);
+        QVERIFY2(split.partials.guard_intact(), "the split sums wrote past their scratch");
         const kernels::GptqGemvLayer one{da.view, ya.get()};
         QVERIFY(!kernels::gptq_gemv_mma_bf16_applies(&one, 1, {dw.get(), rows, a.in, yw.get()}, 2));
         QVERIFY(!kernels::gptq_gemv_mma_bf16_applies(&one, 1, {dw.get(), rows, a.in / 2, yw.get()}, 1));
@@ -527,6 +528,7 @@ private slots:
             DeviceBuffer<uint16_t> wbf(rb * l.out * l.in);
             QVERIFY(bf.ok() && wbf.ok());
             QCOMPARE(kernels::launch_fill_random_bf16(wbf.get(), rb * l.out * l.in, 1, 0.02f, nullptr), cudaSuccess);
+            QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);  // the GEMV reads its first weights before it waits (gemv.h)
             int i = 0;
             const double t_bf = time_it([&] {
                 kernels::launch_gemv_bf16(wbf.get() + (i++ % rb) * l.out * l.in, l.out, l.in, dx.get(), 1, dy.get(), nullptr);

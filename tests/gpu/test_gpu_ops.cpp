@@ -4,6 +4,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "bf16.h"
@@ -551,7 +552,7 @@ private slots:
         QTest::newRow("2M + 1 block: the prefill kernel") << 1LL << 2LL << (2LL << 20) + 63 << false;
         QTest::newRow("odd length, 16 tokens") << 16LL << 2LL << 300001LL << true;
         QTest::newRow("below topk") << 1LL << 2LL << 96LL * 64 - 1 << false;
-        QTest::newRow("5 segments, 2 tokens, ties") << 2LL << 2LL << 5LL * 65536 + 77 << true;
+        QTest::newRow("6 segments, 2 tokens, ties") << 2LL << 2LL << 5LL * 65536 + 77 << true;
         QTest::newRow("600K, 32 rows of one head") << 32LL << 1LL << 600000LL << false;
     }
     void select_long_rows() {
@@ -566,6 +567,9 @@ private slots:
         std::vector<float> scores(static_cast<size_t>(items * stride));
         for (size_t i = 0; i < scores.size(); ++i)
             scores[i] = round_bf16(tied ? 0.001f * static_cast<float>((i * 7919) % 5) : u(rng) * u(rng));
+        // Candidates whose key is 0 (negative or -inf: ranked lowest) among the others. (Not NaN: the
+        // CPU's sort has no order for it.)
+        for (size_t i = 0; i < scores.size(); i += 97) scores[i] = i % 2 == 0 ? -0.5f : -std::numeric_limits<float>::infinity();
         DeviceBuffer<float> dscores(scores);
         // Each row in one CTA (no scratch), then split over CTAs of 1,024 blocks where the scratch
         // is given: rows of 1M and 2M tokens take that path.
@@ -584,10 +588,11 @@ private slots:
             for (int64_t item = 0; item < items; ++item) {
                 const int64_t p = pos0 + item / kv;
                 const auto first = scores.begin() + item * stride;
-                const auto want = cpu::select_from_block_scores(std::vector<float>(first, first + p / 64 + 1), p, g);
-                std::vector<int64_t> got;
-                for (int64_t i = 0; i < g.total_topk; ++i)
-                    if (const int32_t b = flat[static_cast<size_t>(item * g.total_topk + i)]; b >= 0) got.push_back(b);
+                const auto chosen = cpu::select_from_block_scores(std::vector<float>(first, first + p / 64 + 1), p, g);
+                // The whole list: the chosen blocks ascending, then -1.
+                std::vector<int32_t> want(static_cast<size_t>(g.total_topk), -1);
+                for (size_t i = 0; i < chosen.size() && i < want.size(); ++i) want[i] = static_cast<int32_t>(chosen[i]);
+                const std::vector<int32_t> got(flat.begin() + item * g.total_topk, flat.begin() + (item + 1) * g.total_topk);
                 QVERIFY2(got == want, split ? "split over CTAs" : "one CTA per row");
             }
         }

@@ -431,6 +431,16 @@ private slots:
             QVERIFY(kernels::select_decode_scratch_floats(1, pos0, kv, g.total_topk) <= scratch_n);
             const double t1 = time_us(stage1), t2 = time_us(select), t3 = time_us(select_split);
             QVERIFY(t1 > 0 && t2 > 0 && t3 > 0);
+            // After stage 1, as the engine runs them: the split selection in stage 1's scratch
+            // chooses what one CTA per row chooses.
+            std::vector<int32_t> lists[2];
+            for (int way = 0; way < 2; ++way) {
+                QCOMPARE(stage1(), cudaSuccess);
+                QCOMPARE(way == 0 ? select() : select_split(), cudaSuccess);
+                QCOMPARE(cudaDeviceSynchronize(), cudaSuccess);
+                lists[way] = sel.download();
+            }
+            QVERIFY2(lists[0] == lists[1], qPrintable(QString("at %1 tokens the split selection chose other blocks").arg(n)));
             const double bytes = double(n1 + n2) * kv * dim * 2;
             std::printf("  decode at %7lld tokens: stage 1 %.1f us (%.0f GB/s over C1+C2), selection %.1f us (one CTA a row), %.1f us "
                         "(with scratch: split over CTAs past 4,096 blocks)\n",
