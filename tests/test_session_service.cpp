@@ -85,6 +85,47 @@ private slots:
         QCOMPARE(messages->size(), qsizetype(4));
     }
 
+    // A library is tokenized once while what its context is made of stays the same (a server answers
+    // many questions on it); another source, or one taken away, makes it tokenize again.
+    void the_library_is_tokenized_once_while_unchanged() {
+        auto db = LibraryDb::open(tmp_.path() + "/tokenized_once.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        auto model = load_model(tiny_model("tiny-a"));
+        auto engine = make_engine(model, Precision::bf16);
+        SessionOptions so;
+        so.stateDir = tmp_.path() + "/tokenized_once_states";
+        SessionService session(*db.value(), *engine, so);
+
+        auto first = session.assemble(lib);
+        QVERIFY(first.is_ok());
+        QCOMPARE(session.tokenizations(), qint64(1));
+        auto again = session.assemble(lib);
+        QVERIFY(again.is_ok());
+        QCOMPARE(session.tokenizations(), qint64(1));
+        QCOMPARE(again->tokens, first->tokens);
+        QCOMPARE(again->pieces.size(), first->pieces.size());
+        QVERIFY(session.measure(lib).is_ok());  // without the limits: its own entry
+        QVERIFY(session.measure(lib).is_ok());
+        QCOMPARE(session.tokenizations(), qint64(2));
+        // Reading and asking assemble it too, without tokenizing again.
+        QVERIFY(session.read(lib, {}, nullptr).is_ok());
+        QCOMPARE(session.tokenizations(), qint64(2));
+
+        addDemoSource(*db.value(), lib.id, "README.md");
+        auto grown = session.assemble(lib);
+        QVERIFY(grown.is_ok());
+        QCOMPARE(session.tokenizations(), qint64(3));
+        QVERIFY(grown->tokens.size() > first->tokens.size());
+        const auto sources = db.value()->sources(lib.id);
+        QVERIFY(sources.is_ok() && sources->size() == 2);
+        QVERIFY(db.value()->removeSource(sources->last().id).is_ok());
+        auto back = session.assemble(lib);
+        QVERIFY(back.is_ok());
+        QCOMPARE(session.tokenizations(), qint64(4));
+        QCOMPARE(back->tokens, first->tokens);
+    }
+
     // The ETA's cost line: a read long enough stores what it measured, per model and backend, for the
     // next read; a shorter one stores nothing.
     void a_long_read_stores_its_cost_for_the_next() {

@@ -1,5 +1,6 @@
 #include "session_service.h"
 
+#include <QCryptographicHash>
 #include <QDir>
 #include <QSet>
 #include <QFile>
@@ -124,10 +125,30 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
         return Status(ErrorCode::invalid_argument,
                       QString("none of the %1 sources of library '%2' could be read (see their errors); there is nothing to answer from")
                           .arg(sources->size()).arg(library.name).toStdString());
-    auto ctx = assembleContext(*tok, library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt, parts,
-                               enforceLimits ? options_.contextLimit : std::numeric_limits<qint64>::max() / 2,
-                               enforceLimits ? options_.conversationReserve : 0);
+    const QString systemPrompt = library.systemPrompt.isEmpty() ? defaultSystemPrompt() : library.systemPrompt;
+    const qint64 limit = enforceLimits ? options_.contextLimit : std::numeric_limits<qint64>::max() / 2;
+    const qint64 reserve = enforceLimits ? options_.conversationReserve : 0;
+    // Hashing the texts takes milliseconds; tokenizing a 1M-token library takes seconds.
+    QCryptographicHash hash(QCryptographicHash::Sha256);
+    auto field = [&](const QByteArray& bytes) {
+        const qint64 n = bytes.size();
+        hash.addData(QByteArrayView(reinterpret_cast<const char*>(&n), sizeof n));
+        hash.addData(bytes);
+    };
+    field(systemPrompt.toUtf8());
+    field(QByteArray::number(limit) + ' ' + QByteArray::number(reserve));
+    for (const ContextSource& p : parts) {
+        field(QByteArray::number(p.id));
+        field(p.path.toUtf8());
+        field(p.text.toUtf8());
+    }
+    const QByteArray key = hash.result();
+    Assembled& cached = assembled_[{library.id, enforceLimits}];
+    if (!cached.key.isEmpty() && cached.key == key) return cached.context;
+    ++tokenizations_;
+    auto ctx = assembleContext(*tok, systemPrompt, parts, limit, reserve);
     if (!ctx) return ctx.status();
+    cached = {key, ctx.value()};
     if (!db_.readOnly())  // token counts are a convenience for listings: a read-only library goes without
         for (const ContextPiece& p : ctx->pieces)
             if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));

@@ -82,6 +82,9 @@ public:
     // The same without those checks: what the library needs, for the gauge.
     Result<AssembledContext> measure(const LibraryRow& library);
     qint64 contextLimit() const { return options_.contextLimit; }
+    // How many times a library was tokenized: assemble() and measure() keep the last context of
+    // each library and tokenize again only when what it is made of changed.
+    qint64 tokenizations() const { return tokenizations_; }
     qint64 conversationReserve() const { return options_.conversationReserve; }
     // The model, precision and regime a saved state or a stored reading cost belongs to.
     QString fingerprint() const;
@@ -95,6 +98,15 @@ public:
 
 private:
     Result<AssembledContext> assembleWithin(const LibraryRow& library, bool enforceLimits);
+    // The last context assembled per (library, with or without the limits), and a hash of all it was
+    // made from (the system prompt, each ready source's id, path and text, the limits): a server
+    // answering many questions on a 1M-token library tokenizes it once, not per question.
+    struct Assembled {
+        QByteArray key;
+        AssembledContext context;
+    };
+    std::map<std::pair<qint64, bool>, Assembled> assembled_;
+    qint64 tokenizations_ = 0;
     struct Prefix {
         std::vector<int32_t> tokens;
         std::unique_ptr<Sequence> seq;
