@@ -2,14 +2,17 @@
 // configuration with random weights in docs/benchmarks.md), with the cuBLAS GEMM time of the
 // model's linear layers alone as the floor a prefill can reach. Not a test.
 //   quire-bench MODEL_DIR [--random] [--lengths 8192,32768] [--chunk 8192[,16384..]] [--decode 16] [--budget-s 400]
-//               [--state-dir DIR] [--gpu-memory GiB [--lengths fit]]
+//               [--state-dir DIR] [--gpu-memory GiB [--lengths fit]] [--ablate]
 // --gpu-memory: the engine runs under that GPU memory budget; --lengths fit reads the longest context
 // the planner says fits it (at most 1M).
 // Several chunk sizes run the whole series once each (a fresh sequence per chunk size): the sweep.
 // --state-dir: after the longest length, save the prefix state there, load it back (timed) and
 // check that the loaded sequence decodes the same next-token logits.
 // --random: only MODEL_DIR/config.json is read and the weights are drawn on the GPU (the real 9B
-// configuration is tests/data/real_config). QUIRE_CUDA_PROFILE=1 adds GPU time per operation.
+// configuration is tests/data/real_config). QUIRE_CUDA_PROFILE=1 adds GPU time per operation (eager).
+// --ablate: each length's decode steps again with one category of operations left out (their outputs
+// stale), then with only the GEMVs: where a graph step's time goes. QUIRE_CUDA_GRAPH_TIMING=1 adds
+// the host's recording time against the GPU's.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -131,7 +134,8 @@ double copy_bandwidth() {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: quire-bench MODEL_DIR [--lengths L1,L2] [--chunk N1,N2] [--decode N] [--budget-s S]\n");
+        std::fprintf(stderr, "usage: quire-bench MODEL_DIR [--random] [--lengths L1,L2|fit] [--chunk N1,N2] [--decode N] [--budget-s S] "
+                             "[--state-dir DIR] [--gpu-memory GiB] [--ablate]\n");
         return 2;
     }
     std::vector<int64_t> lengths{8192, 32768};
