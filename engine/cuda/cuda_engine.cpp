@@ -401,8 +401,10 @@ Status CudaEngine::gemm_group(const uint16_t* x, int64_t tokens, const std::vect
         // beside the tiles (gptq_gemv_mma.h), one ramp-up and one tail for both.
         if (nq > 0 && join_bf16_ && plain.size() == 1 && plain[0].w->data) {
             const kernels::GptqGemvBf16 b{plain[0].w->data, plain[0].w->rows, plain[0].w->cols, plain[0].y};
-            if (kernels::gptq_gemv_mma_bf16_applies(q, nq, b, tokens))
+            if (kernels::gptq_gemv_mma_bf16_applies(q, nq, b, tokens)) {
+                ++joined_bf16_launches_;
                 return check(kernels::launch_gptq_gemv_mma_with_bf16(q, nq, b, x, tokens, stream_, &gptq_scratch_), "GPTQ GEMV with a bf16 layer");
+            }
         }
         // Or both kinds at the same time on two streams (QUIRE_CUDA_SIDE_STREAM=1).
         const bool fork = nq > 0 && side_on_ && side_stream_ && one_gemv_pass(plain, tokens);

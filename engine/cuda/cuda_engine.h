@@ -56,6 +56,7 @@ public:
     void set_side_stream(bool on) { side_on_ = on; }
     // A 4-bit checkpoint's bf16 layer read in the 4-bit GEMV's launch (QUIRE_CUDA_JOIN_BF16=0: off).
     void set_join_bf16(bool on) { join_bf16_ = on; }
+    int64_t joined_bf16_launches() const { return joined_bf16_launches_; }  // since the engine started
     bool has_side_stream() const { return side_stream_ != nullptr; }
 
     // Device bytes a sequence of `tokens` needs beside the weights, and the workspace of a chunk.
@@ -175,6 +176,7 @@ private:
     bool fuse_gates_ = true;
     bool side_on_ = false;  // QUIRE_CUDA_SIDE_STREAM=1
     bool join_bf16_ = true;
+    int64_t joined_bf16_launches_ = 0;
 };
 
 }  // namespace quire::cuda

@@ -307,8 +307,12 @@ private slots:
             for (int w = 0; w < 3; ++w) {
                 cu.set_side_stream(ways[w].side);
                 cu.set_join_bf16(ways[w].join);
+                const int64_t joined = cu.joined_bf16_launches();
                 logits[w] = decode_steps(*gpu, tokens, start);
                 nodes[w] = cu.last_step_nodes();
+                // Recorded or launched: the joined launch is taken exactly when asked for.
+                QVERIFY2((cu.joined_bf16_launches() > joined) == ways[w].join,
+                         qPrintable(QString("%1 (%2): %3 joined launches").arg(ways[w].name).arg(graph ? "graphs" : "eager").arg(cu.joined_bf16_launches() - joined)));
             }
             for (int w = 1; w < 3; ++w)
                 for (int64_t i = 0; i < steps; ++i)
