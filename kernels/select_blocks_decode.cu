@@ -172,17 +172,19 @@ __device__ __forceinline__ uint32_t taken(const uint32_t (&key)[kPer], uint32_t 
     return chosen;
 }
 
-// A row's geometry (docs/model.md §3.4): blocks 0 .. nb - 1, the forced ones [0, init) and
-// [local, nb) (ForcedBlocks), the candidates between.
+// Row `item` (query pos0 + item / kv_heads, one KV head) of a call (docs/model.md §3.4): blocks
+// 0 .. nb - 1, the forced ones [0, init) and [local, nb) (ForcedBlocks), the candidates between, of
+// which the cut takes `need`.
 struct Row {
     int64_t nb, n_forced;
-    int init, local;
-    __device__ Row(int64_t p, int64_t init_blocks, int64_t local_blocks) {
-        const int64_t qb = p / 64;
+    int init, local, need;
+    __device__ Row(int64_t item, int64_t pos0, int64_t kv_heads, int64_t init_blocks, int64_t local_blocks, int64_t topk) {
+        const int64_t qb = (pos0 + item / kv_heads) / 64;
         nb = qb + 1;
         n_forced = ForcedBlocks{qb, init_blocks, local_blocks}.count();
         init = static_cast<int>(min64(init_blocks, nb));
         local = static_cast<int>(max64(init, max64(0, qb - local_blocks)));
+        need = static_cast<int>(topk - n_forced);
     }
     // A row of at most topk blocks takes them all (the CTA writes its list); false otherwise.
     __device__ bool takes_all(int64_t topk, int32_t* out) const {
@@ -222,14 +224,13 @@ __global__ void __launch_bounds__(kRowThreads) select_decode_kernel(const float*
     __shared__ SelectShared<kRowThreads> sh;
     const int tid = threadIdx.x;
     const int64_t item = blockIdx.x;
-    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    const Row r(item, pos0, kv_heads, init_blocks, local_blocks, topk);
     int32_t* out = selected + item * topk;
     if (r.takes_all(topk, out)) return;
-    const int need = static_cast<int>(topk - r.n_forced);
     const int b0 = tid * kPer;
     uint32_t key[kPer];
     const uint32_t cand = load_keys<kPer>(scores + item * stride, b0, static_cast<int>(r.nb), r, key);
-    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, need, r.nb - r.n_forced, sh);
+    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, r.need, r.nb - r.n_forced, sh);
     // Ordered emission: forced blocks, and the candidates the cut takes.
     uint32_t chosen = taken<kPer, kRowThreads>(key, cand, cut, sh);
 #pragma unroll
@@ -257,26 +258,25 @@ __global__ void __launch_bounds__(kSegmentThreads) select_segment_kernel(const f
     pdl_launch_dependents();
     __shared__ SelectShared<kSegmentThreads> sh;
     const int64_t item = blockIdx.y, seg = blockIdx.x, at_seg = item * gridDim.x + seg;
-    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    const Row r(item, pos0, kv_heads, init_blocks, local_blocks, topk);
     const int begin = static_cast<int>(seg) * kSegmentBlocks;
     if (r.nb <= topk || begin >= r.nb) {  // the merge takes every block / nothing here
         if (threadIdx.x == 0) counts[at_seg] = 0;
         return;
     }
-    const int need = static_cast<int>(topk - r.n_forced);
     const int b0 = begin + static_cast<int>(threadIdx.x) * kSegmentPer;
     uint32_t key[kSegmentPer];
     const uint32_t cand = load_keys<kSegmentPer>(scores + item * stride, b0, min(begin + kSegmentBlocks, static_cast<int>(r.nb)), r, key);
     int here = 0;
     cta_exclusive_scan<kSegmentThreads>(__popc(cand), here, sh.warp_sums);
-    const Cut cut = find_cut<kSegmentPer, kSegmentThreads>(key, cand, need, here, sh);
+    const Cut cut = find_cut<kSegmentPer, kSegmentThreads>(key, cand, r.need, here, sh);
     const uint32_t chosen = taken<kSegmentPer, kSegmentThreads>(key, cand, cut, sh);
     int total = 0;
     int at = cta_exclusive_scan<kSegmentThreads>(__popc(chosen), total, sh.warp_sums);
     uint32_t* out = slots + at_seg * topk;
 #pragma unroll
     for (int j = 0; j < kSegmentPer; ++j)
-        if ((chosen >> j) & 1u) out[at++] = key[j] << 16 | static_cast<uint32_t>(b0 + j);  // at most need <= topk
+        if ((chosen >> j) & 1u) out[at++] = key[j] << 16 | static_cast<uint32_t>(b0 + j);  // at most r.need <= topk
     if (threadIdx.x == 0) counts[at_seg] = static_cast<uint32_t>(total);
 }
 
@@ -291,10 +291,9 @@ __global__ void __launch_bounds__(kRowThreads) select_merge_kernel(int64_t pos0,
     __shared__ SelectShared<kRowThreads> sh;
     const int tid = threadIdx.x;
     const int64_t item = blockIdx.x;
-    const Row r(pos0 + item / kv_heads, init_blocks, local_blocks);
+    const Row r(item, pos0, kv_heads, init_blocks, local_blocks, topk);
     int32_t* out = selected + item * topk;
     if (r.takes_all(topk, out)) return;
-    const int need = static_cast<int>(topk - r.n_forced);
     const int64_t n_slots = static_cast<int64_t>(segments) * topk;
     uint32_t key[kPer], block[kPer];
     uint32_t cand = 0;
@@ -311,7 +310,7 @@ __global__ void __launch_bounds__(kRowThreads) select_merge_kernel(int64_t pos0,
     }
     int candidates = 0;
     cta_exclusive_scan<kRowThreads>(here, candidates, sh.warp_sums);
-    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, need, candidates, sh);
+    const Cut cut = find_cut<kPer, kRowThreads>(key, cand, r.need, candidates, sh);
     const uint32_t chosen = taken<kPer, kRowThreads>(key, cand, cut, sh);
     int chosen_total = 0;
     int at = r.init + cta_exclusive_scan<kRowThreads>(__popc(chosen), chosen_total, sh.warp_sums);
