@@ -518,6 +518,7 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
     std::vector<std::vector<float>> unused;  // the ops leave logits on the device
     std::vector<std::vector<float>>* want = rows.empty() ? nullptr : &unused;
     last_step_nodes_ = 0;
+    last_step_segments_ = 0;
     profiler_.set_one_token_step(n == 1);
     if (n == 1 && graph_.enabled()) QUIRE_TRY(run_graph(seq, step, draw, want));
     else QUIRE_TRY(run_eager(seq, step, draw, want));
@@ -549,7 +550,7 @@ Status CudaEngine::run_graph(CudaSequence& seq, const StepShape& step, bool samp
         for (size_t i = 0; i < entries.size(); ++i) std::tie(seq.kv_[i].n1, seq.kv_[i].n2) = entries[i];
     };
     // The first step of each regime is recorded whole, so that a launch that cannot be recorded is
-    // found before any layer ran; later steps are recorded and launched layer by layer.
+    // found before any layer ran; later steps are recorded and launched segment by segment.
     const int regime = step.first_sparse < step.n ? 1 : 0;
     const bool whole = !graph_checked_[regime];
     const int layers = static_cast<int>(model_->config().num_hidden_layers);
@@ -563,6 +564,7 @@ Status CudaEngine::run_graph(CudaSequence& seq, const StepShape& step, bool samp
     if (st) {
         graph_checked_[regime] = true;
         last_step_nodes_ = graph_.nodes_launched();
+        last_step_segments_ = graph_.segments_launched();
         return Status::ok();
     }
     graph_.abort(stream_);

@@ -44,6 +44,8 @@ public:
     bool decode_graphs() const { return graph_.enabled(); }
     // Graph nodes (kernels and copies) the last decode step launched; 0 when it ran without a graph.
     int64_t last_step_nodes() const { return last_step_nodes_; }
+    // Graphs (segments of layers, decode_graph.h) the last decode step launched.
+    int last_step_segments() const { return last_step_segments_; }
     int64_t graph_instantiations() const { return graph_.instantiations(); }
     int64_t graph_refused_updates() const { return graph_.refused_updates(); }
     // Host recording against GPU time of the graph steps (QUIRE_CUDA_GRAPH_TIMING=1).
@@ -124,7 +126,7 @@ private:
     // returning logits.
     Status forward(Sequence& seq, const int32_t* ids, int64_t n, int64_t request_end, const std::vector<int64_t>& rows,
                    std::vector<std::vector<float>>* logits, const kernels::SampleArgs* sample = nullptr, int32_t* sampled = nullptr);
-    // The step's launches, recorded as CUDA graphs and launched layer by layer (decode_graph.h);
+    // The step's launches, recorded as CUDA graphs and launched segment by segment (decode_graph.h);
     // falls back to run_eager when recording fails before anything was launched.
     Status run_graph(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits);
     Status run_eager(CudaSequence& seq, const StepShape& step, bool sample, std::vector<std::vector<float>>* logits);
@@ -173,6 +175,7 @@ private:
     DecodeGraph graph_;
     bool graph_checked_[2] = {false, false};      // a whole step recorded once per regime (dense, sparse)
     int64_t last_step_nodes_ = 0;
+    int last_step_segments_ = 0;
     bool fuse_gates_ = true;
     bool side_on_ = false;  // QUIRE_CUDA_SIDE_STREAM=1
     bool join_bf16_ = true;

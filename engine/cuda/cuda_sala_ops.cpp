@@ -79,9 +79,10 @@ Status CudaSalaOps::add_rms_norm(float scale, int64_t layer, Norm norm) {
         return kernels::launch_add_rms_norm(buf(Act::x), buf(Act::a), scale, norm_weights(layer, norm), n_, c.hidden_size,
                                             static_cast<float>(c.rms_norm_eps), buf(Act::h), e_.stream_);
     }));
-    // The next layer's input norm closes a layer: its graph runs while the next one is recorded.
-    if (mode_.graph && norm == Norm::input && layer > 0) {
-        QUIRE_TRY(e_.check(mode_.graph->end_and_launch(e_.stream_, static_cast<int>(layer - 1)), "decode graph of a layer"));
+    // The next layer's input norm closes a segment of layers (decode_graph.h): its graph runs while
+    // the next one is recorded. A segment is known by its last layer.
+    if (mode_.graph && norm == Norm::input && layer > 0 && mode_.graph->closes_segment(layer)) {
+        QUIRE_TRY(e_.check(mode_.graph->end_and_launch(e_.stream_, static_cast<int>(layer - 1)), "decode graph of layers"));
         QUIRE_TRY(e_.check(mode_.graph->begin(e_.stream_), "decode graph capture"));
     }
     return Status::ok();

@@ -10,6 +10,8 @@ namespace quire::cuda {
 DecodeGraph::DecodeGraph() {
     const char* env = std::getenv("QUIRE_CUDA_GRAPH");
     enabled_ = !(env && std::strcmp(env, "0") == 0);
+    const char* segments = std::getenv("QUIRE_CUDA_GRAPH_SEGMENTS");
+    per_layer_ = segments && std::strcmp(segments, "layer") == 0;
     const char* timing = std::getenv("QUIRE_CUDA_GRAPH_TIMING");
     timing_ = timing && std::strcmp(timing, "1") == 0;
 }

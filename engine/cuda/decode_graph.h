@@ -1,12 +1,13 @@
 #pragma once
 // Decode steps as CUDA graphs. A step's launches are recorded by stream capture and replayed as
-// graphs: one graph per layer ("segment"), each launched as soon as it is recorded, so the GPU runs
-// layer l while the host records layer l + 1. Every segment keeps its instantiated graph between
-// steps and brings it up to date with cudaGraphExecUpdate (kernel parameters such as positions,
-// lengths and cache addresses change every step, the kernels do not), instantiating again only when
-// the launches themselves change (a C1/C2 entry completed, another regime, a different split).
-// Recording costs the host about what launching did; the GPU gets one submission per layer and no
-// gaps between a layer's kernels.
+// graphs: one graph per segment of layers (closes_segment), each launched as soon as it is
+// recorded, so the GPU runs one segment while the host records the next. Every segment keeps its
+// instantiated graph between steps and brings it up to date with cudaGraphExecUpdate (kernel
+// parameters such as positions, lengths and cache addresses change every step, the kernels do not),
+// instantiating again only when the launches themselves change (a C1/C2 entry completed, another
+// regime, a different split).
+// Recording costs the host about what launching did; the GPU gets one submission per segment and no
+// gaps between a segment's kernels.
 //
 // Capture rules the step obeys: no allocation (plan_step allocates before), no synchronisation and
 // no copy from pageable memory inside (the step's inputs are in pinned memory and copied before
@@ -33,6 +34,14 @@ public:
     void set_enabled(bool on) { enabled_ = on; }
     // Turns graphs off for the rest of the engine's life; the reason is printed once.
     void disable(const std::string& why);
+
+    // Whether the segment being recorded ends before layer `next_layer` (> 0). Segments double in
+    // length (layers 0, 1, 2-3, 4-7, ...): the GPU still runs each one while the host records the
+    // next, twice as long (recording a layer costs the host ~25 us, running it the GPU ~100), and a
+    // 32-layer step has 6 graph boundaries instead of 32. At a boundary the first kernel of the next
+    // graph cannot start early (programmatic launch works inside a graph only).
+    // QUIRE_CUDA_GRAPH_SEGMENTS=layer makes every layer a segment (to compare).
+    bool closes_segment(int64_t next_layer) const { return per_layer_ || (next_layer & (next_layer - 1)) == 0; }
 
     // Starts recording the launches on `stream`.
     cudaError_t begin(cudaStream_t stream);
@@ -78,6 +87,7 @@ private:
     static constexpr size_t kExecsPerSegment = 4;
     std::vector<std::vector<Exec>> execs_;  // per segment, most recently used first
     bool enabled_ = true;
+    bool per_layer_ = false;
     bool reported_ = false;
     int segments_ = 0;
     int64_t nodes_ = 0;

@@ -253,6 +253,30 @@ private slots:
               ms[0] / static_cast<double>(steps - 2), ms[1] / static_cast<double>(steps - 2));
     }
 
+    // A step's layers as graphs of doubling length (layers 0, 1, 2-3, 4-7, ...) or one graph per
+    // layer (QUIRE_CUDA_GRAPH_SEGMENTS=layer, read when the engine is made): the same launches, so
+    // the same logits bit for bit, in as many graphs as the rule says.
+    void graph_segments_match() {
+        auto m = load_model(tiny_model("tiny-a"));
+        const int64_t layers = m->config().num_hidden_layers, start = 300, steps = 12;
+        const auto tokens = prompt_tokens(*m, start + steps);
+        std::vector<std::vector<float>> logits[2];
+        for (int per_layer = 0; per_layer < 2; ++per_layer) {
+            if (per_layer) qputenv("QUIRE_CUDA_GRAPH_SEGMENTS", "layer");
+            auto gpu = cuda_engine(m);
+            qunsetenv("QUIRE_CUDA_GRAPH_SEGMENTS");
+            auto& cu = as_cuda(*gpu);
+            if (!cu.decode_graphs()) QSKIP("CUDA graphs are off (QUIRE_CUDA_GRAPH=0)");
+            logits[per_layer] = decode_steps(*gpu, tokens, start);
+            int doubling = 1;  // the last segment, and one ending before each power of two below `layers`
+            for (int64_t p = 1; p < layers; p *= 2) ++doubling;
+            QCOMPARE(cu.last_step_segments(), per_layer ? static_cast<int>(layers) : doubling);
+        }
+        for (int64_t i = 0; i < steps; ++i)
+            QVERIFY2(logits[0][static_cast<size_t>(i)] == logits[1][static_cast<size_t>(i)],
+                     qPrintable(QString("position %1: doubling and per-layer segments give different logits").arg(start + i)));
+    }
+
     // Gates fused into the GEMVs: bit for bit the logits of the separate kernels, with fewer
     // kernels per step (graph nodes, printed for the benchmark notes: every layer of a kind runs the
     // same launches at any model size).
