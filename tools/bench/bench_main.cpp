@@ -21,6 +21,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
+#include <cstring>
+#include <cerrno>
 #include <memory>
 #include <random>
 #include <span>
@@ -130,14 +133,47 @@ double copy_bandwidth() {
     return 2.0 * static_cast<double>(bytes) / (ms[ms.size() / 2] / 1000.0);
 }
 
+constexpr const char* kUsage =
+    "usage: quire-bench MODEL_DIR [--random] [--lengths L1,L2|fit] [--chunk N1,N2] [--decode N] [--budget-s S] "
+    "[--state-dir DIR] [--gpu-memory GiB] [--ablate]\n";
+
+// A whole decimal number in [lo, hi], or nothing (the caller names the option and the value).
+std::optional<long long> parse_count(const std::string& s, long long lo, long long hi) {
+    if (s.empty()) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) return std::nullopt;
+    return v;
+}
+
+// Comma-separated counts in [lo, hi], or nothing.
+std::optional<std::vector<int64_t>> parse_counts(const std::string& s, long long lo, long long hi) {
+    std::vector<int64_t> out;
+    std::stringstream ss(s);
+    for (std::string x; std::getline(ss, x, ',');) {
+        const auto v = parse_count(x, lo, hi);
+        if (!v) return std::nullopt;
+        out.push_back(*v);
+    }
+    if (out.empty() || s.back() == ',') return std::nullopt;
+    return out;
+}
+
+int usage_error(const std::string& what) {
+    std::fprintf(stderr, "quire-bench: %s\n%s", what.c_str(), kUsage);
+    return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: quire-bench MODEL_DIR [--random] [--lengths L1,L2|fit] [--chunk N1,N2] [--decode N] [--budget-s S] "
-                             "[--state-dir DIR] [--gpu-memory GiB] [--ablate]\n");
-        return 2;
+    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+        std::printf("%s", kUsage);
+        return 0;
     }
+    if (argc < 2) return usage_error("no model folder given");
+    if (argv[1][0] == '-') return usage_error(std::string("the first argument is the model folder, not an option: '") + argv[1] + "'");
     std::vector<int64_t> lengths{8192, 32768};
     std::vector<int64_t> chunks{8192};
     int64_t decode = 16;
@@ -147,45 +183,45 @@ int main(int argc, char** argv) {
     std::string state_dir;
     int64_t gpu_budget = 0;     // --gpu-memory GiB: the engine's budget (gpu_memory_plan.h)
     bool fit_length = false;    // --lengths fit: the longest context the budget allows (at most 1M)
-    for (int i = 2; i < argc; i += 2) {
+    constexpr long long kMaxLength = 1LL << 24;  // 16M tokens: past any context the engine plans for
+    for (int i = 2; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--random" || a == "--ablate") {
             (a == "--random" ? random : ablate) = true;
-            --i;
             continue;
         }
-        if (i + 1 >= argc) break;
-        const std::string v = argv[i + 1];
+        if (a != "--lengths" && a != "--chunk" && a != "--decode" && a != "--budget-s" && a != "--state-dir" && a != "--gpu-memory")
+            return usage_error("unknown option '" + a + "'");
+        if (i + 1 >= argc) return usage_error(a + " needs a value");
+        const std::string v = argv[++i];
         if (a == "--lengths" && v == "fit") {
             fit_length = true;
         } else if (a == "--gpu-memory") {
             auto b = parse_gpu_memory_gib(v);
-            if (!b) {
-                std::fprintf(stderr, "quire-bench: --gpu-memory: %s\n", b.status().message().c_str());
-                return 2;
-            }
+            if (!b) return usage_error(b.status().message());
             gpu_budget = b.value();
         } else if (a == "--lengths") {
-            lengths.clear();
-            std::stringstream ss(v);
-            for (std::string x; std::getline(ss, x, ',');) lengths.push_back(std::stoll(x));
+            const auto l = parse_counts(v, 1, kMaxLength);
+            if (!l) return usage_error("--lengths wants token counts from 1 to 16M separated by commas, or 'fit' (got '" + v + "')");
+            lengths = *l;
         } else if (a == "--chunk") {
-            chunks.clear();
-            std::stringstream ss(v);
-            for (std::string x; std::getline(ss, x, ',');) {
-                char* end = nullptr;
-                const long long c = std::strtoll(x.c_str(), &end, 10);
-                if (x.empty() || *end != '\0' || c <= 0) {
-                    std::fprintf(stderr, "quire-bench: --chunk wants positive token counts separated by commas (got '%s')\n", v.c_str());
-                    return 2;
-                }
-                chunks.push_back(c);
-            }
+            const auto c = parse_counts(v, 1, kMaxLength);
+            if (!c) return usage_error("--chunk wants token counts from 1 to 16M separated by commas (got '" + v + "')");
+            chunks = *c;
+        } else if (a == "--decode") {
+            const auto d = parse_count(v, 0, 1000000);
+            if (!d) return usage_error("--decode wants a number of steps from 0 to 1000000 (got '" + v + "')");
+            decode = *d;
+        } else if (a == "--budget-s") {
+            char* end = nullptr;
+            budget = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(budget > 0) || !std::isfinite(budget))
+                return usage_error("--budget-s wants a positive number of seconds (got '" + v + "')");
+        } else {
+            state_dir = v;
         }
-        else if (a == "--decode") decode = std::stoll(v);
-        else if (a == "--budget-s") budget = std::stod(v);
-        else if (a == "--state-dir") state_dir = v;
     }
+    if (fit_length && gpu_budget == 0) return usage_error("--lengths fit needs --gpu-memory");
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
     const double t_load = now();
@@ -204,9 +240,6 @@ int main(int argc, char** argv) {
         std::printf("GPU memory budget %s, %s: the longest context that fits (at most 1M) is %lld tokens: %s\n", format_gib(gpu_budget).c_str(),
                     format.name().c_str(), static_cast<long long>(longest), describe_plan(plan_gpu_memory(c, format, longest, chunk)).c_str());
         if (fit_length) lengths = {longest};
-    } else if (fit_length) {
-        std::fprintf(stderr, "quire-bench: --lengths fit needs --gpu-memory\n");
-        return 2;
     }
     auto engine = create_engine(model.value(), Backend::cuda, options);
     if (!engine) {
