@@ -1,6 +1,8 @@
 // InfLLM-v2 building blocks against their definitions (docs/model.md §3.2-3.5).
 #include <QtTest>
 
+#include <algorithm>
+#include <limits>
 #include <random>
 
 #include "bf16.h"
@@ -151,6 +153,38 @@ private slots:
         QCOMPARE(sel, want);
         QCOMPARE(margin, 0.0f);
     }
+    // NaN and negative pooled scores (broken weights) rank with -inf, as on the GPU: a defined
+    // order (no undefined behaviour in the sort), lower blocks first among them.
+    void nan_and_negative_scores_rank_lowest() {
+        const SparseGeometry g = geometry(1, 64, 1);
+        const int64_t p = 200 * 64, blocks = p / g.block + 1;
+        std::vector<float> pooled(static_cast<size_t>(blocks));
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int kind = static_cast<int>(b % 4);
+            pooled[static_cast<size_t>(b)] = kind == 0   ? std::numeric_limits<float>::quiet_NaN()
+                                             : kind == 1 ? -0.5f
+                                             : kind == 2 ? -std::numeric_limits<float>::infinity()
+                                                         : 0.001f * static_cast<float>(b);
+        }
+        const auto sel = select_from_block_scores(pooled, p, g);
+        // Forced: 0 and 168..200. The 62 others: the 42 positive ones among 1..167 (b % 4 == 3,
+        // 3..167) first, then the 20 lowest-indexed of the rest (1, 2, 4, 5, 6, 8, ...).
+        std::vector<int64_t> want{0};
+        for (int64_t b = 3; b < 168; b += 4) want.push_back(b);
+        int64_t rest = 62 - static_cast<int64_t>(want.size() - 1);
+        for (int64_t b = 1; b < 168 && rest > 0; ++b)
+            if (b % 4 != 3) want.push_back(b), --rest;
+        for (int64_t b = 168; b <= 200; ++b) want.push_back(b);
+        std::sort(want.begin(), want.end());
+        QCOMPARE(sel, want);
+        // The same with NaN everywhere outside the forced blocks: the lowest-indexed 62.
+        std::vector<float> all_nan(static_cast<size_t>(blocks), std::numeric_limits<float>::quiet_NaN());
+        std::vector<int64_t> low;
+        for (int64_t b = 0; b <= 62; ++b) low.push_back(b);
+        for (int64_t b = 168; b <= 200; ++b) low.push_back(b);
+        QCOMPARE(select_from_block_scores(all_nan, p, g), low);
+    }
+
     void alibi_slopes_match_spec() {
         // docs/model.md §1: slope_h = 2^(-(h+1)/4) for 32 heads; gamma = exp(-slope).
         const auto s = alibi_slopes(32);

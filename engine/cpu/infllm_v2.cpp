@@ -88,7 +88,11 @@ std::vector<int64_t> select_from_block_scores(const std::vector<float>& pooled, 
             if (static_cast<int64_t>(sel.size()) < g.total_topk) sel.push_back(b);  // lower index first
             continue;
         }
-        candidates.emplace_back(pooled[static_cast<size_t>(b)], b);
+        // Ranked as the GPU's selection ranks them (select_common.cuh): NaN and negative scores
+        // (which softmax sums never are, but broken weights can give) tie with -inf, so the order
+        // below stays a strict weak ordering and both backends choose the same blocks.
+        const float score = pooled[static_cast<size_t>(b)];
+        candidates.emplace_back(score >= 0.0f ? score : -std::numeric_limits<float>::infinity(), b);
     }
     const int64_t want = std::min<int64_t>(g.total_topk - static_cast<int64_t>(sel.size()), static_cast<int64_t>(candidates.size()));
     if (want > 0) {
