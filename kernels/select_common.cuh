@@ -9,11 +9,11 @@
 namespace quire::kernels {
 
 // Order-preserving 16-bit key of a score (a bf16 value stored as float): -inf, negatives and NaN
-// lowest (0), then 0 and the positive values by magnitude (1 .. 0x8000). Its high byte is one of
-// 256 radix bins.
+// lowest (0), then +0 and -0 alike and the positive values by magnitude (1 .. 0x7F81, +inf). Its
+// high byte is one of 256 radix bins.
 __device__ __forceinline__ uint32_t score_key(float x) {
     if (!(x >= 0.0f)) return 0;
-    return (__float_as_uint(x) >> 16) + 1;
+    return ((__float_as_uint(x) & 0x7FFFFFFFu) >> 16) + 1;  // -0 passes the test above: drop its sign
 }
 
 // The blocks of a query in block qb (blocks 0..qb) that are chosen whatever their scores: the

@@ -18,7 +18,7 @@ class CudaSalaOps : public SalaOps {
 public:
     // ids: the step's token ids, already on the device. sample: a one-token step draws its next
     // token on the GPU (into the engine's sampled_) after the logits. graph: the step is being
-    // recorded as CUDA graphs; each layer's graph is launched when the next layer begins.
+    // recorded as CUDA graphs; each segment's graph is launched when the next segment begins.
     struct Mode {
         const int32_t* ids = nullptr;
         bool sample = false;

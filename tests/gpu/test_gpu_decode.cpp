@@ -256,15 +256,28 @@ private slots:
     // A step's layers as graphs of doubling length (layers 0, 1, 2-3, 4-7, ...) or one graph per
     // layer (QUIRE_CUDA_GRAPH_SEGMENTS=layer, read when the engine is made): the same launches, so
     // the same logits bit for bit, in as many graphs as the rule says.
+    void graph_segments_match_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<qint64>("start");
+        QTest::newRow("tiny-a, dense") << "tiny-a" << qint64{300};
+        QTest::newRow("tiny-a, into the sparse regime") << "tiny-a" << qint64{8180};
+        QTest::newRow("4-bit, into the sparse regime") << "tiny-a-gptq4-g128" << qint64{8180};
+    }
     void graph_segments_match() {
-        auto m = load_model(tiny_model("tiny-a"));
-        const int64_t layers = m->config().num_hidden_layers, start = 300, steps = 12;
+        QFETCH(QString, model);
+        QFETCH(qint64, start);
+        auto m = load_model(tiny_model(qPrintable(model)));
+        const int64_t layers = m->config().num_hidden_layers, steps = 16;
         const auto tokens = prompt_tokens(*m, start + steps);
         std::vector<std::vector<float>> logits[2];
+        const QByteArray saved = qgetenv("QUIRE_CUDA_GRAPH_SEGMENTS");
+        const bool was_set = qEnvironmentVariableIsSet("QUIRE_CUDA_GRAPH_SEGMENTS");
         for (int per_layer = 0; per_layer < 2; ++per_layer) {
             if (per_layer) qputenv("QUIRE_CUDA_GRAPH_SEGMENTS", "layer");
+            else qunsetenv("QUIRE_CUDA_GRAPH_SEGMENTS");
             auto gpu = cuda_engine(m);
-            qunsetenv("QUIRE_CUDA_GRAPH_SEGMENTS");
+            if (was_set) qputenv("QUIRE_CUDA_GRAPH_SEGMENTS", saved);
+            else qunsetenv("QUIRE_CUDA_GRAPH_SEGMENTS");
             auto& cu = as_cuda(*gpu);
             if (!cu.decode_graphs()) QSKIP("CUDA graphs are off (QUIRE_CUDA_GRAPH=0)");
             logits[per_layer] = decode_steps(*gpu, tokens, start);

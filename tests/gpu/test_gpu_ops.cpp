@@ -567,9 +567,10 @@ private slots:
         std::vector<float> scores(static_cast<size_t>(items * stride));
         for (size_t i = 0; i < scores.size(); ++i)
             scores[i] = round_bf16(tied ? 0.001f * static_cast<float>((i * 7919) % 5) : u(rng) * u(rng));
-        // Candidates whose key is 0 (negative or -inf: ranked lowest) among the others. (Not NaN: the
-        // CPU's sort has no order for it.)
-        for (size_t i = 0; i < scores.size(); i += 97) scores[i] = i % 2 == 0 ? -0.5f : -std::numeric_limits<float>::infinity();
+        // Candidates whose key is 0 (negative, -inf or NaN: ranked lowest) among the others, and -0,
+        // which ties with +0 (the tied rows have many).
+        const float odd[4] = {-0.5f, -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), -0.0f};
+        for (size_t i = 0; i < scores.size(); i += 97) scores[i] = odd[(i / 97) % 4];
         DeviceBuffer<float> dscores(scores);
         // Each row in one CTA (no scratch), then split over CTAs of 1,024 blocks where the scratch
         // is given: rows of 1M and 2M tokens take that path.

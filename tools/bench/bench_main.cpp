@@ -139,7 +139,7 @@ constexpr const char* kUsage =
 
 // A whole decimal number in [lo, hi], or nothing (the caller names the option and the value).
 std::optional<long long> parse_count(const std::string& s, long long lo, long long hi) {
-    if (s.empty()) return std::nullopt;
+    if (s.empty() || s[0] < '0' || s[0] > '9') return std::nullopt;  // no sign, no space
     char* end = nullptr;
     errno = 0;
     const long long v = std::strtoll(s.c_str(), &end, 10);
@@ -209,8 +209,8 @@ int main(int argc, char** argv) {
             if (!c) return usage_error("--chunk wants token counts from 1 to 16M separated by commas (got '" + v + "')");
             chunks = *c;
         } else if (a == "--decode") {
-            const auto d = parse_count(v, 0, 1000000);
-            if (!d) return usage_error("--decode wants a number of steps from 0 to 1000000 (got '" + v + "')");
+            const auto d = parse_count(v, 1, 1000000);
+            if (!d) return usage_error("--decode wants a number of steps from 1 to 1000000 (got '" + v + "')");
             decode = *d;
         } else if (a == "--budget-s") {
             char* end = nullptr;
@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 std::vector<float> logits;
-                // Warm-up: the first step records the whole step as a CUDA graph, the second per layer.
+                // Warm-up: the first step records the whole step as a CUDA graph, the second segment by segment.
                 if (Status st = engine.value()->decode(*fork, 3, &logits); !st || !engine.value()->decode(*fork, 3, nullptr)) {
                     std::printf("decode failed: %s\n", st.message().c_str());
                     return 1;
@@ -400,8 +400,8 @@ int main(int argc, char** argv) {
                             static_cast<long long>(cuda_engine->last_step_nodes()));
             if (const auto* t = cuda_engine ? cuda_engine->decode_graph_timing() : nullptr; t && t->steps > 0) {
                 const double k = 1000.0 / static_cast<double>(t->steps);
-                std::printf("    decode graph timing per token (%lld steps): host records %.3f ms (first layer launched after %.3f ms); "
-                            "GPU busy in layers %.3f ms, idle between layers %.3f ms\n",
+                std::printf("    decode graph timing per token (%lld steps): host records %.3f ms (first segment launched after %.3f ms); "
+                            "GPU busy in segments %.3f ms, idle between segments %.3f ms\n",
                             static_cast<long long>(t->steps), t->host_s * k, t->first_launch_s * k, t->busy_s * k, t->idle_s * k);
             }
             std::fflush(stdout);
