@@ -6,10 +6,6 @@
 
 namespace quire::cli {
 
-namespace {
-
-// Strict numbers: the whole text must be the number (no "12abc", no spaces), in the C locale
-// whatever the user's locale says (std::from_chars never looks at it).
 std::optional<int64_t> parseInteger(const QString& text) {
     const std::string s = text.toStdString();
     int64_t v = 0;
@@ -17,6 +13,8 @@ std::optional<int64_t> parseInteger(const QString& text) {
     if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
     return v;
 }
+
+namespace {
 
 std::optional<double> parseReal(const QString& text) {
     const std::string s = text.toStdString();

@@ -23,6 +23,10 @@
 
 namespace quire::cli {
 
+// A strict whole number: the whole text must be the number (no "12abc", no spaces, no '+'), in the
+// C locale whatever the user's locale says (std::from_chars never looks at it).
+std::optional<int64_t> parseInteger(const QString& text);
+
 class CommandLine {
 public:
     // program: how the usage line names the command ("quire ask"); description: one line.

@@ -23,14 +23,13 @@
 #include <cstdlib>
 #include <optional>
 #include <cstring>
-#include <cerrno>
 #include <memory>
 #include <random>
 #include <span>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli_args.h"
 #include "cuda/cuda_engine.h"
 #include "engine.h"
 #include "gpu_memory_plan.h"
@@ -133,99 +132,63 @@ double copy_bandwidth() {
     return 2.0 * static_cast<double>(bytes) / (ms[ms.size() / 2] / 1000.0);
 }
 
-constexpr const char* kUsage =
-    "usage: quire-bench MODEL_DIR [--random] [--lengths L1,L2|fit] [--chunk N1,N2] [--decode N] [--budget-s S] "
-    "[--state-dir DIR] [--gpu-memory GiB] [--ablate]\n";
+constexpr int64_t kMaxLength = int64_t{1} << 24;  // 16M tokens: past any context the engine plans for
 
-// A whole decimal number in [lo, hi], or nothing (the caller names the option and the value).
-std::optional<long long> parse_count(const std::string& s, long long lo, long long hi) {
-    if (s.empty() || s[0] < '0' || s[0] > '9') return std::nullopt;  // no sign, no space
-    char* end = nullptr;
-    errno = 0;
-    const long long v = std::strtoll(s.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi) return std::nullopt;
-    return v;
-}
-
-// Comma-separated counts in [lo, hi], or nothing.
-std::optional<std::vector<int64_t>> parse_counts(const std::string& s, long long lo, long long hi) {
+// Comma-separated token counts from 1 to 16M, each a strict whole number (cli::parseInteger).
+std::optional<std::vector<int64_t>> parse_counts(const QString& text) {
     std::vector<int64_t> out;
-    std::stringstream ss(s);
-    for (std::string x; std::getline(ss, x, ',');) {
-        const auto v = parse_count(x, lo, hi);
-        if (!v) return std::nullopt;
+    for (const QString& part : text.split(',')) {
+        const auto v = cli::parseInteger(part);
+        if (!v || *v < 1 || *v > kMaxLength) return std::nullopt;
         out.push_back(*v);
     }
-    if (out.empty() || s.back() == ',') return std::nullopt;
     return out;
-}
-
-int usage_error(const std::string& what) {
-    std::fprintf(stderr, "quire-bench: %s\n%s", what.c_str(), kUsage);
-    return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
-        std::printf("%s", kUsage);
-        return 0;
-    }
-    if (argc < 2) return usage_error("no model folder given");
-    if (argv[1][0] == '-') return usage_error(std::string("the first argument is the model folder, not an option: '") + argv[1] + "'");
-    std::vector<int64_t> lengths{8192, 32768};
-    std::vector<int64_t> chunks{8192};
-    int64_t decode = 16;
-    double budget = 400;
-    bool random = false;
-    bool ablate = false;  // --ablate: decode again with each category of operations left out
-    std::string state_dir;
-    int64_t gpu_budget = 0;     // --gpu-memory GiB: the engine's budget (gpu_memory_plan.h)
-    bool fit_length = false;    // --lengths fit: the longest context the budget allows (at most 1M)
-    constexpr long long kMaxLength = 1LL << 24;  // 16M tokens: past any context the engine plans for
-    for (int i = 2; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--random" || a == "--ablate") {
-            (a == "--random" ? random : ablate) = true;
-            continue;
-        }
-        if (a != "--lengths" && a != "--chunk" && a != "--decode" && a != "--budget-s" && a != "--state-dir" && a != "--gpu-memory")
-            return usage_error("unknown option '" + a + "'");
-        if (i + 1 >= argc) return usage_error(a + " needs a value");
-        const std::string v = argv[++i];
-        if (a == "--lengths" && v == "fit") {
-            fit_length = true;
-        } else if (a == "--gpu-memory") {
-            auto b = parse_gpu_memory_gib(v);
-            if (!b) return usage_error(b.status().message());
-            gpu_budget = b.value();
-        } else if (a == "--lengths") {
-            const auto l = parse_counts(v, 1, kMaxLength);
-            if (!l) return usage_error("--lengths wants token counts from 1 to 16M separated by commas, or 'fit' (got '" + v + "')");
-            lengths = *l;
-        } else if (a == "--chunk") {
-            const auto c = parse_counts(v, 1, kMaxLength);
-            if (!c) return usage_error("--chunk wants token counts from 1 to 16M separated by commas (got '" + v + "')");
-            chunks = *c;
-        } else if (a == "--decode") {
-            const auto d = parse_count(v, 1, 1000000);
-            if (!d) return usage_error("--decode wants a number of steps from 1 to 1000000 (got '" + v + "')");
-            decode = *d;
-        } else if (a == "--budget-s") {
-            char* end = nullptr;
-            budget = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end != '\0' || !(budget > 0) || !std::isfinite(budget))
-                return usage_error("--budget-s wants a positive number of seconds (got '" + v + "')");
-        } else {
-            state_dir = v;
-        }
-    }
-    if (fit_length && gpu_budget == 0) return usage_error("--lengths fit needs --gpu-memory");
+    // The parser every `quire` command uses (app/cli_args.h): unknown options, missing values and
+    // numbers out of range are refused with the option named, exit code 2.
+    cli::CommandLine cl("quire-bench", "Prefill and decode speed of the CUDA engine on a model folder (not a test).");
+    cl.addPositional("MODEL_DIR", "the model folder (with --random only its config.json is read)");
+    cl.addFlag("random", "draw random weights on the GPU instead of reading the folder's");
+    cl.addFlag("ablate", "decode again with each category of operations left out");
+    auto counts_check = [](const QString& option, bool fit) {
+        return [option, fit](const QString& v) -> std::optional<QString> {
+            if ((fit && v == "fit") || parse_counts(v)) return std::nullopt;
+            return QString("--%1 wants token counts from 1 to 16M separated by commas%2, not '%3'").arg(option, QString(fit ? ", or 'fit'" : ""), v);
+        };
+    };
+    cl.addChecked("lengths", "L1,L2|fit", "context lengths, or the longest that --gpu-memory fits [default: 8192,32768]", counts_check("lengths", true));
+    cl.addChecked("chunk", "N1,N2", "prefill chunk sizes, one series each [default: 8192]", counts_check("chunk", false));
+    cl.addInt("decode", "N", "decode steps per length", 1, 1000000, 16);
+    cl.addFloat("budget-s", "S", "stop starting longer lengths after this many seconds", 1e-3, 1e9, 400);
+    cl.addText("state-dir", "DIR", "save the longest length's state here, load it back and check it");
+    cl.addChecked("gpu-memory", "GiB", "the engine's GPU memory budget", [](const QString& v) -> std::optional<QString> {
+        const auto b = parse_gpu_memory_gib(v.toStdString());
+        if (b) return std::nullopt;
+        return QString::fromStdString(b.status().message());
+    });
+    if (const auto exit = cl.parse(argc, argv, 1)) return *exit;
+    const std::string model_dir = cl.positional().front().toStdString();
+    const bool random = cl.flag("random");
+    const bool ablate = cl.flag("ablate");  // decode again with each category of operations left out
+    const int64_t decode = *cl.integer("decode");
+    const double budget = *cl.real("budget-s");
+    const std::string state_dir = cl.text("state-dir").value_or(QString()).toStdString();
+    // --gpu-memory GiB: the engine's budget (gpu_memory_plan.h); --lengths fit: the longest context
+    // the budget allows (at most 1M).
+    const int64_t gpu_budget = cl.isSet("gpu-memory") ? parse_gpu_memory_gib(cl.text("gpu-memory")->toStdString()).value() : 0;
+    const QString lengths_text = cl.text("lengths").value_or("8192,32768");
+    const bool fit_length = lengths_text == "fit";
+    std::vector<int64_t> lengths = fit_length ? std::vector<int64_t>{} : *parse_counts(lengths_text);
+    const std::vector<int64_t> chunks = *parse_counts(cl.text("chunk").value_or("8192"));
+    if (fit_length && gpu_budget == 0) return cl.usageError("--lengths fit needs --gpu-memory");
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
     const double t_load = now();
-    auto model = random ? Model::synthetic(argv[1]) : Model::load(argv[1]);
+    auto model = random ? Model::synthetic(model_dir) : Model::load(model_dir);
     if (!model) {
         std::fprintf(stderr, "%s\n", model.status().message().c_str());
         return 1;
@@ -247,7 +210,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     cudaDeviceSynchronize();
-    std::printf("device: %s; model: %s%s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, argv[1], random ? " (random weights)" : "",
+    std::printf("device: %s; model: %s%s; weights on GPU in %.1f s, %.2f GiB used\n", prop.name, model_dir.c_str(), random ? " (random weights)" : "",
                 now() - t_load, used_gib());
     std::printf("stage 1 (prefill): %s kernel\n", kernels::stage1_wgmma_self_check() ? "Hopper wgmma" : "mma.sync");
     auto* cuda_engine = dynamic_cast<cuda::CudaEngine*>(engine.value().get());
