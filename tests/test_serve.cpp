@@ -330,6 +330,56 @@ private slots:
         QVERIFY2(afterKill < 200, qPrintable(QString::number(afterKill)));
     }
 
+    // A non-streamed answer writes nothing until it is complete, so the server watches the
+    // connection: a client that gives up (here curl's --max-time) stops its generation, and one that
+    // leaves while it waits in the queue is never run.
+    void unstreamed_and_waiting_clients_that_leave_are_cancelled() {
+        ServeProcess one;
+        QVERIFY(one.start(common() << "--queue" << "2"));
+        QVERIFY(one.waitReady());
+        const auto longAnswer = [&](const QString& maxTime) {
+            auto p = std::make_unique<QProcess>();
+            p->start("curl", {"-sS", "--max-time", maxTime, "-H", "Content-Type: application/json", "-d",
+                              QString::fromUtf8(chatBody("tiny-a", "Tell a long story.", {{"max_tokens", 1000000 - 2000}, {"ignore_eos", true}})),
+                              one.url("/v1/chat/completions")});
+            return p;
+        };
+        auto queue = [&] { return one.health()["queue"].toObject(); };
+        auto decoded = [&] { return one.health()["engine"].toObject()["decoded_tokens"].toInteger(); };
+        // A runs (and gives up after 4 s); B waits behind it (and gives up after 2 s).
+        auto a = longAnswer("4");
+        QElapsedTimer t;
+        t.start();
+        while (queue()["running"].toInt() != 1 || decoded() == 0) {
+            QVERIFY(t.elapsed() < 30000);
+            QThread::msleep(20);
+        }
+        auto b = longAnswer("2");
+        t.restart();
+        while (queue()["waiting"].toInt() != 1) {
+            QVERIFY(t.elapsed() < 30000);
+            QThread::msleep(20);
+        }
+        QVERIFY(b->waitForFinished(30000));
+        QCOMPARE(b->exitCode(), 28);  // curl: operation timed out
+        QVERIFY(a->waitForFinished(30000));
+        QCOMPARE(a->exitCode(), 28);
+        const qint64 decodedAtLeave = decoded();
+        // A's generation stops within a poll or two, and B's never starts.
+        t.restart();
+        while (queue()["running"].toInt() != 0 || queue()["waiting"].toInt() != 0) {
+            QVERIFY2(t.elapsed() < 10000, qPrintable(QJsonDocument(queue()).toJson()));
+            QThread::msleep(20);
+        }
+        const qint64 settled = decoded();
+        QThread::msleep(1000);
+        QCOMPARE(queue()["running"].toInt(), 0);
+        QCOMPARE(decoded(), settled);
+        qInfo("tokens decoded after both clients left: %lld", static_cast<long long>(settled - decodedAtLeave));
+        // The server still answers.
+        QCOMPARE(one.post("/v1/chat/completions", chatBody("tiny-a", "hi")).status, 200);
+    }
+
     void eight_concurrent_clients_are_answered_in_turn() {
         std::vector<std::unique_ptr<QProcess>> clients;
         for (int i = 0; i < 8; ++i) {

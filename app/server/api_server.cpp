@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "client_connection.h"
 #include "completion_json.h"
 
 namespace quire::server {
@@ -167,8 +168,10 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
     if (!queue_->submit(job))
         return sendError(res, queueFull("the server is busy: " + std::to_string(queue_->capacity()) + " requests are already waiting; retry later"));
 
-    // Wait for the job to start (or be refused): only then is the status known.
+    // Wait for the job to start (or be refused): only then is the status known. A client that
+    // leaves meanwhile gives up its place (cancel: the queue skips the job, or the runner stops it).
     const ApiError shuttingDown = unavailable("the server is shutting down", "shutting_down");
+    ClientConnection client(req);
     JobEvent first;
     while (true) {
         if (auto e = job->next(std::chrono::milliseconds(200))) {
@@ -176,15 +179,29 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
             break;
         }
         if (stopping_) return sendError(res, shuttingDown);
+        if (client.gone()) {
+            job->cancel = true;
+            return;
+        }
     }
     if (first.kind == JobEvent::Kind::failed) return sendError(res, first.error);
     const CompletionIds ids = newCompletionIds(job->request.model);
 
     if (!job->request.stream) {
-        std::string text;
+        // Nothing is written until the answer is complete, so the connection is watched instead:
+        // a client that gave up (a timeout, a closed program) stops the generation.
+        // Text arrives token by token, so the check goes by the clock, not by quiet polls.
+        auto nextCheck = std::chrono::steady_clock::now();
         while (true) {
             auto e = job->next(std::chrono::milliseconds(200));
             if (!e && stopping_) return sendError(res, shuttingDown);
+            if (std::chrono::steady_clock::now() >= nextCheck) {
+                if (client.gone()) {
+                    job->cancel = true;
+                    return;
+                }
+                nextCheck = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+            }
             if (!e) continue;
             if (e->kind == JobEvent::Kind::failed) return sendError(res, e->error);
             if (e->kind == JobEvent::Kind::finished) return sendJson(res, 200, completionObject(ids, e->info));
