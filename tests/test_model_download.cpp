@@ -221,6 +221,24 @@ private slots:
         compareWithSource(to);
     }
 
+    // Where the free space cannot be read (a file system that does not say), the download goes
+    // ahead and says so, instead of taking "unknown" for "nothing free".
+    void unknown_free_space_is_said_and_not_refused() {
+        FakeHub hub(model_);
+        const QString to = tmp_.path() + "/unknown-free";
+        DownloadOptions o = options(hub, to);
+        o.freeSpace = [](const QString&) { return qint64(-1); };
+        QStringList notices;
+        o.onNotice = [&](const QString& n) { notices << n; };
+        auto r = downloadModel(o);
+        QVERIFY2(r.is_ok(), r.status().message().c_str());
+        QVERIFY2(notices.filter("cannot be read").size() == 1, qPrintable(notices.join('\n')));
+        compareWithSource(to);
+        // And the real reading of an existing folder is a number, not "unknown".
+        QVERIFY(freeDiskSpace(tmp_.path()) > 0);
+        QVERIFY(freeDiskSpace(tmp_.path() + "/not/yet/made") > 0);
+    }
+
     void refuses_up_front_without_disk_space() {
         FakeHub hub(model_);
         const QString to = tmp_.path() + "/full";

@@ -16,6 +16,11 @@ packages=(
   dpkg-dev file lintian debootstrap appstream desktop-file-utils
 )
 
+# Node.js and npm, for the test that drives `quire serve` with the official `openai` client
+# (tests/node/install.sh fetches the library itself): Debian's, unless the machine has them already.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

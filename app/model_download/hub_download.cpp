@@ -1,5 +1,7 @@
 #include "hub_download.h"
 
+#include <sys/statvfs.h>
+
 #include <QCryptographicHash>
 #include <QDir>
 #include <QElapsedTimer>
@@ -13,7 +15,6 @@
 #include <QNetworkReply>
 #include <QNetworkRequest>
 #include <QRegularExpression>
-#include <QStorageInfo>
 #include <QTimer>
 #include <QUrl>
 
@@ -248,7 +249,11 @@ QString defaultHubEndpoint() {
 qint64 freeDiskSpace(const QString& dir) {
     QString d = QFileInfo(dir).absoluteFilePath();
     while (!QFileInfo::exists(d) && d != QFileInfo(d).path()) d = QFileInfo(d).path();  // the nearest folder that exists
-    return QStorageInfo(d).bytesAvailable();
+    // statvfs asks the file system itself. QStorageInfo goes through the mount table, which in a
+    // chroot or some containers names no mount for the path and then reports nothing free.
+    struct statvfs v {};
+    if (::statvfs(QFile::encodeName(d).constData(), &v) != 0) return -1;
+    return static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize);
 }
 
 Result<QList<HubFile>> listHubFiles(const DownloadOptions& o) {
@@ -308,7 +313,8 @@ Result<DownloadResult> downloadModel(const DownloadOptions& o) {
         needed += f.size - (part <= f.size ? part : 0);
     }
     const qint64 free = o.freeSpace ? o.freeSpace(run.result.targetDir) : freeDiskSpace(run.result.targetDir);
-    if (needed > free)
+    if (free < 0) run.notice("the free disk space of " + run.result.targetDir + " cannot be read; the download goes ahead unchecked");
+    else if (needed > free)
         return Status(ErrorCode::out_of_memory, QString("not enough disk space in %1: %2 needs %3 more, %4 free")
                                                     .arg(run.result.targetDir, o.repo, gigabytes(needed), gigabytes(free))
                                                     .toStdString());

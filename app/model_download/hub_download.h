@@ -56,6 +56,7 @@ struct DownloadResult {
 };
 
 QString defaultHubEndpoint();
+// Bytes free for an unprivileged writer in dir (or its nearest existing parent); -1 when unknown.
 qint64 freeDiskSpace(const QString& dir);
 // The file list of a repository (also checks the names are safe to write under a folder).
 Result<QList<HubFile>> listHubFiles(const DownloadOptions& options);
