@@ -95,7 +95,9 @@ int serve_command(int argc, char** argv) {
         std::fprintf(stderr, "quire serve: %s\n", error.c_str());
         return 1;
     }
-    std::printf("quire serve: listening on http://%s:%d (loading the model)\n", so.host.c_str(), api.port());
+    // An IPv6 address goes in brackets in a URL (http://[::1]:8080).
+    const std::string host = so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host;
+    std::printf("quire serve: listening on http://%s:%d (loading the model)\n", host.c_str(), api.port());
     std::fflush(stdout);
     std::signal(SIGINT, onStopSignal);
     std::signal(SIGTERM, onStopSignal);

@@ -169,7 +169,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
         return sendError(res, queueFull("the server is busy: " + std::to_string(queue_->capacity()) + " requests are already waiting; retry later"));
 
     // Wait for the job to start (or be refused): only then is the status known. A client that
-    // leaves meanwhile gives up its place (cancel: the queue skips the job, or the runner stops it).
+    // leaves meanwhile gives up its place in the queue at once (JobQueue::withdraw).
     const ApiError shuttingDown = unavailable("the server is shutting down", "shutting_down");
     ClientConnection client(req);
     JobEvent first;
@@ -180,7 +180,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
         }
         if (stopping_) return sendError(res, shuttingDown);
         if (client.gone()) {
-            job->cancel = true;
+            queue_->withdraw(job);
             return;
         }
     }
@@ -197,7 +197,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
             if (!e && stopping_) return sendError(res, shuttingDown);
             if (std::chrono::steady_clock::now() >= nextCheck) {
                 if (client.gone()) {
-                    job->cancel = true;
+                    queue_->withdraw(job);
                     return;
                 }
                 nextCheck = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);

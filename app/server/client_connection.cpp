@@ -3,10 +3,10 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <string>
 
@@ -42,6 +42,8 @@ bool endpoint(int fd, bool peer, std::string& host, int& port) {
 ClientConnection::ClientConnection(const httplib::Request& request) : request_(request) {}
 
 int ClientConnection::findSocket() const {
+    // cpp-httplib writes a link-local peer with its zone ("fe80::1%eth0"); inet_ntop does not.
+    const std::string peer = request_.remote_addr.substr(0, request_.remote_addr.find('%'));
     DIR* dir = opendir("/proc/self/fd");
     if (!dir) return -1;
     int found = -1;
@@ -54,7 +56,7 @@ int ClientConnection::findSocket() const {
         std::string localHost, peerHost;
         int localPort = -1, peerPort = -1;
         if (!endpoint(static_cast<int>(fd), false, localHost, localPort) || localPort != request_.local_port) continue;
-        if (!endpoint(static_cast<int>(fd), true, peerHost, peerPort) || peerPort != request_.remote_port || peerHost != request_.remote_addr)
+        if (!endpoint(static_cast<int>(fd), true, peerHost, peerPort) || peerPort != request_.remote_port || peerHost != peer)
             continue;
         found = static_cast<int>(fd);
         break;
@@ -69,12 +71,11 @@ bool ClientConnection::gone() {
         fd_ = findSocket();
     }
     if (fd_ < 0) return false;
-    // A peek neither waits nor takes anything: 0 bytes is the client's end of stream; data (a
-    // pipelined next request) or "would block" mean it is still there.
-    char byte = 0;
-    const ssize_t n = recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true;
-    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    // Without waiting: the peer's FIN (POLLRDHUP, also with unread bytes before it, such as a
+    // pipelined request or a stray CRLF), a reset or a failed connection (POLLHUP, POLLERR).
+    pollfd p{fd_, POLLRDHUP, 0};
+    if (poll(&p, 1, 0) < 0) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 }  // namespace quire::server

@@ -33,6 +33,12 @@ bool JobQueue::submit(std::shared_ptr<Job> job) {
     return true;
 }
 
+void JobQueue::withdraw(const std::shared_ptr<Job>& job) {
+    job->cancel = true;
+    std::lock_guard lock(mutex_);
+    std::erase(waiting_, job);
+}
+
 size_t JobQueue::waiting() const {
     std::lock_guard lock(mutex_);
     return waiting_.size();

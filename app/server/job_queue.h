@@ -53,6 +53,9 @@ public:
     ~JobQueue();
     // False when `capacity` jobs are already waiting.
     bool submit(std::shared_ptr<Job> job);
+    // The client of `job` left: a waiting job leaves the queue at once (its place is free for the
+    // next client), a running one is cancelled (it ends at its next step).
+    void withdraw(const std::shared_ptr<Job>& job);
     size_t capacity() const { return capacity_; }
     size_t waiting() const;
     bool busy() const;
