@@ -121,6 +121,11 @@ private slots:
                                        "\"[+*)]x{2}\": {}}}");
         QVERIFY(!r.for_module("model.layers.12.self_attn.o_proj").quantized);
         QVERIFY(r.for_module("model.layers.16.self_attn.o_proj").quantized);
+        // A group's "(?:" and a lazy "*?" are not quantifiers of their own; an optional "s?" is one.
+        const QuantConfig lazy = parse_ok(R"({"quant_method": "gptq", "bits": 4, "dynamic": {)"
+                                          R"("-:.*?self_attn\\.(?:o_gate|z_proj)s?": {}}})");
+        QVERIFY(!lazy.for_module("model.layers.3.self_attn.z_proj").quantized);
+        QVERIFY(lazy.for_module("model.layers.3.self_attn.q_proj").quantized);
     }
     void malformed_field_is_refused_data() {
         QTest::addColumn<QString>("field");
@@ -153,6 +158,10 @@ private slots:
             << "quantization_config.dynamic[\"-:(.*)*x\"]: the regular expression \"(.*)*x\" is refused: a repeated group that itself repeats";
         QTest::newRow("dynamic repeated alternation") << "dynamic" << "{\"(.|.)+x\": {}}" << "a repeated group that itself alternates";
         QTest::newRow("dynamic many repetitions") << "dynamic" << "{\".*.*.*.*.*x\": {}}" << "more than 4 repetitions";
+        // ? backtracks as a star does: before it counted, these took minutes (a hostile config.json).
+        QTest::newRow("dynamic repeated optional group") << "dynamic" << "{\"-:(?:.?){40}XYZ\": {}}" << "a repeated group that itself repeats";
+        QTest::newRow("dynamic many optionals") << "dynamic" << "{\"-:.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?XYZ\": {}}"
+            << "more than 4 repetitions (*, +, ?, {})";
         QTest::newRow("dynamic python-only syntax") << "dynamic" << "{\"(?P<x>mlp)\": {}}" << "does not compile";
         QTest::newRow("dynamic empty pattern") << "dynamic" << R"({"+:": {"bits": 8}})" << R"(quantization_config.dynamic["+:"]: the pattern is empty)";
         QTest::newRow("dynamic override bits 5") << "dynamic" << R"({".*mlp.*": {"bits": 5}})"

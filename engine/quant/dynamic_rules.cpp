@@ -1,5 +1,6 @@
 #include "quant/dynamic_rules.h"
 
+#include <cstring>
 #include <vector>
 
 namespace quire {
@@ -10,7 +11,7 @@ bool DynamicRule::matches(const std::string& module_name) const {
 
 std::string rule_pattern_risk(const std::string& pattern) {
     struct Group {
-        bool repeats = false;     // holds a *, + or {n,m}
+        bool repeats = false;     // holds a *, +, ? or {n,m}
         bool alternates = false;  // holds a |
     };
     std::vector<Group> open;
@@ -44,9 +45,11 @@ std::string rule_pattern_risk(const std::string& pattern) {
             }
         } else if (c == '|') {
             if (!open.empty()) open.back().alternates = true;
-        } else if (c == '*' || c == '+' || c == '{') {
+        } else if (c == '*' || c == '+' || c == '{' || (c == '?' && i > 0 && !std::strchr("(*+?}", pattern[i - 1]))) {
+            // ? is a quantifier too (zero or one: "(?:.?){40}" backtracks like a star), except as a
+            // group's modifier "(?:" or a lazy mark "*?", "+?", "??", "{n}?".
             if (++repetitions > kMaxRuleRepetitions)
-                return "more than " + std::to_string(kMaxRuleRepetitions) + " repetitions (*, +, {}) take too long to match";
+                return "more than " + std::to_string(kMaxRuleRepetitions) + " repetitions (*, +, ?, {}) take too long to match";
             if (!open.empty()) open.back().repeats = true;
         }
     }
