@@ -43,6 +43,12 @@ void CommandLine::add(const QString& name, const QString& valueName, const QStri
 
 void CommandLine::addFlag(const QString& name, const QString& help) { add(name, {}, help, Spec{Spec::Kind::flag}); }
 
+void CommandLine::addRepeatableText(const QString& name, const QString& valueName, const QString& help) {
+    Spec s{Spec::Kind::text};
+    s.repeatable = true;
+    add(name, valueName, help, s);
+}
+
 void CommandLine::addText(const QString& name, const QString& valueName, const QString& help, const QString& fallback) {
     Spec s{Spec::Kind::text};
     if (!fallback.isNull()) s.fallback = fallback;
@@ -123,7 +129,19 @@ std::optional<QString> CommandLine::checkValue(const QString& name, const Spec& 
 
 std::optional<int> CommandLine::parse(int argc, char** argv, int first) {
     QStringList arguments{program_};
-    for (int i = first; i < argc; ++i) arguments << QString::fromLocal8Bit(argv[i]);
+    for (int i = first; i < argc; ++i) {
+        const QByteArray raw(argv[i]);
+        const QString text = QString::fromUtf8(raw);
+        if (text.toUtf8() != raw) {
+            QString shown;  // the valid parts as text, each other byte as \xNN
+            for (const char c : raw) {
+                const auto b = static_cast<unsigned char>(c);
+                shown += b >= 0x20 && b < 0x7f ? QString(QChar(b)) : QString("\\x%1").arg(b, 2, 16, QChar('0'));
+            }
+            return usageError("argument '" + shown + "' is not valid UTF-8; Quire takes names and paths in UTF-8 (rename the file or folder)");
+        }
+        arguments << text;
+    }
     return parse(arguments);
 }
 
@@ -134,9 +152,13 @@ std::optional<int> CommandLine::parse(const QStringList& arguments) {
         std::fwrite(text.constData(), 1, static_cast<size_t>(text.size()), stdout);
         return std::fflush(stdout) == 0 && !std::ferror(stdout) ? 0 : 1;
     }
-    for (const auto& [name, spec] : specs_)
-        for (const QString& value : parser_.values(name))
+    for (const auto& [name, spec] : specs_) {
+        const QStringList values = parser_.values(name);
+        if (values.size() > 1 && !spec.repeatable && spec.kind != Spec::Kind::flag)
+            return usageError("--" + name + " is given more than once ('" + values.join("', '") + "')");
+        for (const QString& value : values)
             if (auto error = checkValue(name, spec, value)) return usageError(*error);
+    }
     positional_ = parser_.positionalArguments();
     size_t required = 0;
     bool unbounded = false;

@@ -34,6 +34,9 @@ public:
 
     void addFlag(const QString& name, const QString& help);
     void addText(const QString& name, const QString& valueName, const QString& help, const QString& fallback = {});
+    // Text that may be given several times (texts() has every value). Any other option given twice
+    // is a usage error, so that "--bits 4 --bits 8" does not silently mean 8.
+    void addRepeatableText(const QString& name, const QString& valueName, const QString& help);
     // Integers and floats with an inclusive range; without a fallback the option is simply unset.
     void addInt(const QString& name, const QString& valueName, const QString& help, int64_t min, int64_t max,
                 std::optional<int64_t> fallback = std::nullopt);
@@ -48,6 +51,8 @@ public:
     void addPositional(const QString& name, const QString& help, bool optional = false, bool repeated = false);
 
     // Parses argv[first..]. nullopt: go on; otherwise the process exit code (message already printed).
+    // An argument that is not valid UTF-8 is refused: Qt would turn its bytes into U+FFFD, and a
+    // command would then read or write a different path than the one given.
     std::optional<int> parse(int argc, char** argv, int first);
     // Same, from a list of arguments (tests; the UI).
     std::optional<int> parse(const QStringList& arguments);
@@ -75,6 +80,7 @@ private:
         QStringList choices;
         std::function<std::optional<QString>(const QString&)> check;
         std::optional<QString> fallback;
+        bool repeatable = false;
     };
     struct PositionalSpec {
         QString name;

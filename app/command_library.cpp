@@ -348,7 +348,7 @@ const Subcommand kSubcommands[] = {
          cl.addPositional("NAME", "The library.");
          cl.addPositional("PATH", "A PDF, a folder of code or a text file.", false, true);
          cl.addText("password", "P", "Password of encrypted PDFs.", "");
-         cl.addText("exclude", "PATTERNS", "More gitignore-style patterns to leave out (comma-separated; repeatable).");
+         cl.addRepeatableText("exclude", "PATTERNS", "More gitignore-style patterns to leave out (comma-separated; repeatable).");
          cl.addFlag("no-default-excludes", "Also read build outputs, vendored code, lock files.");
          cl.addInt("max-file-size", "BYTES", "Largest file read from a folder (a text source may be 16 times larger).", 1,
                    int64_t(1) << 30, 1 << 20);

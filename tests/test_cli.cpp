@@ -105,6 +105,33 @@ private slots:
         QCOMPARE(quire({}).code, 2);
     }
 
+    // An argument that is not UTF-8 is refused (Qt would read its bytes as U+FFFD, and the command
+    // would then name another path); an option given twice is refused, unless it repeats by design.
+    void non_utf8_arguments_and_repeated_options_are_refused() {
+        const QString d = tmp_.path() + "/raw";
+        const Run raw = runProgram("bash", {"-c", "exec \"$0\" library create $'bad\\xffname' --data-dir \"$1\"",
+                                            QString::fromStdString(quire_binary()), d}, env_);
+        QCOMPARE(raw.code, 2);
+        QVERIFY2(raw.err.contains("'bad\\xffname' is not valid UTF-8"), qPrintable(raw.err));
+        QVERIFY(!QFile::exists(d + "/library.sqlite"));
+        const Run twice = quire({"ask", "lib", "q", "--data-dir", d, "--max-tokens", "4", "--max-tokens", "8"});
+        QCOMPARE(twice.code, 2);
+        QVERIFY2(twice.err.contains("--max-tokens is given more than once ('4', '8')"), qPrintable(twice.err));
+        QVERIFY(!QFile::exists(d + "/library.sqlite"));
+        // --exclude repeats by design.
+        const QString tree = tmp_.path() + "/tree";
+        QDir().mkpath(tree);
+        for (const char* name : {"a.txt", "b.log", "c.tmp"}) {
+            QFile f(tree + "/" + name);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("some text\n");
+        }
+        QCOMPARE(quire({"library", "create", "x", "--data-dir", d}).code, 0);
+        const Run ex = quire({"add", "x", tree, "--data-dir", d, "--exclude", "*.log", "--exclude", "*.tmp"});
+        QVERIFY2(ex.code == 0, qPrintable(ex.err));
+        QVERIFY2(ex.out.contains("1 file"), qPrintable(ex.out));
+    }
+
     void equals_form_is_accepted() {
         const QString d = tmp_.path() + "/equals";
         const Run r = quire({"library", "create", "x", "--data-dir=" + d, "--system=Be brief."});
