@@ -1,4 +1,4 @@
-// quire pdf-extract FILE [--password P]: the PDF reading helper. It runs in its own process so
+// quire pdf-extract FILE [--password P | --password-stdin]: the PDF reading helper. It runs in its own process so
 // that a hostile or broken PDF can only take this process down; the app supervises it with a time
 // limit (pdf_reader.cpp). Output: one JSON object on stdout —
 //   {"status":"ok","pages":["text of page 1", ...]}
@@ -33,10 +33,16 @@ int pdf_extract_command(int argc, char** argv) {
     CommandLine cl("quire pdf-extract", "Print a PDF's text as JSON (the PDF reading helper process).");
     cl.addPositional("FILE", "The PDF.");
     cl.addText("password", "P", "Its password, if it is encrypted.", "");
+    cl.addFlag("password-stdin", "Read the password from the first line of standard input (what Quire does: a password on the "
+                                 "command line is visible to every user of the machine).");
     if (auto exit = cl.parse(argc, argv, 2)) return *exit;
     poppler::set_debug_error_function(silence_poppler, nullptr);
     const std::string path = QFile::encodeName(cl.positional()[0]).toStdString();
-    const std::string password = cl.text("password")->toStdString();
+    std::string password = cl.text("password")->toStdString();
+    if (cl.flag("password-stdin")) {
+        password.clear();
+        for (int c = std::fgetc(stdin); c != EOF && c != '\n'; c = std::fgetc(stdin)) password += static_cast<char>(c);
+    }
     std::unique_ptr<poppler::document> doc(poppler::document::load_from_file(path));
     if (!doc) return emitJson("{\"status\":\"error\",\"reason\":\"not a PDF, or damaged beyond repair\"}");
     if (doc->is_locked()) {

@@ -5,18 +5,26 @@
 #include <QJsonObject>
 #include <QProcess>
 
+#include <sys/prctl.h>
+
+#include <csignal>
+
 namespace quire::app {
 
 PdfText readPdf(const QString& path, const PdfReaderOptions& options) {
     PdfText out;
     QProcess helper;
-    QStringList args{"pdf-extract", path};
-    if (!options.password.isEmpty()) args << "--password" << options.password;
+    // The password goes through a pipe: on the command line every user of the machine could read it.
+    const QStringList args{"pdf-extract", path, "--password-stdin"};
+    // The helper ends with Quire: a killed `quire add` must not leave it reading for minutes.
+    helper.setChildProcessModifier([] { prctl(PR_SET_PDEATHSIG, SIGKILL); });
     helper.start(options.helperProgram, args);
     if (!helper.waitForStarted(10000)) {
         out.reason = "cannot start the PDF reader (" + helper.errorString() + ")";
         return out;
     }
+    helper.write(options.password.toUtf8() + "\n");
+    helper.closeWriteChannel();
     if (!helper.waitForFinished(options.timeoutMs)) {
         helper.kill();
         helper.waitForFinished(5000);
