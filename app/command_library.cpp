@@ -203,7 +203,7 @@ int removeCommand(AppContext& ctx, const CommandLine& cl) {
     if (!sources) return fail(QString::fromStdString(sources.status().message()));
     const QString which = cl.positional()[1];
     for (const SourceRow& s : sources.value())
-        if (QString::number(s.id) == which || s.path == which || s.path == QFileInfo(which).absoluteFilePath()) {
+        if (QString::number(s.id) == which || s.path == which || s.path == QDir::cleanPath(QFileInfo(which).absoluteFilePath())) {
             if (Status st = ctx.db->removeSource(s.id); !st) return fail(QString::fromStdString(st.message()));
             out("removed: " + s.path + "\n");
             return 0;

@@ -133,6 +133,8 @@ private slots:
         QVERIFY(quire({"add", "nope", demo("wordcount")}).err.contains("no library named 'nope'"));
         QCOMPARE(quire({"add", "x", demo("wordcount")}).code, 0);
         QVERIFY(quire({"add", "x", demo("wordcount")}).err.contains("already in this library"));
+        const CliResult slash = quire({"add", "x", demo("wordcount") + "/"});  // the same folder, written differently
+        QVERIFY2(slash.code != 0 && slash.err.contains("already in this library"), qPrintable(slash.err));
         const CliResult show = quire({"library", "show", "x"});
         QVERIFY(show.out.contains("code, 6 files"));
         QVERIFY(show.out.contains("saved prefix state: none"));

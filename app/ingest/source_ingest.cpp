@@ -1,6 +1,7 @@
 #include "source_ingest.h"
 
 #include <QCryptographicHash>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 
@@ -98,7 +99,7 @@ void ingestText(IngestedSource& s, const IngestOptions& o) {
 IngestedSource ingestSource(const QString& path, const IngestOptions& options) {
     IngestedSource s;
     const QFileInfo info(path);
-    s.path = info.absoluteFilePath();
+    s.path = QDir::cleanPath(info.absoluteFilePath());  // "tree/" and "tree" are one source
     if (!info.exists()) {
         s.kind = "text";
         s.error = "no such file or folder";

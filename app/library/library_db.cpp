@@ -454,7 +454,7 @@ Result<qint64> LibraryDb::addSource(const SourceRow& s, const QString& text) {
         q.addBindValue(v);
     if (!q.exec()) {
         const bool dup = q.lastError().text().contains("UNIQUE");
-        return fail(dup ? Status(ErrorCode::invalid_argument, (s.path + " is already in this library").toStdString())
+        return fail(dup ? Status(ErrorCode::invalid_argument, "already in this library")
                         : dbError("cannot add source", q.lastError()));
     }
     const qint64 id = q.lastInsertId().toLongLong();
