@@ -135,6 +135,10 @@ private slots:
         QVERIFY(quire({"add", "x", demo("wordcount")}).err.contains("already in this library"));
         const CliResult slash = quire({"add", "x", demo("wordcount") + "/"});  // the same folder, written differently
         QVERIFY2(slash.code != 0 && slash.err.contains("already in this library"), qPrintable(slash.err));
+        // A chat that does not exist is refused before the library is read (at 1M tokens, an hour).
+        const CliResult noChat = quire({"ask", "x", "hi", "--chat", "999", "--chunk", "512"});
+        QVERIFY2(noChat.code != 0 && noChat.err.contains("library 'x' has no chat 999"), qPrintable(noChat.err));
+        QVERIFY2(!noChat.err.contains("reading:"), qPrintable(noChat.err));
         const CliResult show = quire({"library", "show", "x"});
         QVERIFY(show.out.contains("code, 6 files"));
         QVERIFY(show.out.contains("saved prefix state: none"));

@@ -330,6 +330,17 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     if (question.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "the question is empty");
     if (db_.readOnly())  // refused before the work: the answer could not be recorded
         return Status(ErrorCode::io_error, (db_.path() + " is read-only: a question and its answer cannot be recorded").toStdString());
+    // The chat of this library, asked for before the library is read (a mistyped chat must not cost
+    // the reading) and again after (it may have been deleted meanwhile).
+    auto libraryChat = [&]() -> Result<ChatRow> {
+        auto chat = db_.chat(o.chatId);
+        if (!chat) return chat.status();
+        if (!chat.value() || chat.value()->libraryId != library.id)
+            return Status(ErrorCode::invalid_argument, QString("library '%1' has no chat %2").arg(library.name).arg(o.chatId).toStdString());
+        return *chat.value();
+    };
+    if (o.chatId)
+        if (auto chat = libraryChat(); !chat) return chat.status();
     const EngineCounters before = engine_.counters();
     AskResult result;
     ReadResult info;
@@ -343,11 +354,9 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     std::unique_ptr<Sequence> seq;
     const qint64 chatId = o.chatId;
     if (chatId) {
-        auto chat = db_.chat(chatId);
+        auto chat = libraryChat();
         if (!chat) return chat.status();
-        if (!chat.value() || chat.value()->libraryId != library.id)
-            return Status(ErrorCode::invalid_argument, QString("library '%1' has no chat %2").arg(library.name).arg(chatId).toStdString());
-        auto s = chatSequence(*chat.value(), prefix, result.notices, o.replaceLast);
+        auto s = chatSequence(chat.value(), prefix, result.notices, o.replaceLast);
         if (!s) return s.status();
         seq = std::move(s.value());
     } else if (o.replaceLast) {
