@@ -259,7 +259,7 @@ void reportRemoval(const Removal& r) {
 int renameCommand(AppContext& ctx, const CommandLine& cl) {
     auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    if (Status st = ctx.db->renameLibrary(lib->id, cl.positional()[1]); !st) return fail(QString::fromStdString(st.message()));
+    if (Status st = ctx.db->renameLibrary(lib->id, cl.positional()[1], lib->name); !st) return fail(QString::fromStdString(st.message()));
     out(QString("renamed library '%1' to '%2'\n").arg(lib->name, cl.positional()[1].trimmed()));
     return 0;
 }

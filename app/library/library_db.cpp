@@ -403,16 +403,20 @@ Status LibraryDb::deleteLibrary(qint64 id) {
     return run(q, "delete library");
 }
 
-Status LibraryDb::renameLibrary(qint64 id, const QString& name) {
+Status LibraryDb::renameLibrary(qint64 id, const QString& name, const QString& expectedName) {
     QUIRE_TRY(checkLibraryName(name));
     QUIRE_TRY(beforeWrite());
     if (auto existing = library(name.trimmed()); existing && existing.value() && existing.value()->id != id)
         return Status(ErrorCode::invalid_argument, ("there is already a library named '" + name.trimmed() + "'").toStdString());
     QSqlQuery q(db());
-    q.prepare("UPDATE libraries SET name = ? WHERE id = ?");
+    q.prepare(expectedName.isNull() ? "UPDATE libraries SET name = ? WHERE id = ?" : "UPDATE libraries SET name = ? WHERE id = ? AND name = ?");
     q.addBindValue(sqlText(name.trimmed()));
     q.addBindValue(id);
-    return run(q, "rename library");
+    if (!expectedName.isNull()) q.addBindValue(sqlText(expectedName));
+    QUIRE_TRY(run(q, "rename library"));
+    if (!expectedName.isNull() && q.numRowsAffected() != 1)
+        return Status(ErrorCode::invalid_argument, ("library '" + expectedName + "' was renamed or deleted meanwhile").toStdString());
+    return Status::ok();
 }
 
 Status LibraryDb::renameChat(qint64 chatId, const QString& title) {

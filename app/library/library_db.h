@@ -92,7 +92,9 @@ public:
     Result<std::optional<LibraryRow>> library(const QString& name);
     Result<QList<LibraryRow>> libraries();
     Status deleteLibrary(qint64 id);
-    Status renameLibrary(qint64 id, const QString& name);
+    // With `expectedName`, only while the library still has that name: of two processes renaming one
+    // library at once, the second is told it was renamed, instead of both reporting success.
+    Status renameLibrary(qint64 id, const QString& name, const QString& expectedName = {});
 
     // Adds a source at the end of the library (its text stored alongside) in one transaction.
     Result<qint64> addSource(const SourceRow& source, const QString& text);

@@ -272,7 +272,15 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             row.tokenCount = static_cast<qint64>(tokens.size());
             row.bytes = QFileInfo(path).size();
             auto id = db_.addPrefixState(row);
-            if (!id) return id.status();
+            if (!id) {
+                // No row for the file (the library was deleted meanwhile, or the database failed):
+                // nothing would ever find or remove it, so it goes now.
+                QFile::remove(path);
+                if (auto still = db_.library(library.name); still && (!still.value() || still.value()->id != library.id))
+                    return Status(ErrorCode::invalid_argument,
+                                  ("library '" + library.name + "' was deleted while it was being read; nothing was saved").toStdString());
+                return id.status();
+            }
             prefix.stateId = id.value();
             evictStates(id.value());
         }
