@@ -269,6 +269,24 @@ private slots:
         QVERIFY(!QFileInfo::exists(dst + "2"));
     }
 
+    // A run killed between moving the old DST aside and moving the new one in leaves DST missing:
+    // the next run puts the old model back (and, without --force, refuses to replace it).
+    void stale_replaced_folder_is_put_back() {
+        const QString dst = tmp_.filePath("put-back");
+        const QString aside = tmp_.filePath(".put-back.replaced-999999999");  // no such process
+        put(aside + "/config.json", "{\"old\": true}");
+        const CliResult r = runQuire({"quantize", src_, dst, "--bits", "4"}, 60000);
+        QVERIFY2(r.code != 0 && r.err.contains("exists and is not empty"), qPrintable(r.err));
+        QVERIFY(!QFileInfo::exists(aside));
+        QFile back(dst + "/config.json");
+        QVERIFY(back.open(QIODevice::ReadOnly));
+        QCOMPARE(back.readAll(), QByteArray("{\"old\": true}"));
+        // With DST in place, a stale aside is only litter: it goes.
+        put(aside + "/config.json", "{}");
+        QVERIFY2(runQuire({"quantize", src_, dst, "--bits", "4", "--force"}, 120000).code == 0, "quantize --force");
+        QVERIFY(!QFileInfo::exists(aside));
+    }
+
     void refusesBadInput_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");
@@ -311,6 +329,10 @@ private slots:
         QTest::newRow("dst a file") << QStringList{src_, file} + b4 << "exists and is not a folder";
         QTest::newRow("dst parent missing") << QStringList{src_, tmp_.filePath("no/such/dst")} + b4 << "does not exist";
         QTest::newRow("dst unwritable") << QStringList{src_, "/proc/quire-dst"} + b4 << "/proc";
+        const QString dangling = tmp_.filePath("dangling-link");
+        QFile::link(tmp_.filePath("nowhere"), dangling);
+        QTest::newRow("dst dangling link") << QStringList{src_, dangling} + b4 << "is a symbolic link to";
+        QTest::newRow("dst twice") << QStringList{src_, dst, "--bits", "4", "--bits", "8"} << "--bits is given more than once";
         QTest::newRow("calibration empty") << QStringList{src_, dst, "--calibration", empty} + b4 << "is empty";
         QTest::newRow("calibration binary") << QStringList{src_, dst, "--calibration", binary} + b4 << "is not UTF-8 text";
         QTest::newRow("calibration fifo") << QStringList{src_, dst, "--calibration", fifo} + b4 << "not a regular file";

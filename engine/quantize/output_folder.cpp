@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -44,6 +45,26 @@ void fsync_folder(const std::string& dir) {
     ::close(fd);
 }
 
+void clean_stale_runs(const fs::path& d) {
+    std::error_code ec;
+    // Left behind by a run that was killed outright (SIGKILL, power loss): its process is gone. A
+    // staging folder is removed; an old DST it had moved aside (commit) is removed once DST is in
+    // place, and put back when the kill came between the two renames and DST is missing.
+    const std::string prefix = "." + d.filename().string() + ".quantizing-";
+    const std::string aside_prefix = "." + d.filename().string() + ".replaced-";
+    auto dead_pid = [](const std::string& pid) {
+        if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
+        return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
+    };
+    for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind(prefix, 0) == 0 && dead_pid(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
+        if (name.rfind(aside_prefix, 0) != 0 || !dead_pid(name.substr(aside_prefix.size()))) continue;
+        if (fs::exists(fs::symlink_status(d, ec))) fs::remove_all(e.path(), ec);
+        else (void)::rename(e.path().c_str(), d.c_str());
+    }
+}
+
 }  // namespace
 
 std::string destination_folder(const std::string& dst) { return resolved(dst).string(); }
@@ -54,8 +75,19 @@ Status check_destination(const std::string& src, const std::string& dst, bool fo
     if (s == d) return Status(ErrorCode::invalid_argument, "DST " + dst + " is the source folder itself");
     if (inside(s, d)) return Status(ErrorCode::invalid_argument, "DST " + dst + " lies inside the source folder " + src);
     if (inside(d, s)) return Status(ErrorCode::invalid_argument, "the source folder " + src + " lies inside DST " + dst);
+    clean_stale_runs(d);
     std::error_code ec;
+    // Found now rather than when the finished model is moved into place: a link to nowhere, or a
+    // mount point, which no rename can replace.
+    fs::path given = fs::absolute(dst, ec).lexically_normal();
+    if (!given.has_filename() && given.has_parent_path()) given = given.parent_path();  // "link/" names the link too
+    if (fs::is_symlink(fs::symlink_status(given, ec)) && !fs::exists(given, ec))
+        return Status(ErrorCode::invalid_argument, "DST " + dst + " is a symbolic link to " + fs::read_symlink(given, ec).string() +
+                                                       ", which does not exist");
     const fs::file_status st = fs::status(d, ec);
+    struct stat own {}, up {};
+    if (fs::is_directory(st) && ::stat(d.c_str(), &own) == 0 && ::stat(d.parent_path().c_str(), &up) == 0 && own.st_dev != up.st_dev)
+        return Status(ErrorCode::invalid_argument, "DST " + dst + " is a mount point, which cannot be replaced: name a new folder inside it");
     if (fs::exists(st)) {
         if (!fs::is_directory(st)) return Status(ErrorCode::invalid_argument, "DST " + dst + " exists and is not a folder");
         if (!fs::is_empty(d, ec) && !force)
@@ -78,14 +110,7 @@ Result<StagingFolder> StagingFolder::create(const std::string& dst) {
     const fs::path d = resolved(dst);
     const std::string prefix = "." + d.filename().string() + ".quantizing-";
     std::error_code ec;
-    // Left behind by a run that was killed outright (SIGKILL, power loss): its process is gone.
-    for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
-        const std::string name = e.path().filename().string();
-        if (name.rfind(prefix, 0) != 0) continue;
-        const std::string pid = name.substr(prefix.size());
-        if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
-        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
-    }
+    clean_stale_runs(d);
     StagingFolder f;
     f.dst_ = d.string();
     f.path_ = (d.parent_path() / (prefix + std::to_string(::getpid()))).string();
