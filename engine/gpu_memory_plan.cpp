@@ -1,6 +1,7 @@
 #include "gpu_memory_plan.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <regex>
@@ -239,15 +240,22 @@ Result<int64_t> parse_gpu_memory_gib(const std::string& typed) {
     const std::string text = first == std::string::npos ? std::string() : typed.substr(first, last - first + 1);
     const std::string what = "--gpu-memory takes GiB of GPU memory (for example 24 or 23.5)";
     if (text.empty()) return Status(ErrorCode::invalid_argument, what + "; it was empty");
-    size_t used = 0;
+    // from_chars: decimal only (no "0x18"), whatever the locale; an overflow is "too large", not "not a number".
     double gib = 0;
-    try {
-        gib = std::stod(text, &used);
-    } catch (const std::exception&) {
-        return Status(ErrorCode::invalid_argument, what + "; \"" + text + "\" is not a number");
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), gib);
+    if (ec == std::errc::result_out_of_range && end == text.data() + text.size()) {
+        const size_t e = text.find_first_of("eE");
+        if (text[0] == '-') return Status(ErrorCode::invalid_argument, what + "; it must be more than 0, not " + text);
+        if (e != std::string::npos && e + 1 < text.size() && text[e + 1] == '-')
+            return Status(ErrorCode::invalid_argument, what + "; it must be at least 1, not " + text);
+        return Status(ErrorCode::invalid_argument, what + "; " + text + " GiB is more than any GPU has (at most 65536)");
     }
-    if (used != text.size() || !std::isfinite(gib)) return Status(ErrorCode::invalid_argument, what + "; \"" + text + "\" is not a number");
+    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(gib))
+        return Status(ErrorCode::invalid_argument, what + "; \"" + text + "\" is not a number");
     if (gib <= 0) return Status(ErrorCode::invalid_argument, what + "; it must be more than 0, not " + text);
+    // Below 1 GiB nothing fits (the CUDA context alone takes ~0.6 GiB), and a tiny value such as
+    // 1e-10 would round to 0 bytes, which means "no budget".
+    if (gib < 1) return Status(ErrorCode::invalid_argument, what + "; it must be at least 1, not " + text);
     if (gib > 65536) return Status(ErrorCode::invalid_argument, what + "; " + text + " GiB is more than any GPU has (at most 65536)");
     return static_cast<int64_t>(gib * double(1LL << 30));
 }

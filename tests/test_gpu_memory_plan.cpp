@@ -141,14 +141,18 @@ private slots:
     void gpu_memory_values_a_user_types() {
         QCOMPARE(parse_gpu_memory_gib("24").value(), int64_t(24) << 30);
         QCOMPARE(parse_gpu_memory_gib(" 23.5 ").value(), int64_t(47) << 29);
-        QCOMPARE(parse_gpu_memory_gib("0.5").value(), int64_t(1) << 29);  // parses; model-info says nothing fits
-        for (const char* bad : {"-1", "0", "abc", "1e9", "", "24GiB", "nan", "inf", "  "}) {
+        QCOMPARE(parse_gpu_memory_gib("1").value(), int64_t(1) << 30);  // parses; model-info says nothing fits
+        for (const char* bad : {"-1", "0", "abc", "1e9", "", "24GiB", "nan", "inf", "  ", "0.5", "1e-10", "1e-400", "0x18", "1e309", "-1e309"}) {
             auto r = parse_gpu_memory_gib(bad);
             QVERIFY2(!r, bad);
             QVERIFY2(r.status().message().find("--gpu-memory") != std::string::npos, r.status().message().c_str());
         }
         QVERIFY(parse_gpu_memory_gib("1e9").status().message().find("more than any GPU") != std::string::npos);
         QVERIFY(parse_gpu_memory_gib("0").status().message().find("more than 0") != std::string::npos);
+        // 1e-10 rounded to 0 bytes, which meant "no budget"; 1e309 was "not a number".
+        QVERIFY(parse_gpu_memory_gib("1e-10").status().message().find("at least 1, not 1e-10") != std::string::npos);
+        QVERIFY(parse_gpu_memory_gib("1e309").status().message().find("more than any GPU") != std::string::npos);
+        QVERIFY(parse_gpu_memory_gib("0x18").status().message().find("is not a number") != std::string::npos);
     }
 
     void model_info_says_what_fits() {
@@ -165,7 +169,7 @@ private slots:
         QVERIFY(bf16Part.contains("1M: won't fit (needs 29.22 GiB)"));
         QVERIFY(r.out.section("GPTQ INT4", 1).contains("1M: fits"));
         // A budget smaller than any weights: a clear "won't fit" per precision.
-        const auto tiny = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "0.5"});
+        const auto tiny = runQuire({"model-info", QUIRE_TEST_DATA_DIR "/real_config", "--gpu-memory", "1"});
         QVERIFY(tiny.out.contains("bf16: weights 17.65 GiB; won't fit at any context (the weights alone need 17.65 GiB)"));
         // A good folder: exit 0 with the budget; a GPTQ folder reports its own precision only.
         const QString model = QString::fromStdString(quire::test::tiny_model("tiny-a"));

@@ -102,7 +102,7 @@ SettingsDialog::SettingsDialog(app::LibraryDb& db, qint64 contextTokens, QWidget
     gpuMemory_->setSuffix(tr(" GiB"));
     gpuMemory_->setSpecialValueText(tr("No budget: all of the GPU"));
     gpuMemory_->setToolTip(tr("The most GPU memory Quire may use (weights, the library's state, workspace); a library that does not fit "
-                              "is refused before reading, with the numbers. Applies when the model is next loaded."));
+                              "is refused before reading, with the numbers. At least 1 GiB. Applies when the model is next loaded."));
     gpuMemory_->setValue(static_cast<double>(gpuBudgetSetting(db_)) / double(1LL << 30));
     device_->setText(gpu.device_count ? tr("Answers are computed on the GPU chosen here (a change applies when the model is next loaded)")
                                       : tr("No GPU (%1): the CPU engine answers").arg(QString::fromStdString(gpu.reason)));
@@ -273,7 +273,9 @@ void SettingsDialog::save() {
     (void)db_.setSetting("theme", themeName(static_cast<Theme>(theme_->currentIndex())));
     (void)db_.setSetting("pdf_viewer", pdfViewer_->currentIndex() == 1 ? "system" : "quire");
     if (gpu_->count() > 0) (void)db_.setSetting("gpu", QString::number(gpu_->currentIndex()));
-    (void)db_.setSetting("gpu_memory_gib", gpuMemory_->value() > 0 ? QString::number(gpuMemory_->value()) : QString("0"));
+    // A budget is at least 1 GiB (parse_gpu_memory_gib): 0.1-0.9 would otherwise be stored and read back as none.
+    const double gpuGib = gpuMemory_->value() > 0 ? std::max(1.0, gpuMemory_->value()) : 0.0;
+    (void)db_.setSetting("gpu_memory_gib", gpuGib > 0 ? QString::number(gpuGib) : QString("0"));
     (void)db_.setSetting("serve.enabled", serve_->isChecked() ? "1" : "0");
     (void)db_.setSetting("serve.port", QString::number(servePort_->value()));
     applyTheme(static_cast<Theme>(theme_->currentIndex()));
