@@ -35,6 +35,30 @@ private slots:
         QDir().mkpath(data_);
     }
 
+    // A full disk (the database cannot make its -wal / -shm files) is named as such: "not a usable
+    // database" made a healthy library look damaged. Needs root to mount a 1 MiB tmpfs.
+    void full_disk_is_named_not_called_damage() {
+        if (::geteuid() != 0) QSKIP("needs root to mount a small tmpfs");
+        const QString mnt = tmp_.path() + "/small";
+        QDir().mkpath(mnt);
+        if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1M", "tmpfs", mnt}) != 0) QSKIP("cannot mount a tmpfs here");
+        auto unmount = qScopeGuard([&] { QProcess::execute("umount", {mnt}); });
+        const auto inSmall = [&](QStringList args) { return runQuire(args << "--data-dir" << mnt, 60000); };
+        QCOMPARE(inSmall({"library", "create", "k"}).code, 0);
+        QFile filler(mnt + "/filler");
+        QVERIFY(filler.open(QIODevice::WriteOnly));
+        const QByteArray block(4096, 'x');
+        for (int i = 0; i < 1024 && filler.write(block) == block.size() && filler.flush(); ++i) {
+        }
+        filler.close();
+        const CliResult full = inSmall({"library", "list"});
+        QVERIFY(full.code != 0);
+        QVERIFY2(full.err.contains("the disk holding it is full") && full.err.contains("not damaged"), qPrintable(full.err));
+        QVERIFY(QFile::remove(mnt + "/filler"));
+        const CliResult again = inSmall({"library", "list"});
+        QVERIFY2(again.code == 0 && again.out.contains("k\t0 sources"), qPrintable(again.err));
+    }
+
     // What happened: with library.sqlite-wal and -shm deleted while a long `ask` ran, a later `add`
     // printed "added" and the source was gone once the ask finished (its close checkpointed its old
     // journal over the add's pages). This process plays the long ask.

@@ -1,5 +1,7 @@
 #include "library_db.h"
 
+#include <sys/statvfs.h>
+
 #include "journal_guard.h"
 
 #include <QDateTime>
@@ -153,6 +155,24 @@ const char* kStateColumns = "id, library_id, path, model_fingerprint, token_hash
 
 QString nowIso() { return QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs); }
 
+namespace {
+// When SQLite cannot open or read the database because its disk is full (it must create the -wal
+// and -shm files beside it), that is what to say: "not a usable database" would suggest the file
+// is damaged, and a user might delete it. Empty when the disk has room.
+QString fullDiskProblem(const QString& path, const QString& error) {
+    struct statvfs v {};
+    const QByteArray dir = QFile::encodeName(QFileInfo(path).absolutePath());
+    if (::statvfs(dir.constData(), &v) != 0) return {};
+    const qint64 free = static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize);
+    if (free >= (1 << 20)) return {};
+    return QString("cannot open %1: the disk holding it is full (%2 KiB free; %3). The library itself is not damaged: free some space and "
+                   "run the command again")
+        .arg(path)
+        .arg(free / 1024)
+        .arg(error);
+}
+}  // namespace
+
 Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     std::unique_ptr<LibraryDb> db(new LibraryDb());
     db->path_ = path;
@@ -165,13 +185,17 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     if (db->readOnly_ && !file.exists())
         return Status(ErrorCode::io_error, (file.absolutePath() + " is read-only and holds no Quire library yet").toStdString());
     QSqlDatabase c = db->db();
-    if (!c.isOpen())
+    if (!c.isOpen()) {
+        if (const QString full = fullDiskProblem(path, db->openError_); !full.isEmpty()) return Status(ErrorCode::io_error, full.toStdString());
         return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + db->openError_ + ")").toStdString());
+    }
     // A damaged or foreign file must be refused before anything writes to it.
     {
         QSqlQuery probe(c);
         const bool ran = probe.exec("PRAGMA quick_check") && probe.next();
         const QString verdict = ran ? probe.value(0).toString() : probe.lastError().text();
+        if (!ran)
+            if (const QString full = fullDiskProblem(path, verdict); !full.isEmpty()) return Status(ErrorCode::io_error, full.toStdString());
         if (!ran || verdict != "ok")
             return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
     }
