@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "app_context.h"
 #include "cli_args.h"
@@ -22,6 +23,7 @@
 #include "tokenizer.h"
 #include "session/chat_export.h"
 #include "session/citations.h"
+#include "session/context_builder.h"
 #include "session/session_service.h"
 
 namespace quire::cli {
@@ -165,6 +167,25 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     int failures = 0;
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
+    // The library's tokens before this add, counted as the context counts them (each source's text
+    // and a newline), so that the sources added here together cannot pass the context limit either.
+    qint64 libraryTokens = 0;
+    if (tok) {
+        const QString prompt = lib->systemPrompt.isEmpty() ? defaultSystemPrompt() : lib->systemPrompt;
+        if (auto head = assembleContext(*tok, prompt, {}, std::numeric_limits<qint64>::max(), 0))  // the system prompt's part
+            libraryTokens = static_cast<qint64>(head->tokens.size());
+    }
+    if (tok)
+        if (auto rows = ctx.db->sources(lib->id))
+            for (const SourceRow& r : rows.value())
+                if (r.status == "ready")
+                    if (auto text = ctx.db->sourceText(r.id))
+                        libraryTokens += static_cast<qint64>(tok->encode_text((text.value() + "\n").toStdString(), false).size());
+    // Takes the source just stored out again (it is the library's last).
+    auto takeOut = [&](const IngestedSource& s) {
+        auto rows = ctx.db->sources(lib->id);
+        if (rows && !rows->isEmpty() && rows->last().path == s.path) (void)ctx.db->removeSource(rows->last().id);
+    };
     for (qsizetype i = 1; i < pos.size(); ++i) {
         const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o);
         const IngestedSource& s = added.source;
@@ -174,16 +195,26 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
             continue;
         }
         // A source that alone does not fit the context can never be asked about: taken out again.
-        const qint64 tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text(s.text.toStdString(), false).size()) : 0;
+        const qint64 tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text((s.text + "\n").toStdString(), false).size()) : 0;
         if (tokens + limits.conversationReserve > limits.contextLimit) {
-            auto rows = ctx.db->sources(lib->id);
-            if (rows && !rows->isEmpty() && rows->last().path == s.path) (void)ctx.db->removeSource(rows->last().id);
+            takeOut(s);
             std::fprintf(stderr, "quire: %s alone needs %lld tokens, more than the context limit of %lld less %lld for the conversation; not added\n",
                          qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(limits.contextLimit),
                          static_cast<long long>(limits.conversationReserve));
             ++failures;
             continue;
         }
+        if (libraryTokens + tokens + limits.conversationReserve > limits.contextLimit) {
+            takeOut(s);
+            std::fprintf(stderr,
+                         "quire: %s needs %lld tokens; with the library's %lld that is more than the context limit of %lld less %lld for the "
+                         "conversation; not added (remove a source first: quire remove)\n",
+                         qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(libraryTokens),
+                         static_cast<long long>(limits.contextLimit), static_cast<long long>(limits.conversationReserve));
+            ++failures;
+            continue;
+        }
+        libraryTokens += tokens;
         // Printed only after the transaction committed: "added" means it is in the library.
         if (s.status == "ready") {
             out(QString("added: %1 (%2, %3 %4)\n").arg(s.path, s.kind).arg(s.units).arg(s.kind == "pdf" ? "pages" : "files"));

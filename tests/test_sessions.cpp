@@ -147,6 +147,19 @@ private slots:
         QVERIFY(quire({"library", "list"}).out.contains("x\t0 sources"));
     }
 
+    // Sources added one at a time cannot take the library past the context limit either (each
+    // was checked alone, and the sixth 198K-token file made every later question fail).
+    void add_refuses_what_would_pass_the_context_limit() {
+        QCOMPARE(quire({"library", "create", "full"}).code, 0);
+        // The conversation keeps 8,192 tokens; the story alone fits 10,800, the story and the code do not.
+        QCOMPARE(quire({"add", "full", demo("the-keeper-of-the-light.txt"), "--context-limit", "10800"}).code, 0);
+        const CliResult more = quire({"add", "full", demo("wordcount"), "--context-limit", "10800"});
+        QVERIFY(more.code != 0);
+        QVERIFY2(more.err.contains("with the library's") && more.err.contains("not added"), qPrintable(more.err));
+        QVERIFY(quire({"library", "list"}).out.contains("full\t1 sources"));
+        QCOMPARE(quire({"add", "full", demo("wordcount"), "--context-limit", "12000"}).code, 0);
+    }
+
     void damaged_database_is_refused_untouched() {
         QFile f(data_ + "/library.sqlite");
         QVERIFY(f.open(QIODevice::WriteOnly));
