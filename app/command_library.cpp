@@ -13,6 +13,7 @@
 
 #include "app_context.h"
 #include "cli_args.h"
+#include "cli_output.h"
 #include "command_remote.h"
 #include "commands.h"
 #include "engine_setup.h"
@@ -32,15 +33,6 @@ using namespace quire::app;
 
 namespace {
 
-void out(const QString& s) {
-    const QByteArray b = s.toUtf8();
-    std::fwrite(b.constData(), 1, static_cast<size_t>(b.size()), stdout);
-    std::fflush(stdout);
-}
-int fail(const QString& s) {
-    std::fprintf(stderr, "quire: %s\n", qPrintable(s));
-    return 1;
-}
 const char* kUsage =
     "usage:\n"
     "  quire library create NAME [--system TEXT]\n"
@@ -459,6 +451,11 @@ int library_command(int argc, char** argv) {
         return sub.run(*ctx, cl);
     }
     const bool help = argc > 2 && (std::strcmp(argv[argc - 1], "--help") == 0 || std::strcmp(argv[argc - 1], "-h") == 0);
+    if (!help) {
+        const QString what = verbed ? (argc > 2 ? "no library command '" + QString(argv[2]) + "'" : QString("`quire library` needs a command"))
+                                    : "no command '" + QString(argv[1]) + "'";
+        std::fprintf(stderr, "quire: %s\n", qPrintable(visibleControls(what)));
+    }
     std::fputs(kUsage, help ? stdout : stderr);
     return help ? 0 : 2;
 }

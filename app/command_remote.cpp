@@ -7,21 +7,11 @@
 
 #include <cstdio>
 
+#include "cli_output.h"
+
 namespace quire::cli {
 
 using namespace quire::app;
-
-namespace {
-int fail(const QString& s) {
-    std::fprintf(stderr, "quire: %s\n", qPrintable(s));
-    return 1;
-}
-void out(const QString& s) {
-    const QByteArray b = s.toUtf8();
-    std::fwrite(b.constData(), 1, static_cast<size_t>(b.size()), stdout);
-    std::fflush(stdout);
-}
-}  // namespace
 
 int configBackendCommand(AppContext& ctx, const CommandLine& cl) {
     const QString url = cl.positional()[1];

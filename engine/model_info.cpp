@@ -48,7 +48,8 @@ ModelReport inspect_model(const std::string& dir) {
     r.dir = dir;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
-        r.problems.push_back(dir + ": not a folder");
+        if (dir.empty()) r.problems.push_back("no model folder was named");
+        else r.problems.push_back(dir + (fs::exists(fs::symlink_status(dir, ec)) ? ": not a folder" : ": does not exist"));
         return r;
     }
     auto config = load_model_config((fs::path(dir) / "config.json").string());

@@ -5,6 +5,7 @@
 #include <QProcess>
 #include <QtTest>
 
+#include "cli_output.h"
 #include "cli_runner.h"
 
 using namespace quire::test;
@@ -130,6 +131,15 @@ private slots:
         const Run ex = quire({"add", "x", tree, "--data-dir", d, "--exclude", "*.log", "--exclude", "*.tmp"});
         QVERIFY2(ex.code == 0, qPrintable(ex.err));
         QVERIFY2(ex.out.contains("1 file"), qPrintable(ex.out));
+    }
+
+    // What reaches a terminal: escape sequences in a file name or chat title are shown, not obeyed;
+    // an unknown library command is named before the usage.
+    void control_characters_are_shown_on_a_terminal() {
+        QCOMPARE(quire::cli::visibleControls(QString("a\x1b[31mred\tok\nnext\x7f\r")), QString("a\\x1b[31mred\tok\nnext\\x7f\\x0d"));
+        const Run frob = quire({"library", "frob"});
+        QCOMPARE(frob.code, 2);
+        QVERIFY2(frob.err.startsWith("quire: no library command 'frob'\n"), qPrintable(frob.err));
     }
 
     void equals_form_is_accepted() {

@@ -171,6 +171,12 @@ private slots:
         QCOMPARE(ingestSource(path("nope.txt"), options()).error, QString("no such file or folder"));
         put(path("blob.bin"), QByteArray("\0\1\2", 3));
         QVERIFY(ingestSource(path("blob.bin"), options()).error.contains("not a text file"));
+        // Nothing to ask about: refused, not added as a header alone (a /proc file reads the same way).
+        put(path("empty.txt"), QByteArray());
+        QCOMPARE(ingestSource(path("empty.txt"), options()).error, QString("the file is empty"));
+        put(path("blank.txt"), QByteArray(" \n\t\n"));
+        QCOMPARE(ingestSource(path("blank.txt"), options()).error, QString("the file holds only white space"));
+        QCOMPARE(ingestSource("/proc/self/status", options()).error, QString("the file is empty"));
     }
 };
 

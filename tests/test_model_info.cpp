@@ -66,7 +66,10 @@ private slots:
     void not_a_folder() {
         const Run r = model_info("/nonexistent/quire-model");
         QCOMPARE(r.code, 1);
-        QVERIFY(r.out.contains("not a folder"));
+        QVERIFY2(r.out.contains("/nonexistent/quire-model: does not exist"), qPrintable(r.out));
+        const Run file = model_info("/etc/passwd");
+        QCOMPARE(file.code, 1);
+        QVERIFY2(file.out.contains("/etc/passwd: not a folder"), qPrintable(file.out));
     }
 };
 

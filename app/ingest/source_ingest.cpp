@@ -88,6 +88,11 @@ void ingestText(IngestedSource& s, const IngestOptions& o) {
         s.error = "not a text file (binary or not UTF-8)";
         return;
     }
+    // Nothing to ask about (also what a /proc file reads as: its size says 0).
+    if (QString::fromUtf8(bytes).trimmed().isEmpty()) {
+        s.error = bytes.isEmpty() ? "the file is empty" : "the file holds only white space";
+        return;
+    }
     s.units = 1;
     s.text = "### File: " + QFileInfo(s.path).fileName() + "\n" + withLineMarks(QString::fromUtf8(bytes), o.lineMarkEvery);
     if (!s.text.endsWith('\n')) s.text += '\n';
