@@ -173,10 +173,11 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
                 if (r.status == "ready")
                     if (auto text = ctx.db->sourceText(r.id))
                         libraryTokens += static_cast<qint64>(tok->encode_text((text.value() + "\n").toStdString(), false).size());
-    // Takes the source just stored out again (it is the library's last).
-    auto takeOut = [&](const IngestedSource& s) {
-        auto rows = ctx.db->sources(lib->id);
-        if (rows && !rows->isEmpty() && rows->last().path == s.path) (void)ctx.db->removeSource(rows->last().id);
+    // Takes the source just stored out again; says so when that fails (it then stays in the library).
+    auto takeOut = [&](const AddedSource& a) {
+        if (Status st = ctx.db->removeSource(a.id); !st)
+            std::fprintf(stderr, "quire: %s could not be taken out again (%s); remove it with quire remove\n", qPrintable(a.source.path),
+                         st.message().c_str());
     };
     for (qsizetype i = 1; i < pos.size(); ++i) {
         const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o);
@@ -189,7 +190,7 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
         // A source that alone does not fit the context can never be asked about: taken out again.
         const qint64 tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text((s.text + "\n").toStdString(), false).size()) : 0;
         if (tokens + limits.conversationReserve > limits.contextLimit) {
-            takeOut(s);
+            takeOut(added);
             std::fprintf(stderr, "quire: %s alone needs %lld tokens, more than the context limit of %lld less %lld for the conversation; not added\n",
                          qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(limits.contextLimit),
                          static_cast<long long>(limits.conversationReserve));
@@ -197,7 +198,7 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
             continue;
         }
         if (libraryTokens + tokens + limits.conversationReserve > limits.contextLimit) {
-            takeOut(s);
+            takeOut(added);
             std::fprintf(stderr,
                          "quire: %s needs %lld tokens; with the library's %lld that is more than the context limit of %lld less %lld for the "
                          "conversation; not added (remove a source first: quire remove)\n",

@@ -246,7 +246,7 @@ Result<int64_t> parse_gpu_memory_gib(const std::string& typed) {
     if (ec == std::errc::result_out_of_range && end == text.data() + text.size()) {
         const size_t e = text.find_first_of("eE");
         if (text[0] == '-') return Status(ErrorCode::invalid_argument, what + "; it must be more than 0, not " + text);
-        if (e != std::string::npos && e + 1 < text.size() && text[e + 1] == '-')
+        if ((e != std::string::npos && e + 1 < text.size() && text[e + 1] == '-') || text[0] == '0' || text[0] == '.')
             return Status(ErrorCode::invalid_argument, what + "; it must be at least 1, not " + text);
         return Status(ErrorCode::invalid_argument, what + "; " + text + " GiB is more than any GPU has (at most 65536)");
     }

@@ -17,7 +17,11 @@ qint64 gpuBudgetSetting(app::LibraryDb& db) {
     auto v = db.setting("gpu_memory_gib");
     if (!v || v.value().trimmed().isEmpty() || v.value().trimmed() == "0") return 0;
     auto bytes = parse_gpu_memory_gib(v.value().toStdString());
-    return bytes ? bytes.value() : 0;
+    if (bytes) return bytes.value();
+    // Earlier versions stored budgets under 1 GiB, which the parser now refuses: the nearest budget.
+    bool ok = false;
+    const double gib = v.value().trimmed().toDouble(&ok);
+    return ok && gib > 0 && gib < 1 ? qint64(1) << 30 : 0;
 }
 
 WeightFormat folderWeightFormat(const QString& dir) {

@@ -27,7 +27,9 @@ AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& p
     row.status = s.status;
     row.error = s.error;
     row.skipped = s.skipped;
-    out.stored = db.addSource(row, s.text).status();
+    auto id = db.addSource(row, s.text);
+    out.stored = id.status();
+    if (id) out.id = id.value();
     return out;
 }
 

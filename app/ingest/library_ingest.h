@@ -10,6 +10,7 @@ namespace quire::app {
 struct AddedSource {
     IngestedSource source;
     Status stored;  // ok when the row (and its text) is in the database
+    qint64 id = 0;  // the row, when stored
 };
 
 AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& path, const IngestOptions& options);

@@ -160,6 +160,8 @@ namespace {
 // and -shm files beside it), that is what to say: "not a usable database" would suggest the file
 // is damaged, and a user might delete it. Empty when the disk has room.
 QString fullDiskProblem(const QString& path, const QString& error) {
+    // A file SQLite itself finds damaged or foreign stays that, however full the disk.
+    if (error.contains("not a database", Qt::CaseInsensitive) || error.contains("malformed", Qt::CaseInsensitive)) return {};
     struct statvfs v {};
     const QByteArray dir = QFile::encodeName(QFileInfo(path).absolutePath());
     if (::statvfs(dir.constData(), &v) != 0) return {};

@@ -172,6 +172,8 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
     // leaves meanwhile gives up its place in the queue at once (JobQueue::withdraw).
     const ApiError shuttingDown = unavailable("the server is shutting down", "shutting_down");
     ClientConnection client(req);
+    // What the log shows for a client that left (nothing reaches it): not an empty 200.
+    const ApiError clientGone = badRequest("the client closed the connection before the answer");
     JobEvent first;
     while (true) {
         if (auto e = job->next(std::chrono::milliseconds(200))) {
@@ -181,7 +183,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
         if (stopping_) return sendError(res, shuttingDown);
         if (client.gone()) {
             queue_->withdraw(job);
-            return;
+            return sendError(res, clientGone);
         }
     }
     if (first.kind == JobEvent::Kind::failed) return sendError(res, first.error);
@@ -198,7 +200,7 @@ void ApiServer::chat(const httplib::Request& req, httplib::Response& res) {
             if (std::chrono::steady_clock::now() >= nextCheck) {
                 if (client.gone()) {
                     queue_->withdraw(job);
-                    return;
+                    return sendError(res, clientGone);
                 }
                 nextCheck = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
             }

@@ -273,12 +273,14 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             row.bytes = QFileInfo(path).size();
             auto id = db_.addPrefixState(row);
             if (!id) {
-                // No row for the file (the library was deleted meanwhile, or the database failed):
-                // nothing would ever find or remove it, so it goes now.
-                QFile::remove(path);
-                if (auto still = db_.library(library.name); still && (!still.value() || still.value()->id != library.id))
+                // The library was deleted meanwhile: no row will ever point at the file, so it goes
+                // now. On any other failure it stays (another process may have recorded the same file).
+                auto all = db_.libraries();
+                if (all && std::none_of(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == library.id; })) {
+                    QFile::remove(path);
                     return Status(ErrorCode::invalid_argument,
                                   ("library '" + library.name + "' was deleted while it was being read; nothing was saved").toStdString());
+                }
                 return id.status();
             }
             prefix.stateId = id.value();

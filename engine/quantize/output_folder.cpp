@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 namespace fs = std::filesystem;
 
@@ -56,13 +57,17 @@ void clean_stale_runs(const fs::path& d) {
         if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
         return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
     };
+    std::vector<fs::path> asides;
     for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
         const std::string name = e.path().filename().string();
         if (name.rfind(prefix, 0) == 0 && dead_pid(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
-        if (name.rfind(aside_prefix, 0) != 0 || !dead_pid(name.substr(aside_prefix.size()))) continue;
-        if (fs::exists(fs::symlink_status(d, ec))) fs::remove_all(e.path(), ec);
-        else (void)::rename(e.path().c_str(), d.c_str());
+        if (name.rfind(aside_prefix, 0) == 0 && dead_pid(name.substr(aside_prefix.size()))) asides.push_back(e.path());
     }
+    // Which of several is the latest cannot be told: then all stay, for the user to choose.
+    const bool dst_missing = !fs::exists(fs::symlink_status(d, ec));
+    if (dst_missing && asides.size() == 1) (void)::rename(asides[0].c_str(), d.c_str());
+    else if (!dst_missing)
+        for (const fs::path& a : asides) fs::remove_all(a, ec);
 }
 
 }  // namespace
