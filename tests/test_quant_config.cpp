@@ -160,6 +160,8 @@ private slots:
         QTest::newRow("dynamic many repetitions") << "dynamic" << "{\".*.*.*.*.*x\": {}}" << "more than 4 repetitions";
         // ? backtracks as a star does: before it counted, these took minutes (a hostile config.json).
         QTest::newRow("dynamic repeated optional group") << "dynamic" << "{\"-:(?:.?){40}XYZ\": {}}" << "a repeated group that itself repeats";
+        QTest::newRow("dynamic huge back-reference") << "dynamic" << "{\"-:(a)\\\\5555555555555555555x\": {}}" << "a number of more than 6 digits";
+        QTest::newRow("dynamic huge count") << "dynamic" << "{\"-:a{5555555555555555555}\": {}}" << "a number of more than 6 digits";
         QTest::newRow("dynamic many optionals") << "dynamic" << "{\"-:.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?XYZ\": {}}"
             << "more than 4 repetitions (*, +, ?, {})";
         QTest::newRow("dynamic python-only syntax") << "dynamic" << "{\"(?P<x>mlp)\": {}}" << "does not compile";

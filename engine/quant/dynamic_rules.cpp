@@ -14,6 +14,12 @@ std::string rule_pattern_risk(const std::string& pattern) {
         bool repeats = false;     // holds a *, +, ? or {n,m}
         bool alternates = false;  // holds a |
     };
+    // A long number ("{5555555555555555555}", a back-reference "\\5555555555555555555") overflows
+    // inside std::regex's compiler (signed overflow, undefined behaviour; found by the fuzzer).
+    for (size_t i = 0, digits = 0; i < pattern.size(); ++i) {
+        digits = pattern[i] >= '0' && pattern[i] <= '9' ? digits + 1 : 0;
+        if (digits > 6) return "a number of more than 6 digits (std::regex cannot hold it)";
+    }
     std::vector<Group> open;
     int repetitions = 0;
     bool in_class = false;
