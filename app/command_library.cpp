@@ -159,20 +159,19 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     int failures = 0;
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
-    // The library's tokens before this add, counted as the context counts them (each source's text
-    // and a newline), so that the sources added here together cannot pass the context limit either.
+    // The library's tokens before this add, as the context assembles them (system prompt included),
+    // so that the sources added here together cannot pass the context limit either.
     qint64 libraryTokens = 0;
     if (tok) {
-        const QString prompt = lib->systemPrompt.isEmpty() ? defaultSystemPrompt() : lib->systemPrompt;
-        if (auto head = assembleContext(*tok, prompt, {}, std::numeric_limits<qint64>::max(), 0))  // the system prompt's part
-            libraryTokens = static_cast<qint64>(head->tokens.size());
-    }
-    if (tok)
+        QVector<ContextSource> held;
         if (auto rows = ctx.db->sources(lib->id))
             for (const SourceRow& r : rows.value())
                 if (r.status == "ready")
-                    if (auto text = ctx.db->sourceText(r.id))
-                        libraryTokens += static_cast<qint64>(tok->encode_text((text.value() + "\n").toStdString(), false).size());
+                    if (auto text = ctx.db->sourceText(r.id)) held.append({r.id, r.path, text.value()});
+        const QString prompt = lib->systemPrompt.isEmpty() ? defaultSystemPrompt() : lib->systemPrompt;
+        if (auto assembled = assembleContext(*tok, prompt, held, std::numeric_limits<qint64>::max(), 0))
+            libraryTokens = static_cast<qint64>(assembled->tokens.size());
+    }
     // Takes the source just stored out again; says so when that fails (it then stays in the library).
     auto takeOut = [&](const AddedSource& a) {
         if (Status st = ctx.db->removeSource(a.id); !st)
