@@ -115,7 +115,6 @@ Result<StagingFolder> StagingFolder::create(const std::string& dst) {
     const fs::path d = resolved(dst);
     const std::string prefix = "." + d.filename().string() + ".quantizing-";
     std::error_code ec;
-    clean_stale_runs(d);
     StagingFolder f;
     f.dst_ = d.string();
     f.path_ = (d.parent_path() / (prefix + std::to_string(::getpid()))).string();

@@ -10,8 +10,10 @@
 
 namespace quire::quantize {
 
-// Refuses DST == SRC, DST inside SRC, SRC inside DST, a DST that is a file, a DST folder that is not
-// empty (unless `force`), and a parent folder that is missing or not writable.
+// Refuses DST == SRC, DST inside SRC, SRC inside DST, a DST that is a file, a link to nothing or a
+// mount point, a DST folder that is not empty (unless `force`), and a parent folder that is missing
+// or not writable. First it clears what killed runs left beside DST (their staging folders; an old
+// DST moved aside, put back when DST is missing).
 Status check_destination(const std::string& src, const std::string& dst, bool force);
 
 // DST as an absolute folder path without a trailing separator, links resolved.
@@ -22,7 +24,7 @@ Result<int64_t> free_bytes(const std::string& dir);
 
 class StagingFolder {
 public:
-    // Creates DST's hidden sibling ".NAME.quantizing-PID" (removing stale ones of dead processes).
+    // Creates DST's hidden sibling ".NAME.quantizing-PID" (after check_destination, which clears stale ones).
     static Result<StagingFolder> create(const std::string& dst);
     StagingFolder(StagingFolder&& other) noexcept;
     StagingFolder& operator=(StagingFolder&&) = delete;
