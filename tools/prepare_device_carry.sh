@@ -16,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/models
-for b in build/tests/test_gpu_* build/tools/quire-bench build/tools/quire-bench-base build/app/quire; do
+# build/tools/quire-bench-NAME: other builds to compare against this one (tools/bench/ab_h200.sh).
+for b in build/tests/test_gpu_* build/tools/quire-bench build/tools/quire-bench-* build/app/quire; do
   [ -f "$b" ] && [ -x "$b" ] && cp "$b" .device/bin/
 done
 strip --strip-debug .device/bin/*
