@@ -20,10 +20,13 @@ namespace quire::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
 // The first Ctrl-C (or SIGTERM, SIGHUP) asks the run to stop and clean up; a second one kills as
-// usual (the staging folder left then is hidden and removed by the next run).
+// usual (the staging folder left then is hidden and removed by the next run). The run then exits
+// with 128 + the signal's number, as a shell reports a process the signal ended.
 void on_signal(int sig) {
+    g_signal = sig;
     g_interrupted = true;
     std::signal(sig, SIG_DFL);
 }
@@ -187,7 +190,10 @@ int quantize_command(int argc, char** argv) {
     run.on_progress = print_progress;
     run.on_layer = print_report_line;
     auto reports = quantize::quantize_model(run);
-    if (!reports) return fail(reports.status().message());
+    if (!reports) {
+        fail(reports.status().message());
+        return reports.status().code() == ErrorCode::cancelled && g_signal ? 128 + g_signal : 1;
+    }
 
     double weight = 0, calib = 0;
     int64_t calibrated_layers = 0;

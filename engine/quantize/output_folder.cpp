@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -46,22 +47,55 @@ void fsync_folder(const std::string& dir) {
     ::close(fd);
 }
 
+std::string comm_of(const std::string& pid) {
+    std::ifstream f("/proc/" + pid + "/comm");
+    std::string name;
+    std::getline(f, name);
+    return name;
+}
+
+// Whether the process that named a folder ".DST.quantizing-PID" may still be writing it: PID is
+// alive and runs the same program as this one (a PID the system gave to another program since is
+// a dead run's).
+bool run_alive(const std::string& pid) {
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) return false;
+    const std::string theirs = comm_of(pid), ours = comm_of("self");
+    return theirs.empty() || ours.empty() || theirs == ours;  // unreadable: alive, to be safe
+}
+
+std::string staging_prefix(const fs::path& d) { return "." + d.filename().string() + ".quantizing-"; }
+
+// The process ID of another run writing DST now (its staging folder beside DST), or "".
+std::string other_live_run(const fs::path& d) {
+    std::error_code ec;
+    const std::string prefix = staging_prefix(d), own = std::to_string(::getpid());
+    for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind(prefix, 0) != 0) continue;
+        const std::string pid = name.substr(prefix.size());
+        if (pid != own && run_alive(pid)) return pid;
+    }
+    return {};
+}
+
+Status busy(const std::string& dst, const std::string& pid) {
+    return Status(ErrorCode::invalid_argument, "another quantize run (process " + pid + ") is writing " + dst +
+                                                   " now; wait for it to finish, or stop it, and run this again");
+}
+
 void clean_stale_runs(const fs::path& d) {
     std::error_code ec;
     // Left behind by a run that was killed outright (SIGKILL, power loss): its process is gone. A
     // staging folder is removed; an old DST it had moved aside (commit) is removed once DST is in
     // place, and put back when the kill came between the two renames and DST is missing.
-    const std::string prefix = "." + d.filename().string() + ".quantizing-";
+    const std::string prefix = staging_prefix(d);
     const std::string aside_prefix = "." + d.filename().string() + ".replaced-";
-    auto dead_pid = [](const std::string& pid) {
-        if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
-        return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
-    };
     std::vector<fs::path> asides;
     for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
         const std::string name = e.path().filename().string();
-        if (name.rfind(prefix, 0) == 0 && dead_pid(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
-        if (name.rfind(aside_prefix, 0) == 0 && dead_pid(name.substr(aside_prefix.size()))) asides.push_back(e.path());
+        if (name.rfind(prefix, 0) == 0 && !run_alive(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
+        if (name.rfind(aside_prefix, 0) == 0 && !run_alive(name.substr(aside_prefix.size()))) asides.push_back(e.path());
     }
     // Which of several is the latest cannot be told: then all stay, for the user to choose.
     const bool dst_missing = !fs::exists(fs::symlink_status(d, ec));
@@ -80,6 +114,8 @@ Status check_destination(const std::string& src, const std::string& dst, bool fo
     if (s == d) return Status(ErrorCode::invalid_argument, "DST " + dst + " is the source folder itself");
     if (inside(s, d)) return Status(ErrorCode::invalid_argument, "DST " + dst + " lies inside the source folder " + src);
     if (inside(d, s)) return Status(ErrorCode::invalid_argument, "the source folder " + src + " lies inside DST " + dst);
+    // Two runs into one DST would both work for the whole run and then replace each other.
+    if (const std::string pid = other_live_run(d); !pid.empty()) return busy(dst, pid);
     clean_stale_runs(d);
     std::error_code ec;
     // Found now rather than when the finished model is moved into place: a link to nowhere, or a
@@ -113,7 +149,7 @@ Result<int64_t> free_bytes(const std::string& dir) {
 
 Result<StagingFolder> StagingFolder::create(const std::string& dst) {
     const fs::path d = resolved(dst);
-    const std::string prefix = "." + d.filename().string() + ".quantizing-";
+    const std::string prefix = staging_prefix(d);
     std::error_code ec;
     StagingFolder f;
     f.dst_ = d.string();
@@ -121,6 +157,9 @@ Result<StagingFolder> StagingFolder::create(const std::string& dst) {
     fs::remove_all(f.path_, ec);
     if (!fs::create_directory(f.path_, ec) || ec)
         return Status(ErrorCode::io_error, "cannot create " + f.path_ + ": " + ec.message());
+    // Looked for again now that this run's folder exists: of two runs that started together, at
+    // least one sees the other here, so both never go on (both may stop; neither loses anything).
+    if (const std::string pid = other_live_run(d); !pid.empty()) return busy(dst, pid);  // ~StagingFolder removes ours
     return f;
 }
 

@@ -11,9 +11,10 @@
 namespace quire::quantize {
 
 // Refuses DST == SRC, DST inside SRC, SRC inside DST, a DST that is a file, a link to nothing or a
-// mount point, a DST folder that is not empty (unless `force`), and a parent folder that is missing
-// or not writable. First it clears what killed runs left beside DST (their staging folders; an old
-// DST moved aside, put back when DST is missing).
+// mount point, a DST folder that is not empty (unless `force`), a parent folder that is missing or
+// not writable, and a DST that another live run is writing (its staging folder beside DST). It
+// clears what killed runs left beside DST (their staging folders; an old DST moved aside, put back
+// when DST is missing).
 Status check_destination(const std::string& src, const std::string& dst, bool force);
 
 // DST as an absolute folder path without a trailing separator, links resolved.
@@ -24,7 +25,8 @@ Result<int64_t> free_bytes(const std::string& dir);
 
 class StagingFolder {
 public:
-    // Creates DST's hidden sibling ".NAME.quantizing-PID" (after check_destination, which clears stale ones).
+    // Creates DST's hidden sibling ".NAME.quantizing-PID" (after check_destination, which clears stale
+    // ones); refused, and nothing left, when another live run's sibling is there by then.
     static Result<StagingFolder> create(const std::string& dst);
     StagingFolder(StagingFolder&& other) noexcept;
     StagingFolder& operator=(StagingFolder&&) = delete;
