@@ -15,9 +15,18 @@ namespace quire::kernels {
 // of 64; state [heads, dk, dv] fp32 is updated in place. q, k: [tokens, heads, dk] bf16;
 // v: [tokens, heads, dv] bf16; out: [tokens, heads, dv] bf16. slopes: [heads] (decay exp(-slope)).
 // dk == dv, 64 or 128.
+// head_norm (one token only): q and k as they are before launch_head_norm_rope (norm_ops.h), which
+// this launch then applies itself as it reads them (the same bits; q and k are left as they were).
+struct LightningHeadNorm {
+    const float* q_weight = nullptr;
+    const float* k_weight = nullptr;
+    float theta = 10000.0f;
+    float eps = 1e-6f;
+    bool rope = true;
+};
 cudaError_t launch_lightning(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
                              int64_t heads, int64_t dk, int64_t dv, const double* slopes, float* state, uint16_t* out,
-                             cudaStream_t stream);
+                             cudaStream_t stream, const LightningHeadNorm* head_norm = nullptr);
 
 // Exact softmax attention of each (query t, KV head g) over 64-token blocks (keys after the query's
 // position p = pos0 + t masked). Queries t < first_sparse are dense (blocks 0..p/64); query

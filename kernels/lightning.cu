@@ -247,15 +247,16 @@ cudaError_t launch_for(const uint16_t* q, const uint16_t* k, const uint16_t* v, 
 }  // namespace
 
 // lightning_step.cu: one token, the recurrence on CUDA cores.
-cudaError_t launch_lightning_step(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t heads, int64_t d, const double* slopes,
-                                  float* state, uint16_t* out, cudaStream_t stream);
+cudaError_t launch_lightning_step(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t heads, int64_t d, int64_t pos,
+                                  const double* slopes, float* state, uint16_t* out, cudaStream_t stream, const LightningHeadNorm* head_norm);
 
 cudaError_t launch_lightning(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t tokens, int64_t pos0,
                              int64_t heads, int64_t dk, int64_t dv, const double* slopes, float* state, uint16_t* out,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, const LightningHeadNorm* head_norm) {
     if (tokens <= 0) return cudaSuccess;
     if (dk != dv || heads <= 0 || heads > 0x7FFFFFFF) return cudaErrorInvalidValue;
-    if (tokens == 1) return launch_lightning_step(q, k, v, heads, dk, slopes, state, out, stream);  // decode
+    if (tokens == 1) return launch_lightning_step(q, k, v, heads, dk, pos0, slopes, state, out, stream, head_norm);  // decode
+    if (head_norm) return cudaErrorInvalidValue;  // the chunked kernel reads normalised rows
     if (dk == 64) return launch_for<64>(q, k, v, tokens, pos0, heads, slopes, state, out, stream);
     if (dk == 128) return launch_for<128>(q, k, v, tokens, pos0, heads, slopes, state, out, stream);
     return cudaErrorInvalidValue;

@@ -143,7 +143,7 @@ Status CudaEngine::upload() {
     const ModelConfig& c = model_->config();
     const ModelWeights& w = model_->weights();
     // Matrices that read the same input share one allocation, one after another, so a decode step
-    // reads them in one pass (gemm_group): Lightning q, k, v, z; sparse q, o_gate and k, v; the MLP's
+    // reads them in one pass (gemm_group): Lightning q, k, v, z; sparse q, o_gate, k, v; the MLP's
     // gate and up. Absent matrices (rows 0) take no room.
     // A GPTQ layer keeps its own allocation (its words, zeros and scales); the bf16 ones of a group
     // still lie together.
@@ -185,9 +185,8 @@ Status CudaEngine::upload() {
         QUIRE_TRY(upload_vec(L.q_norm, lw.q_norm));
         QUIRE_TRY(upload_vec(L.k_norm, lw.k_norm));
         QUIRE_TRY(upload_vec(L.o_norm, lw.o_norm));
-        if (L.sparse) {
-            QUIRE_TRY(pack({{&L.q, &lw.q}, {&L.gate, &lw.gate}}));
-            QUIRE_TRY(pack({{&L.k, &lw.k}, {&L.v, &lw.v}}));
+        if (L.sparse) {  // q and o_gate, then k and v: one token's q, o_gate, k and v in one pass
+            QUIRE_TRY(pack({{&L.q, &lw.q}, {&L.gate, &lw.gate}, {&L.k, &lw.k}, {&L.v, &lw.v}}));
         } else {
             QUIRE_TRY(pack({{&L.q, &lw.q}, {&L.k, &lw.k}, {&L.v, &lw.v}, {&L.gate, &lw.gate}}));
         }

@@ -1,5 +1,8 @@
 #include "cuda/cuda_sala_ops.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "attention_ops.h"
 #include "bf16.h"
 #include "embedding.h"
@@ -57,6 +60,7 @@ const CudaEngine::Matrix& CudaSalaOps::matrix(int64_t layer, Linear which) const
 
 Status CudaSalaOps::embed(const StepShape& s) {
     QUIRE_TRY(settle());
+    pos0_ = s.pos0;
     const ModelConfig& c = e_.model_->config();
     return launch(Op::embedding, "embedding", [&] {
         return kernels::launch_embedding(e_.embed_.data, c.vocab_size, c.hidden_size, mode_.ids, s.n,
@@ -97,6 +101,10 @@ Status CudaSalaOps::residual_add(float scale) {
 
 Status CudaSalaOps::settle() {
     if (swiglu_done_) return Status(ErrorCode::unsupported, "CUDA decode: the MLP's gate was fused into its projection, but SwiGLU did not follow");
+    if (head_norm_pending_) {
+        head_norm_pending_ = false;
+        QUIRE_TRY(head_norm_rope(head_norm_layer_, head_norm_pos_, 1));
+    }
     if (!gate_pending_) return Status::ok();
     gate_pending_ = false;
     return launch(Op::norms, "gate", [&] { return kernels::launch_sigmoid_gate(buf(gate_.out), buf(gate_.gate), gate_.count, e_.stream_); });
@@ -146,32 +154,60 @@ Status CudaSalaOps::linears(int64_t layer, Act in, std::span<const LinearOut> ou
     // decode step; cuBLAS per layer otherwise.
     std::vector<CudaEngine::GemmOut> group;
     for (const LinearOut& o : outs) group.push_back({&matrix(layer, o.which), buf(o.out)});
+    // A sparse layer's k and v read the input its q reads: for one token they join q's pass, straight
+    // into the cache rows of the token (append_kv then has only the compressed keys left to do).
+    const CudaEngine::Layer& L = e_.layers_[static_cast<size_t>(layer)];
+    if (fuse_ && L.sparse && in == Act::h && outs.front().which == Linear::q &&
+        std::none_of(outs.begin(), outs.end(), [](const LinearOut& o) { return o.which == Linear::k || o.which == Linear::v; })) {
+        const int64_t width = e_.geometry_.kv_heads * e_.geometry_.head_dim;
+        LayerCache& st = cache(layer);
+        group.push_back({&L.k, st.own->k.get() + (pos0_ - st.base_rows) * width});
+        group.push_back({&L.v, st.own->v.get() + (pos0_ - st.base_rows) * width});
+        kv_done_layer_ = layer;
+    }
     return e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(in), n_, group); });
+}
+
+Status CudaSalaOps::head_norm_rope(int64_t layer, int64_t pos0, int64_t n) {
+    const ModelConfig& c = e_.model_->config();
+    return launch(Op::norms, "q/k norm + RoPE", [&] {
+        return kernels::launch_head_norm_rope(buf(Act::q), buf(Act::k), norm_weights(layer, Norm::q_head), norm_weights(layer, Norm::k_head), n,
+                                              c.lightning_nh, c.lightning_head_dim, pos0, static_cast<float>(c.rope_theta),
+                                              static_cast<float>(c.rms_norm_eps), c.lightning_use_rope, e_.stream_);
+    });
 }
 
 Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
     QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
     const int64_t heads = c.lightning_nh, d = c.lightning_head_dim;
-    const auto theta = static_cast<float>(c.rope_theta), eps = static_cast<float>(c.rms_norm_eps);
-    if (c.qk_norm)  // fused: per-head norms and RoPE in one kernel
-        return launch(Op::norms, "q/k norm + RoPE", [&] {
-            return kernels::launch_head_norm_rope(buf(Act::q), buf(Act::k), norm_weights(layer, Norm::q_head), norm_weights(layer, Norm::k_head),
-                                                  s.n, heads, d, s.pos0, theta, eps, c.lightning_use_rope, e_.stream_);
-        });
+    const auto theta = static_cast<float>(c.rope_theta);
+    if (c.qk_norm && fuse_) {  // applied by the Lightning kernel that reads q and k next, or by settle()
+        head_norm_pending_ = true;
+        head_norm_layer_ = layer;
+        head_norm_pos_ = s.pos0;
+        return Status::ok();
+    }
+    if (c.qk_norm) return head_norm_rope(layer, s.pos0, s.n);  // per-head norms and RoPE in one kernel
     for (Act a : {Act::q, Act::k})
         QUIRE_TRY(launch(Op::norms, "RoPE", [&] { return kernels::launch_rope(buf(a), s.n, heads, d, s.pos0, theta, e_.stream_); }));
     return Status::ok();
 }
 
 Status CudaSalaOps::lightning(const StepShape& s, int64_t layer) {
-    QUIRE_TRY(settle());
     const ModelConfig& c = e_.model_->config();
+    std::optional<kernels::LightningHeadNorm> head_norm;
+    if (head_norm_pending_ && head_norm_layer_ == layer && head_norm_pos_ == s.pos0 && s.n == 1) {
+        head_norm_pending_ = false;
+        head_norm = kernels::LightningHeadNorm{norm_weights(layer, Norm::q_head), norm_weights(layer, Norm::k_head),
+                                               static_cast<float>(c.rope_theta), static_cast<float>(c.rms_norm_eps), c.lightning_use_rope};
+    }
+    QUIRE_TRY(settle());
     const int64_t d = c.lightning_head_dim;
     float* state = seq_.lightning_[static_cast<size_t>(e_.slot_[static_cast<size_t>(layer)])].get();
-    return launch(Op::lightning, "Lightning", [&] {
+    return launch(Op::lightning, head_norm ? "q/k norm + RoPE + Lightning" : "Lightning", [&] {
         return kernels::launch_lightning(buf(Act::q), buf(Act::k), buf(Act::v), s.n, s.pos0, c.lightning_nh, d, d, e_.slopes_.get(), state,
-                                         buf(Act::o), e_.stream_);
+                                         buf(Act::o), e_.stream_, head_norm ? &*head_norm : nullptr);
     });
 }
 
@@ -184,7 +220,8 @@ Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
     // Straight into the cache rows of the new tokens.
     const std::vector<CudaEngine::GemmOut> kv = {{&L.k, st.own->k.get() + (s.pos0 - st.base_rows) * width},
                                                  {&L.v, st.own->v.get() + (s.pos0 - st.base_rows) * width}};
-    QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(Act::h), s.n, kv); }));
+    if (kv_done_layer_ == layer && pos0_ == s.pos0) kv_done_layer_ = -1;  // computed with q (linears)
+    else QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(Act::h), s.n, kv); }));
     const int64_t n1 = g.c1_entries(s.pos0 + s.n), n2 = g.c2_entries(s.pos0 + s.n);
     QUIRE_TRY(launch(Op::kv_cache, "C1", [&] {
         return kernels::launch_compress_keys(st.k(), width, g.c1_kernel, g.c1_stride, st.n1, n1 - st.n1,

@@ -55,9 +55,11 @@ private:
 
     // Decode (one token) fuses the gates into the projections next to them (gemv.h): the output
     // gate waits for the projection that reads its output, SwiGLU is computed with the MLP's gate
-    // and up. settle() applies a gate still waiting (when anything else comes first), so every
-    // operation sees what the unfused sequence would have left.
+    // and up; Lightning's q/k norm waits for the Lightning kernel. settle() applies what still waits
+    // (when anything else comes first), so every operation sees what the unfused sequence would
+    // have left.
     Status settle();
+    Status head_norm_rope(int64_t layer, int64_t pos0, int64_t n);  // the separate kernel
     struct PendingGate {
         Act out = Act::o, gate = Act::g;
         int64_t count = 0;
@@ -71,6 +73,12 @@ private:
     bool gate_pending_ = false;
     PendingGate gate_;
     bool swiglu_done_ = false;
+    // Lightning's per-head q/k norm and RoPE of one token, applied by the Lightning kernel as it
+    // reads q and k (attention_ops.h), or by settle() when something else comes first.
+    bool head_norm_pending_ = false;
+    int64_t head_norm_layer_ = 0, head_norm_pos_ = 0;
+    int64_t pos0_ = 0;            // the step's first position (embed)
+    int64_t kv_done_layer_ = -1;  // the sparse layer whose k and v joined q's GEMV (linears)
 };
 
 }  // namespace quire::cuda

@@ -12,8 +12,11 @@
 // configuration is tests/data/real_config). QUIRE_CUDA_PROFILE=1 adds GPU time per operation (eager).
 // --ablate: each length's decode steps again with one category of operations left out (their outputs
 // stale), then with only the GEMVs: where a graph step's time goes. QUIRE_CUDA_GRAPH_TIMING=1 adds
-// the host's recording time against the GPU's.
+// the host's recording time against the GPU's. --profile-range: two decode steps of each length run
+// between cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` (one kernel at a
+// time: what each of a step's kernels costs without its neighbours).
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -154,6 +157,7 @@ int main(int argc, char** argv) {
     cl.addPositional("MODEL_DIR", "the model folder (with --random only its config.json is read)");
     cl.addFlag("random", "draw random weights on the GPU instead of reading the folder's");
     cl.addFlag("ablate", "decode again with each category of operations left out");
+    cl.addFlag("profile-range", "two decode steps of each length between cudaProfilerStart and Stop (for ncu)");
     auto counts_check = [](const QString& option, bool fit) {
         return [option, fit](const QString& v) -> std::optional<QString> {
             if ((fit && v == "fit") || parse_counts(v)) return std::nullopt;
@@ -174,6 +178,7 @@ int main(int argc, char** argv) {
     const std::string model_dir = cl.positional().front().toStdString();
     const bool random = cl.flag("random");
     const bool ablate = cl.flag("ablate");  // decode again with each category of operations left out
+    const bool profile_range = cl.flag("profile-range");
     const int64_t decode = *cl.integer("decode");
     const double budget = *cl.real("budget-s");
     const std::string state_dir = cl.text("state-dir").value_or(QString()).toStdString();
@@ -292,6 +297,12 @@ int main(int argc, char** argv) {
                 if (Status st = engine.value()->decode(*fork, 3, &logits); !st || !engine.value()->decode(*fork, 3, nullptr)) {
                     std::printf("decode failed: %s\n", st.message().c_str());
                     return 1;
+                }
+                if (profile_range) {
+                    Sampler g({});
+                    (void)cudaProfilerStart();
+                    for (int i = 0; i < 2; ++i) (void)engine.value()->decode_and_sample(*fork, 5, g);
+                    (void)cudaProfilerStop();
                 }
                 take_profile(1);
                 if (cuda_engine) cuda_engine->reset_decode_graph_timing();
