@@ -43,6 +43,11 @@ __global__ void __launch_bounds__(kColumns* kRowGroups) lightning_step_kernel(co
     const int64_t h = blockIdx.x;
     const int lane = threadIdx.x & 31, group = threadIdx.x >> 5;
     const int c = blockIdx.y * kColumns + lane;
+    // This thread's column of its state rows, asked for before the q/k work, which does not need it.
+    float* S = state + h * D * D;
+    float sv[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) sv[i] = S[(group * kRows + i) * D + c];
     if (nr.qw) {
         rope_angles(cs, D, nr.pos, nr.theta);  // ends synchronised
         if (group < 2) {
@@ -61,12 +66,11 @@ __global__ void __launch_bounds__(kColumns* kRowGroups) lightning_step_kernel(co
     const float vc = __bfloat162float(v[h * D + c]);
     const float gamma = static_cast<float>(exp(-slopes[h]));  // γ^1 as the chunked form rounds it
     __syncthreads();
-    float* S = state + h * D * D;
     float acc = 0.0f;
 #pragma unroll
     for (int i = 0; i < kRows; ++i) {
         const int r = group * kRows + i;
-        const float s = gamma * S[r * D + c] + ks[r] * vc;
+        const float s = gamma * sv[i] + ks[r] * vc;
         S[r * D + c] = s;
         acc += qs[r] * s;
     }

@@ -99,6 +99,8 @@ __global__ void rms_norm_warp_kernel(const __nv_bfloat16* x, const float* w, int
 // One block per row, one thread per 8 elements (the row stays in registers between the two passes).
 __global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, float scale, const float* w, int64_t n, float eps,
                                     __nv_bfloat16* out) {
+    const float4* wl = reinterpret_cast<const float4*>(w + threadIdx.x * 8);
+    const float4 w0 = wl[0], w1 = wl[1];  // constant: read before the wait
     pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
     pdl_launch_dependents();  // the next kernel (a GEMV) may start reading its weights
     const int64_t r = blockIdx.x;
@@ -117,9 +119,9 @@ __global__ void add_rms_norm_kernel(__nv_bfloat16* x, const __nv_bfloat16* a, fl
     const float inv = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(n) + eps);
     uint4 o4;
     __nv_bfloat16* oe = reinterpret_cast<__nv_bfloat16*>(&o4);
-    const float* wl = w + threadIdx.x * 8;
+    const float wj[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
 #pragma unroll
-    for (int j = 0; j < 8; ++j) oe[j] = to_bf(round_bf(bf(xe[j]) * inv) * wl[j]);
+    for (int j = 0; j < 8; ++j) oe[j] = to_bf(round_bf(bf(xe[j]) * inv) * wj[j]);
     reinterpret_cast<uint4*>(out + r * n)[threadIdx.x] = o4;
 }
 
@@ -330,7 +332,7 @@ cudaError_t launch_residual_add(uint16_t* x, const uint16_t* a, float scale, int
 cudaError_t launch_add_rms_norm(uint16_t* x, const uint16_t* a, float scale, const float* w, int64_t rows, int64_t n, float eps,
                                 uint16_t* out, cudaStream_t stream) {
     if (rows <= 0) return cudaSuccess;
-    const bool fits = n % 256 == 0 && n / 8 <= 1024 && rows <= 0x7FFFFFFF && vec8(n, {x, a, out});
+    const bool fits = n % 256 == 0 && n / 8 <= 1024 && rows <= 0x7FFFFFFF && vec8(n, {x, a, out}) && reinterpret_cast<uintptr_t>(w) % 16 == 0;
     if (!fits) {  // the two kernels in turn
         if (cudaError_t e = launch_residual_add(x, a, scale, rows * n, stream); e != cudaSuccess) return e;
         return launch_rms_norm(x, w, rows, n, eps, out, stream);

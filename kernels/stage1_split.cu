@@ -79,7 +79,20 @@ __global__ void __launch_bounds__(512) combine_kernel(const float2* __restrict__
     const int64_t item = blockIdx.x;
     const int row = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float2 acc = make_float2(-INFINITY, 0.0f);
-    for (int64_t u = lane; u < tiles2; u += 32) acc = merge_partial(acc, partials[(item * tiles2 + u) * 16 + row]);
+    // Eight of the lane's tiles loaded together, then merged in order: the loads of a 1M step's 8
+    // tiles per lane were otherwise one after another (6.2 µs a layer under ncu).
+    constexpr int kBatch = 8;
+    for (int64_t u0 = lane; u0 < tiles2; u0 += 32 * kBatch) {
+        float2 p[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int64_t u = u0 + 32 * b;
+            p[b] = u < tiles2 ? partials[(item * tiles2 + u) * 16 + row] : make_float2(-INFINITY, 0.0f);
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+            if (u0 + 32 * b < tiles2) acc = merge_partial(acc, p[b]);
+    }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
         const float2 other = make_float2(__shfl_xor_sync(0xffffffffu, acc.x, off), __shfl_xor_sync(0xffffffffu, acc.y, off));
