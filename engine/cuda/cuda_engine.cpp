@@ -497,6 +497,7 @@ Status CudaEngine::forward(Sequence& s, const int32_t* ids, int64_t n, int64_t r
                            std::vector<std::vector<float>>* logits, const kernels::SampleArgs* sample, int32_t* sampled) {
     CudaSequence& seq = as_cuda(s);
     if (!seq.valid_) return Status(ErrorCode::out_of_memory, "the GPU had no room for this sequence's Lightning states");
+    if (n == 1) graph_.mark_forward_start();
     StepShape step;
     step.n = n;
     step.pos0 = seq.length();

@@ -118,6 +118,8 @@ void DecodeGraph::collect_timing() {
     t.steps++;
     t.host_s += std::chrono::duration<double>(last_launch_ - step_start_).count();
     t.first_launch_s += std::chrono::duration<double>(first_launch_ - step_start_).count();
+    t.before_s += std::chrono::duration<double>(step_start_ - forward_start_).count();
+    t.wall_s += std::chrono::duration<double>(Clock::now() - forward_start_).count();
     for (size_t i = 0; i < static_cast<size_t>(segments_); ++i) {
         t.busy_s += ms(2 * i, 2 * i + 1);
         if (i > 0) t.idle_s += ms(2 * i - 1, 2 * i);

@@ -56,6 +56,10 @@ public:
         segments_ = 0, nodes_ = 0;
         if (timing_) step_start_ = Clock::now();
     }
+    // Where the engine's forward() of a one-token step began (timing only).
+    void mark_forward_start() {
+        if (timing_) forward_start_ = Clock::now();
+    }
     int segments_launched() const { return segments_; }
     int64_t nodes_launched() const { return nodes_; }
     // Instantiations since the engine started (an update that succeeds does not count).
@@ -72,6 +76,8 @@ public:
         double first_launch_s = 0;  // begin_step to the first segment's launch
         double busy_s = 0;          // GPU time inside the segments
         double idle_s = 0;          // GPU time between one segment's end and the next one's start
+        double before_s = 0;        // forward() entry to begin_step: the step's set-up on the host
+        double wall_s = 0;          // forward() entry to its synchronisation returning
     };
     bool timing_enabled() const { return timing_; }
     // Adds the step just synchronised to the totals.
@@ -97,7 +103,7 @@ private:
     using Clock = std::chrono::steady_clock;
     bool timing_ = false;
     std::vector<cudaEvent_t> events_;  // start and end of each segment of the step, in launch order
-    Clock::time_point step_start_, first_launch_, last_launch_;
+    Clock::time_point forward_start_, step_start_, first_launch_, last_launch_;
     Timing timing_totals_;
 };
 

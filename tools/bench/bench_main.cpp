@@ -269,6 +269,7 @@ int main(int argc, char** argv) {
             peak = std::max(peak, used_gib());
             // GPU time per operation: the prefill segment, then the decode steps (per token).
             std::string prefill_profile, decode_profile;
+            std::optional<cuda::DecodeGraph::Timing> graph_timing;
             auto take_profile = [&](double divide) {
                 std::string out;
                 if (!cuda_engine) return out;
@@ -317,6 +318,8 @@ int main(int argc, char** argv) {
                     }
                 per_token = (now() - t1) / static_cast<double>(decode) * 1000.0;
                 decode_profile = take_profile(static_cast<double>(decode));
+                // The timed steps' graph timing, before --ablate adds its shorter steps to the totals.
+                if (const auto* t = cuda_engine ? cuda_engine->decode_graph_timing() : nullptr) graph_timing = *t;
                 if (ablate && cuda_engine) {
                     // Where the step's time goes, as CUDA graphs run it: the same steps with one
                     // category of operations left out (their outputs stale), then with only the GEMVs.
@@ -372,11 +375,13 @@ int main(int argc, char** argv) {
             if (cuda_engine)
                 std::printf("    decode step: %s, %lld graph nodes (kernels and copies)\n", cuda_engine->decode_graphs() ? "CUDA graphs" : "eager launches",
                             static_cast<long long>(cuda_engine->last_step_nodes()));
-            if (const auto* t = cuda_engine ? cuda_engine->decode_graph_timing() : nullptr; t && t->steps > 0) {
+            if (const auto* t = graph_timing ? &*graph_timing : nullptr; t && t->steps > 0) {
                 const double k = 1000.0 / static_cast<double>(t->steps);
                 std::printf("    decode graph timing per token (%lld steps): host records %.3f ms (first segment launched after %.3f ms); "
-                            "GPU busy in segments %.3f ms, idle between segments %.3f ms\n",
-                            static_cast<long long>(t->steps), t->host_s * k, t->first_launch_s * k, t->busy_s * k, t->idle_s * k);
+                            "GPU busy in segments %.3f ms, idle between segments %.3f ms; forward() on the host %.3f ms, of it %.3f ms "
+                            "before recording\n",
+                            static_cast<long long>(t->steps), t->host_s * k, t->first_launch_s * k, t->busy_s * k, t->idle_s * k,
+                            t->wall_s * k, t->before_s * k);
             }
             std::fflush(stdout);
             if (now() - t_load > budget) {
