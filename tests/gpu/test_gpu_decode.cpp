@@ -290,7 +290,8 @@ private slots:
                      qPrintable(QString("position %1: doubling and per-layer segments give different logits").arg(start + i)));
     }
 
-    // Gates fused into the GEMVs: bit for bit the logits of the separate kernels, with fewer
+    // Gates fused into the GEMVs, Lightning's q/k norm + RoPE into the Lightning kernel, a sparse
+    // layer's k and v into its q's GEMV: bit for bit the logits of the separate kernels, with fewer
     // kernels per step (graph nodes, printed for the benchmark notes: every layer of a kind runs the
     // same launches at any model size).
     void fused_gates_match_data() {
