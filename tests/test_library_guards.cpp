@@ -35,6 +35,71 @@ private slots:
         QDir().mkpath(data_);
     }
 
+    // Deleting the newest chat or library gave its number to the next one (SQLite's MAX(id) + 1):
+    // a follow-up still being written for the deleted chat landed in the new chat, under another
+    // question. Numbers are now never given twice, and the late answer is refused by name.
+    void numbers_are_never_given_twice() {
+        auto opened = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(opened.is_ok());
+        LibraryDb& db = *opened.value();
+        const qint64 a = db.createLibrary("a", "").value();
+        const qint64 first = db.createChat(a, "first").value();
+        QVERIFY(db.deleteChat(first).is_ok());
+        const qint64 second = db.createChat(a, "second").value();
+        QVERIFY2(second > first, qPrintable(QString("chat %1 after deleted chat %2").arg(second).arg(first)));
+        quire::app::MessageRow q, answer;
+        q.role = "user", q.content = "late follow-up";
+        answer.role = "assistant", answer.content = "late answer";
+        auto late = db.recordExchange(first, a, "late", q, answer);
+        QVERIFY(!late.is_ok());
+        QVERIFY2(QString::fromStdString(late.status().message()).contains(QString("chat %1 was deleted").arg(first)),
+                 late.status().message().c_str());
+        QVERIFY(db.messages(second).value().isEmpty());
+        QVERIFY(db.deleteLibrary(a).is_ok());
+        const qint64 b = db.createLibrary("b", "").value();
+        QVERIFY(b > a);
+        auto orphan = db.recordExchange(0, a, "late", q, answer);
+        QVERIFY2(!orphan.is_ok() && orphan.status().message().find("library was deleted") != std::string::npos, orphan.status().message().c_str());
+        QVERIFY(db.chats(b).value().isEmpty());
+        // A new process continues after the highest number given, not after the highest left.
+        const qint64 third = db.createChat(b, "third").value();
+        QVERIFY(db.deleteChat(third).is_ok());
+        opened = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(opened.is_ok());
+        QVERIFY(opened.value()->createChat(b, "fourth").value() > third);
+    }
+
+    // A database written before the numbers were kept (schema 3) keeps its rows and numbers; new
+    // ones follow its highest.
+    void schema_3_database_gives_numbers_after_its_highest() {
+        const QString path = data_ + "/library.sqlite";
+        {
+            auto opened = LibraryDb::open(path);
+            QVERIFY(opened.is_ok());
+            const qint64 lib = opened.value()->createLibrary("old", "").value();
+            for (int i = 0; i < 3; ++i) QVERIFY(opened.value()->createChat(lib, "c").is_ok());
+        }
+        {  // back to what schema 3 had, with the newest chat already deleted
+            QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", "downgrade");
+            c.setDatabaseName(path);
+            QVERIFY(c.open());
+            QSqlQuery q(c);
+            for (const char* sql : {"DROP TRIGGER libraries_id_floor", "DROP TRIGGER chats_id_floor", "DROP TABLE id_floor",
+                                    "DELETE FROM chats WHERE id = 3", "PRAGMA user_version = 3"})
+                QVERIFY2(q.exec(sql), sql);
+            c.close();
+        }
+        QSqlDatabase::removeDatabase("downgrade");
+        auto opened = LibraryDb::open(path);
+        QVERIFY2(opened.is_ok(), opened.status().message().c_str());
+        const auto lib = opened.value()->library("old").value();
+        QVERIFY(lib.has_value());
+        QCOMPARE(opened.value()->chats(lib->id).value().size(), 2);
+        // Number 3 was given before the migration could know it: the next is the one after the highest left.
+        QCOMPARE(opened.value()->createChat(lib->id, "new").value(), qint64{3});
+        QCOMPARE(opened.value()->createChat(lib->id, "newer").value(), qint64{4});
+    }
+
     // A full disk (the database cannot make its -wal / -shm files) is named as such: "not a usable
     // database" made a healthy library look damaged. Needs root to mount a 1 MiB tmpfs.
     void full_disk_is_named_not_called_damage() {

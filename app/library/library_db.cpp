@@ -7,6 +7,7 @@
 #include <QDateTime>
 #include <QFile>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QUrl>
 #include <QSqlError>
 #include <QSqlQuery>
@@ -83,9 +84,26 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE messages ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 4: library and chat numbers are never given twice. SQLite hands out MAX(id) + 1, so deleting
+    // the newest chat gave its number to the next one, and an answer still being written for the
+    // deleted chat landed in the new one. id_floor keeps the highest number ever given (a trigger
+    // raises it on every insert); inserts take the number after it.
+    R"sql(
+    CREATE TABLE id_floor(kind TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    INSERT INTO id_floor SELECT 'libraries', COALESCE(MAX(id), 0) FROM libraries;
+    INSERT INTO id_floor SELECT 'chats', COALESCE(MAX(id), 0) FROM chats;
+    CREATE TRIGGER libraries_id_floor AFTER INSERT ON libraries
+        BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'libraries'; END;
+    CREATE TRIGGER chats_id_floor AFTER INSERT ON chats
+        BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'chats'; END;
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
+
+// A new chat takes the number after the highest ever given (migration 4).
+const char* const kInsertChat =
+    "INSERT INTO chats(id, library_id, title, created) VALUES((SELECT last + 1 FROM id_floor WHERE kind = 'chats'), ?, ?, ?)";
 
 // A null QString binds as SQL NULL; the schema's text columns are NOT NULL, so bind "" instead.
 QVariant sqlText(const QString& s) { return QVariant(s.isNull() ? QString("") : s); }
@@ -347,7 +365,8 @@ Status LibraryDb::migrate() {
             if (!st) return st;
             break;
         }
-        const QStringList statements = QString(kMigrations[version]).split(';', Qt::SkipEmptyParts);
+        // Statements end with ';' at the end of a line (a trigger's body keeps its inner ';' on its line).
+        const QStringList statements = QString(kMigrations[version]).split(QRegularExpression(";[ \\t]*\\n"), Qt::SkipEmptyParts);
         for (const QString& s : statements) {
             if (s.trimmed().isEmpty()) continue;
             QSqlQuery m(c);
@@ -391,7 +410,8 @@ Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& syst
     QUIRE_TRY(checkLibraryName(name));
     QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
-    q.prepare("INSERT INTO libraries(name, system_prompt, created) VALUES(?, ?, ?)");
+    q.prepare("INSERT INTO libraries(id, name, system_prompt, created)"
+              " VALUES((SELECT last + 1 FROM id_floor WHERE kind = 'libraries'), ?, ?, ?)");
     q.addBindValue(name);
     q.addBindValue(sqlText(systemPrompt));
     q.addBindValue(nowIso());
@@ -536,7 +556,7 @@ Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
 Result<qint64> LibraryDb::createChat(qint64 libraryId, const QString& title) {
     QUIRE_TRY(beforeWrite());
     QSqlQuery q(db());
-    q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
+    q.prepare(kInsertChat);
     q.addBindValue(libraryId);
     q.addBindValue(sqlText(title));
     q.addBindValue(nowIso());
@@ -606,9 +626,23 @@ Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const 
         rollbackWrite(c);
         return st;
     };
+    // Deleted while the answer was being written (another process): said so, not a FOREIGN KEY error.
+    QSqlQuery exists(c);
+    if (chatId != 0) {
+        exists.prepare("SELECT 1 FROM chats WHERE id = ? AND library_id = ?");
+        exists.addBindValue(chatId);
+    } else {
+        exists.prepare("SELECT 1 FROM libraries WHERE id = ?");
+    }
+    exists.addBindValue(libraryId);
+    if (Status st = run(exists, "find chat"); !st) return fail(st);
+    if (!exists.next())
+        return fail(Status(ErrorCode::invalid_argument,
+                           chatId != 0 ? "chat " + std::to_string(chatId) + " was deleted while this answer was written; the answer was not saved"
+                                       : std::string("the library was deleted while this answer was written; the answer was not saved")));
     if (chatId == 0) {
         QSqlQuery q(c);
-        q.prepare("INSERT INTO chats(library_id, title, created) VALUES(?, ?, ?)");
+        q.prepare(kInsertChat);
         q.addBindValue(libraryId);
         q.addBindValue(sqlText(title));
         q.addBindValue(nowIso());

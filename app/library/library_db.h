@@ -74,7 +74,7 @@ struct PrefixStateRow {
 
 class LibraryDb {
 public:
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
 
     // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
     // is damaged, without touching it.
