@@ -6,6 +6,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -322,9 +323,13 @@ int exportCommand(AppContext& ctx, const CommandLine& cl) {
     if (!cl.flag("markdown")) return cl.usageError("say the format: --markdown (the only one so far)");
     auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    bool isNumber = false;
-    const qint64 chatId = cl.positional()[1].toLongLong(&isNumber);
-    auto chat = isNumber ? ctx.db->chat(chatId) : Result<std::optional<ChatRow>>(std::optional<ChatRow>());
+    // The chat's number as --chat takes it: digits only, 1 and up (" 1", "+1" and "01" were read as 1).
+    const QString text = cl.positional()[1];
+    bool isNumber = !text.isEmpty() && std::all_of(text.begin(), text.end(), [](QChar ch) { return ch >= '0' && ch <= '9'; }) &&
+                    !text.startsWith('0');
+    const qint64 chatId = isNumber ? text.toLongLong(&isNumber) : 0;
+    if (!isNumber) return cl.usageError("CHAT must be a chat's number, a whole number from 1 to 9223372036854775807, not '" + text + "'");
+    auto chat = ctx.db->chat(chatId);
     if (!chat) return fail(QString::fromStdString(chat.status().message()));
     if (!chat.value() || chat.value()->libraryId != lib->id) return fail("library '" + lib->name + "' has no chat " + cl.positional()[1]);
     auto messages = ctx.db->messages(chat.value()->id);

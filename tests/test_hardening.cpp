@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli_runner.h"
+#include "sleeping_process.h"
 #include "library/library_db.h"
 
 using namespace quire::test;
@@ -207,8 +208,11 @@ private slots:
 
     void stale_temporary_state_files_are_removed_on_start() {
         QCOMPARE(quire({"add", "lib", demo("the-keeper-of-the-light.txt")}).code, 0);
+        // A save in progress is another quire's: a process named so, sleeping until killed.
+        SleepingProcess other("quire");
+        QVERIFY(other.pid() > 0);
         const QString dead = data_ + "/states/library-1-abc.qstate.tmp.2147483000";  // no such process
-        const QString live = data_ + QString("/states/library-1-def.qstate.tmp.%1").arg(::getpid());
+        const QString live = data_ + QString("/states/library-1-def.qstate.tmp.%1").arg(other.pid());
         put(dead, QByteArray(4096, 'x'));
         put(live, QByteArray(4096, 'y'));
         const CliResult r = quire({"ask", "lib", "Who?", "--json", "--max-tokens", "2"});

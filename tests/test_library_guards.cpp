@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "cli_runner.h"
+#include "sleeping_process.h"
 #include "library/library_db.h"
+#include "library/library_removal.h"
+#include "session/session_service.h"
 
 using namespace quire::test;
 using quire::app::LibraryDb;
@@ -67,6 +70,58 @@ private slots:
         opened = LibraryDb::open(data_ + "/library.sqlite");
         QVERIFY(opened.is_ok());
         QVERIFY(opened.value()->createChat(b, "fourth").value() > third);
+    }
+
+    // A save killed between renaming its state file into place and recording it left a file that
+    // no delete removed (its row had no path). Deleting a chat or a library now also removes the
+    // files its number names in DATA/states; another library's files stay.
+    void deletes_remove_state_files_the_database_never_recorded() {
+        auto opened = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(opened.is_ok());
+        LibraryDb& db = *opened.value();
+        const qint64 a = db.createLibrary("a", "").value(), b = db.createLibrary("b", "").value();
+        const qint64 chat = db.createChat(a, "c").value(), kept = db.createChat(a, "k").value();
+        const QString states = data_ + "/states/";
+        for (const QString& f : {QString("chat-%1.qstate").arg(chat), QString("chat-%1.qstate").arg(kept), QString("library-%1-abc.qstate").arg(a),
+                                 QString("library-%1-abc.qstate").arg(b), QString("library-%1%1-abc.qstate").arg(a)})
+            put(states + f, "state");
+        auto one = quire::app::deleteChatWithState(db, chat);
+        QVERIFY(one.is_ok());
+        QVERIFY(!QFile::exists(states + QString("chat-%1.qstate").arg(chat)));
+        QVERIFY(QFile::exists(states + QString("chat-%1.qstate").arg(kept)));
+        auto lib = quire::app::deleteLibraryWithStates(db, a);
+        QVERIFY(lib.is_ok());
+        QVERIFY(!QFile::exists(states + QString("chat-%1.qstate").arg(kept)));
+        QVERIFY(!QFile::exists(states + QString("library-%1-abc.qstate").arg(a)));
+        QVERIFY(QFile::exists(states + QString("library-%1-abc.qstate").arg(b)));         // another library's
+        QVERIFY(QFile::exists(states + QString("library-%1%1-abc.qstate").arg(a)));       // library 11's, not 1's
+        QCOMPARE(lib.value().removedFiles.size(), 2);
+    }
+
+    // A save's temporary file NAME.qstate.tmp.PID whose PID now belongs to another program is a dead
+    // save's and goes; one whose PID runs this program is a save in progress and stays.
+    void temporary_state_files_of_dead_saves_go() {
+        const QString states = data_ + "/states";
+        SleepingProcess same(nullptr), other("not-quire");
+        QVERIFY(same.pid() > 0 && other.pid() > 0);
+        const QString live = states + QString("/library-1-a.qstate.tmp.%1").arg(same.pid());
+        const QString reused = states + QString("/library-1-b.qstate.tmp.%1").arg(other.pid());
+        put(live, "partial");
+        put(reused, "partial");
+        quire::app::removeStaleTemporaryFiles(states);
+        QVERIFY(QFile::exists(live));
+        QVERIFY(!QFile::exists(reused));
+    }
+
+    // export takes the chat's number as --chat does: digits, from 1.
+    void export_refuses_what_is_not_a_chat_number() {
+        QCOMPARE(quire({"library", "create", "lib"}).code, 0);
+        for (const char* bad : {" 1", "+1", "01", "1.0", "x", "99999999999999999999"}) {
+            const CliResult r = quire({"export", "lib", bad, "--markdown"});
+            QVERIFY2(r.code == 2 && r.err.contains("whole number from 1"), qPrintable(QString(bad) + ": " + r.err));
+        }
+        const CliResult missing = quire({"export", "lib", "7", "--markdown"});
+        QVERIFY2(missing.code == 1 && missing.err.contains("has no chat 7"), qPrintable(missing.err));
     }
 
     // A database written before the numbers were kept (schema 3) keeps its rows and numbers; new
@@ -135,7 +190,9 @@ private slots:
             QVERIFY(longRunning.is_ok());
             LibraryDb& db = *longRunning.value();
             const auto lib = db.library("lib").value();
-            const auto sources = db.sources(lib->id).value();
+            QVERIFY(lib.has_value());
+            const qint64 libId = lib ? lib->id : 0;
+            const auto sources = db.sources(libId).value();
             QVERIFY(db.setSourceTokens(sources[0].id, 123).is_ok());  // as ask does: a write into its journal
             QVERIFY(QFile::remove(data_ + "/library.sqlite-wal"));
             QVERIFY(QFile::remove(data_ + "/library.sqlite-shm"));

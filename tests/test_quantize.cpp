@@ -9,9 +9,7 @@
 #include <QRegularExpression>
 #include <QtTest>
 
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -24,6 +22,7 @@
 #include "cli_runner.h"
 #include "quant/fp16.h"
 #include "safetensors.h"
+#include "sleeping_process.h"
 #include "test_support.h"
 
 using namespace quire;
@@ -431,41 +430,22 @@ private slots:
         QVERIFY(QFileInfo::exists(dst + "/config.json"));
     }
 
-    // A process that sleeps under the given name (comm) until killed, for at most two minutes.
-    static pid_t sleeper(const char* name) {
-        const pid_t pid = ::fork();
-        if (pid == 0) {
-            if (name) ::prctl(PR_SET_NAME, name);
-            ::alarm(120);
-            for (;;) ::pause();
-        }
-        return pid;
-    }
-
     // Two runs into one DST: the second is refused before any work while the first's staging folder
     // belongs to a live quire; a folder whose process ID now belongs to another program is a dead
     // run's, and goes.
     void concurrentRunIsRefused() {
         const QString dst = tmp_.filePath("busy");
-        const pid_t quire = sleeper("quire"), other = sleeper(nullptr);
-        QVERIFY(quire > 0 && other > 0);
-        auto reap = qScopeGuard([&] {
-            for (pid_t p : {quire, other}) {
-                ::kill(p, SIGKILL);
-                ::waitpid(p, nullptr, 0);
-            }
-        });
-        QTest::qWait(100);  // the name is set
-        const QString live = tmp_.filePath(QString(".busy.quantizing-%1").arg(quire));
-        const QString reused = tmp_.filePath(QString(".busy.quantizing-%1").arg(other));
+        SleepingProcess quire("quire"), other(nullptr);
+        QVERIFY(quire.pid() > 0 && other.pid() > 0);
+        const QString live = tmp_.filePath(QString(".busy.quantizing-%1").arg(quire.pid()));
+        const QString reused = tmp_.filePath(QString(".busy.quantizing-%1").arg(other.pid()));
         put(live + "/model-00001-of-00001.safetensors", "partial");
         put(reused + "/model-00001-of-00001.safetensors", "partial");
         const CliResult r = runQuire({"quantize", src_, dst, "--bits", "4"}, 60000);
-        QVERIFY2(r.code != 0 && r.err.contains(QString("another quantize run (process %1) is writing").arg(quire)), qPrintable(r.err));
+        QVERIFY2(r.code != 0 && r.err.contains(QString("another quantize run (process %1) is writing").arg(quire.pid())), qPrintable(r.err));
         QVERIFY(QFileInfo::exists(live + "/model-00001-of-00001.safetensors"));  // the live run's work is untouched
         QVERIFY(!QFileInfo::exists(dst));
-        ::kill(quire, SIGKILL);
-        ::waitpid(quire, nullptr, 0);
+        quire.stop();
         const CliResult next = runQuire({"quantize", src_, dst, "--bits", "4"}, 60000);
         QVERIFY2(next.code == 0, qPrintable(next.err));
         QVERIFY(!QFileInfo::exists(live));

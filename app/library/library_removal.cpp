@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QSet>
 
 namespace quire::app {
 
@@ -10,16 +11,29 @@ namespace {
 // State paths are stored relative to the data folder (the database's folder); older rows may be absolute.
 void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
     const QDir root = QFileInfo(db.path()).absoluteDir();
+    QSet<QString> seen;  // a recorded path and the same file found by its name
     for (const QString& s : stored) {
         if (s.isEmpty()) continue;
-        const QString p = root.filePath(s);
-        if (!QFile::exists(p)) continue;
+        const QString p = QDir::cleanPath(root.filePath(s));
+        if (seen.contains(p) || !QFile::exists(p)) continue;
+        seen.insert(p);
         QFile f(p);
         if (f.remove()) out.removedFiles << p;
         else out.leftFiles << p + ": " + f.errorString();
     }
 }
 }  // namespace
+
+// The files a killed save may have put in place before the database recorded them (a kill between
+// the rename and the row): by their names in DATA/states, which a library's or chat's number owns
+// alone since numbers are never given twice (library_db.cpp, migration 4).
+QStringList unrecordedFiles(const LibraryDb& db, const QStringList& patterns) {
+    const QDir states(QFileInfo(db.path()).absoluteDir().filePath("states"));
+    QStringList out;
+    for (const QString& name : states.entryList(patterns, QDir::Files)) out << states.filePath(name);
+    return out;
+}
+QString chatStateName(qint64 chatId) { return QString("chat-%1.qstate").arg(chatId); }
 
 Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     QStringList files;
@@ -28,7 +42,9 @@ Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     for (const PrefixStateRow& r : states.value()) files << r.path;
     auto chats = db.chats(libraryId);
     if (!chats) return chats.status();
-    for (const ChatRow& c : chats.value()) files << c.statePath;
+    QStringList names{QString("library-%1-*.qstate").arg(libraryId)};
+    for (const ChatRow& c : chats.value()) files << c.statePath, names << chatStateName(c.id);
+    files << unrecordedFiles(db, names);
     QUIRE_TRY(db.deleteLibrary(libraryId));
     Removal out;
     removeFiles(db, files, out);
@@ -41,7 +57,7 @@ Result<Removal> deleteChatWithState(LibraryDb& db, qint64 chatId) {
     if (!chat.value()) return Status(ErrorCode::invalid_argument, "no chat " + std::to_string(chatId));
     QUIRE_TRY(db.deleteChat(chatId));
     Removal out;
-    removeFiles(db, {chat.value()->statePath}, out);
+    removeFiles(db, QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateName(chatId)}), out);
     return out;
 }
 

@@ -6,15 +6,14 @@
 #include <QFile>
 #include <QFileInfo>
 
-#include <signal.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <limits>
 #include <cstring>
 
 #include "hash.h"
+#include "process_alive.h"
 #include "read_eta.h"
 #include "state_file.h"
 
@@ -79,13 +78,14 @@ SessionService::SessionService(LibraryDb& db, Engine& engine, SessionOptions opt
 
 void removeStaleTemporaryFiles(const QString& stateDir) {
     // A save killed before its rename leaves NAME.qstate.tmp.PID behind (engine/file_util.cpp). One
-    // whose process is gone can never complete; one whose process lives is a save in progress.
+    // whose process is gone can never complete; one whose process lives is a save in progress,
+    // unless the PID now belongs to another program (process_alive.h).
     const QStringList names = QDir(stateDir).entryList({"*.qstate.tmp.*"}, QDir::Files | QDir::Hidden);
     for (const QString& name : names) {
+        const QString pid = name.section('.', -1);
         bool isPid = false;
-        const qint64 pid = name.section('.', -1).toLongLong(&isPid);
-        if (!isPid || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) continue;
-        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) QFile::remove(QDir(stateDir).filePath(name));
+        if (pid.toLongLong(&isPid) <= 0 || !isPid) continue;
+        if (!same_program_alive(pid.toStdString())) QFile::remove(QDir(stateDir).filePath(name));
     }
 }
 

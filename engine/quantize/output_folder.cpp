@@ -9,8 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <vector>
+
+#include "process_alive.h"
 
 namespace fs = std::filesystem;
 
@@ -47,23 +48,6 @@ void fsync_folder(const std::string& dir) {
     ::close(fd);
 }
 
-std::string comm_of(const std::string& pid) {
-    std::ifstream f("/proc/" + pid + "/comm");
-    std::string name;
-    std::getline(f, name);
-    return name;
-}
-
-// Whether the process that named a folder ".DST.quantizing-PID" may still be writing it: PID is
-// alive and runs the same program as this one (a PID the system gave to another program since is
-// a dead run's).
-bool run_alive(const std::string& pid) {
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
-    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) return false;
-    const std::string theirs = comm_of(pid), ours = comm_of("self");
-    return theirs.empty() || ours.empty() || theirs == ours;  // unreadable: alive, to be safe
-}
-
 std::string staging_prefix(const fs::path& d) { return "." + d.filename().string() + ".quantizing-"; }
 
 // The process ID of another run writing DST now (its staging folder beside DST), or "".
@@ -74,7 +58,7 @@ std::string other_live_run(const fs::path& d) {
         const std::string name = e.path().filename().string();
         if (name.rfind(prefix, 0) != 0) continue;
         const std::string pid = name.substr(prefix.size());
-        if (pid != own && run_alive(pid)) return pid;
+        if (pid != own && same_program_alive(pid)) return pid;
     }
     return {};
 }
@@ -94,8 +78,8 @@ void clean_stale_runs(const fs::path& d) {
     std::vector<fs::path> asides;
     for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
         const std::string name = e.path().filename().string();
-        if (name.rfind(prefix, 0) == 0 && !run_alive(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
-        if (name.rfind(aside_prefix, 0) == 0 && !run_alive(name.substr(aside_prefix.size()))) asides.push_back(e.path());
+        if (name.rfind(prefix, 0) == 0 && !same_program_alive(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
+        if (name.rfind(aside_prefix, 0) == 0 && !same_program_alive(name.substr(aside_prefix.size()))) asides.push_back(e.path());
     }
     // Which of several is the latest cannot be told: then all stay, for the user to choose.
     const bool dst_missing = !fs::exists(fs::symlink_status(d, ec));
