@@ -72,6 +72,30 @@ private slots:
         QVERIFY(opened.value()->createChat(b, "fourth").value() > third);
     }
 
+    // Two follow-ups to one chat at once were both computed from the same conversation and stored
+    // one after the other, as if the second answered the first. The second to finish is refused.
+    void two_follow_ups_at_once_keep_the_conversation_true() {
+        auto opened = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(opened.is_ok());
+        LibraryDb& db = *opened.value();
+        const qint64 lib = db.createLibrary("a", "").value();
+        quire::app::MessageRow q, answer;
+        q.role = "user", q.content = "first";
+        answer.role = "assistant", answer.content = "one";
+        const qint64 chat = db.recordExchange(0, lib, "first", q, answer).value();
+        const qint64 seen = db.lastMessageId(chat).value();  // both follow-ups start here
+        QVERIFY(seen > 0);
+        q.content = "follow-up A";
+        QVERIFY(db.recordExchange(chat, lib, "", q, answer, seen).is_ok());
+        q.content = "follow-up B";
+        auto second = db.recordExchange(chat, lib, "", q, answer, seen);
+        QVERIFY(!second.is_ok());
+        QVERIFY2(second.status().message().find("got another answer") != std::string::npos, second.status().message().c_str());
+        const auto messages = db.messages(chat).value();
+        QCOMPARE(messages.size(), qsizetype(4));
+        QCOMPARE(messages[2].content, QString("follow-up A"));
+    }
+
     // A save killed between renaming its state file into place and recording it left a file that
     // no delete removed (its row had no path). Deleting a chat or a library now also removes the
     // files its number names in DATA/states; another library's files stay.

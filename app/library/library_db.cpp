@@ -617,8 +617,17 @@ Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     return q.lastInsertId().toLongLong();
 }
 
+Result<qint64> LibraryDb::lastMessageId(qint64 chatId) {
+    QSqlQuery q(db());
+    q.prepare("SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?");
+    q.addBindValue(chatId);
+    QUIRE_TRY(run(q, "last message"));
+    if (!q.next()) return dbError("last message", q.lastError());
+    return q.value(0).toLongLong();
+}
+
 Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
-                                        const MessageRow& answer) {
+                                        const MessageRow& answer, qint64 afterMessage) {
     QUIRE_TRY(beforeWrite());
     QSqlDatabase c = db();
     QUIRE_TRY(beginWrite(c, "record chat"));
@@ -640,6 +649,16 @@ Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const 
         return fail(Status(ErrorCode::invalid_argument,
                            chatId != 0 ? "chat " + std::to_string(chatId) + " was deleted while this answer was written; the answer was not saved"
                                        : std::string("the library was deleted while this answer was written; the answer was not saved")));
+    if (chatId != 0 && afterMessage >= 0) {
+        QSqlQuery last(c);
+        last.prepare("SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?");
+        last.addBindValue(chatId);
+        if (Status st = run(last, "last message"); !st) return fail(st);
+        if (!last.next() || last.value(0).toLongLong() != afterMessage)
+            return fail(Status(ErrorCode::invalid_argument, "chat " + std::to_string(chatId) +
+                                                                " got another answer (from another window or process) while this one was "
+                                                                "written; this answer was not saved: ask again to follow on from there"));
+    }
     if (chatId == 0) {
         QSqlQuery q(c);
         q.prepare(kInsertChat);

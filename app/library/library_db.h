@@ -111,9 +111,13 @@ public:
     Status deleteChat(qint64 chatId);  // with its messages
     Result<qint64> addMessage(const MessageRow& message);
     // A question and its answer in one transaction, with the chat itself when chatId is 0 (a new chat
-    // titled `title`): a kill leaves all of it or none. Returns the chat's id.
+    // titled `title`): a kill leaves all of it or none. Returns the chat's id. afterMessage >= 0: the
+    // chat's last message id the answer followed on from; refused when another answer was recorded
+    // since (two follow-ups to one chat at once), instead of storing both as if one followed the other.
     Result<qint64> recordExchange(qint64 chatId, qint64 libraryId, const QString& title, const MessageRow& question,
-                                  const MessageRow& answer);
+                                  const MessageRow& answer, qint64 afterMessage = -1);
+    // The id of the chat's last message, 0 when it has none.
+    Result<qint64> lastMessageId(qint64 chatId);
     // Regenerate: the chat's last question and answer replaced by these, in one transaction; refused
     // when the chat does not end with a question and its answer.
     Status replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer);

@@ -61,7 +61,11 @@ Result<RemoteAskResult> askRemote(LibraryDb& db, const remote::Endpoint& endpoin
     auto context = libraryContextText(db, library);
     if (!context) return context.status();
     json messages = json::array({{{"role", "system"}, {"content", context.value().toStdString()}}});
+    qint64 afterMessage = -1;  // the chat's last message this answer follows on from (recordExchange)
     if (o.chatId) {
+        auto last = db.lastMessageId(o.chatId);
+        if (!last) return last.status();
+        afterMessage = last.value();
         auto chat = db.chat(o.chatId);
         if (!chat) return chat.status();
         if (!chat.value() || chat.value()->libraryId != library.id)
@@ -91,7 +95,7 @@ Result<RemoteAskResult> askRemote(LibraryDb& db, const remote::Endpoint& endpoin
     assistant.content = QString::fromStdString(answer->text);
     assistant.firstTokenSeconds = answer->firstTokenSeconds;
     // The question and its answer together (with the chat, when new): all of it or none.
-    auto chatId = db.recordExchange(o.chatId, library.id, question.left(80), user, assistant);
+    auto chatId = db.recordExchange(o.chatId, library.id, question.left(80), user, assistant, afterMessage);
     if (!chatId) return chatId.status();
     r.chatId = chatId.value();
     r.answer = assistant.content;

@@ -363,9 +363,13 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
 
     std::unique_ptr<Sequence> seq;
     const qint64 chatId = o.chatId;
+    qint64 afterMessage = -1;  // the chat's last message when this answer began (recordExchange)
     if (chatId) {
         auto chat = libraryChat();
         if (!chat) return chat.status();
+        auto last = db_.lastMessageId(chatId);
+        if (!last) return last.status();
+        afterMessage = last.value();
         auto s = chatSequence(chat.value(), prefix, result.notices, o.replaceLast);
         if (!s) return s.status();
         seq = std::move(s.value());
@@ -415,7 +419,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         QUIRE_TRY(db_.replaceLastExchange(chatId, user, answer));
         result.chatId = chatId;
     } else {
-        auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer);
+        auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer, afterMessage);
         if (!recorded) return recorded.status();
         result.chatId = recorded.value();
     }
