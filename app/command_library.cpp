@@ -17,6 +17,7 @@
 #include "cli_output.h"
 #include "command_remote.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "engine_setup.h"
 #include "ingest/library_ingest.h"
 #include "library/library_removal.h"
@@ -249,13 +250,20 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     o.generation.sampling.seed = static_cast<uint64_t>(*cl.integer("seed"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
+    // Ctrl-C while reading stops at the next chunk (what was read is kept for the next question);
+    // while answering it ends the answer there, and the answer so far is saved, marked stopped.
+    catchInterrupts();
+    o.cancel = interruptFlag();
     auto remote = remoteBackend(*ctx.db);
     if (!remote) return fail(QString::fromStdString(remote.status().message()));
     if (remote.value()) return askRemoteCommand(ctx, *lib, cl.positional()[1], o, json, *remote.value());
     if (!loadEngine(ctx, cl)) return 1;
     SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
     auto r = session.ask(*lib, cl.positional()[1], o);
-    if (!r) return fail(QString::fromStdString(r.status().message()));
+    if (!r) {
+        const int code = fail(QString::fromStdString(r.status().message()));
+        return interruptSignal() ? 128 + interruptSignal() : code;
+    }
     for (const QString& n : r->notices) std::fprintf(stderr, "note: %s\n", qPrintable(n));
     if (json) {
         QJsonObject j{{"chat", r->chatId}, {"answer", r->answer}, {"stop_reason", r->stopReason},
@@ -271,6 +279,10 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
                      static_cast<long long>(r->chatId), static_cast<long long>(r->contextTokens),
                      r->reusedState ? "saved state reused" : "read now", static_cast<long long>(r->prefilledTokens),
                      r->firstTokenSeconds, r->tokensPerSecond);
+    }
+    if (interruptSignal()) {
+        std::fprintf(stderr, "[stopped: the answer so far is saved in chat %lld, marked stopped]\n", static_cast<long long>(r->chatId));
+        return 128 + interruptSignal();
     }
     return 0;
 }

@@ -2,13 +2,12 @@
 // by round-to-nearest or by GPTQ with calibration text (a file, or a library's context).
 #include <QCoreApplication>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 
 #include "app_context.h"
 #include "cli_args.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "json.h"
 #include "quantize/output_folder.h"
 #include "quantize/quantize_model.h"
@@ -18,18 +17,6 @@
 namespace quire::cli {
 
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-std::atomic<int> g_signal{0};
-
-// The first Ctrl-C (or SIGTERM, SIGHUP) asks the run to stop and clean up; a second one kills as
-// usual (the staging folder left then is hidden and removed by the next run). The run then exits
-// with 128 + the signal's number, as a shell reports a process the signal ended.
-void on_signal(int sig) {
-    g_signal = sig;
-    g_interrupted = true;
-    std::signal(sig, SIG_DFL);
-}
 
 int fail(const std::string& message) {
     std::fprintf(stderr, "quire quantize: %s\n", message.c_str());
@@ -179,20 +166,20 @@ int quantize_command(int argc, char** argv) {
                      static_cast<int64_t>(tokens.size()) < wanted ? " (the text has no more)" : "");
     }
 
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, on_signal);
+    catchInterrupts();  // the run stops at its next block of work and removes its staging folder
     std::printf("%-44s %-14s %12s %12s\n", "layer", "shape", "weight-err", "calib-loss");
     quantize::QuantizeRun run;
     run.src = src;
     run.dst = dst;
     run.options = options;
     run.calibrator = calibrator.get();
-    run.cancel = &g_interrupted;
+    run.cancel = interruptFlag();
     run.on_progress = print_progress;
     run.on_layer = print_report_line;
     auto reports = quantize::quantize_model(run);
     if (!reports) {
         fail(reports.status().message());
-        return reports.status().code() == ErrorCode::cancelled && g_signal ? 128 + g_signal : 1;
+        return reports.status().code() == ErrorCode::cancelled && interruptSignal() ? 128 + interruptSignal() : 1;
     }
 
     double weight = 0, calib = 0;

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli_output.h"
+#include "interrupt.h"
 
 namespace quire::cli {
 
@@ -56,9 +57,10 @@ int askRemoteCommand(AppContext& ctx, const LibraryRow& library, const QString& 
     auto r = askRemote(*ctx.db, endpoint.value(), library, question, o, &partial);
     if (!r) {
         if (!json && !partial.isEmpty()) out("\n");
-        return fail(QString::fromStdString(r.status().message()) +
-                    (options.chatId ? QString("\nchat %1 is unchanged; ask again to retry").arg(options.chatId)
-                                    : QString("\nnothing was saved; ask again to retry")));
+        const int code = fail(QString::fromStdString(r.status().message()) +
+                              (options.chatId ? QString("\nchat %1 is unchanged; ask again to retry").arg(options.chatId)
+                                              : QString("\nnothing was saved; ask again to retry")));
+        return interruptSignal() ? 128 + interruptSignal() : code;
     }
     if (json) {
         const QJsonObject j{{"chat", r->chatId}, {"answer", r->answer}, {"stop_reason", r->stopReason}, {"backend", backend.url},

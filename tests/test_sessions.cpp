@@ -3,7 +3,10 @@
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
+#include <QProcess>
 #include <QtTest>
+
+#include <csignal>
 
 #include "cli_runner.h"
 #include "library/library_db.h"
@@ -158,6 +161,35 @@ private slots:
         QVERIFY2(more.err.contains("with the library's") && more.err.contains("not added"), qPrintable(more.err));
         QVERIFY(quire({"library", "list"}).out.contains("full\t1 sources"));
         QCOMPARE(quire({"add", "full", demo("wordcount"), "--context-limit", "12000"}).code, 0);
+    }
+
+    // Ctrl-C while the answer streams ends it there: the answer so far is saved, marked stopped, and
+    // the exit status says a signal stopped it. (It used to end the process with nothing saved.)
+    void ctrl_c_keeps_the_answer_so_far() {
+        QCOMPARE(quire({"library", "create", "lib"}).code, 0);
+        QCOMPARE(quire({"add", "lib", demo("the-keeper-of-the-light.txt")}).code, 0);
+        QProcess p;
+        p.start(QString::fromStdString(quire_binary()),
+                {"ask", "lib", "Tell me everything.", "--max-tokens", "200000", "--chunk", "512", "--data-dir", data_});
+        QVERIFY(p.waitForStarted());
+        QByteArray streamed;
+        for (int i = 0; i < 600 && streamed.size() < 64 && p.state() == QProcess::Running; ++i) {  // at most 60 s
+            p.waitForReadyRead(100);
+            streamed += p.readAllStandardOutput();
+        }
+        QVERIFY2(p.state() == QProcess::Running, "the answer ended before it could be interrupted");
+        ::kill(static_cast<pid_t>(p.processId()), SIGINT);
+        QVERIFY(p.waitForFinished(60000));
+        const QString err = QString::fromUtf8(p.readAllStandardError());
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 128 + SIGINT);
+        QVERIFY2(err.contains("the answer so far is saved in chat 1"), qPrintable(err));
+        auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        const auto messages = db.value()->messages(1).value();
+        QCOMPARE(messages.size(), qsizetype(2));
+        QVERIFY(messages[1].stopped);
+        QVERIFY(!messages[1].content.isEmpty());
     }
 
     void damaged_database_is_refused_untouched() {
