@@ -250,8 +250,9 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     o.generation.sampling.seed = static_cast<uint64_t>(*cl.integer("seed"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
-    // Ctrl-C while reading stops at the next chunk (what was read is kept for the next question);
-    // while answering it ends the answer there, and the answer so far is saved, marked stopped.
+    // Ctrl-C while reading stops at the next chunk (nothing is saved: the next question reads the
+    // library again); while answering it ends the answer there, and the answer so far is saved,
+    // marked stopped.
     catchInterrupts();
     o.cancel = interruptFlag();
     auto remote = remoteBackend(*ctx.db);
