@@ -127,9 +127,20 @@ int showCommand(AppContext& ctx, const CommandLine& cl) {
     }
     if (assembled) out(QString("context: %1 tokens of %2\n").arg(assembled->tokens.size()).arg(*cl.integer("context-limit")));
     else out("context: " + QString::fromStdString(assembled.status().message()) + "\n");
+    // The state the next question would start from (the largest saved one may be of an older version
+    // of the library: after a remove it no longer fits).
     auto states = ctx.db->prefixStates(lib->id);
-    if (states && !states->isEmpty())
-        out(QString("saved prefix state: %1 tokens, %2 MB\n").arg(states->first().tokenCount).arg(double(states->first().bytes) / 1e6, 0, 'f', 1));
+    const auto usable = assembled ? session.usableState(*lib, assembled->tokens) : Result<std::optional<PrefixStateRow>>(std::nullopt);
+    const auto size = assembled ? static_cast<qint64>(assembled->tokens.size()) : 0;
+    auto mb = [](qint64 bytes) { return QString::number(double(bytes) / 1e6, 'f', 1); };
+    if (usable && usable.value() && usable.value()->tokenCount == size)
+        out(QString("saved prefix state: %1 tokens, %2 MB (the whole library)\n").arg(size).arg(mb(usable.value()->bytes)));
+    else if (usable && usable.value())
+        out(QString("saved prefix state: %1 of the %2 tokens, %3 MB (the next question reads the other %4 first)\n")
+                .arg(usable.value()->tokenCount).arg(size).arg(mb(usable.value()->bytes)).arg(size - usable.value()->tokenCount));
+    else if (states && !states->isEmpty())
+        out(QString("saved prefix state: none for the library as it is now (%1 of earlier versions or other models, which go when "
+                    "the state budget needs room)\n").arg(states->size()));
     else out("saved prefix state: none (the library has not been read yet)\n");
     return 0;
 }

@@ -22,7 +22,19 @@ bool same_program_alive(const std::string& pid) {
     if (id <= 0) return false;
     if (::kill(static_cast<pid_t>(id), 0) != 0 && errno == ESRCH) return false;
     const std::string theirs = comm_of(pid), ours = comm_of("self");
-    return theirs.empty() || ours.empty() || theirs == ours;
+    return theirs.empty() || ours.empty() || theirs == ours || theirs == "quire" || theirs == "quire-desktop";
+}
+
+bool process_has_argument(const std::string& pid, const std::string& arg) {
+    std::ifstream f("/proc/" + pid + "/cmdline", std::ios::binary);
+    if (!f) return true;
+    std::string part;
+    bool any = false;
+    while (std::getline(f, part, '\0')) {
+        any = true;
+        if (part == arg) return true;
+    }
+    return !any;
 }
 
 }  // namespace quire

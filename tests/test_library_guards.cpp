@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFile>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QSqlDatabase>
 #include <QSqlQuery>
 #include <QtTest>
@@ -26,6 +27,22 @@ class TestLibraryGuards : public QObject {
         args << "--data-dir" << data_;
         return runQuire(args, 60000);
     }
+    // The database as schema 3 had it (before id_floor), after running `extra`.
+    static bool downgradeToSchema3(const QString& path, const char* extra = nullptr) {
+        bool ok = true;
+        {
+            QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", "downgrade");
+            c.setDatabaseName(path);
+            ok = c.open();
+            QSqlQuery q(c);
+            for (const char* sql : {"DROP TRIGGER libraries_id_floor", "DROP TRIGGER chats_id_floor", "DROP TRIGGER messages_id_floor",
+                                    "DROP TABLE id_floor", extra, "PRAGMA user_version = 3"})
+                if (ok && sql) ok = q.exec(sql);
+            c.close();
+        }
+        QSqlDatabase::removeDatabase("downgrade");
+        return ok;
+    }
     QString note(const QString& name) {
         const QString path = tmp_.path() + "/" + name;
         put(path, ("A note called " + name + ".\n").toUtf8());
@@ -35,6 +52,7 @@ class TestLibraryGuards : public QObject {
 private slots:
     void init() {
         data_ = tmp_.path() + "/" + QTest::currentTestFunction();
+        if (const char* tag = QTest::currentDataTag()) data_ += "-" + QString(tag).replace(QRegularExpression("[^A-Za-z0-9]+"), "_");
         QDir().mkpath(data_);
     }
 
@@ -73,7 +91,8 @@ private slots:
     }
 
     // Two follow-ups to one chat at once were both computed from the same conversation and stored
-    // one after the other, as if the second answered the first. The second to finish is refused.
+    // one after the other, as if the second answered the first. The second to finish is refused,
+    // and the same between a follow-up and a regenerate.
     void two_follow_ups_at_once_keep_the_conversation_true() {
         auto opened = LibraryDb::open(data_ + "/library.sqlite");
         QVERIFY(opened.is_ok());
@@ -94,6 +113,17 @@ private slots:
         const auto messages = db.messages(chat).value();
         QCOMPARE(messages.size(), qsizetype(4));
         QCOMPARE(messages[2].content, QString("follow-up A"));
+        // A regenerate and a follow-up at once: whichever finishes second is refused. A regenerated
+        // exchange gets new message numbers, so a follow-up that began before it sees the change.
+        const qint64 before = db.lastMessageId(chat).value();
+        q.content = "follow-up A again";
+        QVERIFY(db.replaceLastExchange(chat, q, answer, before).is_ok());
+        QVERIFY(db.lastMessageId(chat).value() > before);
+        q.content = "follow-up C";
+        QVERIFY(!db.recordExchange(chat, lib, "", q, answer, before).is_ok());
+        q.content = "regenerated late";
+        QVERIFY(!db.replaceLastExchange(chat, q, answer, before).is_ok());
+        QCOMPARE(db.messages(chat).value()[2].content, QString("follow-up A again"));
     }
 
     // A save killed between renaming its state file into place and recording it left a file that
@@ -158,17 +188,7 @@ private slots:
             const qint64 lib = opened.value()->createLibrary("old", "").value();
             for (int i = 0; i < 3; ++i) QVERIFY(opened.value()->createChat(lib, "c").is_ok());
         }
-        {  // back to what schema 3 had, with the newest chat already deleted
-            QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", "downgrade");
-            c.setDatabaseName(path);
-            QVERIFY(c.open());
-            QSqlQuery q(c);
-            for (const char* sql : {"DROP TRIGGER libraries_id_floor", "DROP TRIGGER chats_id_floor", "DROP TABLE id_floor",
-                                    "DELETE FROM chats WHERE id = 3", "PRAGMA user_version = 3"})
-                QVERIFY2(q.exec(sql), sql);
-            c.close();
-        }
-        QSqlDatabase::removeDatabase("downgrade");
+        QVERIFY(downgradeToSchema3(path, "DELETE FROM chats WHERE id = 3"));  // the newest chat already deleted
         auto opened = LibraryDb::open(path);
         QVERIFY2(opened.is_ok(), opened.status().message().c_str());
         const auto lib = opened.value()->library("old").value();
@@ -255,9 +275,16 @@ private slots:
         QVERIFY(!QFile::exists(data_ + "/library.sqlite-wal"));
     }
 
+    void read_only_data_folder_is_read_and_reported_as_read_only_data() {
+        QTest::addColumn<bool>("schema3");
+        QTest::newRow("current schema") << false;
+        QTest::newRow("schema 3 (a library of the previous release: read without upgrading)") << true;
+    }
     void read_only_data_folder_is_read_and_reported_as_read_only() {
+        QFETCH(bool, schema3);
         QCOMPARE(quire({"library", "create", "lib"}).code, 0);
         QCOMPARE(quire({"add", "lib", note("kept.txt")}).code, 0);
+        if (schema3) QVERIFY(downgradeToSchema3(data_ + "/library.sqlite"));
         const QString writable = data_;
         QString readOnly = data_;
         bool mounted = false;

@@ -431,16 +431,19 @@ private slots:
     }
 
     // Two runs into one DST: the second is refused before any work while the first's staging folder
-    // belongs to a live quire; a folder whose process ID now belongs to another program is a dead
-    // run's, and goes.
+    // belongs to a live `quire quantize`; a folder whose process ID now belongs to another program,
+    // or to a quire that is not quantizing, is a dead run's, and goes.
     void concurrentRunIsRefused() {
         const QString dst = tmp_.filePath("busy");
-        SleepingProcess quire("quire"), other(nullptr);
-        QVERIFY(quire.pid() > 0 && other.pid() > 0);
+        // A live `quire quantize`; a live program that is not quire; a live quire that is not quantizing.
+        SleepingProcess quire("quire", "quantize"), other(nullptr), serve("quire", "serve");
+        QVERIFY(quire.pid() > 0 && other.pid() > 0 && serve.pid() > 0);
         const QString live = tmp_.filePath(QString(".busy.quantizing-%1").arg(quire.pid()));
         const QString reused = tmp_.filePath(QString(".busy.quantizing-%1").arg(other.pid()));
+        const QString server = tmp_.filePath(QString(".busy.quantizing-%1").arg(serve.pid()));
         put(live + "/model-00001-of-00001.safetensors", "partial");
         put(reused + "/model-00001-of-00001.safetensors", "partial");
+        put(server + "/model-00001-of-00001.safetensors", "partial");
         const CliResult r = runQuire({"quantize", src_, dst, "--bits", "4"}, 60000);
         QVERIFY2(r.code != 0 && r.err.contains(QString("another quantize run (process %1) is writing").arg(quire.pid())), qPrintable(r.err));
         QVERIFY(QFileInfo::exists(live + "/model-00001-of-00001.safetensors"));  // the live run's work is untouched
@@ -450,6 +453,7 @@ private slots:
         QVERIFY2(next.code == 0, qPrintable(next.err));
         QVERIFY(!QFileInfo::exists(live));
         QVERIFY(!QFileInfo::exists(reused));
+        QVERIFY(!QFileInfo::exists(server));
         QVERIFY(QFileInfo::exists(dst + "/config.json"));
     }
 

@@ -84,18 +84,22 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE messages ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
     )sql",
-    // 4: library and chat numbers are never given twice. SQLite hands out MAX(id) + 1, so deleting
-    // the newest chat gave its number to the next one, and an answer still being written for the
-    // deleted chat landed in the new one. id_floor keeps the highest number ever given (a trigger
-    // raises it on every insert); inserts take the number after it.
+    // 4: library, chat and message numbers are never given twice. SQLite hands out MAX(id) + 1, so
+    // deleting the newest chat gave its number to the next one, and an answer still being written
+    // for the deleted chat landed in the new one; a regenerated answer took its old message numbers,
+    // hiding it from a follow-up that checks the chat's last message. id_floor keeps the highest
+    // number ever given (a trigger raises it on every insert); inserts take the number after it.
     R"sql(
     CREATE TABLE id_floor(kind TEXT PRIMARY KEY, last INTEGER NOT NULL);
     INSERT INTO id_floor SELECT 'libraries', COALESCE(MAX(id), 0) FROM libraries;
     INSERT INTO id_floor SELECT 'chats', COALESCE(MAX(id), 0) FROM chats;
+    INSERT INTO id_floor SELECT 'messages', COALESCE(MAX(id), 0) FROM messages;
     CREATE TRIGGER libraries_id_floor AFTER INSERT ON libraries
         BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'libraries'; END;
     CREATE TRIGGER chats_id_floor AFTER INSERT ON chats
         BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'chats'; END;
+    CREATE TRIGGER messages_id_floor AFTER INSERT ON messages
+        BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'messages'; END;
     )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -242,7 +246,8 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
                                                       .toStdString());
     }
     if (db->readOnly_) {
-        if (version < kSchemaVersion)
+        // Schema 4 only changed how numbers are given (writes): a schema-3 database reads the same.
+        if (version < 3)
             return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
                                                        "before reading it")
                                                    .toStdString());
@@ -603,8 +608,8 @@ Result<qint64> LibraryDb::addMessage(const MessageRow& m) {
 
 Result<qint64> LibraryDb::insertMessage(const MessageRow& m) {
     QSqlQuery q(db());
-    q.prepare("INSERT INTO messages(chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second, stopped)"
-              " VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+    q.prepare("INSERT INTO messages(id, chat_id, role, content, tokens, created, first_token_seconds, tokens_per_second, stopped)"
+              " VALUES((SELECT last + 1 FROM id_floor WHERE kind = 'messages'), ?, ?, ?, ?, ?, ?, ?, ?)");
     q.addBindValue(m.chatId);
     q.addBindValue(sqlText(m.role));
     q.addBindValue(sqlText(m.content));
@@ -689,7 +694,7 @@ Result<QList<MessageRow>> LibraryDb::messages(qint64 chatId) {
     return out;
 }
 
-Status LibraryDb::replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer) {
+Status LibraryDb::replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer, qint64 afterMessage) {
     QUIRE_TRY(beforeWrite());
     QSqlDatabase c = db();
     QUIRE_TRY(beginWrite(c, "regenerate"));
@@ -705,6 +710,10 @@ Status LibraryDb::replaceLastExchange(qint64 chatId, const MessageRow& question,
     while (last.next()) rows.append({last.value(0).toLongLong(), last.value(1).toString()});
     if (rows.size() < 2 || rows[0].second != "assistant" || rows[1].second != "user")
         return fail(Status(ErrorCode::invalid_argument, QString("chat %1 does not end with a question and its answer").arg(chatId).toStdString()));
+    if (afterMessage >= 0 && rows[0].first != afterMessage)
+        return fail(Status(ErrorCode::invalid_argument, "chat " + std::to_string(chatId) +
+                                                            " got another answer (from another window or process) while this one was "
+                                                            "regenerated; the new answer was not saved and the chat is unchanged"));
     QSqlQuery del(c);
     del.prepare("DELETE FROM messages WHERE id IN (?, ?)");
     del.addBindValue(rows[0].first);

@@ -120,7 +120,8 @@ public:
     Result<qint64> lastMessageId(qint64 chatId);
     // Regenerate: the chat's last question and answer replaced by these, in one transaction; refused
     // when the chat does not end with a question and its answer.
-    Status replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer);
+    // afterMessage >= 0: the chat's last message when the new answer began; refused if it changed.
+    Status replaceLastExchange(qint64 chatId, const MessageRow& question, const MessageRow& answer, qint64 afterMessage = -1);
     Result<QList<MessageRow>> messages(qint64 chatId);
 
     // Records a state file, or updates its row when the file is already recorded (one row per path).

@@ -91,6 +91,18 @@ void removeStaleTemporaryFiles(const QString& stateDir) {
 
 QString SessionService::dataRoot() const { return QFileInfo(db_.path()).absolutePath(); }
 
+bool SessionService::coversPrefix(const PrefixStateRow& r, const std::vector<int32_t>& tokens) {
+    return r.tokenCount <= static_cast<qint64>(tokens.size()) && tokensHash(tokens, static_cast<size_t>(r.tokenCount)) == r.tokenHash;
+}
+
+Result<std::optional<PrefixStateRow>> SessionService::usableState(const LibraryRow& library, const std::vector<int32_t>& tokens) {
+    auto rows = db_.prefixStates(library.id);  // longest first
+    if (!rows) return rows.status();
+    for (const PrefixStateRow& r : rows.value())
+        if (r.modelFingerprint == fingerprint() && coversPrefix(r, tokens)) return std::optional<PrefixStateRow>(r);
+    return std::optional<PrefixStateRow>();
+}
+
 QString SessionService::storedPath(const QString& file) const {
     // Recorded relative to the data folder, so the library works from any working directory and
     // when the data folder is moved.
@@ -219,8 +231,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
                 info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
                 continue;
             }
-            if (r.tokenCount > static_cast<qint64>(tokens.size()) || tokensHash(tokens, static_cast<size_t>(r.tokenCount)) != r.tokenHash)
-                continue;  // the library changed before this point: the state is of no use
+            if (!coversPrefix(r, tokens)) continue;  // the library changed before this point: the state is of no use
             const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
             auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
             if (!loaded) {
@@ -416,7 +427,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     answer.tokensPerSecond = r->tokens_per_second;
     answer.stopped = r->stop_reason == "cancelled";
     if (o.replaceLast) {
-        QUIRE_TRY(db_.replaceLastExchange(chatId, user, answer));
+        QUIRE_TRY(db_.replaceLastExchange(chatId, user, answer, afterMessage));
         result.chatId = chatId;
     } else {
         auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer, afterMessage);

@@ -88,6 +88,9 @@ public:
     qint64 conversationReserve() const { return options_.conversationReserve; }
     // The model, precision and regime a saved state or a stored reading cost belongs to.
     QString fingerprint() const;
+    // The longest saved state of this model whose tokens begin `tokens` (the library's context as
+    // assembled now), without loading it; none when the library changed before every saved point.
+    Result<std::optional<PrefixStateRow>> usableState(const LibraryRow& library, const std::vector<int32_t>& tokens);
     Result<ReadResult> read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                             const std::atomic<bool>* cancel);
     Result<AskResult> ask(const LibraryRow& library, const QString& question, const AskOptions& options);
@@ -97,6 +100,7 @@ public:
                                         const std::atomic<bool>* cancel, ReadResult& info);
 
 private:
+    static bool coversPrefix(const PrefixStateRow& r, const std::vector<int32_t>& tokens);
     Result<AssembledContext> assembleWithin(const LibraryRow& library, bool enforceLimits);
     // The last context assembled per (library, with or without the limits), and a hash of all it was
     // made from (the system prompt, each ready source's id, path and text, the limits): a server

@@ -48,6 +48,9 @@ void fsync_folder(const std::string& dir) {
     ::close(fd);
 }
 
+// A staging folder's process is a live quantize run (a PID given since to `quire serve` is not).
+bool quantize_alive(const std::string& pid) { return same_program_alive(pid) && process_has_argument(pid, "quantize"); }
+
 std::string staging_prefix(const fs::path& d) { return "." + d.filename().string() + ".quantizing-"; }
 
 // The process ID of another run writing DST now (its staging folder beside DST), or "".
@@ -58,7 +61,7 @@ std::string other_live_run(const fs::path& d) {
         const std::string name = e.path().filename().string();
         if (name.rfind(prefix, 0) != 0) continue;
         const std::string pid = name.substr(prefix.size());
-        if (pid != own && same_program_alive(pid)) return pid;
+        if (pid != own && quantize_alive(pid)) return pid;
     }
     return {};
 }
@@ -78,8 +81,8 @@ void clean_stale_runs(const fs::path& d) {
     std::vector<fs::path> asides;
     for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
         const std::string name = e.path().filename().string();
-        if (name.rfind(prefix, 0) == 0 && !same_program_alive(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
-        if (name.rfind(aside_prefix, 0) == 0 && !same_program_alive(name.substr(aside_prefix.size()))) asides.push_back(e.path());
+        if (name.rfind(prefix, 0) == 0 && !quantize_alive(name.substr(prefix.size()))) fs::remove_all(e.path(), ec);
+        if (name.rfind(aside_prefix, 0) == 0 && !quantize_alive(name.substr(aside_prefix.size()))) asides.push_back(e.path());
     }
     // Which of several is the latest cannot be told: then all stay, for the user to choose.
     const bool dst_missing = !fs::exists(fs::symlink_status(d, ec));
