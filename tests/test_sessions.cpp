@@ -150,6 +150,20 @@ private slots:
         QVERIFY(quire({"library", "list"}).out.contains("x\t0 sources"));
     }
 
+    // show names the saved state the next question starts from: after a remove it used to show the
+    // largest saved state, of the library as it was before.
+    void show_names_the_state_the_next_question_uses() {
+        QCOMPARE(quire({"library", "create", "s"}).code, 0);
+        QCOMPARE(quire({"add", "s", demo("wordcount"), demo("the-keeper-of-the-light.txt")}).code, 0);
+        QVERIFY(!ask("s", "Q?").isEmpty());
+        QVERIFY2(quire({"library", "show", "s"}).out.contains("(the whole library)"), "after the first question");
+        QCOMPARE(quire({"remove", "s", demo("wordcount")}).code, 0);
+        const CliResult stale = quire({"library", "show", "s"});
+        QVERIFY2(stale.out.contains("saved prefix state: none for the library as it is now"), qPrintable(stale.out));
+        QVERIFY(!ask("s", "Q?").isEmpty());
+        QVERIFY2(quire({"library", "show", "s"}).out.contains("(the whole library)"), "after reading it again");
+    }
+
     // Sources added one at a time cannot take the library past the context limit either (each
     // was checked alone, and the sixth 198K-token file made every later question fail).
     void add_refuses_what_would_pass_the_context_limit() {
