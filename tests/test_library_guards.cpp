@@ -90,6 +90,28 @@ private slots:
         QVERIFY(opened.value()->createChat(b, "fourth").value() > third);
     }
 
+    // A name is stored trimmed and in Unicode form C: "café" with a composed é and with e + a
+    // combining accent is one library (they looked alike in every list and were two). Names are
+    // labels: at most 200 characters.
+    void names_that_look_alike_are_one_library() {
+        auto opened = LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(opened.is_ok());
+        LibraryDb& db = *opened.value();
+        const QString composed = QString::fromUtf8("caf\xc3\xa9"), decomposed = QString::fromUtf8("cafe\xcc\x81");
+        QVERIFY(composed != decomposed);
+        const qint64 id = db.createLibrary(decomposed + "  ", "").value();
+        auto again = db.createLibrary(composed, "");
+        QVERIFY2(!again.is_ok() && again.status().message().find("already exists") != std::string::npos, again.status().message().c_str());
+        QCOMPARE(db.library(composed).value()->id, id);
+        QCOMPARE(db.library(decomposed).value()->id, id);
+        QCOMPARE(db.library(decomposed).value()->name, composed);
+        QVERIFY(db.createLibrary(QString(200, 'n'), "").is_ok());
+        auto longer = db.createLibrary(QString(201, 'n'), "");
+        QVERIFY2(!longer.is_ok() && longer.status().message().find("at most 200 characters") != std::string::npos, longer.status().message().c_str());
+        const qint64 other = db.createLibrary("other", "").value();
+        QVERIFY(!db.renameLibrary(other, decomposed).is_ok());  // the name of another library, written differently
+    }
+
     // Two follow-ups to one chat at once were both computed from the same conversation and stored
     // one after the other, as if the second answered the first. The second to finish is refused,
     // and the same between a follow-up and a regenerate.

@@ -401,8 +401,16 @@ Status LibraryDb::integrityCheck() {
 }
 
 namespace {
+// Library names are stored and compared trimmed and in Unicode normalisation form C: "café" typed
+// with a composed é and with e + combining accent is one name, as it looks.
+QString canonicalName(const QString& name) { return name.trimmed().normalized(QString::NormalizationForm_C); }
+constexpr qsizetype kMaxLibraryName = 200;  // characters: a name is a label in lists and menus
+
 Status checkLibraryName(const QString& name) {
     if (name.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "a library needs a name");
+    if (const qsizetype n = canonicalName(name).size(); n > kMaxLibraryName)
+        return Status(ErrorCode::invalid_argument, "a library name can have at most " + std::to_string(kMaxLibraryName) +
+                                                       " characters; this one has " + std::to_string(n));
     // A line break or another control character would break every listing that shows the name.
     for (const QChar c : name)
         if (c.category() == QChar::Other_Control)
@@ -411,9 +419,13 @@ Status checkLibraryName(const QString& name) {
 }
 }  // namespace
 
-Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& systemPrompt) {
-    QUIRE_TRY(checkLibraryName(name));
+Result<qint64> LibraryDb::createLibrary(const QString& given, const QString& systemPrompt) {
+    QUIRE_TRY(checkLibraryName(given));
     QUIRE_TRY(beforeWrite());
+    const QString name = canonicalName(given);
+    // An older name stored in another normalisation form is the same name too.
+    if (auto existing = library(name); existing && existing.value())
+        return Status(ErrorCode::invalid_argument, ("a library named '" + existing.value()->name + "' already exists").toStdString());
     QSqlQuery q(db());
     q.prepare("INSERT INTO libraries(id, name, system_prompt, created)"
               " VALUES((SELECT last + 1 FROM id_floor WHERE kind = 'libraries'), ?, ?, ?)");
@@ -428,13 +440,20 @@ Result<qint64> LibraryDb::createLibrary(const QString& name, const QString& syst
     return q.lastInsertId().toLongLong();
 }
 
-Result<std::optional<LibraryRow>> LibraryDb::library(const QString& name) {
+Result<std::optional<LibraryRow>> LibraryDb::library(const QString& given) {
+    const QString name = canonicalName(given);
     QSqlQuery q(db());
     q.prepare("SELECT id, name, system_prompt, created FROM libraries WHERE name = ?");
     q.addBindValue(name);
     QUIRE_TRY(run(q, "find library"));
-    if (!q.next()) return std::optional<LibraryRow>();
-    return std::optional<LibraryRow>(LibraryRow{q.value(0).toLongLong(), q.value(1).toString(), q.value(2).toString(), q.value(3).toString()});
+    if (q.next())
+        return std::optional<LibraryRow>(LibraryRow{q.value(0).toLongLong(), q.value(1).toString(), q.value(2).toString(), q.value(3).toString()});
+    // Names stored before they were normalised: compared as they look.
+    auto all = libraries();
+    if (!all) return all.status();
+    for (const LibraryRow& l : all.value())
+        if (canonicalName(l.name) == name) return std::optional<LibraryRow>(l);
+    return std::optional<LibraryRow>();
 }
 
 Result<QList<LibraryRow>> LibraryDb::libraries() {
@@ -454,14 +473,15 @@ Status LibraryDb::deleteLibrary(qint64 id) {
     return run(q, "delete library");
 }
 
-Status LibraryDb::renameLibrary(qint64 id, const QString& name, const QString& expectedName) {
-    QUIRE_TRY(checkLibraryName(name));
+Status LibraryDb::renameLibrary(qint64 id, const QString& given, const QString& expectedName) {
+    QUIRE_TRY(checkLibraryName(given));
     QUIRE_TRY(beforeWrite());
-    if (auto existing = library(name.trimmed()); existing && existing.value() && existing.value()->id != id)
-        return Status(ErrorCode::invalid_argument, ("there is already a library named '" + name.trimmed() + "'").toStdString());
+    const QString name = canonicalName(given);
+    if (auto existing = library(name); existing && existing.value() && existing.value()->id != id)
+        return Status(ErrorCode::invalid_argument, ("there is already a library named '" + existing.value()->name + "'").toStdString());
     QSqlQuery q(db());
     q.prepare(expectedName.isNull() ? "UPDATE libraries SET name = ? WHERE id = ?" : "UPDATE libraries SET name = ? WHERE id = ? AND name = ?");
-    q.addBindValue(sqlText(name.trimmed()));
+    q.addBindValue(sqlText(name));
     q.addBindValue(id);
     if (!expectedName.isNull()) q.addBindValue(sqlText(expectedName));
     QUIRE_TRY(run(q, "rename library"));
