@@ -2,10 +2,13 @@
 // always leave a library that opens, passes PRAGMA integrity_check and still holds every source
 // that was reported as added.
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QProcess>
 #include <QRandomGenerator>
 #include <QtTest>
+
+#include <algorithm>
 
 #include "cli_runner.h"
 #include "library/library_db.h"
@@ -56,19 +59,31 @@ private slots:
     void kill_during_ingestion() {
         const QString data = tmp_.path() + "/ingest";
         QCOMPARE(runQuire({"library", "create", "k", "--data-dir", data}).code, 0);
-        QStringList reported;
-        for (int round = 0; round < 20; ++round) {
-            QStringList args{"add", "k"};
+        // One round's files ("r<round>_<i>.txt", 12 of them).
+        auto batch = [&](const QString& round) {
+            QStringList files;
             for (int i = 0; i < 12; ++i) {
                 const QString f = tmp_.path() + QString("/src/r%1_%2.txt").arg(round).arg(i);
                 QDir().mkpath(tmp_.path() + "/src");
                 QFile file(f);
                 file.open(QIODevice::WriteOnly);
                 file.write(QByteArray(20000 + 1000 * i, 'a' + static_cast<char>(i)) + "\n");
-                args << f;
+                files << f;
             }
-            args << "--data-dir" << data;
-            const QString printed = runAndKill(args, 400);
+            return files;
+        };
+        // The kills spread over a whole add as long as this machine takes for one (a loaded CI
+        // machine took longer than a fixed 400 ms window, and no run reported anything).
+        const QString timing = tmp_.path() + "/timing";
+        QCOMPARE(runQuire({"library", "create", "k", "--data-dir", timing}).code, 0);
+        QElapsedTimer clock;
+        clock.start();
+        QCOMPARE(runQuire(QStringList{"add", "k"} + batch("timing") + QStringList{"--data-dir", timing}).code, 0);
+        const int window = static_cast<int>(std::max<qint64>(400, clock.elapsed() * 3 / 2));
+        QStringList reported;
+        for (int round = 0; round < 20; ++round) {
+            const QStringList args = QStringList{"add", "k"} + batch(QString::number(round)) + QStringList{"--data-dir", data};
+            const QString printed = runAndKill(args, window);
             for (const QString& line : printed.split('\n'))
                 if (line.startsWith("added: ")) reported << line.mid(7).section(" (", 0, 0);
             checkLibrary(data, reported);
