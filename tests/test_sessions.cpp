@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QProcess>
 #include <QtTest>
 
@@ -148,6 +149,38 @@ private slots:
         QVERIFY(quire({"library", "list"}).out.contains("x\t1 sources"));
         QCOMPARE(quire({"remove", "x", demo("wordcount")}).code, 0);
         QVERIFY(quire({"library", "list"}).out.contains("x\t0 sources"));
+    }
+
+    // A chat save that did not finish (killed, a full disk) leaves the state of the turn before,
+    // with the token count the database recorded for it. The next follow-up starts from that point
+    // and reads only the turn after it; it used to call the state unusable and replay the chat.
+    void an_unfinished_chat_save_resumes_from_the_turn_before() {
+        QCOMPARE(quire({"library", "create", "c"}).code, 0);
+        QCOMPARE(quire({"add", "c", demo("the-keeper-of-the-light.txt")}).code, 0);
+        const qint64 chat = ask("c", "First?")["chat"].toInteger();
+        QVERIFY(chat > 0);
+        const QString file = data_ + QString("/states/chat-%1.qstate").arg(chat);
+        const QString kept = data_ + "/turn-one.qstate";
+        QVERIFY(QFile::copy(file, kept));
+        qint64 turnOne = 0, turnTwo = 0;
+        {
+            auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+            QVERIFY(db.is_ok());
+            turnOne = db.value()->chat(chat).value()->stateTokens;
+        }
+        QVERIFY(!ask("c", "Second?", {"--chat", QString::number(chat)}).isEmpty());
+        {  // as if the second turn's save had been killed before its rename
+            auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+            QVERIFY(db.is_ok());
+            const auto row = db.value()->chat(chat).value();
+            turnTwo = row->stateTokens;
+            QVERIFY(turnTwo > turnOne);
+            QVERIFY(QFile::remove(file) && QFile::copy(kept, file));
+            QVERIFY(db.value()->setChatState(chat, row->statePath, turnOne).is_ok());
+        }
+        const QJsonObject third = ask("c", "Third?", {"--chat", QString::number(chat)});
+        QVERIFY2(third["notices"].toArray().isEmpty(), qPrintable(QJsonDocument(third).toJson()));
+        QCOMPARE(third["prefilled_tokens"].toInteger(), (turnTwo - turnOne) + third["question_tokens"].toInteger());
     }
 
     // show names the saved state the next question starts from: after a remove it used to show the

@@ -337,6 +337,17 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
         // A delta on the library's prefix (or, from older versions, a whole state).
         auto loaded = engine_.load_state(statePath.toStdString(), &expected, prefix.seq.get());
         if (loaded) return std::move(loaded.value());
+        // A save that did not finish (killed, a full disk) leaves the state of an earlier turn, with
+        // the token count the database recorded for it: that point, then only the turns after it.
+        const auto earlier = static_cast<size_t>(std::max<qint64>(0, chat.stateTokens));
+        if (earlier > prefix.tokens.size() && earlier < expected.size()) {
+            const std::vector<int32_t> head(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(earlier));
+            if (auto older = engine_.load_state(statePath.toStdString(), &head, prefix.seq.get()); older) {
+                const std::span<const int32_t> rest(expected.data() + earlier, expected.size() - earlier);
+                QUIRE_TRY(prefillWithProgress(engine_, *older.value(), rest, options_.chunk, {}, nullptr));
+                return std::move(older.value());
+            }
+        }
         notices << QString("the saved state of chat %1 is unusable (%2); replaying the conversation")
                        .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
     }
