@@ -6,7 +6,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -273,8 +272,7 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
     auto r = session.ask(*lib, cl.positional()[1], o);
     if (!r) {
-        const int code = fail(QString::fromStdString(r.status().message()));
-        return interruptSignal() ? 128 + interruptSignal() : code;
+        return interruptedExit(fail(QString::fromStdString(r.status().message())));
     }
     for (const QString& n : r->notices) std::fprintf(stderr, "note: %s\n", qPrintable(n));
     if (json) {
@@ -294,7 +292,7 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     }
     if (interruptSignal()) {
         std::fprintf(stderr, "[stopped: the answer so far is saved in chat %lld, marked stopped]\n", static_cast<long long>(r->chatId));
-        return 128 + interruptSignal();
+        return interruptedExit(0);
     }
     return 0;
 }
@@ -347,12 +345,12 @@ int exportCommand(AppContext& ctx, const CommandLine& cl) {
     if (!cl.flag("markdown")) return cl.usageError("say the format: --markdown (the only one so far)");
     auto lib = findLibrary(ctx, cl.positional()[0]);
     if (!lib) return 1;
-    // The chat's number as --chat takes it: digits only, 1 and up (" 1", "+1" and "01" were read as 1).
+    // The chat's number, a strict whole number from 1 and without leading zeros (" 1", "+1" and "01"
+    // were read as 1).
     const QString text = cl.positional()[1];
-    bool isNumber = !text.isEmpty() && std::all_of(text.begin(), text.end(), [](QChar ch) { return ch >= '0' && ch <= '9'; }) &&
-                    !text.startsWith('0');
-    const qint64 chatId = isNumber ? text.toLongLong(&isNumber) : 0;
-    if (!isNumber) return cl.usageError("CHAT must be a chat's number, a whole number from 1 to 9223372036854775807, not '" + text + "'");
+    const std::optional<int64_t> number = text.startsWith('0') ? std::nullopt : parseInteger(text);
+    const qint64 chatId = number.value_or(0);
+    if (chatId < 1) return cl.usageError("CHAT must be a chat's number, a whole number from 1 to 9223372036854775807, not '" + text + "'");
     auto chat = ctx.db->chat(chatId);
     if (!chat) return fail(QString::fromStdString(chat.status().message()));
     if (!chat.value() || chat.value()->libraryId != lib->id) return fail("library '" + lib->name + "' has no chat " + cl.positional()[1]);

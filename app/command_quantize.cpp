@@ -179,7 +179,7 @@ int quantize_command(int argc, char** argv) {
     auto reports = quantize::quantize_model(run);
     if (!reports) {
         fail(reports.status().message());
-        return reports.status().code() == ErrorCode::cancelled && interruptSignal() ? 128 + interruptSignal() : 1;
+        return reports.status().code() == ErrorCode::cancelled ? interruptedExit(1) : 1;
     }
 
     double weight = 0, calib = 0;

@@ -57,10 +57,9 @@ int askRemoteCommand(AppContext& ctx, const LibraryRow& library, const QString& 
     auto r = askRemote(*ctx.db, endpoint.value(), library, question, o, &partial);
     if (!r) {
         if (!json && !partial.isEmpty()) out("\n");
-        const int code = fail(QString::fromStdString(r.status().message()) +
-                              (options.chatId ? QString("\nchat %1 is unchanged; ask again to retry").arg(options.chatId)
-                                              : QString("\nnothing was saved; ask again to retry")));
-        return interruptSignal() ? 128 + interruptSignal() : code;
+        return interruptedExit(fail(QString::fromStdString(r.status().message()) +
+                                    (options.chatId ? QString("\nchat %1 is unchanged; ask again to retry").arg(options.chatId)
+                                                    : QString("\nnothing was saved; ask again to retry"))));
     }
     if (json) {
         const QJsonObject j{{"chat", r->chatId}, {"answer", r->answer}, {"stop_reason", r->stopReason}, {"backend", backend.url},

@@ -25,5 +25,6 @@ void catchInterrupts() {
 
 const std::atomic<bool>* interruptFlag() { return &g_interrupted; }
 int interruptSignal() { return g_signal; }
+int interruptedExit(int code) { return g_signal ? 128 + g_signal : code; }
 
 }  // namespace quire::cli

@@ -14,5 +14,7 @@ void catchInterrupts();
 const std::atomic<bool>* interruptFlag();
 // The first signal's number, 0 when none came.
 int interruptSignal();
+// A stopped command's exit status: 128 + the signal's number when one came, `code` otherwise.
+int interruptedExit(int code);
 
 }  // namespace quire::cli

@@ -19,22 +19,14 @@ namespace {
 constexpr int kColumns = 32;
 constexpr int kRowGroups = 8;
 
-// NormRope: q and k normalised per head and rotated (head_norm_rope.cuh) as they are read; warp 0
-// does the q row and warp 1 the k row of the CTA's head, with the angles of position `pos`.
-struct NormRope {
-    const float* qw;  // null: q and k are read as they are
-    const float* kw;
-    int64_t pos;
-    float theta, eps;
-    int rope;
-};
-
+// hn.q_weight set: q and k normalised per head and rotated (head_norm_rope.cuh) as they are read;
+// warp 0 does the q row and warp 1 the k row of the CTA's head, with the angles of position `pos`.
 template <int D>
 __global__ void __launch_bounds__(kColumns* kRowGroups) lightning_step_kernel(const __nv_bfloat16* __restrict__ q,
                                                                              const __nv_bfloat16* __restrict__ k,
                                                                              const __nv_bfloat16* __restrict__ v,
                                                                              const double* __restrict__ slopes, float* __restrict__ state,
-                                                                             __nv_bfloat16* __restrict__ out, const NormRope nr) {
+                                                                             __nv_bfloat16* __restrict__ out, const LightningHeadNorm hn, int64_t pos) {
     pdl_wait();  // launched as a programmatic dependent launch (pdl_launch.h)
     pdl_launch_dependents();
     constexpr int kRows = D / kRowGroups;
@@ -48,11 +40,11 @@ __global__ void __launch_bounds__(kColumns* kRowGroups) lightning_step_kernel(co
     float sv[kRows];
 #pragma unroll
     for (int i = 0; i < kRows; ++i) sv[i] = S[(group * kRows + i) * D + c];
-    if (nr.qw) {
-        rope_angles(cs, D, nr.pos, nr.theta);  // ends synchronised
+    if (hn.q_weight) {
+        rope_angles(cs, D, pos, hn.theta);  // ends synchronised
         if (group < 2) {
             float x[D / 32];
-            head_row_norm_rope<D / 32>((group == 0 ? q : k) + h * D, (group == 0 ? nr.qw : nr.kw), cs, nr.eps, nr.rope != 0, lane, x);
+            head_row_norm_rope<D / 32>((group == 0 ? q : k) + h * D, (group == 0 ? hn.q_weight : hn.k_weight), cs, hn.eps, hn.rope, lane, x);
             float* dst = group == 0 ? qs : ks;
 #pragma unroll
             for (int j = 0; j < D / 32; ++j) dst[lane + 32 * j] = round_bf(x[j]);  // the bf16 row the separate kernel writes
@@ -94,14 +86,13 @@ cudaError_t launch_lightning_step(const uint16_t* q, const uint16_t* k, const ui
     const auto* kb = reinterpret_cast<const __nv_bfloat16*>(k);
     const auto* vb = reinterpret_cast<const __nv_bfloat16*>(v);
     auto* ob = reinterpret_cast<__nv_bfloat16*>(out);
-    NormRope nr{nullptr, nullptr, pos, 0.0f, 0.0f, 0};
-    if (head_norm) nr = {head_norm->q_weight, head_norm->k_weight, pos, head_norm->theta, head_norm->eps, head_norm->rope ? 1 : 0};
+    const LightningHeadNorm hn = head_norm ? *head_norm : LightningHeadNorm{};  // q_weight null: none
     if (d == 64)
         return launch_pdl(lightning_step_kernel<64>, dim3(static_cast<unsigned>(heads), 64 / kColumns), kColumns * kRowGroups, 0, stream, qb, kb, vb,
-                          slopes, state, ob, nr);
+                          slopes, state, ob, hn, pos);
     if (d == 128)
         return launch_pdl(lightning_step_kernel<128>, dim3(static_cast<unsigned>(heads), 128 / kColumns), kColumns * kRowGroups, 0, stream, qb, kb,
-                          vb, slopes, state, ob, nr);
+                          vb, slopes, state, ob, hn, pos);
     return cudaErrorInvalidValue;
 }
 

@@ -675,11 +675,9 @@ Result<qint64> LibraryDb::recordExchange(qint64 chatId, qint64 libraryId, const 
                            chatId != 0 ? "chat " + std::to_string(chatId) + " was deleted while this answer was written; the answer was not saved"
                                        : std::string("the library was deleted while this answer was written; the answer was not saved")));
     if (chatId != 0 && afterMessage >= 0) {
-        QSqlQuery last(c);
-        last.prepare("SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?");
-        last.addBindValue(chatId);
-        if (Status st = run(last, "last message"); !st) return fail(st);
-        if (!last.next() || last.value(0).toLongLong() != afterMessage)
+        auto last = lastMessageId(chatId);  // inside this transaction (one connection per thread)
+        if (!last) return fail(last.status());
+        if (last.value() != afterMessage)
             return fail(Status(ErrorCode::invalid_argument, "chat " + std::to_string(chatId) +
                                                                 " got another answer (from another window or process) while this one was "
                                                                 "written; this answer was not saved: ask again to follow on from there"));

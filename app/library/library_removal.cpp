@@ -5,6 +5,8 @@
 #include <QFileInfo>
 #include <QSet>
 
+#include "state_files.h"
+
 namespace quire::app {
 
 namespace {
@@ -25,15 +27,13 @@ void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
 }  // namespace
 
 // The files a killed save may have put in place before the database recorded them (a kill between
-// the rename and the row): by their names in DATA/states, which a library's or chat's number owns
-// alone since numbers are never given twice (library_db.cpp, migration 4).
+// the rename and the row): by their names in DATA/states (state_files.h).
 QStringList unrecordedFiles(const LibraryDb& db, const QStringList& patterns) {
     const QDir states(QFileInfo(db.path()).absoluteDir().filePath("states"));
     QStringList out;
     for (const QString& name : states.entryList(patterns, QDir::Files)) out << states.filePath(name);
     return out;
 }
-QString chatStateName(qint64 chatId) { return QString("chat-%1.qstate").arg(chatId); }
 
 Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     QStringList files;
@@ -42,8 +42,8 @@ Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     for (const PrefixStateRow& r : states.value()) files << r.path;
     auto chats = db.chats(libraryId);
     if (!chats) return chats.status();
-    QStringList names{QString("library-%1-*.qstate").arg(libraryId)};
-    for (const ChatRow& c : chats.value()) files << c.statePath, names << chatStateName(c.id);
+    QStringList names{libraryStateFiles(libraryId)};
+    for (const ChatRow& c : chats.value()) files << c.statePath, names << chatStateFile(c.id);
     files << unrecordedFiles(db, names);
     QUIRE_TRY(db.deleteLibrary(libraryId));
     Removal out;
@@ -57,7 +57,7 @@ Result<Removal> deleteChatWithState(LibraryDb& db, qint64 chatId) {
     if (!chat.value()) return Status(ErrorCode::invalid_argument, "no chat " + std::to_string(chatId));
     QUIRE_TRY(db.deleteChat(chatId));
     Removal out;
-    removeFiles(db, QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateName(chatId)}), out);
+    removeFiles(db, QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateFile(chatId)}), out);
     return out;
 }
 

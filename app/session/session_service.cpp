@@ -6,13 +6,13 @@
 #include <QFile>
 #include <QFileInfo>
 
-
 #include <algorithm>
 #include <chrono>
 #include <limits>
 #include <cstring>
 
 #include "hash.h"
+#include "library/state_files.h"
 #include "process_alive.h"
 #include "read_eta.h"
 #include "state_file.h"
@@ -268,7 +268,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
             (void)db_.setSetting(costKey, eta.measured().toString());  // only an estimate: a failure to store it changes nothing
         info.prefilledTokens = static_cast<qint64>(rest.size());
         const QString hash = tokensHash(tokens, tokens.size());
-        const QString path = QDir(options_.stateDir).filePath(QString("library-%1-%2.qstate").arg(library.id).arg(hash));
+        const QString path = QDir(options_.stateDir).filePath(libraryStateFile(library.id, hash));
         // A failed save (a full disk) costs only the reuse: the state stays in memory for this
         // process, the answer goes on, and the next process reads the library again.
         if (Status saved = saveState(*prefix.seq, path); !saved) {
@@ -449,7 +449,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
     // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),
     // never a second copy of the prefix; the prefix's own file is never rewritten by a chat.
-    const QString statePath = QDir(options_.stateDir).filePath(QString("chat-%1.qstate").arg(result.chatId));
+    const QString statePath = QDir(options_.stateDir).filePath(chatStateFile(result.chatId));
     if (Status st = saveState(*seq, statePath, static_cast<int64_t>(prefix.tokens.size())); st) {
         QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
         evictStates(prefix.stateId);  // chat states count against the state budget too

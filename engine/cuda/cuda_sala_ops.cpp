@@ -101,9 +101,10 @@ Status CudaSalaOps::residual_add(float scale) {
 
 Status CudaSalaOps::settle() {
     if (swiglu_done_) return Status(ErrorCode::unsupported, "CUDA decode: the MLP's gate was fused into its projection, but SwiGLU did not follow");
-    if (head_norm_pending_) {
-        head_norm_pending_ = false;
-        QUIRE_TRY(head_norm_rope(head_norm_layer_, head_norm_pos_, 1));
+    if (head_norm_layer_ >= 0) {
+        const int64_t layer = head_norm_layer_;
+        head_norm_layer_ = -1;
+        QUIRE_TRY(head_norm_rope(layer, pos0_, 1));
     }
     if (!gate_pending_) return Status::ok();
     gate_pending_ = false;
@@ -183,9 +184,7 @@ Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
     const int64_t heads = c.lightning_nh, d = c.lightning_head_dim;
     const auto theta = static_cast<float>(c.rope_theta);
     if (c.qk_norm && fuse_) {  // applied by the Lightning kernel that reads q and k next, or by settle()
-        head_norm_pending_ = true;
         head_norm_layer_ = layer;
-        head_norm_pos_ = s.pos0;
         return Status::ok();
     }
     if (c.qk_norm) return head_norm_rope(layer, s.pos0, s.n);  // per-head norms and RoPE in one kernel
@@ -197,8 +196,8 @@ Status CudaSalaOps::qk_norm_rope(const StepShape& s, int64_t layer) {
 Status CudaSalaOps::lightning(const StepShape& s, int64_t layer) {
     const ModelConfig& c = e_.model_->config();
     std::optional<kernels::LightningHeadNorm> head_norm;
-    if (head_norm_pending_ && head_norm_layer_ == layer && head_norm_pos_ == s.pos0 && s.n == 1) {
-        head_norm_pending_ = false;
+    if (head_norm_layer_ == layer && s.n == 1) {
+        head_norm_layer_ = -1;
         head_norm = kernels::LightningHeadNorm{norm_weights(layer, Norm::q_head), norm_weights(layer, Norm::k_head),
                                                static_cast<float>(c.rope_theta), static_cast<float>(c.rms_norm_eps), c.lightning_use_rope};
     }
@@ -220,7 +219,7 @@ Status CudaSalaOps::append_kv(const StepShape& s, int64_t layer) {
     // Straight into the cache rows of the new tokens.
     const std::vector<CudaEngine::GemmOut> kv = {{&L.k, st.own->k.get() + (s.pos0 - st.base_rows) * width},
                                                  {&L.v, st.own->v.get() + (s.pos0 - st.base_rows) * width}};
-    if (kv_done_layer_ == layer && pos0_ == s.pos0) kv_done_layer_ = -1;  // computed with q (linears)
+    if (kv_done_layer_ == layer) kv_done_layer_ = -1;  // computed with q (linears)
     else QUIRE_TRY(e_.profiler_.time(Op::gemm, [&] { return e_.gemm_group(buf(Act::h), s.n, kv); }));
     const int64_t n1 = g.c1_entries(s.pos0 + s.n), n2 = g.c2_entries(s.pos0 + s.n);
     QUIRE_TRY(launch(Op::kv_cache, "C1", [&] {

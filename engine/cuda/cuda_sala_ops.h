@@ -75,10 +75,9 @@ private:
     bool swiglu_done_ = false;
     // Lightning's per-head q/k norm and RoPE of one token, applied by the Lightning kernel as it
     // reads q and k (attention_ops.h), or by settle() when something else comes first.
-    bool head_norm_pending_ = false;
-    int64_t head_norm_layer_ = 0, head_norm_pos_ = 0;
-    int64_t pos0_ = 0;            // the step's first position (embed)
-    int64_t kv_done_layer_ = -1;  // the sparse layer whose k and v joined q's GEMV (linears)
+    int64_t head_norm_layer_ = -1;  // the layer whose norm waits, -1: none (at the step's position)
+    int64_t pos0_ = 0;              // the step's first position (embed); one CudaSalaOps per step
+    int64_t kv_done_layer_ = -1;    // the sparse layer whose k and v joined q's GEMV (linears)
 };
 
 }  // namespace quire::cuda
