@@ -415,6 +415,11 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
         r.entries_.push_back(en);
     }
     if (token_entry < 0) return fail(ErrorCode::state_malformed, path, "no token section");
+    // The writer ends the file exactly at the last section (write_state), so bytes after it were
+    // appended by something else: the file is not what Quire wrote.
+    if (last_end != file_size)
+        return fail(ErrorCode::state_malformed, path, std::to_string(file_size - last_end) +
+                                                          " bytes follow the last section (the file was appended to)");
     for (size_t j = 0; j < layout.size(); ++j)
         if (!seen[j]) return fail(ErrorCode::state_malformed, path, "layer " + std::to_string(layout[j].layer) + " needs a " +
                                                                        section_kind_name(layout[j].kind) + " section");

@@ -247,6 +247,13 @@ private slots:
             const ErrorCode code = load_bytes(original.left(keep)).code();
             QVERIFY2(code == (keep < 8 ? ErrorCode::state_bad_magic : ErrorCode::state_truncated), qPrintable(QString::number(keep)));
         }
+        // Bytes appended after the last section.
+        for (qsizetype extra : {qsizetype(1), qsizetype(64), qsizetype(5000)}) {
+            const Status appended = load_bytes(original + QByteArray(extra, 'j'));
+            QCOMPARE(appended.code(), ErrorCode::state_malformed);
+            QVERIFY2(appended.message().find(std::to_string(extra) + " bytes follow the last section") != std::string::npos,
+                     appended.message().c_str());
+        }
         // Zero-filled tail (same size, last 4 KiB lost).
         QByteArray zeroed = original;
         std::memset(zeroed.data() + zeroed.size() - 4096, 0, 4096);
