@@ -78,6 +78,8 @@ public:
     // prefix_tokens > 0 saves a delta: what follows the sequence's first prefix_tokens tokens (a
     // chat on its library's prefix), a few MB where the whole state of a 1M prefix is 9 GB.
     Status save_state(const Sequence& seq, const std::string& path, int64_t prefix_tokens = 0);
+    // The size of the file save_state would write, before writing it.
+    int64_t state_file_bytes(const Sequence& seq, int64_t prefix_tokens = 0);
     // expected_tokens: when given, the state must hold exactly these tokens. A delta state needs
     // `prefix`, a sequence holding exactly the prefix it names; the result continues from it (sharing
     // its cache rows, as a fork does).

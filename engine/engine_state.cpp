@@ -15,6 +15,10 @@ Status Engine::save_state(const Sequence& seq, const std::string& path, int64_t 
     return write_state(path, model().config(), h, seq.tokens(), *rows, prefix_tokens);
 }
 
+int64_t Engine::state_file_bytes(const Sequence& seq, int64_t prefix_tokens) {
+    return quire::state_file_bytes(model().config(), seq.length(), prefix_tokens, rows_to_save(seq)->cache_dtype());
+}
+
 Result<std::unique_ptr<Sequence>> Engine::load_state(const std::string& path, const std::vector<int32_t>* expected_tokens,
                                                      const Sequence* prefix) {
     const StateExpectations expect{model().fingerprint(), static_cast<uint32_t>(options().precision),

@@ -274,6 +274,18 @@ Status write_state(const std::string& path, const ModelConfig& c, const StateHea
     return file->commit();
 }
 
+int64_t state_file_bytes(const ModelConfig& c, int64_t tokens, int64_t prefix_tokens, SectionDType cache_dtype) {
+    // write_state's order: header and table, tokens, the prefix (a delta), then the layout; each
+    // padded to 64 bytes but the last.
+    std::vector<int64_t> sizes{tokens * 4};
+    if (prefix_tokens > 0) sizes.push_back(16);
+    for (const SectionSpec& s : state_layout(c, tokens, prefix_tokens))
+        sizes.push_back(s.rows * s.width * dtype_bytes(is_cache_kind(s.kind) ? cache_dtype : SectionDType::f32));
+    int64_t total = align64(kHeaderBytes + static_cast<int64_t>(sizes.size()) * kEntryBytes + 8);
+    for (size_t i = 0; i < sizes.size(); ++i) total += i + 1 < sizes.size() ? align64(sizes[i]) : sizes[i];
+    return total;
+}
+
 // --- Reading ------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<ByteSource>> open_byte_source(const std::string& path) {

@@ -90,6 +90,11 @@ public:
 Status write_state(const std::string& path, const ModelConfig& c, const StateHeader& h, const std::vector<int32_t>& tokens,
                    StateRows& rows, int64_t prefix_tokens = 0);
 
+// The size of the file write_state writes for a sequence of `tokens` tokens (a delta past
+// prefix_tokens when > 0) with cache sections in cache_dtype: known before writing, so a caller can
+// weigh it against a disk budget.
+int64_t state_file_bytes(const ModelConfig& c, int64_t tokens, int64_t prefix_tokens, SectionDType cache_dtype);
+
 struct StateExpectations {
     uint64_t model_fingerprint = 0;
     uint32_t precision = 0;

@@ -88,6 +88,14 @@ private slots:
         QVERIFY(engine->save_state(*seq, path("delta.state"), 8300).is_ok());
         const auto whole_bytes = std::filesystem::file_size(path("whole.state")), delta_bytes = std::filesystem::file_size(path("delta.state"));
         QVERIFY2(delta_bytes * 4 < whole_bytes, qPrintable(QString("delta %1 bytes, whole %2").arg(delta_bytes).arg(whole_bytes)));
+        // The size is known before writing (the state budget weighs it).
+        QCOMPARE(engine->state_file_bytes(*seq), static_cast<int64_t>(whole_bytes));
+        QCOMPARE(engine->state_file_bytes(*seq, 8300), static_cast<int64_t>(delta_bytes));
+        auto fp32 = make_engine(m, Precision::fp32);
+        auto fp32_seq = fp32->new_sequence();
+        run_sequence(*fp32, *fp32_seq, std::vector<int32_t>(tokens.begin(), tokens.begin() + 301), 128, 301, {});
+        QVERIFY(fp32->save_state(*fp32_seq, path("fp32.state")).is_ok());
+        QCOMPARE(fp32->state_file_bytes(*fp32_seq), static_cast<int64_t>(std::filesystem::file_size(path("fp32.state"))));
 
         auto engine2 = make_engine(m, Precision::bf16);
         auto whole = engine2->load_state(path("whole.state"), &chat);

@@ -131,6 +131,25 @@ private slots:
         QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), states->size());
     }
 
+    void a_state_larger_than_the_budget_is_not_written() {
+        quire({"library", "create", "tight"});
+        quire({"add", "tight", demo("the-keeper-of-the-light.txt")});
+        // The tiny model's prefix state is 3.2 MB: a 1 MB budget (or none) holds no state at all.
+        for (const char* budget : {"1", "0"}) {
+            const CliResult r = quire({"ask", "tight", "Q?", "--json", "--max-tokens", "2", "--state-budget-mb", budget});
+            QCOMPARE(r.code, 0);
+            const QString notices = r.json()["notices"].toVariant().toStringList().join(" | ");
+            QVERIFY2(notices.contains(QString("is larger than the state budget (%1 MB)").arg(budget)), qPrintable(notices));
+            QVERIFY2(QDir(data_ + "/states").entryList({"library-*.qstate"}).isEmpty(), qPrintable(notices));
+        }
+        auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        QVERIFY(db.value()->allPrefixStates()->isEmpty());
+        // A budget that holds it: saved, and the next question reuses it.
+        QCOMPARE(quire({"ask", "tight", "Q?", "--max-tokens", "2", "--state-budget-mb", "64"}).code, 0);
+        QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), qsizetype(1));
+    }
+
     void library_commands() {
         QCOMPARE(quire({"library", "create", "x"}).code, 0);
         QVERIFY(quire({"library", "create", "x"}).err.contains("already exists"));

@@ -168,6 +168,13 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
 }
 
 Status SessionService::saveState(const Sequence& seq, const QString& path, int64_t prefixTokens) {
+    // A state larger than the whole budget is not written at all: writing it would break the budget
+    // the user set (eviction keeps the newest state), and 9 GB written to be deleted costs a minute.
+    const int64_t bytes = engine_.state_file_bytes(seq, prefixTokens);
+    if (bytes > options_.stateBudgetBytes)
+        return Status(ErrorCode::out_of_range, QString("the state (%1 MB) is larger than the state budget (%2 MB)")
+                                                   .arg((bytes + (1 << 20) - 1) >> 20).arg(options_.stateBudgetBytes >> 20)
+                                                   .toStdString());
     return engine_.save_state(seq, path.toStdString(), prefixTokens);
 }
 
