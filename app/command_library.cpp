@@ -5,6 +5,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLockFile>
 
 #include <cstdint>
 #include <cstdio>
@@ -169,6 +170,20 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     for (const QString& e : cl.texts("exclude")) o.code.extraExcludes << e.split(',', Qt::SkipEmptyParts);
     o.code.maxFileBytes = *cl.integer("max-file-size");
     int failures = 0;
+    // Two adds to one library at once would each count the library without the other's sources, and
+    // together pass the context limit: the second waits for the first. QLockFile notices a lock whose
+    // process died (a kill), so none is left behind for good.
+    QLockFile addLock(QDir(ctx.dataDir).filePath(QString("library-%1.add.lock").arg(lib->id)));
+    addLock.setStaleLockTime(0);
+    if (!addLock.tryLock(0)) {
+        if (addLock.error() == QLockFile::LockFailedError) {
+            std::fprintf(stderr, "quire: another add to library '%s' is running; waiting for it to finish\n", qPrintable(lib->name));
+            addLock.lock();
+        }
+        if (!addLock.isLocked())
+            return fail("cannot lock library '" + lib->name + "' for adding in " + QDir::toNativeSeparators(ctx.dataDir) +
+                        (addLock.error() == QLockFile::PermissionError ? " (permission denied)" : ""));
+    }
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
     // The library's tokens before this add, as the context assembles them (system prompt included),

@@ -4,12 +4,17 @@
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QLockFile>
 #include <QProcess>
 #include <QtTest>
 
 #include <csignal>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "cli_runner.h"
+#include "ingest/library_ingest.h"
 #include "library/library_db.h"
 
 using namespace quire::test;
@@ -227,6 +232,51 @@ private slots:
         QVERIFY2(more.err.contains("with the library's") && more.err.contains("not added"), qPrintable(more.err));
         QVERIFY(quire({"library", "list"}).out.contains("full\t1 sources"));
         QCOMPARE(quire({"add", "full", demo("wordcount"), "--context-limit", "12000"}).code, 0);
+    }
+
+    // Two adds at once each counted the library without the other's source, and together passed the
+    // context limit. The second now waits for the first. Here the test holds the lock as the first
+    // add, stores the story meanwhile, and lets go: the waiting add then counts the story.
+    void two_adds_at_once_cannot_pass_the_context_limit() {
+        QCOMPARE(quire({"library", "create", "full"}).code, 0);
+        QLockFile first(data_ + "/library-1.add.lock");
+        QVERIFY(first.tryLock(0));
+        QProcess second;
+        second.start(QString::fromStdString(quire_binary()),
+                     {"add", "full", demo("wordcount"), "--context-limit", "10800", "--data-dir", data_});
+        QByteArray err;
+        for (int i = 0; i < 200 && !err.contains("waiting for it to finish"); ++i) {
+            second.waitForReadyRead(100);
+            err += second.readAllStandardError();
+        }
+        QVERIFY2(err.contains("another add to library 'full' is running"), err.constData());
+        QCOMPARE(second.state(), QProcess::Running);
+        {
+            auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
+            QVERIFY(db.is_ok());
+            quire::app::IngestOptions o;
+            QVERIFY(quire::app::addSourceToLibrary(*db.value(), 1, demo("the-keeper-of-the-light.txt"), o).stored.is_ok());
+        }
+        first.unlock();
+        QVERIFY(second.waitForFinished(60000));
+        err += second.readAllStandardError();
+        QCOMPARE(second.exitCode(), 1);
+        QVERIFY2(err.contains("with the library's") && err.contains("not added"), err.constData());
+        QVERIFY(quire({"library", "list"}).out.contains("full\t1 sources"));
+        QVERIFY(!QFile::exists(data_ + "/library-1.add.lock"));
+        // A lock left by a killed add (its process is gone) does not hold anyone up.
+        const pid_t child = ::fork();
+        if (child == 0) {
+            QLockFile left(data_ + "/library-1.add.lock");
+            ::_exit(left.tryLock(0) ? 0 : 1);  // exits holding it: no unlock runs
+        }
+        int status = 0;
+        QCOMPARE(::waitpid(child, &status, 0), child);
+        QCOMPARE(WEXITSTATUS(status), 0);
+        QVERIFY(QFile::exists(data_ + "/library-1.add.lock"));
+        const CliResult after = quire({"add", "full", demo("wordcount"), "--context-limit", "12000"});
+        QCOMPARE(after.code, 0);
+        QVERIFY2(!after.err.contains("waiting"), qPrintable(after.err));
     }
 
     // Ctrl-C while the answer streams ends it there: the answer so far is saved, marked stopped, and
