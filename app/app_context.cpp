@@ -42,6 +42,9 @@ std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl) {
         return nullptr;
     }
     ctx->db = std::move(db.value());
+    if (ctx->db->diskFull())
+        std::fprintf(stderr, "quire: note: %s is %s: it can be read but not changed\n", qPrintable(ctx->db->path()),
+                     qPrintable(ctx->db->readOnlyReason()));
     return ctx;
 }
 

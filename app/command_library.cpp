@@ -169,6 +169,8 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     o.code.defaultExcludes = !cl.flag("no-default-excludes");
     for (const QString& e : cl.texts("exclude")) o.code.extraExcludes << e.split(',', Qt::SkipEmptyParts);
     o.code.maxFileBytes = *cl.integer("max-file-size");
+    if (ctx.db->readOnly())  // refused before the work (and before the lock, whose file could not be made)
+        return fail(ctx.db->path() + " is " + ctx.db->readOnlyReason() + ": Quire can read this library but not change it");
     int failures = 0;
     // Two adds to one library at once would each count the library without the other's sources, and
     // together pass the context limit: the second waits for the first. QLockFile notices a lock whose

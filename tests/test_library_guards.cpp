@@ -237,9 +237,19 @@ private slots:
         for (int i = 0; i < 1024 && filler.write(block) == block.size() && filler.flush(); ++i) {
         }
         filler.close();
+        // Reading works on the full disk (it used to refuse every command); changing says why not.
         const CliResult full = inSmall({"library", "list"});
-        QVERIFY(full.code != 0);
-        QVERIFY2(full.err.contains("the disk holding it is full") && full.err.contains("not damaged"), qPrintable(full.err));
+        QVERIFY2(full.code == 0 && full.out.contains("k\t0 sources"), qPrintable(full.err));
+        QVERIFY2(full.err.contains("is on a full disk") && full.err.contains("can be read but not changed"), qPrintable(full.err));
+        const CliResult create = inSmall({"library", "create", "m"});
+        QCOMPARE(create.code, 1);
+        QVERIFY2(create.err.contains("is on a full disk") && !create.err.contains("not a usable"), qPrintable(create.err));
+        // No library yet on a full disk: named, not called damage.
+        const QString empty = mnt + "/empty";
+        QVERIFY(QDir().mkpath(empty) || QFileInfo(empty).isDir());
+        const CliResult none = runQuire({"library", "list", "--data-dir", empty}, 60000);
+        QVERIFY(none.code != 0);
+        QVERIFY2(none.err.contains("the disk holding it is full") && none.err.contains("not damaged"), qPrintable(none.err));
         QVERIFY(QFile::remove(mnt + "/filler"));
         const CliResult again = inSmall({"library", "list"});
         QVERIFY2(again.code == 0 && again.out.contains("k\t0 sources"), qPrintable(again.err));

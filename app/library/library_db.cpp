@@ -208,20 +208,30 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     db->readOnly_ = (file.exists() && !file.isWritable()) || !db->folderWritable_;
     if (db->readOnly_ && !file.exists())
         return Status(ErrorCode::io_error, (file.absolutePath() + " is read-only and holds no Quire library yet").toStdString());
-    QSqlDatabase c = db->db();
-    if (!c.isOpen()) {
-        if (const QString full = fullDiskProblem(path, db->openError_); !full.isEmpty()) return Status(ErrorCode::io_error, full.toStdString());
-        return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + db->openError_ + ")").toStdString());
-    }
-    // A damaged or foreign file must be refused before anything writes to it.
-    {
-        QSqlQuery probe(c);
-        const bool ran = probe.exec("PRAGMA quick_check") && probe.next();
-        const QString verdict = ran ? probe.value(0).toString() : probe.lastError().text();
-        if (!ran)
-            if (const QString full = fullDiskProblem(path, verdict); !full.isEmpty()) return Status(ErrorCode::io_error, full.toStdString());
-        if (!ran || verdict != "ok")
-            return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
+    // Opened and checked; on a full disk (SQLite could not create its -wal/-shm files) once more for
+    // reading only: SQLite reads a WAL database without new files, and every write says the disk is
+    // full instead of every command failing.
+    QSqlDatabase c;
+    for (;;) {
+        c = db->db();
+        QString problem = c.isOpen() ? QString() : db->openError_;
+        if (c.isOpen()) {
+            // A damaged or foreign file must be refused before anything writes to it.
+            QSqlQuery probe(c);
+            const bool ran = probe.exec("PRAGMA quick_check") && probe.next();
+            const QString verdict = ran ? probe.value(0).toString() : probe.lastError().text();
+            if (ran && verdict != "ok")
+                return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + verdict + ")").toStdString());
+            if (!ran) problem = verdict;
+        }
+        if (problem.isEmpty()) break;
+        const QString full = fullDiskProblem(path, problem);
+        if (full.isEmpty()) return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + problem + ")").toStdString());
+        if (db->readOnly_ || !file.exists()) return Status(ErrorCode::io_error, full.toStdString());
+        c = QSqlDatabase();  // no handle may outlive the connection closed next
+        db->closeConnections();
+        db->readOnly_ = true;
+        db->diskFull_ = true;
     }
     {
         QSqlQuery tables(c);
@@ -253,14 +263,21 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
                                                    .toStdString());
         return db;
     }
-    QUIRE_TRY(db->exec("PRAGMA journal_mode=WAL"));
-    QUIRE_TRY(db->migrate());
+    // A new library on a full disk fails here, where its first pages are written.
+    auto named = [&](Status st) {
+        const QString full = st ? QString() : fullDiskProblem(path, QString::fromStdString(st.message()));
+        return full.isEmpty() ? st : Status(ErrorCode::io_error, full.toStdString());
+    };
+    QUIRE_TRY(named(db->exec("PRAGMA journal_mode=WAL")));
+    QUIRE_TRY(named(db->migrate()));
     // A new database switched to WAL only now: record the journal files this connection uses.
     if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
     return db;
 }
 
-LibraryDb::~LibraryDb() {
+LibraryDb::~LibraryDb() { closeConnections(); }
+
+void LibraryDb::closeConnections() {
     const QStringList names = QSqlDatabase::connectionNames();
     for (const QString& n : names)
         if (n.startsWith(connectionPrefix_)) {
@@ -291,10 +308,7 @@ bool LibraryDb::journalIsStale(const QString& connection) const {
 }
 
 Status LibraryDb::beforeWrite() {
-    if (readOnly_)
-        return Status(ErrorCode::io_error, (path_ + " is read-only (the file or its folder cannot be written): Quire can read this "
-                                                    "library but not change it")
-                                               .toStdString());
+    if (readOnly_) return Status(ErrorCode::io_error, (path_ + " is " + readOnlyReason() + ": Quire can read this library but not change it").toStdString());
     const QString name = connectionName();
     if (!journalIsStale(name)) return Status::ok();
     // The -wal or -shm file was deleted or replaced since this connection opened it: what it would
@@ -315,16 +329,28 @@ Status LibraryDb::beforeWrite() {
     return Status::ok();
 }
 
+QString LibraryDb::readOnlyReason() const {
+    if (!diskFull_) return "read-only (the file or its folder cannot be written)";
+    struct statvfs v {};
+    const QByteArray dir = QFile::encodeName(QFileInfo(path_).absolutePath());
+    const qint64 free = ::statvfs(dir.constData(), &v) == 0 ? static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize) : 0;
+    return QString("on a full disk (%1 KiB free; free some space and run the command again)").arg(free / 1024);
+}
+
 QSqlDatabase LibraryDb::db() const {
     // One connection per thread: QSqlDatabase objects must not cross threads.
     const QString name = connectionPrefix_ + "-" + QString::number(reinterpret_cast<quintptr>(QThread::currentThreadId()));
     if (QSqlDatabase::contains(name)) return QSqlDatabase::database(name);
     QSqlDatabase c = QSqlDatabase::addDatabase("QSQLITE", name);
     if (readOnly_) {
-        // In a folder that cannot be written SQLite cannot create the -shm file a WAL database needs
-        // to be read; "immutable" reads the file as it is, without locks (no one can write there).
+        // In a folder that cannot be written, or on a full disk, SQLite cannot create the -shm file a
+        // WAL database needs to be read; "immutable" reads the file as it is, without locks. That is
+        // the whole library when no -wal file holds later pages (the last writer's close folded them
+        // in), and no one can write there until the disk has room.
+        const QFileInfo wal(path_ + "-wal");
+        const bool immutable = !folderWritable_ || (diskFull_ && !(wal.exists() && wal.size() > 0));
         const QString uri = "file:" + QString::fromLatin1(QUrl::toPercentEncoding(QFileInfo(path_).absoluteFilePath(), "/"));
-        c.setDatabaseName(uri + (folderWritable_ ? "?mode=ro" : "?mode=ro&immutable=1"));
+        c.setDatabaseName(uri + (immutable ? "?mode=ro&immutable=1" : "?mode=ro"));
         c.setConnectOptions("QSQLITE_OPEN_READONLY;QSQLITE_OPEN_URI;QSQLITE_BUSY_TIMEOUT=10000");
     } else {
         c.setDatabaseName(path_);

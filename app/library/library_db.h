@@ -84,8 +84,11 @@ public:
     LibraryDb& operator=(const LibraryDb&) = delete;
 
     const QString& path() const { return path_; }
-    // The file or its folder cannot be written: reading works, every write fails saying so.
+    // The file or its folder cannot be written, or its disk was full when it was opened: reading
+    // works, every write fails saying so (readOnlyReason, "read-only (...)" or "on a full disk (...)").
     bool readOnly() const { return readOnly_; }
+    QString readOnlyReason() const;
+    bool diskFull() const { return diskFull_; }
     Status integrityCheck();
 
     Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
@@ -144,6 +147,7 @@ private:
     // Every write starts here: refused when read-only; a connection whose journal files were deleted
     // or replaced is dropped without a checkpoint and reopened (see journal_guard.h).
     Status beforeWrite();
+    void closeConnections();  // every thread's connection to the file
     void rememberJournal() const;
     bool journalIsStale(const QString& connection) const;
 
@@ -151,6 +155,7 @@ private:
     QString connectionPrefix_;
     bool readOnly_ = false;
     bool folderWritable_ = true;
+    bool diskFull_ = false;  // opened for reading only because SQLite could not create its journal files
     mutable std::map<QString, JournalFiles> journals_;  // connection -> the journal files it opened
     mutable std::mutex journalsMutex_;                   // connections live on several threads
     mutable QString openError_;  // why the last connection could not be opened

@@ -368,7 +368,7 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
 Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& question, const AskOptions& o) {
     if (question.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "the question is empty");
     if (db_.readOnly())  // refused before the work: the answer could not be recorded
-        return Status(ErrorCode::io_error, (db_.path() + " is read-only: a question and its answer cannot be recorded").toStdString());
+        return Status(ErrorCode::io_error, (db_.path() + " is " + db_.readOnlyReason() + ": a question and its answer cannot be recorded").toStdString());
     // The chat of this library, asked for before the library is read (a mistyped chat must not cost
     // the reading) and again after (it may have been deleted meanwhile).
     auto libraryChat = [&]() -> Result<ChatRow> {
