@@ -423,6 +423,18 @@ private slots:
         QVERIFY2(r.err.contains("already quantized"), qPrintable(r.err));
     }
 
+    // A folder without its tokenizer was quantized, and the copy then could not be loaded.
+    void refusesSourceWithoutTokenizer() {
+        const QString src = tmp_.filePath("no-tokenizer");
+        QDir().mkpath(src);
+        for (const QString& f : QDir(src_).entryList(QDir::Files))
+            if (f != "tokenizer.model") QVERIFY(QFile::copy(src_ + "/" + f, src + "/" + f));
+        const CliResult r = runQuire({"quantize", src, tmp_.filePath("no-tokenizer-q"), "--bits", "4"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("has no tokenizer.model"), qPrintable(r.err));
+        QVERIFY(!QFileInfo::exists(tmp_.filePath("no-tokenizer-q")));
+    }
+
     void trailingSeparator() {
         const QString dst = tmp_.filePath("slashed");
         const CliResult r = runQuire({"quantize", src_ + "/", dst + "/", "--bits", "4"});

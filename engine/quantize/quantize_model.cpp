@@ -203,6 +203,12 @@ struct Pending {
 Status check_source(const std::string& src, const QuantizeOptions& options) {
     auto s = open_source(src);
     if (!s) return s.status();
+    // The copy is a model to answer with, and that needs the tokenizer: finding out after an hour
+    // of quantizing that DST cannot be loaded would waste the hour.
+    std::error_code ec;
+    if (!fs::is_regular_file(fs::path(src) / "tokenizer.model", ec))
+        return Status(ErrorCode::invalid_argument, src + " has no tokenizer.model (the model's sentencepiece tokenizer): a copy without it "
+                                                         "could not be used; quantize the complete model folder");
     auto plan = plan_tensors(s.value(), options);
     return plan ? Status::ok() : plan.status();
 }
