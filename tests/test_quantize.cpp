@@ -352,6 +352,25 @@ private slots:
     }
 
 private:
+    // Multiplies one bf16 tensor of the folder by `factor`, in place in its shard.
+    static void scaleTensor(const QString& dir, const std::string& name, float factor) {
+        const QJsonObject map = QJsonDocument::fromJson(read_all((dir + "/model.safetensors.index.json").toStdString()))
+                                    .object()["weight_map"].toObject();
+        const std::string shard = (dir + "/" + map[QString::fromStdString(name)].toString()).toStdString();
+        QByteArray all = read_all(shard);
+        auto h = parse_safetensors_header(reinterpret_cast<const uint8_t*>(all.constData()), all.size(), all.size(), shard);
+        QVERIFY(h.is_ok());
+        for (const auto& e : h->tensors) {
+            if (e.name != name) continue;
+            QCOMPARE(e.dtype, DType::bf16);
+            for (int64_t i = h->data_offset + e.begin; i < h->data_offset + e.end; i += 2) {
+                const uint16_t v = float_to_bf16(bf16_to_float(at<uint16_t>(all, i / 2)) * factor);
+                std::memcpy(all.data() + i, &v, 2);
+            }
+        }
+        QVERIFY(write_all(shard, all));
+    }
+
     // tiny-a in float16, as GPTQModel often saves models: every tensor F16 (the nearest value), one
     // shard, config.json saying torch_dtype float16.
     void makeFloat16Source(const QString& dir) {
@@ -433,6 +452,23 @@ private slots:
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.contains("has no tokenizer.model"), qPrintable(r.err));
         QVERIFY(!QFileInfo::exists(tmp_.filePath("no-tokenizer-q")));
+    }
+
+    // Weights far below what an fp16 scale steps (1e-30) all become zero: said, not only in the table.
+    void warnsWhenALayerIsLost() {
+        const QString src = tmp_.filePath("tiny-weights");
+        copy_folder(src_.toStdString(), src.toStdString());
+        scaleTensor(src, "model.layers.1.mlp.down_proj.weight", 1e-30f);
+        if (QTest::currentTestFailed()) return;
+        const CliResult r = runQuire({"quantize", src, tmp_.filePath("tiny-weights-q"), "--bits", "4"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QCOMPARE(parse_table(r.out).at("model.layers.1.mlp.down_proj.weight").weight_error, 1.0);
+        QVERIFY2(r.err.contains("warning: 1 layer(s) lost half or more of their weights") &&
+                     r.err.contains("model.layers.1.mlp.down_proj.weight"),
+                 qPrintable(r.err));
+        // An ordinary run says nothing of the kind.
+        const CliResult plain = runQuire({"quantize", src_, tmp_.filePath("ordinary-q"), "--bits", "4"});
+        QVERIFY2(plain.code == 0 && !plain.err.contains("warning"), qPrintable(plain.err));
     }
 
     void trailingSeparator() {
