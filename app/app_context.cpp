@@ -28,10 +28,16 @@ QString demoLibraryDir() {
 
 void addDataDirOption(cli::CommandLine& cl) { cl.addText("data-dir", "DIR", "Where the library and saved states live."); }
 
+QString dataDirOf(const cli::CommandLine& cl) {
+    const auto dir = cl.text("data-dir");
+    return dir ? *dir : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
+}
+
+bool holdsLibrary(const QString& dataDir) { return QFileInfo(QDir(dataDir).filePath("library.sqlite")).isFile(); }
+
 std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl) {
     auto ctx = std::make_unique<AppContext>();
-    const auto dir = cl.text("data-dir");
-    ctx->dataDir = dir ? *dir : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
+    ctx->dataDir = dataDirOf(cl);
     if (ctx->dataDir.isEmpty() || !QDir().mkpath(ctx->dataDir)) {
         std::fprintf(stderr, "quire: cannot create the data folder %s\n", qPrintable(ctx->dataDir));
         return nullptr;

@@ -23,6 +23,10 @@ struct AppContext {
 
 // Declares --data-dir DIR.
 void addDataDirOption(cli::CommandLine& cl);
+// The data folder --data-dir names, or the default one.
+QString dataDirOf(const cli::CommandLine& cl);
+// Whether the folder holds a library database (commands that only read must not create one).
+bool holdsLibrary(const QString& dataDir);
 // Opens the data folder (--data-dir or the default) and database; prints the reason and returns
 // nullptr on failure.
 std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl);

@@ -394,6 +394,7 @@ struct Subcommand {
     const char* description;
     void (*declare)(CommandLine&);
     int (*run)(AppContext&, const CommandLine&);
+    bool createsLibrary = false;  // may run on a data folder that holds no library yet (it creates one)
 };
 
 const Subcommand kSubcommands[] = {
@@ -402,7 +403,7 @@ const Subcommand kSubcommands[] = {
          cl.addPositional("NAME", "The new library's name.");
          cl.addText("system", "TEXT", "The system prompt (a default one otherwise).", "");
      },
-     createCommand},
+     createCommand, true},
     {"library list", "List the libraries.", [](CommandLine&) {}, listCommand},
     {"library show", "Show a library's sources, context size and saved state.",
      [](CommandLine& cl) {
@@ -473,7 +474,7 @@ const Subcommand kSubcommands[] = {
          cl.addText("model", "NAME", "With backend: the model's id on the server (default: the first it lists).");
          cl.addText("api-key-file", "FILE", "With backend: a file holding the server's API key.");
      },
-     configCommand},
+     configCommand, true},
 };
 
 }  // namespace
@@ -490,6 +491,14 @@ int library_command(int argc, char** argv) {
         addDataDirOption(cl);
         sub.declare(cl);
         if (auto exit = cl.parse(argc, argv, verbed ? 3 : 2)) return *exit;
+        // Only the commands that create a library create the data folder and its database; the others
+        // have nothing to work on there (a mistyped --data-dir used to be created, and listed nothing,
+        // as if the libraries were gone).
+        if (!sub.createsLibrary && !holdsLibrary(dataDirOf(cl))) {
+            std::fprintf(stderr, "quire: %s holds no Quire library%s\n", qPrintable(QDir::toNativeSeparators(dataDirOf(cl))),
+                         name == "library list" ? "" : " (create one with `quire library create NAME`)");
+            return name == "library list" ? 0 : 1;
+        }
         auto ctx = openAppContext(cl);
         if (!ctx) return 1;
         return sub.run(*ctx, cl);

@@ -247,12 +247,27 @@ private slots:
         // No library yet on a full disk: named, not called damage.
         const QString empty = mnt + "/empty";
         QVERIFY(QDir().mkpath(empty) || QFileInfo(empty).isDir());
-        const CliResult none = runQuire({"library", "list", "--data-dir", empty}, 60000);
+        const CliResult none = runQuire({"library", "create", "n", "--data-dir", empty}, 60000);
         QVERIFY(none.code != 0);
         QVERIFY2(none.err.contains("the disk holding it is full") && none.err.contains("not damaged"), qPrintable(none.err));
         QVERIFY(QFile::remove(mnt + "/filler"));
         const CliResult again = inSmall({"library", "list"});
         QVERIFY2(again.code == 0 && again.out.contains("k\t0 sources"), qPrintable(again.err));
+    }
+
+    // Only `library create` and `config` make a data folder and its database: the others used to
+    // create them in a mistyped --data-dir, and `library list` then listed nothing.
+    void commands_that_need_a_library_create_no_data_folder() {
+        const QString missing = tmp_.path() + "/no-such-data";
+        for (const QStringList& args : {QStringList{"library", "list"}, QStringList{"library", "show", "x"}, QStringList{"ask", "x", "Q?"},
+                                        QStringList{"add", "x", note("n.txt")}, QStringList{"chats", "x"}, QStringList{"export", "x", "1"}}) {
+            const CliResult r = runQuire(args + QStringList{"--data-dir", missing}, 60000);
+            QCOMPARE(r.code, args[1] == "list" ? 0 : 1);
+            QVERIFY2(r.err.contains("no-such-data holds no Quire library"), qPrintable(args.join(' ') + ": " + r.err));
+            QVERIFY2(!QFileInfo::exists(missing), qPrintable(args.join(' ')));
+        }
+        QCOMPARE(runQuire({"library", "create", "x", "--data-dir", missing}, 60000).code, 0);
+        QVERIFY(QFileInfo::exists(missing + "/library.sqlite"));
     }
 
     // What happened: with library.sqlite-wal and -shm deleted while a long `ask` ran, a later `add`
