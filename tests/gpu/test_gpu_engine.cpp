@@ -1,6 +1,7 @@
 // The CUDA backend against the CPU engine (bf16 mode) on the tiny models: the same logits within
 // the bf16 noise of two implementations (docs/correctness.md), chunked = one shot, save -> load ->
 // continue bit-identical on the GPU, a GPU state read by the CPU engine, the memory refusal.
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -88,6 +89,7 @@ private slots:
         QTemporaryDir dir;
         const std::string path = dir.path().toStdString() + "/gpu.qstate";
         QVERIFY(gpu->save_state(*seq, path).is_ok());
+        QCOMPARE(gpu->state_file_bytes(*seq), static_cast<int64_t>(QFileInfo(QString::fromStdString(path)).size()));
         const std::vector<int64_t> positions = {8310, 8499};
         const Rows straight = run_sequence(*gpu, *seq, tokens, 100, 8400, positions);
         auto loaded = gpu->load_state(path, &prefix);
