@@ -20,6 +20,10 @@ QString visibleControls(const QString& text) {
     for (const QChar c : text) {
         const char16_t u = c.unicode();
         if ((u < 0x20 && u != '\n' && u != '\t') || u == 0x7f) r += QString("\\x%1").arg(static_cast<int>(u), 2, 16, QChar('0'));
+        // C1 controls (U+009B is a one-character CSI to terminals that honour 8-bit controls) and
+        // the bidirectional overrides and isolates, which reorder what follows them on screen.
+        else if ((u >= 0x80 && u <= 0x9f) || (u >= 0x202a && u <= 0x202e) || (u >= 0x2066 && u <= 0x2069))
+            r += QString("\\u%1").arg(static_cast<int>(u), 4, 16, QChar('0'));
         else r += c;
     }
     return r;

@@ -137,6 +137,9 @@ private slots:
     // an unknown library command is named before the usage.
     void control_characters_are_shown_on_a_terminal() {
         QCOMPARE(quire::cli::visibleControls(QString("a\x1b[31mred\tok\nnext\x7f\r")), QString("a\\x1b[31mred\tok\nnext\\x7f\\x0d"));
+        // C1 controls and bidirectional overrides too; other non-ASCII text stays as it is.
+        QCOMPARE(quire::cli::visibleControls(QString::fromUtf8("caf\u00e9 \u009b31m \u202eexe.txt \u2067x\u2069")),
+                 QString::fromUtf8("caf\u00e9 \\u009b31m \\u202eexe.txt \\u2067x\\u2069"));
         const Run frob = quire({"library", "frob"});
         QCOMPARE(frob.code, 2);
         QVERIFY2(frob.err.startsWith("quire: no library command 'frob'\n"), qPrintable(frob.err));
