@@ -11,9 +11,12 @@
 #include <QSignalSpy>
 #include <QtTest>
 
+#include <unistd.h>
+
 #include "chat_view.h"
 #include "context_gauge.h"
 #include "engine_worker.h"
+#include "library/library_db.h"
 #include "main_window.h"
 #include "models/chat_list_model.h"
 #include "models/library_list_model.h"
@@ -86,6 +89,35 @@ private slots:
         QVERIFY(w.chatView()->transcriptText().contains("stopped"));
         QVERIFY(QApplication::activeModalWidget() == nullptr);
         QVERIFY(w.modelLineText().startsWith("Model:"));
+    }
+
+    // A disk that is full when the window opens: the libraries are shown, read-only, and the status
+    // bar says why every change fails (the window used to refuse to open).
+    void full_disk_opens_read_only_and_says_so() {
+        if (::geteuid() != 0) QSKIP("needs root to mount a small tmpfs");
+        const QString mnt = tmp_.path() + "/small";
+        QDir().mkpath(mnt);
+        if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1M", "tmpfs", mnt}) != 0) QSKIP("cannot mount a tmpfs here");
+        auto unmount = qScopeGuard([&] { QProcess::execute("umount", {mnt}); });
+        {
+            auto db = quire::app::LibraryDb::open(mnt + "/library.sqlite");
+            QVERIFY(db.is_ok());
+            QVERIFY(db.value()->createLibrary("Kept", "").is_ok());
+        }
+        QFile filler(mnt + "/filler");
+        QVERIFY(filler.open(QIODevice::WriteOnly));
+        const QByteArray block(4096, 'x');
+        for (int i = 0; i < 1024 && filler.write(block) == block.size() && filler.flush(); ++i) {
+        }
+        filler.close();
+        {
+            MainWindow w(mnt, helper());
+            QVERIFY2(w.readOnlyText().contains("on a full disk"), qPrintable(w.readOnlyText()));
+            QCOMPARE(w.libraryModel()->rowCount(), 1);
+        }
+        QVERIFY(QFile::remove(mnt + "/filler"));
+        MainWindow again(mnt, helper());
+        QVERIFY(again.readOnlyText().isEmpty());
     }
 
     void switching_library_mid_answer_keeps_the_answer_in_its_chat() {

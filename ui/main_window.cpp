@@ -240,6 +240,13 @@ void MainWindow::buildUi() {
     setCentralWidget(central);
     modelLine_ = new QLabel(tr("Loading the model…"), this);
     statusBar()->addPermanentWidget(modelLine_);  // stays while passing messages come and go
+    if (db_->readOnly()) {
+        // A read-only folder, or a disk that was full when the window opened: reading works, and
+        // every change fails; say why once, where it stays in view.
+        readOnlyLine_ = new QLabel(tr("Read-only: the library is %1").arg(db_->readOnlyReason()), this);
+        readOnlyLine_->setWordWrap(false);
+        statusBar()->addPermanentWidget(readOnlyLine_);
+    }
 
     connect(newLibrary, &QPushButton::clicked, this, [this] {
         const QString name = QInputDialog::getText(this, tr("New library"), tr("Name:"));
@@ -661,6 +668,7 @@ SourceCodeView* MainWindow::codeView() const { return codeView_; }
 
 QString MainWindow::stateText() const { return stateLabel_->text(); }
 QString MainWindow::modelLineText() const { return modelLine_->text(); }
+QString MainWindow::readOnlyText() const { return readOnlyLine_ ? readOnlyLine_->text() : QString(); }
 QString MainWindow::progressText() const { return progressLabel_->text(); }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* event) {

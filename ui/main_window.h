@@ -76,6 +76,7 @@ public:
     void applyServeSettings();
     QString stateText() const;
     QString modelLineText() const;  // the status bar's model line
+    QString readOnlyText() const;   // the status bar's read-only notice, empty when the library can be changed
     QString progressText() const;   // the reading / answering line under the gauge
     QString problem() const { return problem_; }  // why Send is disabled, or empty
     ContextGauge* gauge() const { return gauge_; }
@@ -128,7 +129,7 @@ private:
     QPointer<PdfPageView> pageView_;
     QPointer<SourceCodeView> codeView_;
 
-    QLabel *modelLine_ = nullptr, *problemLabel_ = nullptr;
+    QLabel *modelLine_ = nullptr, *problemLabel_ = nullptr, *readOnlyLine_ = nullptr;
     QString problem_;
     qint64 answeringLibrary_ = 0;   // the library the answer being written belongs to
     bool regenerating_ = false;     // the answer being written replaces the chat's last one
