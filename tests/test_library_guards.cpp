@@ -12,6 +12,7 @@
 
 #include "cli_runner.h"
 #include "sleeping_process.h"
+#include "small_disk.h"
 #include "library/library_db.h"
 #include "library/library_removal.h"
 #include "session/session_service.h"
@@ -224,19 +225,12 @@ private slots:
     // A full disk (the database cannot make its -wal / -shm files) is named as such: "not a usable
     // database" made a healthy library look damaged. Needs root to mount a 1 MiB tmpfs.
     void full_disk_is_named_not_called_damage() {
-        if (::geteuid() != 0) QSKIP("needs root to mount a small tmpfs");
-        const QString mnt = tmp_.path() + "/small";
-        QDir().mkpath(mnt);
-        if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1M", "tmpfs", mnt}) != 0) QSKIP("cannot mount a tmpfs here");
-        auto unmount = qScopeGuard([&] { QProcess::execute("umount", {mnt}); });
+        SmallDisk disk(tmp_.path() + "/small");
+        if (!disk.mounted()) QSKIP("needs root and the right to mount a small tmpfs");
+        const QString mnt = disk.path();
         const auto inSmall = [&](QStringList args) { return runQuire(args << "--data-dir" << mnt, 60000); };
         QCOMPARE(inSmall({"library", "create", "k"}).code, 0);
-        QFile filler(mnt + "/filler");
-        QVERIFY(filler.open(QIODevice::WriteOnly));
-        const QByteArray block(4096, 'x');
-        for (int i = 0; i < 1024 && filler.write(block) == block.size() && filler.flush(); ++i) {
-        }
-        filler.close();
+        QVERIFY(disk.fill());
         // Reading works on the full disk (it used to refuse every command); changing says why not.
         const CliResult full = inSmall({"library", "list"});
         QVERIFY2(full.code == 0 && full.out.contains("k\t0 sources"), qPrintable(full.err));
@@ -250,7 +244,7 @@ private slots:
         const CliResult none = runQuire({"library", "create", "n", "--data-dir", empty}, 60000);
         QVERIFY(none.code != 0);
         QVERIFY2(none.err.contains("the disk holding it is full") && none.err.contains("not damaged"), qPrintable(none.err));
-        QVERIFY(QFile::remove(mnt + "/filler"));
+        QVERIFY(disk.empty());
         const CliResult again = inSmall({"library", "list"});
         QVERIFY2(again.code == 0 && again.out.contains("k\t0 sources"), qPrintable(again.err));
     }

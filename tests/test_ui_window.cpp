@@ -11,8 +11,6 @@
 #include <QSignalSpy>
 #include <QtTest>
 
-#include <unistd.h>
-
 #include "chat_view.h"
 #include "context_gauge.h"
 #include "engine_worker.h"
@@ -21,6 +19,7 @@
 #include "models/chat_list_model.h"
 #include "models/library_list_model.h"
 #include "models/source_table_model.h"
+#include "small_disk.h"
 #include "test_support.h"
 #include "ui_test_support.h"
 
@@ -31,6 +30,7 @@ namespace {
 using quire::test::put;
 using quire::test::helper;
 using quire::test::waitReady;
+using quire::test::SmallDisk;
 
 QByteArray logbook(int lines) {
     QByteArray text;
@@ -94,28 +94,21 @@ private slots:
     // A disk that is full when the window opens: the libraries are shown, read-only, and the status
     // bar says why every change fails (the window used to refuse to open).
     void full_disk_opens_read_only_and_says_so() {
-        if (::geteuid() != 0) QSKIP("needs root to mount a small tmpfs");
-        const QString mnt = tmp_.path() + "/small";
-        QDir().mkpath(mnt);
-        if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1M", "tmpfs", mnt}) != 0) QSKIP("cannot mount a tmpfs here");
-        auto unmount = qScopeGuard([&] { QProcess::execute("umount", {mnt}); });
+        SmallDisk disk(tmp_.path() + "/small");
+        if (!disk.mounted()) QSKIP("needs root and the right to mount a small tmpfs");
+        const QString mnt = disk.path();
         {
             auto db = quire::app::LibraryDb::open(mnt + "/library.sqlite");
             QVERIFY(db.is_ok());
             QVERIFY(db.value()->createLibrary("Kept", "").is_ok());
         }
-        QFile filler(mnt + "/filler");
-        QVERIFY(filler.open(QIODevice::WriteOnly));
-        const QByteArray block(4096, 'x');
-        for (int i = 0; i < 1024 && filler.write(block) == block.size() && filler.flush(); ++i) {
-        }
-        filler.close();
+        QVERIFY(disk.fill());
         {
             MainWindow w(mnt, helper());
             QVERIFY2(w.readOnlyText().contains("on a full disk"), qPrintable(w.readOnlyText()));
             QCOMPARE(w.libraryModel()->rowCount(), 1);
         }
-        QVERIFY(QFile::remove(mnt + "/filler"));
+        QVERIFY(disk.empty());
         MainWindow again(mnt, helper());
         QVERIFY(again.readOnlyText().isEmpty());
     }
