@@ -5,7 +5,6 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QLockFile>
 
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +19,7 @@
 #include "interrupt.h"
 #include "engine_setup.h"
 #include "ingest/library_ingest.h"
+#include "library/add_lock.h"
 #include "library/library_removal.h"
 #include "model_config.h"
 #include "model_info.h"
@@ -173,19 +173,12 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
         return fail(ctx.db->path() + " is " + ctx.db->readOnlyReason() + ": Quire can read this library but not change it");
     int failures = 0;
     // Two adds to one library at once would each count the library without the other's sources, and
-    // together pass the context limit: the second waits for the first. QLockFile notices a lock whose
-    // process died (a kill), so none is left behind for good.
-    QLockFile addLock(QDir(ctx.dataDir).filePath(QString("library-%1.add.lock").arg(lib->id)));
-    addLock.setStaleLockTime(0);
-    if (!addLock.tryLock(0)) {
-        if (addLock.error() == QLockFile::LockFailedError) {
-            std::fprintf(stderr, "quire: another add to library '%s' is running; waiting for it to finish\n", qPrintable(lib->name));
-            addLock.lock();
-        }
-        if (!addLock.isLocked())
-            return fail("cannot lock library '" + lib->name + "' for adding in " + QDir::toNativeSeparators(ctx.dataDir) +
-                        (addLock.error() == QLockFile::PermissionError ? " (permission denied)" : ""));
-    }
+    // together pass the context limit: the second waits for the first.
+    auto lock = AddLock::acquire(ctx.dataDir, lib->id, lib->name);
+    if (!lock) return fail(QString::fromStdString(lock.status().message()));
+    // The library may have been deleted (or replaced by one of the same name) while this add waited.
+    if (auto now = ctx.db->library(lib->name); !now || !now.value() || now.value()->id != lib->id)
+        return fail("library '" + lib->name + "' was deleted while this add waited; nothing was added");
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
     // The library's tokens before this add, as the context assembles them (system prompt included),
@@ -201,37 +194,31 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
         if (auto assembled = assembleContext(*tok, prompt, held, std::numeric_limits<qint64>::max(), 0))
             libraryTokens = static_cast<qint64>(assembled->tokens.size());
     }
-    // Takes the source just stored out again; says so when that fails (it then stays in the library).
-    auto takeOut = [&](const AddedSource& a) {
-        if (Status st = ctx.db->removeSource(a.id); !st)
-            std::fprintf(stderr, "quire: %s could not be taken out again (%s); remove it with quire remove\n", qPrintable(a.source.path),
-                         st.message().c_str());
-    };
     for (qsizetype i = 1; i < pos.size(); ++i) {
-        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o);
+        // The source's tokens are counted before it is stored: one that would pass the context limit
+        // is never written, so a kill or Ctrl-C cannot leave it in the library (a question would then
+        // fail until it was removed).
+        qint64 tokens = 0;
+        auto admit = [&](const IngestedSource& s) -> Status {
+            tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text((s.text + "\n").toStdString(), false).size()) : 0;
+            // A source that alone does not fit the context can never be asked about.
+            if (tokens + limits.conversationReserve > limits.contextLimit)
+                return Status(ErrorCode::out_of_range,
+                              QString("%1 alone needs %2 tokens, more than the context limit of %3 less %4 for the conversation; not added")
+                                  .arg(s.path).arg(tokens).arg(limits.contextLimit).arg(limits.conversationReserve).toStdString());
+            if (libraryTokens + tokens + limits.conversationReserve > limits.contextLimit)
+                return Status(ErrorCode::out_of_range,
+                              QString("%1 needs %2 tokens; with the library's %3 that is more than the context limit of %4 less %5 for the "
+                                      "conversation; not added (remove a source first: quire remove)")
+                                  .arg(s.path).arg(tokens).arg(libraryTokens).arg(limits.contextLimit).arg(limits.conversationReserve)
+                                  .toStdString());
+            return Status::ok();
+        };
+        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o, admit);
         const IngestedSource& s = added.source;
         if (!added.stored) {
-            std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), added.stored.message().c_str());
-            ++failures;
-            continue;
-        }
-        // A source that alone does not fit the context can never be asked about: taken out again.
-        const qint64 tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text((s.text + "\n").toStdString(), false).size()) : 0;
-        if (tokens + limits.conversationReserve > limits.contextLimit) {
-            takeOut(added);
-            std::fprintf(stderr, "quire: %s alone needs %lld tokens, more than the context limit of %lld less %lld for the conversation; not added\n",
-                         qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(limits.contextLimit),
-                         static_cast<long long>(limits.conversationReserve));
-            ++failures;
-            continue;
-        }
-        if (libraryTokens + tokens + limits.conversationReserve > limits.contextLimit) {
-            takeOut(added);
-            std::fprintf(stderr,
-                         "quire: %s needs %lld tokens; with the library's %lld that is more than the context limit of %lld less %lld for the "
-                         "conversation; not added (remove a source first: quire remove)\n",
-                         qPrintable(s.path), static_cast<long long>(tokens), static_cast<long long>(libraryTokens),
-                         static_cast<long long>(limits.contextLimit), static_cast<long long>(limits.conversationReserve));
+            if (added.stored.code() == ErrorCode::out_of_range) std::fprintf(stderr, "quire: %s\n", added.stored.message().c_str());
+            else std::fprintf(stderr, "quire: %s: %s\n", qPrintable(s.path), added.stored.message().c_str());
             ++failures;
             continue;
         }

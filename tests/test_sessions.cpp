@@ -6,6 +6,7 @@
 #include <QJsonDocument>
 #include <QLockFile>
 #include <QProcess>
+#include <QThread>
 #include <QtTest>
 
 #include <csignal>
@@ -235,48 +236,86 @@ private slots:
     }
 
     // Two adds at once each counted the library without the other's source, and together passed the
-    // context limit. The second now waits for the first. Here the test holds the lock as the first
-    // add, stores the story meanwhile, and lets go: the waiting add then counts the story.
+    // context limit. The second now waits for the first (the lock file names it). Each text here fits
+    // the limit alone (~600K tokens of the 1M); together they do not.
     void two_adds_at_once_cannot_pass_the_context_limit() {
         QCOMPARE(quire({"library", "create", "full"}).code, 0);
-        QLockFile first(data_ + "/library-1.add.lock");
-        QVERIFY(first.tryLock(0));
-        QProcess second;
-        second.start(QString::fromStdString(quire_binary()),
-                     {"add", "full", demo("wordcount"), "--context-limit", "10800", "--data-dir", data_});
-        QByteArray err;
-        for (int i = 0; i < 200 && !err.contains("waiting for it to finish"); ++i) {
-            second.waitForReadyRead(100);
-            err += second.readAllStandardError();
-        }
-        QVERIFY2(err.contains("another add to library 'full' is running"), err.constData());
-        QCOMPARE(second.state(), QProcess::Running);
-        {
-            auto db = quire::app::LibraryDb::open(data_ + "/library.sqlite");
-            QVERIFY(db.is_ok());
-            quire::app::IngestOptions o;
-            QVERIFY(quire::app::addSourceToLibrary(*db.value(), 1, demo("the-keeper-of-the-light.txt"), o).stored.is_ok());
-        }
-        first.unlock();
-        QVERIFY(second.waitForFinished(60000));
-        err += second.readAllStandardError();
+        QByteArray story = read_all(demo("the-keeper-of-the-light.txt").toStdString());
+        QByteArray big;
+        for (int i = 0; big.size() < (1200 << 10); ++i) big += story + QByteArray::number(i) + "\n";
+        const QString a = tmp_.path() + "/a.txt", b = tmp_.path() + "/b.txt";
+        put(a, big);
+        put(b, big + "b");
+        const QString lock = data_ + "/library-1.add.lock";
+        QProcess first, second;
+        first.start(QString::fromStdString(quire_binary()), {"add", "full", a, "--data-dir", data_});
+        for (int i = 0; i < 400 && !QFile::exists(lock) && first.state() != QProcess::NotRunning; ++i) QThread::msleep(25);
+        QVERIFY2(QFile::exists(lock), "the first add never took its lock");
+        second.start(QString::fromStdString(quire_binary()), {"add", "full", b, "--data-dir", data_});
+        QVERIFY(first.waitForFinished(120000) && second.waitForFinished(120000));
+        const QString firstErr = QString::fromUtf8(first.readAllStandardError()), err = QString::fromUtf8(second.readAllStandardError());
+        QCOMPARE(first.exitCode(), 0);
+        QVERIFY2(err.contains("another add to library 'full' is running (process " + QString::number(first.processId())) ||
+                     err.contains("another add to library 'full' is running"),
+                 qPrintable(err));
+        QVERIFY2(err.contains(lock), qPrintable(err));
         QCOMPARE(second.exitCode(), 1);
-        QVERIFY2(err.contains("with the library's") && err.contains("not added"), err.constData());
+        QVERIFY2(err.contains("with the library's") && err.contains("not added"), qPrintable(firstErr + err));
         QVERIFY(quire({"library", "list"}).out.contains("full\t1 sources"));
-        QVERIFY(!QFile::exists(data_ + "/library-1.add.lock"));
-        // A lock left by a killed add (its process is gone) does not hold anyone up.
+        QVERIFY(!QFile::exists(lock));
+        // Locks their holders left behind do not hold anyone up: a dead process's, one in no format
+        // Qt reads.
         const pid_t child = ::fork();
         if (child == 0) {
-            QLockFile left(data_ + "/library-1.add.lock");
+            QLockFile left(lock);
             ::_exit(left.tryLock(0) ? 0 : 1);  // exits holding it: no unlock runs
         }
         int status = 0;
         QCOMPARE(::waitpid(child, &status, 0), child);
         QCOMPARE(WEXITSTATUS(status), 0);
-        QVERIFY(QFile::exists(data_ + "/library-1.add.lock"));
-        const CliResult after = quire({"add", "full", demo("wordcount"), "--context-limit", "12000"});
-        QCOMPARE(after.code, 0);
-        QVERIFY2(!after.err.contains("waiting"), qPrintable(after.err));
+        QVERIFY(QFile::exists(lock));
+        const QString small = tmp_.path() + "/small.txt";
+        put(small, "A small note.\n");
+        CliResult after = quire({"add", "full", small});
+        QVERIFY2(after.code == 0 && !after.err.contains("waiting"), qPrintable(after.err));
+        QCOMPARE(quire({"remove", "full", small}).code, 0);
+        put(lock, "garbage\n");
+        after = quire({"add", "full", small});
+        QVERIFY2(after.code == 0, qPrintable(after.err));
+        QCOMPARE(quire({"remove", "full", small}).code, 0);
+        // A lock path that is not a file is named, not waited on.
+        QFile::remove(lock);
+        QVERIFY(QDir().mkpath(lock));
+        after = quire({"add", "full", small});
+        QCOMPARE(after.code, 1);
+        QVERIFY2(after.err.contains("is not a lock file"), qPrintable(after.err));
+        QVERIFY(QDir(lock).removeRecursively());
+    }
+
+    // A source that would pass the context limit is refused before it is stored: an add killed
+    // while it counted used to leave it in the library, and every question failed until it was removed.
+    void an_interrupted_add_leaves_no_source_over_the_limit() {
+        QCOMPARE(quire({"library", "create", "l"}).code, 0);
+        QByteArray story = read_all(demo("the-keeper-of-the-light.txt").toStdString()), big;
+        for (int i = 0; big.size() < (2600 << 10); ++i) big += story + QByteArray::number(i) + "\n";
+        const QString path = tmp_.path() + "/too-big.txt";
+        put(path, big);
+        // Killed while it counts the tokens (seconds for 1.3M tokens; the file is read in milliseconds).
+        QProcess add;
+        add.start(QString::fromStdString(quire_binary()), {"add", "l", path, "--data-dir", data_});
+        QVERIFY(add.waitForStarted(30000));
+        const QString lock = data_ + "/library-1.add.lock";
+        for (int i = 0; i < 400 && !QFile::exists(lock) && add.state() != QProcess::NotRunning; ++i) QThread::msleep(25);
+        QThread::msleep(300);
+        QVERIFY2(add.state() == QProcess::Running, "the add ended before it could be killed");
+        ::kill(static_cast<pid_t>(add.processId()), SIGKILL);
+        QVERIFY(add.waitForFinished(30000));
+        QVERIFY(quire({"library", "list"}).out.contains("l\t0 sources"));
+        // Run to its end, it is refused by name.
+        const CliResult r = quire({"add", "l", path});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("alone needs") && r.err.contains("not added"), qPrintable(r.err));
+        QVERIFY(quire({"library", "list"}).out.contains("l\t0 sources"));
     }
 
     // Ctrl-C while the answer streams ends it there: the answer so far is saved, marked stopped, and

@@ -2,10 +2,16 @@
 
 namespace quire::app {
 
-AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& path, const IngestOptions& options) {
+AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& path, const IngestOptions& options,
+                               const std::function<Status(const IngestedSource&)>& admit) {
     AddedSource out;
     out.source = ingestSource(path, options);
     const IngestedSource& s = out.source;
+    if (admit)
+        if (Status st = admit(s); !st) {
+            out.stored = st;
+            return out;
+        }
     auto existing = db.sources(libraryId);
     if (!existing) {
         out.stored = existing.status();
