@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "bf16.h"
@@ -452,6 +453,22 @@ private slots:
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.contains("has no tokenizer.model"), qPrintable(r.err));
         QVERIFY(!QFileInfo::exists(tmp_.filePath("no-tokenizer-q")));
+        // One that is there but no tokenizer (empty, not sentencepiece, a folder, a FIFO) is refused
+        // as well, before the work, naming the file.
+        const QString tokenizer = src + "/tokenizer.model";
+        const std::vector<std::function<bool()>> broken = {
+            [&] { return write_all(tokenizer.toStdString(), QByteArray()); },
+            [&] { return write_all(tokenizer.toStdString(), QByteArray("not a sentencepiece model")); },
+            [&] { return QFile::remove(tokenizer) && QDir().mkpath(tokenizer); },
+            [&] { return QDir(tokenizer).removeRecursively() && ::mkfifo(qPrintable(tokenizer), 0644) == 0; },
+        };
+        for (size_t i = 0; i < broken.size(); ++i) {
+            QVERIFY(broken[i]());
+            const CliResult b = runQuire({"quantize", src, tmp_.filePath("no-tokenizer-q"), "--bits", "4"}, 60000);
+            QVERIFY2(b.code == 1 && b.err.contains("tokenizer.model") && b.err.contains("could not be used"),
+                     qPrintable(QString::number(i) + ": " + b.err));
+            QVERIFY(!QFileInfo::exists(tmp_.filePath("no-tokenizer-q")));
+        }
     }
 
     // Weights far below what an fp16 scale steps (1e-30) all become zero: said, not only in the table.

@@ -18,6 +18,7 @@
 #include "quantize/gptq.h"
 #include "quantize/output_folder.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -204,11 +205,14 @@ Status check_source(const std::string& src, const QuantizeOptions& options) {
     auto s = open_source(src);
     if (!s) return s.status();
     // The copy is a model to answer with, and that needs the tokenizer: finding out after an hour
-    // of quantizing that DST cannot be loaded would waste the hour.
+    // of quantizing that DST cannot be loaded (or that the file cannot even be copied) would waste
+    // the hour. It is loaded as the engine will load it.
     std::error_code ec;
-    if (!fs::is_regular_file(fs::path(src) / "tokenizer.model", ec))
+    if (!fs::exists(fs::symlink_status(fs::path(src) / "tokenizer.model", ec)))
         return Status(ErrorCode::invalid_argument, src + " has no tokenizer.model (the model's sentencepiece tokenizer): a copy without it "
                                                          "could not be used; quantize the complete model folder");
+    if (auto tok = Tokenizer::load(src, s->config.vocab_size); !tok)
+        return Status(tok.status().code(), "SRC " + src + ": " + tok.status().message() + "; a copy with it could not be used");
     auto plan = plan_tensors(s.value(), options);
     return plan ? Status::ok() : plan.status();
 }
