@@ -33,11 +33,30 @@ QString dataDirOf(const cli::CommandLine& cl) {
     return dir ? *dir : QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
 }
 
-bool holdsLibrary(const QString& dataDir) { return QFileInfo(QDir(dataDir).filePath("library.sqlite")).isFile(); }
+bool holdsLibrary(const QString& dataDir) {
+    const QFileInfo db(QDir(dataDir).filePath("library.sqlite"));
+    return db.isFile() && db.size() > 0;  // an empty file is what a failed first open leaves: no library yet
+}
+
+QString dataFolderProblem(const QString& dataDir) {
+    if (dataDir.isEmpty()) return "the data folder is empty (--data-dir \"\"): name a folder";
+    const QFileInfo dir(dataDir);
+    if (dir.exists() && !dir.isDir()) return dataDir + " is not a folder (--data-dir names the folder that holds the library)";
+    if (dir.exists() && (!dir.isReadable() || !dir.isExecutable())) return "cannot read the data folder " + dataDir + ": permission denied";
+    const QFileInfo db(QDir(dataDir).filePath("library.sqlite"));
+    if (db.isSymLink() && !db.exists()) return db.filePath() + " is a link to nothing";
+    if (db.exists() && !db.isFile()) return db.filePath() + " is not a file (a folder or a special file)";
+    if (db.exists() && !db.isReadable()) return "cannot read " + db.filePath() + ": permission denied";
+    return {};
+}
 
 std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl) {
     auto ctx = std::make_unique<AppContext>();
     ctx->dataDir = dataDirOf(cl);
+    if (const QString problem = dataFolderProblem(ctx->dataDir); !problem.isEmpty()) {
+        std::fprintf(stderr, "quire: %s\n", qPrintable(problem));
+        return nullptr;
+    }
     if (ctx->dataDir.isEmpty() || !QDir().mkpath(ctx->dataDir)) {
         std::fprintf(stderr, "quire: cannot create the data folder %s\n", qPrintable(ctx->dataDir));
         return nullptr;

@@ -27,6 +27,9 @@ void addDataDirOption(cli::CommandLine& cl);
 QString dataDirOf(const cli::CommandLine& cl);
 // Whether the folder holds a library database (commands that only read must not create one).
 bool holdsLibrary(const QString& dataDir);
+// Why the data folder cannot be used (not a folder, unreadable, a library.sqlite that is no file),
+// or empty.
+QString dataFolderProblem(const QString& dataDir);
 // Opens the data folder (--data-dir or the default) and database; prints the reason and returns
 // nullptr on failure.
 std::unique_ptr<AppContext> openAppContext(const cli::CommandLine& cl);

@@ -243,7 +243,9 @@ private slots:
         QVERIFY(QDir().mkpath(empty) || QFileInfo(empty).isDir());
         const CliResult none = runQuire({"library", "create", "n", "--data-dir", empty}, 60000);
         QVERIFY(none.code != 0);
-        QVERIFY2(none.err.contains("the disk holding it is full") && none.err.contains("not damaged"), qPrintable(none.err));
+        QVERIFY2(none.err.contains("cannot create a library in") && none.err.contains("the disk is full"), qPrintable(none.err));
+        QVERIFY(!QFileInfo::exists(empty + "/library.sqlite"));  // no empty file left to pass for a library
+        QCOMPARE(runQuire({"library", "list", "--data-dir", empty}, 60000).code, 0);
         QVERIFY(disk.empty());
         const CliResult again = inSmall({"library", "list"});
         QVERIFY2(again.code == 0 && again.out.contains("k\t0 sources"), qPrintable(again.err));
@@ -251,6 +253,26 @@ private slots:
 
     // Only `library create` and `config` make a data folder and its database: the others used to
     // create them in a mistyped --data-dir, and `library list` then listed nothing.
+    // A data folder that is a file, an empty name, a library.sqlite that is a folder or an empty file:
+    // each named (an empty file is what a failed first open left: no library, nothing created).
+    void odd_data_folders_are_named() {
+        const QString file = note("plain.txt");
+        const CliResult notFolder = runQuire({"library", "list", "--data-dir", file}, 60000);
+        QVERIFY2(notFolder.code == 1 && notFolder.err.contains("plain.txt is not a folder"), qPrintable(notFolder.err));
+        const CliResult created = runQuire({"library", "create", "x", "--data-dir", file}, 60000);
+        QVERIFY2(created.code == 1 && created.err.contains("is not a folder"), qPrintable(created.err));
+        const CliResult empty = runQuire({"library", "list", "--data-dir", ""}, 60000);
+        QVERIFY2(empty.code == 1 && empty.err.contains("the data folder is empty"), qPrintable(empty.err));
+        QVERIFY(QDir().mkpath(data_ + "/library.sqlite"));
+        const CliResult dir = quire({"library", "list"});
+        QVERIFY2(dir.code == 1 && dir.err.contains("library.sqlite is not a file"), qPrintable(dir.err));
+        QVERIFY(QDir(data_ + "/library.sqlite").removeRecursively());
+        put(data_ + "/library.sqlite", QByteArray());
+        const CliResult zero = quire({"library", "list"});
+        QVERIFY2(zero.code == 0 && zero.err.contains("holds no Quire library"), qPrintable(zero.err));
+        QCOMPARE(QFileInfo(data_ + "/library.sqlite").size(), qint64(0));
+    }
+
     void commands_that_need_a_library_create_no_data_folder() {
         const QString missing = tmp_.path() + "/no-such-data";
         for (const QStringList& args : {QStringList{"library", "list"}, QStringList{"library", "show", "x"}, QStringList{"ask", "x", "Q?"},

@@ -7,6 +7,7 @@
 #include <QDateTime>
 #include <QFile>
 #include <QFileInfo>
+#include <QScopeGuard>
 #include <QRegularExpression>
 #include <QUrl>
 #include <QSqlError>
@@ -181,7 +182,7 @@ namespace {
 // When SQLite cannot open or read the database because its disk is full (it must create the -wal
 // and -shm files beside it), that is what to say: "not a usable database" would suggest the file
 // is damaged, and a user might delete it. Empty when the disk has room.
-QString fullDiskProblem(const QString& path, const QString& error) {
+QString fullDiskProblem(const QString& path, const QString& error, bool creating = false) {
     // A file SQLite itself finds damaged or foreign stays that, however full the disk.
     if (error.contains("not a database", Qt::CaseInsensitive) || error.contains("malformed", Qt::CaseInsensitive)) return {};
     struct statvfs v {};
@@ -189,6 +190,11 @@ QString fullDiskProblem(const QString& path, const QString& error) {
     if (::statvfs(dir.constData(), &v) != 0) return {};
     const qint64 free = static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize);
     if (free >= (1 << 20)) return {};
+    if (creating)
+        return QString("cannot create a library in %1: the disk is full (%2 KiB free; %3); free some space and run the command again")
+            .arg(QFileInfo(path).absolutePath())
+            .arg(free / 1024)
+            .arg(error);
     return QString("cannot open %1: the disk holding it is full (%2 KiB free; %3). The library itself is not damaged: free some space and "
                    "run the command again")
         .arg(path)
@@ -208,6 +214,15 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     db->readOnly_ = (file.exists() && !file.isWritable()) || !db->folderWritable_;
     if (db->readOnly_ && !file.exists())
         return Status(ErrorCode::io_error, (file.absolutePath() + " is read-only and holds no Quire library yet").toStdString());
+    // A database this open creates and then cannot set up (a full disk) goes again: the empty file
+    // would later pass for a library.
+    const bool existed = file.exists();
+    auto removeCreated = qScopeGuard([&] {
+        if (existed) return;
+        db.reset();  // its connections close first
+        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+            if (QFileInfo(path + suffix).isFile() && QFileInfo(path + suffix).size() == 0) QFile::remove(path + suffix);
+    });
     // Opened and checked; on a full disk (SQLite could not create its -wal/-shm files) once more for
     // reading only: SQLite reads a WAL database without new files, and every write says the disk is
     // full instead of every command failing.
@@ -225,7 +240,7 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
             if (!ran) problem = verdict;
         }
         if (problem.isEmpty()) break;
-        const QString full = fullDiskProblem(path, problem);
+        const QString full = fullDiskProblem(path, problem, !existed);
         if (full.isEmpty()) return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + problem + ")").toStdString());
         if (db->readOnly_ || !file.exists()) return Status(ErrorCode::io_error, full.toStdString());
         c = QSqlDatabase();  // no handle may outlive the connection closed next
@@ -261,17 +276,19 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
             return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
                                                        "before reading it")
                                                    .toStdString());
+        removeCreated.dismiss();
         return db;
     }
     // A new library on a full disk fails here, where its first pages are written.
     auto named = [&](Status st) {
-        const QString full = st ? QString() : fullDiskProblem(path, QString::fromStdString(st.message()));
+        const QString full = st ? QString() : fullDiskProblem(path, QString::fromStdString(st.message()), !existed);
         return full.isEmpty() ? st : Status(ErrorCode::io_error, full.toStdString());
     };
     QUIRE_TRY(named(db->exec("PRAGMA journal_mode=WAL")));
     QUIRE_TRY(named(db->migrate()));
     // A new database switched to WAL only now: record the journal files this connection uses.
     if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
+    removeCreated.dismiss();
     return db;
 }
 
