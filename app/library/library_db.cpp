@@ -114,6 +114,11 @@ const char* const kInsertChat =
 QVariant sqlText(const QString& s) { return QVariant(s.isNull() ? QString("") : s); }
 
 Status dbError(const QString& what, const QSqlError& e) {
+    // SQLITE_FULL: said in words, and that nothing of this change was kept (the transaction rolled back).
+    if (e.nativeErrorCode() == "13" || e.text().contains("database or disk is full", Qt::CaseInsensitive))
+        return Status(ErrorCode::io_error,
+                      (what + ": the disk holding the library is full; nothing of this change was saved (free some space and try again)")
+                          .toStdString());
     return Status(ErrorCode::io_error, (what + ": " + e.text()).toStdString());
 }
 

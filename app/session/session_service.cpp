@@ -161,9 +161,11 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
     auto ctx = assembleContext(*tok, systemPrompt, parts, limit, reserve);
     if (!ctx) return ctx.status();
     cached = {key, ctx.value()};
-    if (!db_.readOnly())  // token counts are a convenience for listings: a read-only library goes without
+    // Token counts are a convenience for listings: a read-only library goes without, and a failure to
+    // store them (a full disk) must not stop a question.
+    if (!db_.readOnly())
         for (const ContextPiece& p : ctx->pieces)
-            if (p.sourceId) QUIRE_TRY(db_.setSourceTokens(p.sourceId, p.tokens));
+            if (p.sourceId) (void)db_.setSourceTokens(p.sourceId, p.tokens);
     return ctx;
 }
 
@@ -444,12 +446,16 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     answer.firstTokenSeconds = r->first_token_seconds;
     answer.tokensPerSecond = r->tokens_per_second;
     answer.stopped = r->stop_reason == "cancelled";
+    // The answer exists only in this process until it is recorded: a failure says it was not saved.
+    auto notSaved = [](const Status& st) {
+        return Status(st.code(), "the answer was not saved: " + st.message());
+    };
     if (o.replaceLast) {
-        QUIRE_TRY(db_.replaceLastExchange(chatId, user, answer, afterMessage));
+        if (Status st = db_.replaceLastExchange(chatId, user, answer, afterMessage); !st) return notSaved(st);
         result.chatId = chatId;
     } else {
         auto recorded = db_.recordExchange(chatId, library.id, question.left(80), user, answer, afterMessage);
-        if (!recorded) return recorded.status();
+        if (!recorded) return notSaved(recorded.status());
         result.chatId = recorded.value();
     }
 
