@@ -137,6 +137,33 @@ private slots:
         QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), states->size());
     }
 
+    // The budget holds for the whole folder: the library in use keeps its prefix and the chat just
+    // saved, and its older chats' deltas go (they used to pile up past the budget), and a budget
+    // lowered below a state already saved removes it.
+    void the_state_budget_covers_the_chats_of_the_library_in_use() {
+        quire({"library", "create", "b"});
+        quire({"add", "b", demo("the-keeper-of-the-light.txt")});
+        const auto statesBytes = [&] {
+            qint64 n = 0;
+            for (const QFileInfo& f : QDir(data_ + "/states").entryInfoList(QDir::Files)) n += f.size();
+            return n;
+        };
+        qint64 lastChat = 0;
+        for (int i = 0; i < 6; ++i) {
+            const CliResult r = quire({"ask", "b", QString("Question %1?").arg(i), "--json", "--max-tokens", "2", "--state-budget-mb", "4"});
+            QCOMPARE(r.code, 0);
+            lastChat = r.json()["chat"].toInteger();
+            QVERIFY2(statesBytes() <= (4 << 20), qPrintable(QString::number(statesBytes())));
+        }
+        QVERIFY(QFile::exists(data_ + QString("/states/chat-%1.qstate").arg(lastChat)));
+        QCOMPARE(QDir(data_ + "/states").entryList({"library-*.qstate"}).size(), qsizetype(1));
+        // The library grows past the budget: its new state is not written, and the old one goes too.
+        quire({"add", "b", demo("wordcount")});
+        const CliResult r = quire({"ask", "b", "And now?", "--json", "--max-tokens", "2", "--state-budget-mb", "2"});
+        QCOMPARE(r.code, 0);
+        QVERIFY2(statesBytes() <= (2 << 20), qPrintable(QString::number(statesBytes())));
+    }
+
     void a_state_larger_than_the_budget_is_not_written() {
         quire({"library", "create", "tight"});
         quire({"add", "tight", demo("the-keeper-of-the-light.txt")});

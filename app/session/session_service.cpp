@@ -180,7 +180,7 @@ Status SessionService::saveState(const Sequence& seq, const QString& path, int64
     return engine_.save_state(seq, path.toStdString(), prefixTokens);
 }
 
-void SessionService::evictStates(qint64 keepId) {
+void SessionService::evictStates(qint64 keepId, qint64 keepChat) {
     // The budget covers the library prefixes and the chats' delta states. A chat's delta needs the
     // prefix it was saved on: when a library's prefix state goes, its chats' deltas go with it (the
     // chats then replay their own tokens on the next question), so no delta is ever left without
@@ -209,6 +209,22 @@ void SessionService::evictStates(qint64 keepId) {
         if (!db_.deletePrefixState(r.id)) continue;
         total -= r.bytes;
         for (const ChatRow& c : chatStates(r.libraryId)) {
+            const QString file = resolvedPath(c.statePath);
+            const qint64 bytes = QFileInfo(file).size();
+            if (db_.setChatState(c.id, QString(), 0)) {
+                QFile::remove(file);
+                total -= bytes;
+            }
+        }
+    }
+    // Still over: the other chats' deltas of the library in use, oldest chat first (a chat without
+    // its delta replays its own tokens on its next question); never the chat just saved.
+    if (total <= options_.stateBudgetBytes) return;
+    for (const auto& r : rows.value()) {
+        if (r.id != keepId) continue;
+        for (const ChatRow& c : chatStates(r.libraryId)) {  // in chat order: oldest first
+            if (total <= options_.stateBudgetBytes) break;
+            if (c.id == keepChat) continue;
             const QString file = resolvedPath(c.statePath);
             const qint64 bytes = QFileInfo(file).size();
             if (db_.setChatState(c.id, QString(), 0)) {
@@ -283,6 +299,8 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         if (Status saved = saveState(*prefix.seq, path); !saved) {
             info.notices << "could not save the library's state (" + QString::fromStdString(saved.message()) +
                                 "); the next question in another process will read the library again";
+            // A budget lowered below what is saved already is honoured too (the state in use is in memory).
+            if (saved.code() == ErrorCode::out_of_range) evictStates(-1);
         } else {
             PrefixStateRow row;
             row.libraryId = library.id;
@@ -465,7 +483,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     const QString statePath = QDir(options_.stateDir).filePath(chatStateFile(result.chatId));
     if (Status st = saveState(*seq, statePath, static_cast<int64_t>(prefix.tokens.size())); st) {
         QUIRE_TRY(db_.setChatState(result.chatId, storedPath(statePath), seq->length()));
-        evictStates(prefix.stateId);  // chat states count against the state budget too
+        evictStates(prefix.stateId, result.chatId);  // chat states count against the state budget too
     } else {
         result.notices << "could not save the chat state: " + QString::fromStdString(st.message());
     }

@@ -126,9 +126,10 @@ private:
     QString dataRoot() const;                              // the folder of the library database
     QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
     QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
-    // Keeps the prefix states and chat deltas within the budget; keepId's prefix (and so its chats'
-    // deltas) stays.
-    void evictStates(qint64 keepId);
+    // Keeps the prefix states and chat deltas within the budget: least recently used prefixes first
+    // (with their chats' deltas); keepId's prefix stays, and keepChat's delta. Its library's other
+    // chats' deltas go last, oldest first, when nothing else is left.
+    void evictStates(qint64 keepId, qint64 keepChat = 0);
 
     LibraryDb& db_;
     Engine& engine_;
