@@ -139,8 +139,8 @@ int showCommand(AppContext& ctx, const CommandLine& cl) {
         out(QString("saved prefix state: %1 of the %2 tokens, %3 MB (the next question reads the other %4 first)\n")
                 .arg(usable.value()->tokenCount).arg(size).arg(mb(usable.value()->bytes)).arg(size - usable.value()->tokenCount));
     else if (states && !states->isEmpty())
-        out(QString("saved prefix state: none for the library as it is now (%1 of earlier versions or other models, which go when "
-                    "the state budget needs room)\n").arg(states->size()));
+        out(QString("saved prefix state: none usable for the library as it is now (%1 saved for earlier versions, other models, or "
+                    "changed on disk since; the next question reads the library)\n").arg(states->size()));
     else out("saved prefix state: none (the library has not been read yet)\n");
     return 0;
 }

@@ -431,7 +431,8 @@ Result<StateReader> StateReader::open(std::unique_ptr<ByteSource> source, const 
     // appended by something else: the file is not what Quire wrote.
     if (last_end != file_size)
         return fail(ErrorCode::state_malformed, path, std::to_string(file_size - last_end) +
-                                                          " bytes follow the last section (the file was appended to)");
+                                                          (file_size - last_end == 1 ? " byte follows" : " bytes follow") +
+                                                          " the last section (the file was appended to)");
     for (size_t j = 0; j < layout.size(); ++j)
         if (!seen[j]) return fail(ErrorCode::state_malformed, path, "layer " + std::to_string(layout[j].layer) + " needs a " +
                                                                        section_kind_name(layout[j].kind) + " section");

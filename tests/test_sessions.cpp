@@ -244,9 +244,18 @@ private slots:
         QVERIFY2(quire({"library", "show", "s"}).out.contains("(the whole library)"), "after the first question");
         QCOMPARE(quire({"remove", "s", demo("wordcount")}).code, 0);
         const CliResult stale = quire({"library", "show", "s"});
-        QVERIFY2(stale.out.contains("saved prefix state: none for the library as it is now"), qPrintable(stale.out));
+        QVERIFY2(stale.out.contains("saved prefix state: none usable for the library as it is now"), qPrintable(stale.out));
         QVERIFY(!ask("s", "Q?").isEmpty());
         QVERIFY2(quire({"library", "show", "s"}).out.contains("(the whole library)"), "after reading it again");
+        // A state file changed on disk since it was saved is not named as usable either.
+        const QStringList files = QDir(data_ + "/states").entryList({"library-*.qstate"});
+        for (const QString& f : files) {
+            QFile file(data_ + "/states/" + f);
+            QVERIFY(file.open(QIODevice::Append));
+            file.write("junk");
+        }
+        const CliResult changed = quire({"library", "show", "s"});
+        QVERIFY2(changed.out.contains("saved prefix state: none usable"), qPrintable(changed.out));
     }
 
     // Sources added one at a time cannot take the library past the context limit either (each

@@ -98,8 +98,14 @@ bool SessionService::coversPrefix(const PrefixStateRow& r, const std::vector<int
 Result<std::optional<PrefixStateRow>> SessionService::usableState(const LibraryRow& library, const std::vector<int32_t>& tokens) {
     auto rows = db_.prefixStates(library.id);  // longest first
     if (!rows) return rows.status();
+    // A file deleted, replaced or grown since it was recorded would be refused on loading (and the
+    // library read again): it is not named as usable. Its contents are checked only then.
+    auto intact = [&](const PrefixStateRow& r) {
+        const QFileInfo f(resolvedPath(r.path));
+        return f.isFile() && f.size() == r.bytes;
+    };
     for (const PrefixStateRow& r : rows.value())
-        if (r.modelFingerprint == fingerprint() && coversPrefix(r, tokens)) return std::optional<PrefixStateRow>(r);
+        if (r.modelFingerprint == fingerprint() && coversPrefix(r, tokens) && intact(r)) return std::optional<PrefixStateRow>(r);
     return std::optional<PrefixStateRow>();
 }
 
@@ -175,7 +181,8 @@ Status SessionService::saveState(const Sequence& seq, const QString& path, int64
     const int64_t bytes = engine_.state_file_bytes(seq, prefixTokens);
     if (bytes > options_.stateBudgetBytes)
         return Status(ErrorCode::out_of_range, QString("the state (%1 MB) is larger than the state budget (%2 MB)")
-                                                   .arg((bytes + (1 << 20) - 1) >> 20).arg(options_.stateBudgetBytes >> 20)
+                                                   .arg(static_cast<double>(bytes) / (1 << 20), 0, 'f', bytes < (10 << 20) ? 2 : 0)
+                                                   .arg(options_.stateBudgetBytes >> 20)
                                                    .toStdString());
     return engine_.save_state(seq, path.toStdString(), prefixTokens);
 }
