@@ -20,6 +20,7 @@
 #include "engine_setup.h"
 #include "ingest/library_ingest.h"
 #include "library/add_lock.h"
+#include "session/source_token_cache.h"
 #include "library/library_removal.h"
 #include "model_config.h"
 #include "model_info.h"
@@ -191,7 +192,8 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
                 if (r.status == "ready")
                     if (auto text = ctx.db->sourceText(r.id)) held.append({r.id, r.path, text.value()});
         const QString prompt = lib->systemPrompt.isEmpty() ? defaultSystemPrompt() : lib->systemPrompt;
-        if (auto assembled = assembleContext(*tok, prompt, held, std::numeric_limits<qint64>::max(), 0))
+        DbSourceTokenCache cache(*ctx.db, *tok);  // the library's ids kept by earlier questions and adds
+        if (auto assembled = assembleContext(*tok, prompt, held, std::numeric_limits<qint64>::max(), 0, &cache))
             libraryTokens = static_cast<qint64>(assembled->tokens.size());
     }
     for (qsizetype i = 1; i < pos.size(); ++i) {
@@ -199,8 +201,10 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
         // is never written, so a kill or Ctrl-C cannot leave it in the library (a question would then
         // fail until it was removed).
         qint64 tokens = 0;
+        std::vector<int32_t> ids;
         auto admit = [&](const IngestedSource& s) -> Status {
-            tokens = tok && s.status == "ready" ? static_cast<qint64>(tok->encode_text((s.text + "\n").toStdString(), false).size()) : 0;
+            ids = tok && s.status == "ready" ? sourceTokens(*tok, s.text) : std::vector<int32_t>();
+            tokens = static_cast<qint64>(ids.size());
             // A source that alone does not fit the context can never be asked about.
             if (tokens + limits.conversationReserve > limits.contextLimit)
                 return Status(ErrorCode::out_of_range,
@@ -223,6 +227,10 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
             continue;
         }
         libraryTokens += tokens;
+        if (tok && !ids.empty()) {  // kept for the next question (best effort)
+            DbSourceTokenCache cache(*ctx.db, *tok);
+            cache.store({added.id, s.path, s.text}, ids);
+        }
         // Printed only after the transaction committed: "added" means it is in the library.
         if (s.status == "ready") {
             out(QString("added: %1 (%2, %3 %4)\n").arg(s.path, s.kind).arg(s.units).arg(s.kind == "pdf" ? "pages" : "files"));

@@ -6,6 +6,7 @@
 
 #include "chat_template.h"
 #include "file_util.h"
+#include "hash.h"
 #include "json.h"
 
 namespace fs = std::filesystem;
@@ -191,6 +192,13 @@ Result<Tokenizer> Tokenizer::load(const std::string& model_dir, int64_t vocab_si
         for (const auto& p : problems) msg += (msg.empty() ? "" : "\n") + p;
         return Status(ErrorCode::invalid_tokenizer, msg);
     }
+    // Everything encode_text's result depends on: the model, the special tokens, the flags, and
+    // kEncoderVersion (raised whenever this file changes how text becomes ids).
+    constexpr uint64_t kEncoderVersion = 1;
+    uint64_t f = hash64(proto.value(), kEncoderVersion);
+    for (const auto& [text, id] : t.special_by_text_) f = hash64(text + "=" + std::to_string(id), f);
+    f = hash64(std::to_string(t.legacy_) + std::to_string(t.add_bos_) + std::to_string(t.vocab_size_), f);
+    t.fingerprint_ = f;
     return t;
 }
 

@@ -50,6 +50,8 @@ public:
     bool legacy() const { return legacy_; }
     int64_t piece_count() const;  // sentencepiece vocabulary
     int64_t vocab_size() const { return vocab_size_; }
+    // Equal for two tokenizers exactly when encode_text gives the same ids (cached ids are keyed by it).
+    uint64_t fingerprint() const { return fingerprint_; }
     std::string piece(int32_t id) const;
 
 private:
@@ -62,6 +64,7 @@ private:
     int32_t unk_id_ = 0;
     bool add_bos_ = true;
     bool legacy_ = true;
+    uint64_t fingerprint_ = 0;
     int64_t vocab_size_ = 0;
 };
 

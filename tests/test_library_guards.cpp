@@ -37,7 +37,7 @@ class TestLibraryGuards : public QObject {
             ok = c.open();
             QSqlQuery q(c);
             for (const char* sql : {"DROP TRIGGER libraries_id_floor", "DROP TRIGGER chats_id_floor", "DROP TRIGGER messages_id_floor",
-                                    "DROP TABLE id_floor", extra, "PRAGMA user_version = 3"})
+                                    "DROP TABLE id_floor", "DROP TABLE IF EXISTS source_tokens", extra, "PRAGMA user_version = 3"})
                 if (ok && sql) ok = q.exec(sql);
             c.close();
         }

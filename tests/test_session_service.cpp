@@ -9,6 +9,7 @@
 #include "engine_test_support.h"
 #include "ingest/source_ingest.h"
 #include "session/session_service.h"
+#include "session/source_token_cache.h"
 
 using namespace quire;
 using namespace quire::app;
@@ -124,6 +125,54 @@ private slots:
         QVERIFY(back.is_ok());
         QCOMPARE(session.tokenizations(), qint64(4));
         QCOMPARE(back->tokens, first->tokens);
+    }
+
+    // Each source's ids are kept in the database: a new process (a new SessionService) encodes none
+    // again and assembles the same tokens; another tokenizer, or a row that does not decode, is
+    // encoded afresh.
+    void a_new_process_reads_the_ids_kept_instead_of_encoding_again() {
+        auto db = LibraryDb::open(tmp_.path() + "/kept_ids.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        addDemoSource(*db.value(), lib.id, "README.md");
+        SessionOptions so;
+        so.stateDir = tmp_.path() + "/kept_ids_states";
+        auto model = load_model(tiny_model("tiny-a"));
+        auto engine = make_engine(model, Precision::bf16);
+        std::vector<int32_t> first;
+        {
+            SessionService session(*db.value(), *engine, so);
+            auto ctx = session.assemble(lib);
+            QVERIFY(ctx.is_ok());
+            QCOMPARE(session.sourcesEncoded(), qint64(2));
+            first = ctx->tokens;
+        }
+        {
+            SessionService session(*db.value(), *engine, so);
+            auto ctx = session.assemble(lib);
+            QVERIFY(ctx.is_ok());
+            QCOMPARE(session.sourcesEncoded(), qint64(0));
+            QCOMPARE(ctx->tokens, first);
+        }
+        // A kept row that does not decode to ids of this vocabulary is not used.
+        const qint64 source = db.value()->sources(lib.id)->first().id;
+        const QVector<quire::app::ContextSource> one{{source, "x", db.value()->sourceText(source).value()}};
+        quire::app::DbSourceTokenCache cache(*db.value(), *engine->model().tokenizer());
+        auto kept = cache.find(one.first());
+        QVERIFY(kept.has_value());
+        cache.store(one.first(), {static_cast<int32_t>(engine->model().config().vocab_size)});
+        QVERIFY(!cache.find(one.first()).has_value());
+        SessionService session(*db.value(), *engine, so);
+        auto ctx = session.assemble(lib);
+        QVERIFY(ctx.is_ok());
+        QCOMPARE(session.sourcesEncoded(), qint64(1));
+        QCOMPARE(ctx->tokens, first);
+        // Another model's tokenizer: its own ids (they replace the kept ones).
+        auto other = make_engine(load_model(tiny_model("tiny-b")), Precision::bf16);
+        QVERIFY(other->model().tokenizer()->fingerprint() != engine->model().tokenizer()->fingerprint());
+        SessionService otherSession(*db.value(), *other, so);
+        QVERIFY(otherSession.assemble(lib).is_ok());
+        QCOMPARE(otherSession.sourcesEncoded(), qint64(2));
     }
 
     // The ETA's cost line: a read long enough stores what it measured, per model and backend, for the

@@ -102,6 +102,14 @@ const char* const kMigrations[] = {
     CREATE TRIGGER messages_id_floor AFTER INSERT ON messages
         BEGIN UPDATE id_floor SET last = MAX(last, NEW.id) WHERE kind = 'messages'; END;
     )sql",
+    // 5: each source's token ids, kept for the tokenizer and text they came from, so that a question in
+    // a new process does not tokenize the whole library again (seconds at 1M tokens).
+    R"sql(
+    CREATE TABLE IF NOT EXISTS source_tokens(
+        source_id INTEGER PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        ids BLOB NOT NULL);
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == LibraryDb::kSchemaVersion);
@@ -276,7 +284,8 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
                                                       .toStdString());
     }
     if (db->readOnly_) {
-        // Schema 4 only changed how numbers are given (writes): a schema-3 database reads the same.
+        // Schema 4 only changed how numbers are given (writes), and schema 5 added a cache of token ids
+        // (sourceTokenIds reads none without it): a schema-3 database reads the same.
         if (version < 3)
             return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
                                                        "before reading it")
@@ -624,6 +633,29 @@ Status LibraryDb::setSourceTokens(qint64 sourceId, qint64 tokens) {
     q.addBindValue(tokens);
     q.addBindValue(sourceId);
     return run(q, "record token count");
+}
+
+Result<std::optional<QByteArray>> LibraryDb::sourceTokenIds(qint64 sourceId, const QString& key) {
+    QSqlQuery q(db());
+    q.prepare("SELECT ids FROM source_tokens WHERE source_id = ? AND key = ?");
+    q.addBindValue(sourceId);
+    q.addBindValue(key);
+    if (!q.exec()) {
+        if (readOnly_) return std::optional<QByteArray>();  // a schema 3 or 4 library read as it is: no such table
+        return dbError("library database (read token ids)", q.lastError());
+    }
+    if (!q.next()) return std::optional<QByteArray>();
+    return std::optional<QByteArray>(q.value(0).toByteArray());
+}
+
+Status LibraryDb::setSourceTokenIds(qint64 sourceId, const QString& key, const QByteArray& ids) {
+    QUIRE_TRY(beforeWrite());
+    QSqlQuery q(db());
+    q.prepare("INSERT OR REPLACE INTO source_tokens(source_id, key, ids) VALUES(?, ?, ?)");
+    q.addBindValue(sourceId);
+    q.addBindValue(key);
+    q.addBindValue(ids);
+    return run(q, "record token ids");
 }
 
 Result<qint64> LibraryDb::createChat(qint64 libraryId, const QString& title) {

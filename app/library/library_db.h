@@ -74,7 +74,7 @@ struct PrefixStateRow {
 
 class LibraryDb {
 public:
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
 
     // Opens (creating if needed) the database file; refuses a file that is not a Quire library or
     // is damaged, without touching it.
@@ -105,6 +105,10 @@ public:
     Result<QString> sourceText(qint64 sourceId);
     Status removeSource(qint64 sourceId);
     Status setSourceTokens(qint64 sourceId, qint64 tokens);
+    // A source's token ids as stored under `key` (the tokenizer and the text they came from): none
+    // when none are stored, under another key, or the library predates schema 5 (read-only).
+    Result<std::optional<QByteArray>> sourceTokenIds(qint64 sourceId, const QString& key);
+    Status setSourceTokenIds(qint64 sourceId, const QString& key, const QByteArray& ids);
 
     Result<qint64> createChat(qint64 libraryId, const QString& title);
     Result<std::optional<ChatRow>> chat(qint64 chatId);

@@ -12,8 +12,10 @@ QString defaultSystemPrompt() {
            "Answer from them and say so when they do not contain the answer.";
 }
 
+std::vector<int32_t> sourceTokens(const Tokenizer& tok, const QString& text) { return tok.encode_text((text + "\n").toStdString(), false); }
+
 Result<AssembledContext> assembleContext(const Tokenizer& tok, const QString& systemPrompt, const QVector<ContextSource>& sources,
-                                         qint64 limit, qint64 reserve) {
+                                         qint64 limit, qint64 reserve, SourceTokenCache* cache) {
     using K = PromptSegment::Kind;
     AssembledContext ctx;
     if (tok.add_bos()) ctx.tokens.push_back(tok.bos_id());
@@ -21,7 +23,12 @@ Result<AssembledContext> assembleContext(const Tokenizer& tok, const QString& sy
     ctx.tokens.insert(ctx.tokens.end(), head.begin(), head.end());
     ctx.pieces.append({0, "system prompt", static_cast<qint64>(ctx.tokens.size())});
     for (const ContextSource& s : sources) {
-        const auto ids = tok.encode_text((s.text + "\n").toStdString(), false);
+        std::optional<std::vector<int32_t>> cached = cache ? cache->find(s) : std::nullopt;
+        if (!cached) {
+            cached = sourceTokens(tok, s.text);
+            if (cache) cache->store(s, *cached);
+        }
+        const std::vector<int32_t>& ids = *cached;
         ctx.tokens.insert(ctx.tokens.end(), ids.begin(), ids.end());
         ctx.pieces.append({s.id, s.path, static_cast<qint64>(ids.size())});
     }

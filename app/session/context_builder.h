@@ -8,6 +8,7 @@
 #include <QString>
 #include <QVector>
 
+#include <optional>
 #include <vector>
 
 #include "status.h"
@@ -32,10 +33,23 @@ struct AssembledContext {
     QVector<ContextPiece> pieces;
 };
 
+// Token ids of sources encoded before (source_token_cache.h): find() gives them for a source whose
+// text and tokenizer are unchanged, store() keeps those just encoded.
+class SourceTokenCache {
+public:
+    virtual ~SourceTokenCache() = default;
+    virtual std::optional<std::vector<int32_t>> find(const ContextSource& source) = 0;
+    virtual void store(const ContextSource& source, const std::vector<int32_t>& ids) = 0;
+};
+
+// The ids a source contributes to the context (its text and a line break, encoded on their own).
+std::vector<int32_t> sourceTokens(const Tokenizer& tokenizer, const QString& text);
+
 // Refuses (ErrorCode::out_of_range) a context that leaves fewer than `reserve` tokens of `limit`,
-// naming the largest sources.
+// naming the largest sources. With a cache, sources encoded before are not encoded again.
 Result<AssembledContext> assembleContext(const Tokenizer& tokenizer, const QString& systemPrompt,
-                                         const QVector<ContextSource>& sources, qint64 limit, qint64 reserve);
+                                         const QVector<ContextSource>& sources, qint64 limit, qint64 reserve,
+                                         SourceTokenCache* cache = nullptr);
 
 // The tokens that close the context (or the previous answer) and ask a question:
 //   <|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n[empty think block]

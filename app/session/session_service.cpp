@@ -15,6 +15,7 @@
 #include "library/state_files.h"
 #include "process_alive.h"
 #include "read_eta.h"
+#include "session/source_token_cache.h"
 #include "state_file.h"
 
 namespace quire::app {
@@ -164,7 +165,9 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
     Assembled& cached = assembled_[{library.id, enforceLimits}];
     if (!cached.key.isEmpty() && cached.key == key) return cached.context;
     ++tokenizations_;
-    auto ctx = assembleContext(*tok, systemPrompt, parts, limit, reserve);
+    DbSourceTokenCache cache(db_, *tok);  // ids of sources encoded before, by any process
+    auto ctx = assembleContext(*tok, systemPrompt, parts, limit, reserve, &cache);
+    sourcesEncoded_ += cache.misses();
     if (!ctx) return ctx.status();
     cached = {key, ctx.value()};
     // Token counts are a convenience for listings: a read-only library goes without, and a failure to

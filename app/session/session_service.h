@@ -85,6 +85,8 @@ public:
     // How many times a library was tokenized: assemble() and measure() keep the last context of
     // each library and tokenize again only when what it is made of changed.
     qint64 tokenizations() const { return tokenizations_; }
+    // How many sources were encoded rather than read from the ids kept in the database.
+    qint64 sourcesEncoded() const { return sourcesEncoded_; }
     qint64 conversationReserve() const { return options_.conversationReserve; }
     // The model, precision and regime a saved state or a stored reading cost belongs to.
     QString fingerprint() const;
@@ -111,6 +113,7 @@ private:
     };
     std::map<std::pair<qint64, bool>, Assembled> assembled_;
     qint64 tokenizations_ = 0;
+    qint64 sourcesEncoded_ = 0;
     struct Prefix {
         std::vector<int32_t> tokens;
         std::unique_ptr<Sequence> seq;
