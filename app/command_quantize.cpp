@@ -188,12 +188,13 @@ int quantize_command(int argc, char** argv) {
     for (const auto& r : reports.value()) {
         weight += r.weight_error;
         if (r.calib_loss >= 0) calib += r.calib_loss, ++calibrated_layers;
-        if (!(r.weight_error < 0.5)) lost << QString::fromStdString(r.name);
+        if (!(r.weight_error < 0.5) || !(r.zeroed < 0.5)) lost << QString::fromStdString(r.name);
     }
     if (!lost.isEmpty())
         std::fprintf(stderr,
-                     "quire quantize: warning: %lld layer(s) lost half or more of their weights (weight-err >= 0.5), most likely values "
-                     "too small for an fp16 scale's steps (6e-8): %s\n",
+                     "quire quantize: warning: %lld layer(s) lost half or more of their weights (weight-err >= 0.5, or half their "
+                     "nonzero weights became 0): values too small for an fp16 scale's steps (6e-8), or a few outliers stretching "
+                     "their groups' grids (a smaller --group-size keeps more): %s\n",
                      static_cast<long long>(lost.size()), qPrintable(lost.mid(0, 5).join(", ") + (lost.size() > 5 ? ", ..." : "")));
     const auto n = static_cast<double>(std::max<size_t>(1, reports->size()));
     std::printf("overall: %zu linear layers, %d-bit, group %lld, %s, %s; mean relative weight error %.6f", reports->size(), options.spec.bits,

@@ -353,8 +353,9 @@ private slots:
     }
 
 private:
-    // Multiplies one bf16 tensor of the folder by `factor`, in place in its shard.
-    static void scaleTensor(const QString& dir, const std::string& name, float factor) {
+    // Multiplies one bf16 tensor of the folder by `factor` (and sets every `every`-th value to
+    // `spike`), in place in its shard.
+    static void scaleTensor(const QString& dir, const std::string& name, float factor, int64_t every = 0, float spike = 1) {
         const QJsonObject map = QJsonDocument::fromJson(read_all((dir + "/model.safetensors.index.json").toStdString()))
                                     .object()["weight_map"].toObject();
         const std::string shard = (dir + "/" + map[QString::fromStdString(name)].toString()).toStdString();
@@ -365,7 +366,8 @@ private:
             if (e.name != name) continue;
             QCOMPARE(e.dtype, DType::bf16);
             for (int64_t i = h->data_offset + e.begin; i < h->data_offset + e.end; i += 2) {
-                const uint16_t v = float_to_bf16(bf16_to_float(at<uint16_t>(all, i / 2)) * factor);
+                const bool spiked = every > 0 && ((i - h->data_offset - e.begin) / 2) % every == 0;
+                const uint16_t v = float_to_bf16(spiked ? spike : bf16_to_float(at<uint16_t>(all, i / 2)) * factor);
                 std::memcpy(all.data() + i, &v, 2);
             }
         }
@@ -483,6 +485,16 @@ private slots:
         QVERIFY2(r.err.contains("warning: 1 layer(s) lost half or more of their weights") &&
                      r.err.contains("model.layers.1.mlp.down_proj.weight"),
                  qPrintable(r.err));
+        // A few outliers (one weight in 128 set to 10) stretch every group's grid until the
+        // ordinary weights all round to 0: a small weight-err, most of the layer gone.
+        const QString spiky = tmp_.filePath("spiky-weights");
+        copy_folder(src_.toStdString(), spiky.toStdString());
+        scaleTensor(spiky, "model.layers.0.mlp.up_proj.weight", 1.0f, 128, 10.0f);
+        if (QTest::currentTestFailed()) return;
+        const CliResult s = runQuire({"quantize", spiky, tmp_.filePath("spiky-q"), "--bits", "4"});
+        QVERIFY2(s.code == 0, qPrintable(s.err));
+        QVERIFY(parse_table(s.out).at("model.layers.0.mlp.up_proj.weight").weight_error < 0.5);
+        QVERIFY2(s.err.contains("warning: 1 layer(s) lost half or more") && s.err.contains("model.layers.0.mlp.up_proj.weight"), qPrintable(s.err));
         // An ordinary run says nothing of the kind.
         const CliResult plain = runQuire({"quantize", src_, tmp_.filePath("ordinary-q"), "--bits", "4"});
         QVERIFY2(plain.code == 0 && !plain.err.contains("warning"), qPrintable(plain.err));

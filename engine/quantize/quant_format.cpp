@@ -155,23 +155,34 @@ std::vector<uint16_t> pack_scales(const QuantizedMatrix& m) {
     return out;
 }
 
-double relative_weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m) {
+WeightError weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m) {
     std::mutex mutex;
     double err = 0, norm = 0;
+    int64_t nonzero = 0, zeroed = 0;
     constexpr int64_t kRows = 64;
     pool.parallel_for((m.out + kRows - 1) / kRows, [&](int64_t chunk) {
         double e = 0, n = 0;
+        int64_t nz = 0, z = 0;
         for (int64_t j = chunk * kRows; j < std::min(m.out, (chunk + 1) * kRows); ++j)
             for (int64_t k = 0; k < m.in; ++k) {
-                const double v = w[j * m.in + k], d = v - m.dequantized(j, k);
+                const double v = w[j * m.in + k], q = m.dequantized(j, k), d = v - q;
                 e += d * d;
                 n += v * v;
+                if (v != 0) {
+                    ++nz;
+                    if (q == 0) ++z;
+                }
             }
         std::lock_guard lock(mutex);
         err += e;
         norm += n;
+        nonzero += nz;
+        zeroed += z;
     });
-    return norm > 0 ? std::sqrt(err / norm) : std::sqrt(err);
+    WeightError r;
+    r.relative = norm > 0 ? std::sqrt(err / norm) : std::sqrt(err);
+    r.zeroed = nonzero > 0 ? static_cast<double>(zeroed) / static_cast<double>(nonzero) : 0;
+    return r;
 }
 
 }  // namespace quire::quantize

@@ -64,7 +64,13 @@ std::vector<int32_t> pack_qweight(const QuantizedMatrix& m, const QuantSpec& spe
 std::vector<int32_t> pack_qzeros(const QuantizedMatrix& m, const QuantSpec& spec);   // [groups, out / per_word]
 std::vector<uint16_t> pack_scales(const QuantizedMatrix& m);                          // [groups, out] fp16
 
-// ||W - Q||_F / ||W||_F.
-double relative_weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m);
+// How much of W the quantized matrix keeps: ||W - Q||_F / ||W||_F, and the share of W's nonzero
+// weights that became exactly 0 (an outlier stretches its group's grid until the ordinary weights
+// all round to the zero code: a small relative error, most of the layer gone).
+struct WeightError {
+    double relative = 0;
+    double zeroed = 0;
+};
+WeightError weight_error(cpu::ThreadPool& pool, const float* w, const QuantizedMatrix& m);
 
 }  // namespace quire::quantize

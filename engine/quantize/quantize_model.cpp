@@ -304,7 +304,9 @@ Result<std::vector<LayerReport>> quantize_model(const QuantizeRun& run) {
         r.name = p.source_name;
         r.out = out;
         r.in = in;
-        r.weight_error = relative_weight_error(pool, w.data(), m.value());
+        const WeightError kept = weight_error(pool, w.data(), m.value());
+        r.weight_error = kept.relative;
+        r.zeroed = kept.zeroed;
         if (h) r.calib_loss = calibration_loss(pool, w.data(), m.value(), hessians.rows_of(p.which), hessians.rows);
         reports.push_back(r);
         if (run.on_layer) run.on_layer(r);

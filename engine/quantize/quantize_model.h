@@ -34,6 +34,7 @@ struct LayerReport {
     std::string name;  // the source tensor ("model.layers.3.mlp.down_proj.weight")
     int64_t out = 0, in = 0;
     double weight_error = 0;  // ||W - Q||_F / ||W||_F
+    double zeroed = 0;        // the share of nonzero weights quantized to exactly 0
     double calib_loss = -1;   // ||WX - QX||^2 / ||WX||^2, or -1 without calibration
 };
 
