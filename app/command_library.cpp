@@ -177,9 +177,14 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     // together pass the context limit: the second waits for the first.
     auto lock = AddLock::acquire(ctx.dataDir, lib->id, lib->name);
     if (!lock) return fail(QString::fromStdString(lock.status().message()));
-    // The library may have been deleted (or replaced by one of the same name) while this add waited.
-    if (auto now = ctx.db->library(lib->name); !now || !now.value() || now.value()->id != lib->id)
-        return fail("library '" + lib->name + "' was deleted while this add waited; nothing was added");
+    // The library may have been deleted, renamed or given another system prompt while this add waited.
+    {
+        auto all = ctx.db->libraries();
+        if (!all) return fail(QString::fromStdString(all.status().message()));
+        const auto now = std::find_if(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == lib->id; });
+        if (now == all->end()) return fail("library '" + lib->name + "' was deleted while this add waited; nothing was added");
+        lib = *now;
+    }
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
     // The library's tokens before this add, as the context assembles them (system prompt included),

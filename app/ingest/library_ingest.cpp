@@ -7,16 +7,22 @@ AddedSource addSourceToLibrary(LibraryDb& db, qint64 libraryId, const QString& p
     AddedSource out;
     out.source = ingestSource(path, options);
     const IngestedSource& s = out.source;
-    if (admit)
-        if (Status st = admit(s); !st) {
-            out.stored = st;
-            return out;
-        }
     auto existing = db.sources(libraryId);
     if (!existing) {
         out.stored = existing.status();
         return out;
     }
+    // Said before admit counts it (the library's total already holds it).
+    for (const SourceRow& r : existing.value())
+        if (r.path == s.path && r.status == "ready") {
+            out.stored = Status(ErrorCode::invalid_argument, "already in this library");
+            return out;
+        }
+    if (admit)
+        if (Status st = admit(s); !st) {
+            out.stored = st;
+            return out;
+        }
     for (const SourceRow& r : existing.value())
         if (r.path == s.path && r.status != "ready")
             if (Status st = db.removeSource(r.id); !st) {

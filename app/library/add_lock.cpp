@@ -1,5 +1,6 @@
 #include "add_lock.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
 #include <QSysInfo>
@@ -44,14 +45,18 @@ Result<std::unique_ptr<AddLock>> AddLock::acquire(const QString& dataDir, qint64
         // A lock its holder left behind: unreadable, or its process ID now another program's or a quire
         // that is not adding (`quire serve`). Removing it fails while a live process holds the file
         // locked: then it is waited for like any other.
+        // This process's own ID: a container gives each run the same low PIDs, so a killed add's
+        // lock can name the add that now reads it.
         const std::string p = std::to_string(pid);
-        if ((!readable || !same_program_alive(p) || !process_has_argument(p, "add")) && lock.removeStaleLockFile()) {
+        const bool stale = !readable || pid == QCoreApplication::applicationPid() || !same_program_alive(p) || !process_has_argument(p, "add");
+        if (stale && lock.removeStaleLockFile()) {
             unreadable = 0;
             continue;
         }
         if (!said) {
-            std::fprintf(stderr, "quire: another add to library '%s' is running (process %lld, %s); waiting for it to finish\n",
-                         qPrintable(libraryName), static_cast<long long>(pid), qPrintable(path));
+            const QString who = readable ? QString("process %1, ").arg(pid) : QString();
+            std::fprintf(stderr, "quire: another add to library '%s' is running (%s%s); waiting for it to finish\n", qPrintable(libraryName),
+                         qPrintable(who), qPrintable(path));
             said = true;
         }
     }

@@ -122,10 +122,10 @@ const char* const kInsertChat =
 QVariant sqlText(const QString& s) { return QVariant(s.isNull() ? QString("") : s); }
 
 Status dbError(const QString& what, const QSqlError& e) {
-    // SQLITE_FULL: said in words, and that nothing of this change was kept (the transaction rolled back).
+    // SQLITE_FULL: said in words.
     if (e.nativeErrorCode() == "13" || e.text().contains("database or disk is full", Qt::CaseInsensitive))
         return Status(ErrorCode::io_error,
-                      (what + ": the disk holding the library is full; nothing of this change was saved (free some space and try again)")
+                      (what + ": the disk holding the library is full (free some space and try again)")
                           .toStdString());
     return Status(ErrorCode::io_error, (what + ": " + e.text()).toStdString());
 }
@@ -233,8 +233,7 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     auto removeCreated = qScopeGuard([&] {
         if (existed) return;
         db.reset();  // its connections close first
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
-            if (QFileInfo(path + suffix).isFile() && QFileInfo(path + suffix).size() == 0) QFile::remove(path + suffix);
+        if (QFileInfo(path).isFile() && QFileInfo(path).size() == 0) QFile::remove(path);
     });
     // Opened and checked; on a full disk (SQLite could not create its -wal/-shm files) once more for
     // reading only: SQLite reads a WAL database without new files, and every write says the disk is
@@ -286,6 +285,8 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
     if (db->readOnly_) {
         // Schema 4 only changed how numbers are given (writes), and schema 5 added a cache of token ids
         // (sourceTokenIds reads none without it): a schema-3 database reads the same.
+        if (version == 0)  // no schema at all: a library whose first setup never finished
+            return Status(ErrorCode::io_error, (path + " holds no Quire library yet, and is " + db->readOnlyReason()).toStdString());
         if (version < 3)
             return Status(ErrorCode::io_error, (path + " is read-only and was written by an older Quire; this version must upgrade it "
                                                        "before reading it")
@@ -299,7 +300,18 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
         return full.isEmpty() ? st : Status(ErrorCode::io_error, full.toStdString());
     };
     QUIRE_TRY(named(db->exec("PRAGMA journal_mode=WAL")));
-    QUIRE_TRY(named(db->migrate()));
+    if (Status migrated = db->migrate(); !migrated) {
+        // An upgrade the disk has no room for: a library a previous version wrote is read as it is.
+        const bool full = !fullDiskProblem(path, QString::fromStdString(migrated.message()), !existed).isEmpty();
+        if (!full || !existed || version < 3) return named(migrated);
+        c = QSqlDatabase();
+        db->closeConnections();
+        db->readOnly_ = true;
+        db->diskFull_ = true;
+        if (!db->db().isOpen()) return named(migrated);
+        removeCreated.dismiss();
+        return db;
+    }
     // A new database switched to WAL only now: record the journal files this connection uses.
     if (QSqlQuery q(c); q.exec("SELECT count(*) FROM sqlite_master") && q.next()) db->rememberJournal();
     removeCreated.dismiss();
@@ -365,7 +377,8 @@ QString LibraryDb::readOnlyReason() const {
     struct statvfs v {};
     const QByteArray dir = QFile::encodeName(QFileInfo(path_).absolutePath());
     const qint64 free = ::statvfs(dir.constData(), &v) == 0 ? static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize) : 0;
-    return QString("on a full disk (%1 KiB free; free some space and run the command again)").arg(free / 1024);
+    return QString("on a full disk (%1 KiB free when it was opened; free some space, then run the command again or reopen Quire)")
+        .arg(free / 1024);
 }
 
 QSqlDatabase LibraryDb::db() const {
@@ -376,10 +389,13 @@ QSqlDatabase LibraryDb::db() const {
     if (readOnly_) {
         // In a folder that cannot be written, or on a full disk, SQLite cannot create the -shm file a
         // WAL database needs to be read; "immutable" reads the file as it is, without locks. That is
-        // the whole library when no -wal file holds later pages (the last writer's close folded them
-        // in), and no one can write there until the disk has room.
-        const QFileInfo wal(path_ + "-wal");
-        const bool immutable = !folderWritable_ || (diskFull_ && !(wal.exists() && wal.size() > 0));
+        // the whole library when there is no -wal file (the last writer's close folded its pages in).
+        // A -wal holding pages, or a whole -shm (a wal-index is at least 32 KiB), may belong to a live
+        // writer (the window, `quire serve`), which a full disk's last KiB still lets commit: then the
+        // file is read with locks. An empty -wal and a stub -shm are what a failed open leaves.
+        const QFileInfo wal(path_ + "-wal"), shm(path_ + "-shm");
+        const bool liveWal = (wal.exists() && wal.size() > 0) || (shm.exists() && shm.size() >= 32768);
+        const bool immutable = !folderWritable_ || (diskFull_ && !liveWal);
         const QString uri = "file:" + QString::fromLatin1(QUrl::toPercentEncoding(QFileInfo(path_).absoluteFilePath(), "/"));
         c.setDatabaseName(uri + (immutable ? "?mode=ro&immutable=1" : "?mode=ro"));
         c.setConnectOptions("QSQLITE_OPEN_READONLY;QSQLITE_OPEN_URI;QSQLITE_BUSY_TIMEOUT=10000");

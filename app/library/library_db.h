@@ -159,7 +159,8 @@ private:
     QString connectionPrefix_;
     bool readOnly_ = false;
     bool folderWritable_ = true;
-    bool diskFull_ = false;  // opened for reading only because SQLite could not create its journal files
+    bool diskFull_ = false;
+    bool walBeforeOpen_ = false;  // a -wal file existed when open() began (maybe a live writer's)  // opened for reading only because SQLite could not create its journal files
     mutable std::map<QString, JournalFiles> journals_;  // connection -> the journal files it opened
     mutable std::mutex journalsMutex_;                   // connections live on several threads
     mutable QString openError_;  // why the last connection could not be opened

@@ -191,57 +191,44 @@ Status SessionService::saveState(const Sequence& seq, const QString& path, int64
 }
 
 void SessionService::evictStates(qint64 keepId, qint64 keepChat) {
-    // The budget covers the library prefixes and the chats' delta states. A chat's delta needs the
-    // prefix it was saved on: when a library's prefix state goes, its chats' deltas go with it (the
-    // chats then replay their own tokens on the next question), so no delta is ever left without
-    // its prefix.
+    // The budget covers the library prefixes and every chat's delta state (also those of a library
+    // whose prefix was not saved: another process reads the library again and the delta fits it).
+    // A chat's delta needs the prefix it was saved on: when a library's prefix state goes, its chats'
+    // deltas go with it (the chats then replay their own tokens), except the chat just saved.
     auto rows = db_.allPrefixStates();  // least recently used first
-    if (!rows) return;
-    auto chatStates = [&](qint64 libraryId) {
-        QList<ChatRow> out;
-        if (auto chats = db_.chats(libraryId))
-            for (const ChatRow& c : chats.value())
-                if (!c.statePath.isEmpty()) out << c;
-        return out;
-    };
+    auto libraries = db_.libraries();
+    if (!rows || !libraries) return;
+    QList<ChatRow> chats;  // every chat with a delta, oldest first
+    for (const LibraryRow& l : libraries.value())
+        if (auto cs = db_.chats(l.id))
+            for (const ChatRow& c : cs.value())
+                if (!c.statePath.isEmpty()) chats << c;
+    std::sort(chats.begin(), chats.end(), [](const ChatRow& a, const ChatRow& b) { return a.id < b.id; });
     qint64 total = 0;
-    QSet<qint64> libraries;
-    for (const auto& r : rows.value()) {
-        total += r.bytes;
-        libraries.insert(r.libraryId);
-    }
-    for (qint64 lib : libraries)
-        for (const ChatRow& c : chatStates(lib)) total += QFileInfo(resolvedPath(c.statePath)).size();
+    for (const auto& r : rows.value()) total += r.bytes;
+    for (const ChatRow& c : chats) total += QFileInfo(resolvedPath(c.statePath)).size();
+    auto dropChat = [&](ChatRow& c) {
+        const QString file = resolvedPath(c.statePath);
+        const qint64 bytes = QFileInfo(file).size();
+        if (db_.setChatState(c.id, QString(), 0)) {
+            QFile::remove(file);
+            total -= bytes;
+            c.statePath.clear();
+        }
+    };
     for (const auto& r : rows.value()) {
         if (total <= options_.stateBudgetBytes) break;
         if (r.id == keepId) continue;
         QFile::remove(resolvedPath(r.path));
         if (!db_.deletePrefixState(r.id)) continue;
         total -= r.bytes;
-        for (const ChatRow& c : chatStates(r.libraryId)) {
-            const QString file = resolvedPath(c.statePath);
-            const qint64 bytes = QFileInfo(file).size();
-            if (db_.setChatState(c.id, QString(), 0)) {
-                QFile::remove(file);
-                total -= bytes;
-            }
-        }
+        for (ChatRow& c : chats)
+            if (c.libraryId == r.libraryId && c.id != keepChat && !c.statePath.isEmpty()) dropChat(c);
     }
-    // Still over: the other chats' deltas of the library in use, oldest chat first (a chat without
-    // its delta replays its own tokens on its next question); never the chat just saved.
-    if (total <= options_.stateBudgetBytes) return;
-    for (const auto& r : rows.value()) {
-        if (r.id != keepId) continue;
-        for (const ChatRow& c : chatStates(r.libraryId)) {  // in chat order: oldest first
-            if (total <= options_.stateBudgetBytes) break;
-            if (c.id == keepChat) continue;
-            const QString file = resolvedPath(c.statePath);
-            const qint64 bytes = QFileInfo(file).size();
-            if (db_.setChatState(c.id, QString(), 0)) {
-                QFile::remove(file);
-                total -= bytes;
-            }
-        }
+    // Still over: the other chats' deltas, oldest chat first; never the chat just saved.
+    for (ChatRow& c : chats) {
+        if (total <= options_.stateBudgetBytes) break;
+        if (c.id != keepChat && !c.statePath.isEmpty()) dropChat(c);
     }
 }
 

@@ -129,9 +129,9 @@ private:
     QString dataRoot() const;                              // the folder of the library database
     QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
     QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
-    // Keeps the prefix states and chat deltas within the budget: least recently used prefixes first
-    // (with their chats' deltas); keepId's prefix stays, and keepChat's delta. Its library's other
-    // chats' deltas go last, oldest first, when nothing else is left.
+    // Keeps the prefix states and every chat delta within the budget: least recently used prefixes
+    // first (with their libraries' chat deltas), then the oldest chats' deltas; keepId's prefix and
+    // keepChat's delta stay.
     void evictStates(qint64 keepId, qint64 keepChat = 0);
 
     LibraryDb& db_;

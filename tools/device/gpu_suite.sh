@@ -12,8 +12,9 @@ tar -xJf .devpack/device.tar.xz
 cublas=$(dirname "$(find /usr /opt -name 'libcublas.so.13*' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH=$root/.device/lib:$cublas QT_PLUGIN_PATH=$root/.device/plugins QT_QPA_PLATFORM=offscreen
 mkdir -p /work/main/build/app && ln -sfn "$root/.device/models" /work/main/build/tiny-models  # the paths baked into the tests
-ln -sfn "$root/.device/bin/quire" /work/main/build/app/quire  # test_gpu_memory_plan runs `quire model-info`
-[ "$root" = /work/main ] || { mkdir -p /work/main/tests && ln -sfn "$root/tests/data" /work/main/tests/data; }
+# test_gpu_memory_plan runs `quire model-info` (never over a quire built on the machine itself).
+[ -e /work/main/build/app/quire ] || ln -s "$root/.device/bin/quire" /work/main/build/app/quire
+[ -e /work/main/tests/data ] || { mkdir -p /work/main/tests && ln -s "$root/tests/data" /work/main/tests/data; }
 logs=${OUT:-/tmp/out}/logs
 mkdir -p "$logs"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$logs/device.txt"
