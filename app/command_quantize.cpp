@@ -41,6 +41,9 @@ Result<std::string> calibration_text(const QString& path) {
 
 // The tokens `quire ask` reads for library NAME: its system turn and every ready source.
 Result<std::vector<int32_t>> library_tokens(const CommandLine& cl, const QString& name, const Tokenizer& tokenizer) {
+    // Reading a library creates no data folder or database (a mistyped --data-dir used to be made).
+    if (const QString dir = app::dataDirOf(cl); app::dataFolderProblem(dir).isEmpty() && !app::holdsLibrary(dir))
+        return Status(ErrorCode::invalid_argument, (dir + " holds no Quire library").toStdString());
     auto ctx = app::openAppContext(cl);
     if (!ctx) return Status(ErrorCode::io_error, "cannot open the library database");
     auto lib = ctx->db->library(name);

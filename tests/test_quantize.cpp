@@ -340,6 +340,8 @@ private slots:
         QTest::newRow("calibration binary") << QStringList{src_, dst, "--calibration", binary} + b4 << "is not UTF-8 text";
         QTest::newRow("calibration fifo") << QStringList{src_, dst, "--calibration", fifo} + b4 << "not a regular file";
         QTest::newRow("calibration missing") << QStringList{src_, dst, "--calibration", tmp_.filePath("none.txt")} + b4 << "none.txt";
+        QTest::newRow("library in a folder without one")
+            << QStringList{src_, dst, "--method", "gptq", "--library", "x", "--data-dir", tmp_.filePath("no-data")} + b4 << "no-data holds no Quire library";
     }
     void refusesBadInput() {
         QFETCH(QStringList, args);
@@ -350,6 +352,7 @@ private slots:
         QVERIFY2(r.code != 0, qPrintable(r.out));
         QVERIFY2(r.err.contains(message), qPrintable(r.err));
         QVERIFY(!QFileInfo::exists(dst));
+        QVERIFY(!QFileInfo::exists(tmp_.filePath("no-data")));  // no data folder made while refusing
     }
 
 private:
