@@ -494,9 +494,10 @@ int library_command(int argc, char** argv) {
         // Only the commands that create a library create the data folder and its database; the others
         // have nothing to work on there (a mistyped --data-dir used to be created, and listed nothing,
         // as if the libraries were gone).
-        if (const QString problem = dataFolderProblem(dataDirOf(cl)); !problem.isEmpty()) return fail(problem);
-        if (!sub.createsLibrary && !holdsLibrary(dataDirOf(cl))) {
-            std::fprintf(stderr, "quire: %s holds no Quire library%s\n", qPrintable(QDir::toNativeSeparators(dataDirOf(cl))),
+        const QString dataDir = dataDirOf(cl);
+        if (const QString problem = dataFolderProblem(dataDir); !problem.isEmpty()) return fail(problem);
+        if (!sub.createsLibrary && !holdsLibrary(dataDir)) {
+            std::fprintf(stderr, "quire: %s holds no Quire library%s\n", qPrintable(QDir::toNativeSeparators(dataDir)),
                          name == "library list" ? "" : " (create one with `quire library create NAME`)");
             return name == "library list" ? 0 : 1;
         }

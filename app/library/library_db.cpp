@@ -192,17 +192,21 @@ const char* kStateColumns = "id, library_id, path, model_fingerprint, token_hash
 QString nowIso() { return QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs); }
 
 namespace {
+// Bytes free to this user on the disk holding `path`'s folder; -1 when that cannot be read.
+qint64 freeBytesBeside(const QString& path) {
+    struct statvfs v {};
+    const QByteArray dir = QFile::encodeName(QFileInfo(path).absolutePath());
+    return ::statvfs(dir.constData(), &v) == 0 ? static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize) : -1;
+}
+
 // When SQLite cannot open or read the database because its disk is full (it must create the -wal
 // and -shm files beside it), that is what to say: "not a usable database" would suggest the file
 // is damaged, and a user might delete it. Empty when the disk has room.
 QString fullDiskProblem(const QString& path, const QString& error, bool creating = false) {
     // A file SQLite itself finds damaged or foreign stays that, however full the disk.
     if (error.contains("not a database", Qt::CaseInsensitive) || error.contains("malformed", Qt::CaseInsensitive)) return {};
-    struct statvfs v {};
-    const QByteArray dir = QFile::encodeName(QFileInfo(path).absolutePath());
-    if (::statvfs(dir.constData(), &v) != 0) return {};
-    const qint64 free = static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize);
-    if (free >= (1 << 20)) return {};
+    const qint64 free = freeBytesBeside(path);
+    if (free < 0 || free >= (1 << 20)) return {};
     if (creating)
         return QString("cannot create a library in %1: the disk is full (%2 KiB free; %3); free some space and run the command again")
             .arg(QFileInfo(path).absolutePath())
@@ -256,9 +260,7 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
         if (full.isEmpty()) return Status(ErrorCode::io_error, (path + " is not a usable Quire library database (" + problem + ")").toStdString());
         if (db->readOnly_ || !file.exists()) return Status(ErrorCode::io_error, full.toStdString());
         c = QSqlDatabase();  // no handle may outlive the connection closed next
-        db->closeConnections();
-        db->readOnly_ = true;
-        db->diskFull_ = true;
+        db->readFromFullDisk();
     }
     {
         QSqlQuery tables(c);
@@ -304,10 +306,8 @@ Result<std::unique_ptr<LibraryDb>> LibraryDb::open(const QString& path) {
         // An upgrade the disk has no room for: a library a previous version wrote is read as it is.
         const bool full = !fullDiskProblem(path, QString::fromStdString(migrated.message()), !existed).isEmpty();
         if (!full || !existed || version < 3) return named(migrated);
-        c = QSqlDatabase();
-        db->closeConnections();
-        db->readOnly_ = true;
-        db->diskFull_ = true;
+        c = QSqlDatabase();  // no handle may outlive the connection closed next
+        db->readFromFullDisk();
         if (!db->db().isOpen()) return named(migrated);
         removeCreated.dismiss();
         return db;
@@ -372,13 +372,17 @@ Status LibraryDb::beforeWrite() {
     return Status::ok();
 }
 
+void LibraryDb::readFromFullDisk() {
+    closeConnections();
+    readOnly_ = true;
+    diskFull_ = true;
+    freeWhenOpened_ = std::max<qint64>(0, freeBytesBeside(path_));
+}
+
 QString LibraryDb::readOnlyReason() const {
     if (!diskFull_) return "read-only (the file or its folder cannot be written)";
-    struct statvfs v {};
-    const QByteArray dir = QFile::encodeName(QFileInfo(path_).absolutePath());
-    const qint64 free = ::statvfs(dir.constData(), &v) == 0 ? static_cast<qint64>(v.f_bavail) * static_cast<qint64>(v.f_frsize) : 0;
     return QString("on a full disk (%1 KiB free when it was opened; free some space, then run the command again or reopen Quire)")
-        .arg(free / 1024);
+        .arg(freeWhenOpened_ / 1024);
 }
 
 QSqlDatabase LibraryDb::db() const {

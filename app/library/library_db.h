@@ -152,6 +152,8 @@ private:
     // or replaced is dropped without a checkpoint and reopened (see journal_guard.h).
     Status beforeWrite();
     void closeConnections();  // every thread's connection to the file
+    // Opens for reading only from now on: SQLite could not make its journal files (a full disk).
+    void readFromFullDisk();
     void rememberJournal() const;
     bool journalIsStale(const QString& connection) const;
 
@@ -160,6 +162,7 @@ private:
     bool readOnly_ = false;
     bool folderWritable_ = true;
     bool diskFull_ = false;
+    qint64 freeWhenOpened_ = 0;
     bool walBeforeOpen_ = false;  // a -wal file existed when open() began (maybe a live writer's)  // opened for reading only because SQLite could not create its journal files
     mutable std::map<QString, JournalFiles> journals_;  // connection -> the journal files it opened
     mutable std::mutex journalsMutex_;                   // connections live on several threads
