@@ -18,9 +18,9 @@
 #include "commands.h"
 #include "interrupt.h"
 #include "engine_setup.h"
+#include "ingest/add_admission.h"
 #include "ingest/library_ingest.h"
 #include "library/add_lock.h"
-#include "session/source_token_cache.h"
 #include "library/library_removal.h"
 #include "model_config.h"
 #include "model_info.h"
@@ -187,43 +187,10 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     }
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
-    // The library's tokens before this add, as the context assembles them (system prompt included),
-    // so that the sources added here together cannot pass the context limit either.
-    qint64 libraryTokens = 0;
-    if (tok) {
-        QVector<ContextSource> held;
-        if (auto rows = ctx.db->sources(lib->id))
-            for (const SourceRow& r : rows.value())
-                if (r.status == "ready")
-                    if (auto text = ctx.db->sourceText(r.id)) held.append({r.id, r.path, text.value()});
-        const QString prompt = lib->systemPrompt.isEmpty() ? defaultSystemPrompt() : lib->systemPrompt;
-        DbSourceTokenCache cache(*ctx.db, *tok);  // the library's ids kept by earlier questions and adds
-        if (auto assembled = assembleContext(*tok, prompt, held, std::numeric_limits<qint64>::max(), 0, &cache))
-            libraryTokens = static_cast<qint64>(assembled->tokens.size());
-    }
+    AddAdmission admission(*ctx.db, *lib, tok ? &*tok : nullptr, limits.contextLimit, limits.conversationReserve);
     for (qsizetype i = 1; i < pos.size(); ++i) {
-        // The source's tokens are counted before it is stored: one that would pass the context limit
-        // is never written, so a kill or Ctrl-C cannot leave it in the library (a question would then
-        // fail until it was removed).
-        qint64 tokens = 0;
-        std::vector<int32_t> ids;
-        auto admit = [&](const IngestedSource& s) -> Status {
-            ids = tok && s.status == "ready" ? sourceTokens(*tok, s.text) : std::vector<int32_t>();
-            tokens = static_cast<qint64>(ids.size());
-            // A source that alone does not fit the context can never be asked about.
-            if (tokens + limits.conversationReserve > limits.contextLimit)
-                return Status(ErrorCode::out_of_range,
-                              QString("%1 alone needs %2 tokens, more than the context limit of %3 less %4 for the conversation; not added")
-                                  .arg(s.path).arg(tokens).arg(limits.contextLimit).arg(limits.conversationReserve).toStdString());
-            if (libraryTokens + tokens + limits.conversationReserve > limits.contextLimit)
-                return Status(ErrorCode::out_of_range,
-                              QString("%1 needs %2 tokens; with the library's %3 that is more than the context limit of %4 less %5 for the "
-                                      "conversation; not added (remove a source first: quire remove)")
-                                  .arg(s.path).arg(tokens).arg(libraryTokens).arg(limits.contextLimit).arg(limits.conversationReserve)
-                                  .toStdString());
-            return Status::ok();
-        };
-        const AddedSource added = addSourceToLibrary(*ctx.db, lib->id, pos[i], o, admit);
+        const AddedSource added =
+            addSourceToLibrary(*ctx.db, lib->id, pos[i], o, [&](const IngestedSource& s) { return admission.admit(s); });
         const IngestedSource& s = added.source;
         if (!added.stored) {
             if (added.stored.code() == ErrorCode::out_of_range) std::fprintf(stderr, "quire: %s\n", added.stored.message().c_str());
@@ -231,11 +198,7 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
             ++failures;
             continue;
         }
-        libraryTokens += tokens;
-        if (tok && !ids.empty()) {  // kept for the next question (best effort)
-            DbSourceTokenCache cache(*ctx.db, *tok);
-            cache.store({added.id, s.path, s.text}, ids);
-        }
+        admission.stored(added.id, s);
         // Printed only after the transaction committed: "added" means it is in the library.
         if (s.status == "ready") {
             out(QString("added: %1 (%2, %3 %4)\n").arg(s.path, s.kind).arg(s.units).arg(s.kind == "pdf" ? "pages" : "files"));

@@ -19,6 +19,7 @@
 
 using namespace quire::test;
 using quire::app::LibraryDb;
+using quire::app::PrefixStateRow;
 
 class TestLibraryGuards : public QObject {
     Q_OBJECT
@@ -265,6 +266,53 @@ private slots:
                  refused.status().message().c_str());
         QVERIFY(disk.empty());
         QVERIFY(open.value()->createLibrary("room", "").is_ok());
+    }
+
+    // On a full disk the database cannot change, and deleting is how a user frees space: `library delete`
+    // and `chats --delete` remove the saved states first, then open the library for writing again and
+    // delete the rows (both used to be refused, so Quire could not free space through its own commands).
+    void delete_on_a_full_disk_frees_the_states_first() {
+        SmallDisk disk(tmp_.path() + "/small-delete");
+        if (!disk.mounted()) QSKIP("needs root and the right to mount a small tmpfs");
+        const QString mnt = disk.path();
+        qint64 chatId = 0;
+        {
+            auto db = LibraryDb::open(mnt + "/library.sqlite");
+            QVERIFY(db.is_ok());
+            QVERIFY(db.value()->createLibrary("kept", "").is_ok());
+            const qint64 big = db.value()->createLibrary("big", "").value();
+            QVERIFY(QDir().mkpath(mnt + "/states"));
+            put(mnt + "/states/big.qstate", QByteArray(160 << 10, 's'));
+            PrefixStateRow row;
+            row.libraryId = big;
+            row.path = "states/big.qstate";
+            row.modelFingerprint = "m";
+            row.tokenHash = "h";
+            row.tokenCount = 1;
+            row.bytes = 160 << 10;
+            QVERIFY(db.value()->addPrefixState(row).is_ok());
+            chatId = db.value()->createChat(big, "a chat").value();
+            put(mnt + "/states/chat.qstate", QByteArray(160 << 10, 'c'));
+            QVERIFY(db.value()->setChatState(chatId, "states/chat.qstate", 1).is_ok());
+        }
+        QVERIFY(disk.fill());
+        const auto inSmall = [&](QStringList args) { return runQuire(args << "--data-dir" << mnt, 60000); };
+        QVERIFY(inSmall({"library", "create", "m"}).err.contains("is on a full disk"));  // full indeed
+        const CliResult chat = inSmall({"chats", "big", "--delete", QString::number(chatId)});
+        QVERIFY2(chat.code == 0 && chat.out.contains("deleted chat") && chat.out.contains("chat.qstate"), qPrintable(chat.err + chat.out));
+        QVERIFY(!QFileInfo::exists(mnt + "/states/chat.qstate"));
+        QVERIFY(disk.fill());
+        const CliResult lib = inSmall({"library", "delete", "big"});
+        QVERIFY2(lib.code == 0 && lib.out.contains("deleted library 'big'") && lib.out.contains("big.qstate"), qPrintable(lib.err + lib.out));
+        QVERIFY(!QFileInfo::exists(mnt + "/states/big.qstate"));
+        const CliResult list = inSmall({"library", "list"});
+        QVERIFY2(list.code == 0 && list.out.contains("kept") && !list.out.contains("big"), qPrintable(list.out + list.err));
+        // Nothing left to free: refused, naming the full disk.
+        QVERIFY(disk.fill());
+        const CliResult none = inSmall({"library", "delete", "kept"});
+        QVERIFY2(none.code == 1 && none.err.contains("full disk"), qPrintable(none.err));
+        QVERIFY(disk.empty());
+        QVERIFY(inSmall({"library", "list"}).out.contains("kept"));
     }
 
     // Only `library create` and `config` make a data folder and its database: the others used to

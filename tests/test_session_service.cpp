@@ -315,6 +315,49 @@ private slots:
         }
     }
 
+    // A library read again after an add saves a state that extends the earlier one: the earlier one goes
+    // (at 1M tokens each such file is ~8 GB, and every add-then-ask used to leave one behind until the
+    // budget ran out). A state of another model stays.
+    void a_state_the_new_one_extends_is_removed() {
+        QDir().mkpath(tmp_.path() + "/superseded");
+        auto db = LibraryDb::open(tmp_.path() + "/superseded/library.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        auto model = load_model(tiny_model("tiny-a"));
+        SessionOptions so;
+        so.stateDir = tmp_.path() + "/superseded/states";
+        QVERIFY(QDir().mkpath(so.stateDir));
+        // A state another model saved for this library: not this session's to judge.
+        PrefixStateRow foreign;
+        foreign.libraryId = lib.id;
+        foreign.path = "states/library-foreign.qstate";
+        foreign.modelFingerprint = "another model";
+        foreign.tokenCount = 5;
+        QVERIFY(db.value()->addPrefixState(foreign).is_ok());
+        auto engine = make_engine(model, Precision::bf16);
+        QString first;
+        {
+            SessionService session(*db.value(), *engine, so);
+            QVERIFY(session.read(lib, {}, nullptr).is_ok());
+            const QList<PrefixStateRow> rows = db.value()->prefixStates(lib.id).value();
+            QCOMPARE(rows.size(), qsizetype(2));
+            first = tmp_.path() + "/superseded/" + rows.first().path;
+            QVERIFY(QFile::exists(first));
+        }
+        addDemoSource(*db.value(), lib.id, "wordcount");
+        SessionService session(*db.value(), *engine, so);
+        auto again = session.read(lib, {}, nullptr);
+        QVERIFY2(again.is_ok(), again.status().message().c_str());
+        QVERIFY(again->reusedState);
+        QVERIFY(again->prefilledTokens > 0 && again->prefilledTokens < again->contextTokens);
+        const QList<PrefixStateRow> rows = db.value()->prefixStates(lib.id).value();
+        QCOMPARE(rows.size(), qsizetype(2));
+        QCOMPARE(rows.first().tokenCount, again->contextTokens);
+        QCOMPARE(rows.last().modelFingerprint, QString("another model"));
+        QVERIFY(!QFile::exists(first));
+        QCOMPARE(QDir(so.stateDir).entryList({"*.qstate"}, QDir::Files).size(), qsizetype(1));
+    }
+
     void a_state_file_is_recorded_once() {
         QDir().mkpath(tmp_.path() + "/once");
         auto db = LibraryDb::open(tmp_.path() + "/once/library.sqlite");

@@ -1,12 +1,14 @@
 // The window's states (offscreen): cancel says where reading stopped (no dialog, no "prefill"),
 // switching library mid-answer leaves the answer in its chat, a failed source keeps the model line,
-// a library over the limit or with nothing readable blocks Send with the reason, rename and delete of
+// a library over the limit or with nothing readable blocks Send with the reason, the window's add refuses
+// a source over the limit and waits for another add (add lock), rename and delete of
 // libraries and chats remove their saved states from disk (window and CLI), message and code copy,
 // regenerate, Copy/Export off on an empty chat.
 #include <QAbstractItemModelTester>
 #include <QApplication>
 #include <QClipboard>
 #include <QDir>
+#include <QLockFile>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QtTest>
@@ -92,20 +94,37 @@ private slots:
     }
 
     // A disk that is full when the window opens: the libraries are shown, read-only, and the status
-    // bar says why every change fails (the window used to refuse to open).
+    // bar says why every change fails (the window used to refuse to open); deleting a library with a
+    // saved state frees the space and makes it writable again.
     void full_disk_opens_read_only_and_says_so() {
         SmallDisk disk(tmp_.path() + "/small");
         if (!disk.mounted()) QSKIP("needs root and the right to mount a small tmpfs");
         const QString mnt = disk.path();
+        qint64 big = 0;
         {
             auto db = quire::app::LibraryDb::open(mnt + "/library.sqlite");
             QVERIFY(db.is_ok());
             QVERIFY(db.value()->createLibrary("Kept", "").is_ok());
+            big = db.value()->createLibrary("Big", "").value();
+            QVERIFY(QDir().mkpath(mnt + "/states"));
+            put(mnt + "/states/big.qstate", QByteArray(200 << 10, 's'));
+            app::PrefixStateRow row;
+            row.libraryId = big;
+            row.path = "states/big.qstate";
+            row.tokenCount = 1;
+            row.bytes = 200 << 10;
+            QVERIFY(db.value()->addPrefixState(row).is_ok());
         }
         QVERIFY(disk.fill());
         {
             MainWindow w(mnt, helper());
             QVERIFY2(w.readOnlyText().contains("on a full disk"), qPrintable(w.readOnlyText()));
+            QCOMPARE(w.libraryModel()->rowCount(), 2);
+            // Deleting a library frees its saved state first: the library is writable again, and the
+            // status bar says so by dropping its notice.
+            QVERIFY(w.deleteLibrary(big));
+            QVERIFY(!QFileInfo::exists(mnt + "/states/big.qstate"));
+            QVERIFY2(w.readOnlyText().isEmpty(), qPrintable(w.readOnlyText()));
             QCOMPARE(w.libraryModel()->rowCount(), 1);
         }
         QVERIFY(disk.empty());
@@ -158,9 +177,21 @@ private slots:
         w.ask("Anything?");  // refused: nothing to answer from
         QVERIFY(!w.busy());
         QCOMPARE(answered.count(), 0);
-        // Over the limit: shown at once, before any reading.
+        // A source that alone passes the context limit is refused by the window's add, as by `quire add`,
+        // and never stored.
         put(tmp_.path() + "/huge.txt", logbook(40000));
-        QVERIFY(libraryWith(w, "Huge", {tmp_.path() + "/huge.txt"}));
+        QSignalSpy refused(w.worker(), &EngineWorker::sourceAdded);
+        const qint64 huge = libraryWith(w, "Huge", {tmp_.path() + "/huge.txt"});
+        QVERIFY(huge);
+        QCOMPARE(refused.count(), 1);
+        QCOMPARE(refused.first().at(2).toString(), QString("error"));
+        QVERIFY2(refused.first().at(3).toString().contains("alone needs") && refused.first().at(3).toString().contains("not added"),
+                 qPrintable(refused.first().at(3).toString()));
+        QCOMPARE(w.sourceModel()->rowCount(), 0);
+        // A library over the limit (here added with a larger limit on the command line): shown at once,
+        // before any reading.
+        QCOMPARE(runQuire({"add", "Huge", tmp_.path() + "/huge.txt", "--data-dir", data, "--context-limit", "4194304"}), 0);
+        w.selectLibrary(huge);
         QTRY_VERIFY_WITH_TIMEOUT(w.problem().contains("more than the context limit"), 60000);
         QVERIFY(w.gauge()->overLimit());
         QVERIFY(w.gauge()->used() > (1 << 20));
@@ -172,6 +203,44 @@ private slots:
         QTRY_VERIFY(w.problem().isEmpty());
         QVERIFY(w.chatView()->sendEnabled());
         QVERIFY(!w.gauge()->overLimit());
+    }
+
+    void window_add_waits_for_another_add_and_can_be_stopped() {
+        const QString data = tmp_.path() + "/add-lock";
+        MainWindow w(data, helper());
+        w.show();
+        waitReady(w);
+        put(tmp_.path() + "/a.txt", logbook(20));
+        put(tmp_.path() + "/b.txt", logbook(20));
+        const qint64 lib = w.createLibrary("Locked");
+        w.selectLibrary(lib);
+        // Another add holds the library's add lock: the window's add waits, says so, and goes on once it
+        // is released.
+        QLockFile other(data + QString("/library-%1.add.lock").arg(lib));
+        QVERIFY(other.tryLock(0));
+        QSignalSpy notices(w.worker(), &EngineWorker::notice);
+        QSignalSpy added(&w, &MainWindow::sourcesDone);
+        w.addSources({tmp_.path() + "/a.txt"});
+        QTRY_VERIFY_WITH_TIMEOUT(!notices.isEmpty(), 30000);
+        QVERIFY2(notices.first().first().toString().contains("another add to library 'Locked' is running"),
+                 qPrintable(notices.first().first().toString()));
+        QCOMPARE(added.count(), 0);
+        other.unlock();
+        QVERIFY(added.wait(60000));
+        QCOMPARE(w.sourceModel()->rowCount(), 1);
+        // Stop while waiting: nothing is added, and the reason is given.
+        QVERIFY(other.tryLock(0));
+        notices.clear();
+        added.clear();
+        QSignalSpy result(w.worker(), &EngineWorker::sourceAdded);
+        w.addSources({tmp_.path() + "/b.txt"});
+        QTRY_VERIFY_WITH_TIMEOUT(!notices.isEmpty(), 30000);
+        w.stop();
+        QVERIFY(added.wait(30000));
+        other.unlock();
+        QCOMPARE(result.count(), 1);
+        QVERIFY2(result.first().at(3).toString().contains("stopped waiting for another add"), qPrintable(result.first().at(3).toString()));
+        QCOMPARE(w.sourceModel()->rowCount(), 1);
     }
 
     void cli_add_refuses_a_source_larger_than_the_context() {

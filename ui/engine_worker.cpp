@@ -5,7 +5,9 @@
 
 #include <algorithm>
 
+#include "ingest/add_admission.h"
 #include "ingest/library_ingest.h"
+#include "library/add_lock.h"
 #include "gpu_budget.h"
 #include "gpu_info.h"
 #include "model_info.h"
@@ -26,6 +28,13 @@ app::LibraryDb* EngineWorker::db() {
         }
         db_ = std::move(db.value());
     }
+    return db_.get();
+}
+
+app::LibraryDb* EngineWorker::dbForChanges() {
+    // A library opened on a full disk is writable again once space was freed (a delete in the window,
+    // or by hand): each job that writes tries, rather than waiting for the window to be reopened.
+    if (db() && db_->diskFull()) db_->reopenForWriting();
     return db_.get();
 }
 
@@ -123,18 +132,41 @@ void EngineWorker::refreshContext(qint64 libraryId) {
 }
 
 void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const QString& password) {
-    if (!db()) return;
+    cancel_ = false;
+    if (!dbForChanges()) return;
+    auto finish = [&](const QString& problem) {  // problem: why none of the paths was added
+        if (!problem.isEmpty())
+            for (const QString& path : paths) emit sourceAdded(libraryId, path, QString("error"), problem);
+        emit sourcesDone(libraryId);
+        refreshContext(libraryId);
+    };
+    if (db_->readOnly())  // refused before the work, as `quire add` does
+        return finish(tr("%1 is %2: Quire can read this library but not change it").arg(db_->path(), db_->readOnlyReason()));
+    auto lib = library(libraryId);
+    if (!lib) return finish(tr("The library was deleted; nothing was added."));
+    // The same lock and context-limit check as `quire add`: an add in the window and one on the command
+    // line at once cannot together pass the limit, and a source that does not fit is never stored.
+    auto lock = app::AddLock::acquire(QFileInfo(databasePath_).absolutePath(), lib->id, lib->name,
+                                      [this](const QString& message) { emit notice(message); }, &cancel_);
+    if (!lock) return finish(QString::fromStdString(lock.status().message()));
+    lib = library(libraryId);  // deleted, renamed or given another system prompt while this add waited
+    if (!lib) return finish(tr("The library was deleted while this add waited; nothing was added."));
+    const Tokenizer* tokenizer = session_ && model_ ? model_->tokenizer() : nullptr;
+    app::AddAdmission admission(*db_, *lib, tokenizer, session_ ? session_->contextLimit() : 0,
+                                session_ ? session_->conversationReserve() : 0);
     app::IngestOptions o;
     o.helperProgram = helperProgram_;
     o.password = password;
     for (const QString& path : paths) {
-        const app::AddedSource added = app::addSourceToLibrary(*db_, libraryId, path, o);
+        const app::AddedSource added =
+            app::addSourceToLibrary(*db_, libraryId, path, o, [&](const app::IngestedSource& s) { return admission.admit(s); });
         const app::IngestedSource& s = added.source;
+        if (added.stored) admission.stored(added.id, s);
         emit sourceAdded(libraryId, s.path, added.stored ? s.status : QString("error"),
                          added.stored ? s.error : QString::fromStdString(added.stored.message()));
     }
-    emit sourcesDone(libraryId);
-    refreshContext(libraryId);
+    lock.value().reset();  // released before the library is counted again for the gauge
+    finish({});
 }
 
 void EngineWorker::progress(const app::ReadProgress& p) {
@@ -149,6 +181,7 @@ QString EngineWorker::stoppedMessage() const {
 void EngineWorker::readLibrary(qint64 libraryId) {
     cancel_ = false;
     position_ = 0;
+    dbForChanges();
     const auto lib = library(libraryId);
     if (!lib || !session_) {
         emit readFinished(libraryId, false, tr("No model is loaded."));
@@ -169,6 +202,7 @@ void EngineWorker::readLibrary(qint64 libraryId) {
 void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId, const AnswerSettings& s) {
     cancel_ = false;
     position_ = 0;
+    dbForChanges();
     const auto lib = library(libraryId);
     auto remote = db() ? app::remoteBackend(*db_) : Result<std::optional<app::RemoteBackendSettings>>(std::nullopt);
     if (!lib || (!session_ && !(remote && remote.value()))) {

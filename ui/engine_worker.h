@@ -60,6 +60,7 @@ signals:
 
 private:
     app::LibraryDb* db();
+    app::LibraryDb* dbForChanges();  // db(), opened for writing again if it was on a full disk and space was freed
     void progress(const app::ReadProgress& p);
     QString stoppedMessage() const;
     std::optional<app::LibraryRow> library(qint64 id);

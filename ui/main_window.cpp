@@ -240,13 +240,7 @@ void MainWindow::buildUi() {
     setCentralWidget(central);
     modelLine_ = new QLabel(tr("Loading the model…"), this);
     statusBar()->addPermanentWidget(modelLine_);  // stays while passing messages come and go
-    if (db_->readOnly()) {
-        // A read-only folder, or a disk that was full when the window opened: reading works, and
-        // every change fails; say why once, where it stays in view.
-        readOnlyLine_ = new QLabel(tr("Read-only: the library is %1").arg(db_->readOnlyReason()), this);
-        readOnlyLine_->setWordWrap(false);
-        statusBar()->addPermanentWidget(readOnlyLine_);
-    }
+    showReadOnly();
 
     connect(newLibrary, &QPushButton::clicked, this, [this] {
         const QString name = QInputDialog::getText(this, tr("New library"), tr("Name:"));
@@ -614,6 +608,7 @@ bool MainWindow::deleteLibrary(qint64 id) {
         return false;
     }
     auto removed = app::deleteLibraryWithStates(*db_, id);
+    showReadOnly();
     if (!removed) {
         statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
         return false;
@@ -651,6 +646,7 @@ bool MainWindow::deleteChat(qint64 chatId) {
         return false;
     }
     auto removed = app::deleteChatWithState(*db_, chatId);
+    showReadOnly();
     if (!removed) {
         statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
         return false;
@@ -668,6 +664,20 @@ SourceCodeView* MainWindow::codeView() const { return codeView_; }
 
 QString MainWindow::stateText() const { return stateLabel_->text(); }
 QString MainWindow::modelLineText() const { return modelLine_->text(); }
+void MainWindow::showReadOnly() {
+    // A read-only folder, or a disk that was full when the window opened: reading works, and every
+    // change fails; say why once, where it stays in view. A delete that freed the space takes it away.
+    if (db_->readOnly() && !readOnlyLine_) {
+        readOnlyLine_ = new QLabel(tr("Read-only: the library is %1").arg(db_->readOnlyReason()), this);
+        readOnlyLine_->setWordWrap(false);
+        statusBar()->addPermanentWidget(readOnlyLine_);
+    } else if (!db_->readOnly() && readOnlyLine_) {
+        statusBar()->removeWidget(readOnlyLine_);
+        delete readOnlyLine_;
+        readOnlyLine_ = nullptr;
+    }
+}
+
 QString MainWindow::readOnlyText() const { return readOnlyLine_ ? readOnlyLine_->text() : QString(); }
 QString MainWindow::progressText() const { return progressLabel_->text(); }
 

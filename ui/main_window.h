@@ -95,6 +95,7 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    void showReadOnly();  // the status bar's read-only notice, shown or taken away as the library database is now
     void askWith(const QString& question, bool replaceLast);
     void buildUi();
     void connectWorker();

@@ -12,7 +12,8 @@
 
 namespace quire::app {
 
-Result<std::unique_ptr<AddLock>> AddLock::acquire(const QString& dataDir, qint64 libraryId, const QString& libraryName) {
+Result<std::unique_ptr<AddLock>> AddLock::acquire(const QString& dataDir, qint64 libraryId, const QString& libraryName,
+                                                  const std::function<void(const QString&)>& onWaiting, const std::atomic<bool>* cancel) {
     const QString path = QDir(dataDir).filePath(QString("library-%1.add.lock").arg(libraryId));
     const QFileInfo info(path);
     if (info.isSymLink() || (info.exists() && !info.isFile()))
@@ -25,6 +26,7 @@ Result<std::unique_ptr<AddLock>> AddLock::acquire(const QString& dataDir, qint64
     bool said = false;
     for (int unreadable = 0;;) {  // each turn waits (tryLock's second) once the wait was announced
         if (lock.tryLock(said ? 1000 : 0)) return held;
+        if (cancel && *cancel) return Status(ErrorCode::cancelled, ("stopped waiting for another add to library '" + libraryName + "'").toStdString());
         if (lock.error() == QLockFile::PermissionError)
             return Status(ErrorCode::io_error, ("cannot lock library '" + libraryName + "' for adding: " + path + ": permission denied").toStdString());
         if (lock.error() != QLockFile::LockFailedError)
@@ -55,8 +57,9 @@ Result<std::unique_ptr<AddLock>> AddLock::acquire(const QString& dataDir, qint64
         }
         if (!said) {
             const QString who = readable ? QString("process %1, ").arg(pid) : QString();
-            std::fprintf(stderr, "quire: another add to library '%s' is running (%s%s); waiting for it to finish\n", qPrintable(libraryName),
-                         qPrintable(who), qPrintable(path));
+            const QString message = "another add to library '" + libraryName + "' is running (" + who + path + "); waiting for it to finish";
+            if (onWaiting) onWaiting(message);
+            else std::fprintf(stderr, "quire: %s\n", qPrintable(message));
             said = true;
         }
     }

@@ -379,6 +379,23 @@ void LibraryDb::readFromFullDisk() {
     freeWhenOpened_ = std::max<qint64>(0, freeBytesBeside(path_));
 }
 
+bool LibraryDb::reopenForWriting() {
+    if (!diskFull_) return !readOnly_;
+    closeConnections();
+    readOnly_ = false;
+    diskFull_ = false;
+    bool opened = false;
+    {
+        QSqlDatabase c = db();
+        QSqlQuery q(c);
+        // The same read as open()'s: where SQLite first needs its -wal and -shm files.
+        opened = c.isOpen() && q.exec("PRAGMA quick_check") && q.next() && q.value(0).toString() == "ok";
+    }
+    if (opened && exec("PRAGMA journal_mode=WAL") && migrate()) return true;
+    readFromFullDisk();
+    return false;
+}
+
 QString LibraryDb::readOnlyReason() const {
     if (!diskFull_) return "read-only (the file or its folder cannot be written)";
     return QString("on a full disk (%1 KiB free when it was opened; free some space, then run the command again or reopen Quire)")

@@ -26,6 +26,19 @@ void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
 }
 }  // namespace
 
+// On a full disk SQLite cannot delete rows until some space is free, and deleting is how a user frees
+// it: the state files the delete would remove anyway go first (a state file that is missing is only
+// "not read yet" to the library, never a wrong answer), then the library is opened for writing again.
+Status freeSpaceFirst(LibraryDb& db, const QStringList& files, Removal& out) {
+    if (!db.diskFull()) return Status::ok();
+    removeFiles(db, files, out);
+    if (db.reopenForWriting()) return Status::ok();
+    const QString freed = out.removedFiles.isEmpty() ? QString("there were no saved states to remove")
+                                                     : QString("removing %1 saved state file(s) did not free enough").arg(out.removedFiles.size());
+    return Status(ErrorCode::io_error,
+                  QString("%1 is %2: Quire can read this library but not change it (%3)").arg(db.path(), db.readOnlyReason(), freed).toStdString());
+}
+
 // The files a killed save may have put in place before the database recorded them (a kill between
 // the rename and the row): by their names in DATA/states (state_files.h).
 QStringList unrecordedFiles(const LibraryDb& db, const QStringList& patterns) {
@@ -45,8 +58,9 @@ Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     QStringList names{libraryStateFiles(libraryId)};
     for (const ChatRow& c : chats.value()) files << c.statePath, names << chatStateFile(c.id);
     files << unrecordedFiles(db, names);
-    QUIRE_TRY(db.deleteLibrary(libraryId));
     Removal out;
+    QUIRE_TRY(freeSpaceFirst(db, files, out));
+    QUIRE_TRY(db.deleteLibrary(libraryId));
     removeFiles(db, files, out);
     return out;
 }
@@ -55,9 +69,11 @@ Result<Removal> deleteChatWithState(LibraryDb& db, qint64 chatId) {
     auto chat = db.chat(chatId);
     if (!chat) return chat.status();
     if (!chat.value()) return Status(ErrorCode::invalid_argument, "no chat " + std::to_string(chatId));
-    QUIRE_TRY(db.deleteChat(chatId));
+    const QStringList files = QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateFile(chatId)});
     Removal out;
-    removeFiles(db, QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateFile(chatId)}), out);
+    QUIRE_TRY(freeSpaceFirst(db, files, out));
+    QUIRE_TRY(db.deleteChat(chatId));
+    removeFiles(db, files, out);
     return out;
 }
 

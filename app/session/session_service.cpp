@@ -232,6 +232,18 @@ void SessionService::evictStates(qint64 keepId, qint64 keepChat) {
     }
 }
 
+void SessionService::dropSupersededStates(qint64 libraryId, qint64 keepId, const std::vector<int32_t>& tokens) {
+    // A state of this model that the new one extends is the library before its latest sources: of use
+    // again only if exactly those are removed, and ~8 GB at 1M tokens. Kept until the budget ran out,
+    // each add-then-ask at 1M left another such file behind.
+    auto rows = db_.prefixStates(libraryId);
+    if (!rows) return;
+    for (const PrefixStateRow& r : rows.value())
+        if (r.id != keepId && r.modelFingerprint == fingerprint() && r.tokenCount < static_cast<qint64>(tokens.size()) &&
+            coversPrefix(r, tokens) && db_.deletePrefixState(r.id))
+            QFile::remove(resolvedPath(r.path));
+}
+
 Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& library,
                                                              const std::function<void(const ReadProgress&)>& onProgress,
                                                              const std::atomic<bool>* cancel, ReadResult& info) {
@@ -319,6 +331,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
                 return id.status();
             }
             prefix.stateId = id.value();
+            dropSupersededStates(library.id, id.value(), tokens);
             evictStates(id.value());
         }
     }

@@ -133,6 +133,8 @@ private:
     // first (with their libraries' chat deltas), then the oldest chats' deltas; keepId's prefix and
     // keepChat's delta stay.
     void evictStates(qint64 keepId, qint64 keepChat = 0);
+    // Removes the library's saved states of this model that `tokens` (just saved as keepId) extends.
+    void dropSupersededStates(qint64 libraryId, qint64 keepId, const std::vector<int32_t>& tokens);
 
     LibraryDb& db_;
     Engine& engine_;

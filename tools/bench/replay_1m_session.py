@@ -3,7 +3,8 @@
 """Replays a whole session on a ~1M-token library with the real 9B configuration (random weights)
 through the `quire` command line, on the GPU: the first question (reads the library, saves its
 state), a question in a new process (a new chat, from the saved state), and a follow-up in the first
-chat (a new process again: the prefix state plus the chat's delta). For each step it reports the
+chat (a new process again: the prefix state plus the chat's delta); then an add of a small file,
+`library show`, and a question that extends the saved state by the note. For each step it reports the
 wall time, the time to the first answer byte, the time from the last answer byte to the process's
 exit (the chat state's save), the peak resident and peak anonymous memory of the process, and the
 disk used by the saved states. The output is a Markdown table for docs/benchmarks.md.
@@ -152,6 +153,17 @@ def main():
         ("first question (reads the library, saves its state and chat 1)", [q] + ask + ["What is the first chapter about?"]),
         ("a question in a new process (chat 2, from the saved state)", [q] + ask + ["Which chapter mentions the GPU?"]),
         ("a follow-up in chat 1 (new process: prefix state + chat delta)", [q] + ask + ["--chat", "1", "And the second chapter?"]),
+    ]
+    # Then the library grows by a small file: the add counts the library from the token ids kept in the
+    # database, `library show` too, and the next question extends the saved state (the one it extends
+    # is removed, not kept beside it).
+    note = os.path.join(a.work, "note.txt")
+    with open(note, "w", encoding="utf-8") as f:
+        f.write("A short note added after the book: the lighthouse keeper counted 117 steps.\n" * 40)
+    steps += [
+        ("add a small file (the library's ids read from the database)", [q, "add", "book", note] + common),
+        ("library show (the same)", [q, "library", "show", "book"] + common),
+        ("a question after the add (loads the state, reads only the note, saves the longer state)", [q] + ask + ["What did the note add?"]),
     ]
     rows = []
     for name, cmd in steps:
