@@ -358,6 +358,49 @@ private slots:
         QCOMPARE(QDir(so.stateDir).entryList({"*.qstate"}, QDir::Files).size(), qsizetype(1));
     }
 
+    // The library's state is saved after the answer, not before its first word (8.5 GB at 1M tokens
+    // kept the first byte waiting ~8 s); an ask that fails after reading still saves what it read.
+    void the_state_is_saved_after_the_answer() {
+        const QString dir = tmp_.path() + "/after-answer";
+        QVERIFY(QDir().mkpath(dir + "/states"));
+        auto db = LibraryDb::open(dir + "/library.sqlite");
+        QVERIFY(db.is_ok());
+        const LibraryRow lib = addDemoBook(*db.value());
+        auto model = load_model(tiny_model("tiny-a"));
+        auto engine = make_engine(model, Precision::bf16);
+        SessionOptions so;
+        so.stateDir = dir + "/states";
+        const auto prefixFiles = [&] { return QDir(so.stateDir).entryList({"library-*.qstate"}, QDir::Files).size(); };
+        {
+            SessionService session(*db.value(), *engine, so);
+            AskOptions o;
+            o.generation.max_tokens = 4;
+            qsizetype filesAtFirstWord = -1;
+            o.onText = [&](const QString&) {
+                if (filesAtFirstWord < 0) filesAtFirstWord = prefixFiles();
+            };
+            auto r = session.ask(lib, "Who kept the light?", o);
+            QVERIFY2(r.is_ok(), r.status().message().c_str());
+            QCOMPARE(filesAtFirstWord, qsizetype(0));
+            QCOMPARE(prefixFiles(), qsizetype(1));
+            QCOMPARE(db.value()->prefixStates(lib.id)->size(), qsizetype(1));
+            const ChatRow chat = *db.value()->chat(r->chatId).value();
+            QVERIFY(!chat.statePath.isEmpty());
+        }
+        // A question that does not fit fails after the library was read: what was read is saved anyway.
+        addDemoSource(*db.value(), lib.id, "wordcount");
+        SessionService measure(*db.value(), *engine, so);
+        const auto tokens = static_cast<qint64>(measure.measure(lib)->tokens.size());
+        SessionOptions tight = so;
+        tight.conversationReserve = 0;
+        tight.contextLimit = tokens + 3;
+        SessionService session(*db.value(), *engine, tight);
+        auto refused = session.ask(lib, "A question far too long to fit in the three tokens left of the context", {});
+        QCOMPARE(refused.status().code(), ErrorCode::out_of_range);
+        QCOMPARE(prefixFiles(), qsizetype(1));  // the longer state, which replaced the shorter
+        QCOMPARE(db.value()->prefixStates(lib.id)->first().tokenCount, tokens);
+    }
+
     void a_state_file_is_recorded_once() {
         QDir().mkpath(tmp_.path() + "/once");
         auto db = LibraryDb::open(tmp_.path() + "/once/library.sqlite");

@@ -2,6 +2,7 @@
 
 #include <QCryptographicHash>
 #include <QDir>
+#include <QScopeGuard>
 #include <QSet>
 #include <QFile>
 #include <QFileInfo>
@@ -246,7 +247,7 @@ void SessionService::dropSupersededStates(qint64 libraryId, qint64 keepId, const
 
 Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& library,
                                                              const std::function<void(const ReadProgress&)>& onProgress,
-                                                             const std::atomic<bool>* cancel, ReadResult& info) {
+                                                             const std::atomic<bool>* cancel, ReadResult& info, bool deferSave) {
     auto ctx = assemble(library);
     if (!ctx) return ctx.status();
     const std::vector<int32_t>& tokens = ctx->tokens;
@@ -257,6 +258,7 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         prefix.seq.reset();
         prefix.tokens.clear();
         prefix.stateId = -1;
+        prefix.unsaved = false;
         // 2. The longest saved state that matches this model and a prefix of the tokens.
         auto rows = db_.prefixStates(library.id);
         if (!rows) return rows.status();
@@ -301,43 +303,53 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         if (static_cast<qint64>(rest.size()) >= options_.readCostMinTokens && eta.measured().valid())
             (void)db_.setSetting(costKey, eta.measured().toString());  // only an estimate: a failure to store it changes nothing
         info.prefilledTokens = static_cast<qint64>(rest.size());
-        const QString hash = tokensHash(tokens, tokens.size());
-        const QString path = QDir(options_.stateDir).filePath(libraryStateFile(library.id, hash));
-        // A failed save (a full disk) costs only the reuse: the state stays in memory for this
-        // process, the answer goes on, and the next process reads the library again.
-        if (Status saved = saveState(*prefix.seq, path); !saved) {
-            info.notices << "could not save the library's state (" + QString::fromStdString(saved.message()) +
-                                "); the next question in another process will read the library again";
-            // A budget lowered below what is saved already is honoured too (the state in use is in memory).
-            if (saved.code() == ErrorCode::out_of_range) evictStates(-1);
-        } else {
-            PrefixStateRow row;
-            row.libraryId = library.id;
-            row.path = storedPath(path);
-            row.modelFingerprint = fingerprint();
-            row.tokenHash = hash;
-            row.tokenCount = static_cast<qint64>(tokens.size());
-            row.bytes = QFileInfo(path).size();
-            auto id = db_.addPrefixState(row);
-            if (!id) {
-                // The library was deleted meanwhile: no row will ever point at the file, so it goes
-                // now. On any other failure it stays (another process may have recorded the same file).
-                auto all = db_.libraries();
-                if (all && std::none_of(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == library.id; })) {
-                    QFile::remove(path);
-                    return Status(ErrorCode::invalid_argument,
-                                  ("library '" + library.name + "' was deleted while it was being read; nothing was saved").toStdString());
-                }
-                return id.status();
-            }
-            prefix.stateId = id.value();
-            dropSupersededStates(library.id, id.value(), tokens);
-            evictStates(id.value());
-        }
+        prefix.unsaved = true;
     }
     prefix.tokens = tokens;
+    if (prefix.unsaved && !deferSave) QUIRE_TRY(savePrefix(library, prefix, info.notices));
     return &prefix;
 }
+
+Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices) {
+    if (!prefix.unsaved) return Status::ok();
+    prefix.unsaved = false;  // one attempt: a failed save is said once and the state stays in memory
+    const std::vector<int32_t>& tokens = prefix.tokens;
+    const QString hash = tokensHash(tokens, tokens.size());
+    const QString path = QDir(options_.stateDir).filePath(libraryStateFile(library.id, hash));
+    // A failed save (a full disk) costs only the reuse: the state stays in memory for this
+    // process, the answer goes on, and the next process reads the library again.
+    if (Status saved = saveState(*prefix.seq, path); !saved) {
+        notices << "could not save the library's state (" + QString::fromStdString(saved.message()) +
+                       "); the next question in another process will read the library again";
+        // A budget lowered below what is saved already is honoured too (the state in use is in memory).
+        if (saved.code() == ErrorCode::out_of_range) evictStates(-1);
+        return Status::ok();
+    }
+    PrefixStateRow row;
+    row.libraryId = library.id;
+    row.path = storedPath(path);
+    row.modelFingerprint = fingerprint();
+    row.tokenHash = hash;
+    row.tokenCount = static_cast<qint64>(tokens.size());
+    row.bytes = QFileInfo(path).size();
+    auto id = db_.addPrefixState(row);
+    if (!id) {
+        // The library was deleted meanwhile: no row will ever point at the file, so it goes
+        // now. On any other failure it stays (another process may have recorded the same file).
+        auto all = db_.libraries();
+        if (all && std::none_of(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == library.id; })) {
+            QFile::remove(path);
+            return Status(ErrorCode::invalid_argument,
+                          ("library '" + library.name + "' was deleted while it was being read; nothing was saved").toStdString());
+        }
+        return id.status();
+    }
+    prefix.stateId = id.value();
+    dropSupersededStates(library.id, id.value(), tokens);
+    evictStates(id.value());
+    return Status::ok();
+}
+
 
 Result<ReadResult> SessionService::read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                         const std::atomic<bool>* cancel) {
@@ -413,9 +425,16 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     const EngineCounters before = engine_.counters();
     AskResult result;
     ReadResult info;
-    auto prefixOr = ensurePrefix(library, o.onProgress, o.cancel, info);
+    auto prefixOr = ensurePrefix(library, o.onProgress, o.cancel, info, /*deferSave=*/true);
     if (!prefixOr) return prefixOr.status();
     Prefix& prefix = *prefixOr.value();
+    // The library's new state is saved after the answer, not before its first word: at 1M tokens it is
+    // 8.5 GB, ~8 s of writing (H200 machine) that the first answer byte used to wait for. Every way out
+    // of this function saves it; a failed save is only a notice (the next process reads again).
+    auto savePrefixOnExit = qScopeGuard([&] {
+        QStringList unseen;
+        (void)savePrefix(library, prefix, unseen);
+    });
     result.contextTokens = info.contextTokens;
     result.reusedState = info.reusedState;
     result.notices = info.notices;
@@ -487,6 +506,8 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         result.chatId = recorded.value();
     }
 
+    if (Status st = savePrefix(library, prefix, result.notices); !st)
+        result.notices << "could not record the library's state: " + QString::fromStdString(st.message());
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
     // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),
     // never a second copy of the prefix; the prefix's own file is never rewritten by a chat.

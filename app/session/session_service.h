@@ -118,9 +118,15 @@ private:
         std::vector<int32_t> tokens;
         std::unique_ptr<Sequence> seq;
         qint64 stateId = -1;  // the prefix state row on disk for exactly these tokens (-1: none saved)
+        bool unsaved = false;  // read since the last save, which is still to come (ensurePrefix's deferSave)
     };
+    // deferSave: what was read is left unsaved (Prefix::unsaved) for the caller to save with savePrefix
+    // once it answered; otherwise it is saved before returning.
     Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
-                                 const std::atomic<bool>* cancel, ReadResult& info);
+                                 const std::atomic<bool>* cancel, ReadResult& info, bool deferSave = false);
+    // Saves and records the prefix's state if it holds tokens read since the last save (once: a failed
+    // save is a notice, and the state stays in memory); then drops what it supersedes, and evicts.
+    Status savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices);
     // The chat's sequence; withoutLast: without its last question and answer (regenerate), replayed
     // from the messages since neither the cached sequence nor the saved state ends there.
     Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices, bool withoutLast = false);
