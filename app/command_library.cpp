@@ -1,6 +1,7 @@
 // The library subcommands: library create|list|show, add, remove, ask, chats, export, config.
 #include <QCoreApplication>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -248,8 +249,11 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     auto remote = remoteBackend(*ctx.db);
     if (!remote) return fail(QString::fromStdString(remote.status().message()));
     if (remote.value()) return askRemoteCommand(ctx, *lib, cl.positional()[1], o, json, *remote.value());
+    QElapsedTimer sinceCommand;  // the first token's time as the user waits for it: loading the model included
+    sinceCommand.start();
     if (!loadEngine(ctx, cl)) return 1;
     SessionService session(*ctx.db, *ctx.engine, sessionOptions(ctx, cl));
+    const double beforeAsk = static_cast<double>(sinceCommand.nsecsElapsed()) * 1e-9;
     auto r = session.ask(*lib, cl.positional()[1], o);
     if (!r) {
         return interruptedExit(fail(QString::fromStdString(r.status().message())));
@@ -265,10 +269,12 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
         out(QString::fromUtf8(QJsonDocument(j).toJson(QJsonDocument::Compact)) + "\n");
     } else {
         out("\n");
-        std::fprintf(stderr, "[chat %lld; %lld context tokens (%s), %lld computed for this answer; first token %.2f s, %.1f tokens/s]\n",
+        std::fprintf(stderr,
+                     "[chat %lld; %lld context tokens (%s), %lld computed for this answer; first token %.2f s after the question "
+                     "(%.2f s after the command), %.1f tokens/s]\n",
                      static_cast<long long>(r->chatId), static_cast<long long>(r->contextTokens),
                      r->reusedState ? "saved state reused" : "read now", static_cast<long long>(r->prefilledTokens),
-                     r->firstTokenSeconds, r->tokensPerSecond);
+                     r->firstTokenSeconds, beforeAsk + r->secondsBeforeAnswer + r->firstTokenSeconds, r->tokensPerSecond);
     }
     if (interruptSignal()) {
         std::fprintf(stderr, "[stopped: the answer so far is saved in chat %lld, marked stopped]\n", static_cast<long long>(r->chatId));

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   qt6-base-dev qt6-base-dev-tools qt6-qpa-plugins libqt6sql6-sqlite libgl-dev
-  libpoppler-cpp-dev libsentencepiece-dev sentencepiece
+  libpoppler-cpp-dev libsentencepiece-dev sentencepiece libre2-dev
   libsqlite3-dev sqlite3
   libcpp-httplib-dev nlohmann-json3-dev curl
   clang libclang-rt-14-dev

@@ -409,6 +409,7 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
 
 Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& question, const AskOptions& o) {
     if (question.trimmed().isEmpty()) return Status(ErrorCode::invalid_argument, "the question is empty");
+    const auto askStart = std::chrono::steady_clock::now();
     if (db_.readOnly())  // refused before the work: the answer could not be recorded
         return Status(ErrorCode::io_error, (db_.path() + " is " + db_.readOnlyReason() + ": a question and its answer cannot be recorded").toStdString());
     // The chat of this library, asked for before the library is read (a mistyped chat must not cost
@@ -474,6 +475,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     g.cancel = o.cancel;
     g.prefill_chunk = options_.chunk;
     if (o.onText) g.on_text = [&](const std::string& d) { o.onText(QString::fromStdString(d)); };
+    result.secondsBeforeAnswer = std::chrono::duration<double>(std::chrono::steady_clock::now() - askStart).count();
     auto r = generate(engine_, *seq, q, g);
     if (!r) return r.status();
     result.answer = QString::fromStdString(r->text);

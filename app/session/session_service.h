@@ -65,7 +65,8 @@ struct AskResult {
     qint64 prefilledTokens = 0;  // from the engine's counters: everything computed by this ask
     bool reusedState = false;
     QStringList notices;
-    double firstTokenSeconds = 0, tokensPerSecond = 0;
+    double firstTokenSeconds = 0, tokensPerSecond = 0;  // from the answer's start (the question read)
+    double secondsBeforeAnswer = 0;  // from ask() to the answer's start: reading or loading states, the chat
 };
 
 // Deletes NAME.qstate.tmp.PID files in stateDir left by a process that no longer exists (a save that

@@ -7,10 +7,14 @@
 // not at the end, and the first rule that matches decides.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 namespace quire {
 
@@ -27,7 +31,10 @@ struct ModuleQuant {
 struct DynamicRule {
     std::string key;      // the rule as written, for messages
     bool skip = false;    // "-:" rule
-    std::regex pattern;   // ECMAScript syntax, which agrees with Python's re for these patterns
+    // RE2 syntax, which agrees with Python's re except for back-references and look-around (refused);
+    // RE2 matches in time linear in the name, whatever the pattern (std::regex backtracked: a hostile
+    // config.json could make loading a model take hours).
+    std::shared_ptr<const re2::RE2> pattern;
     std::optional<int> bits;
     std::optional<int64_t> group_size;
     std::optional<bool> sym;
@@ -37,11 +44,15 @@ struct DynamicRule {
     bool matches(const std::string& module_name) const;
 };
 
-// std::regex backtracks: a repeated group that itself repeats or alternates ("(.*)*x", "(.|.)*x"),
-// or many repetitions in a row, can run for exponential time on a module name. Such patterns are
-// refused up front: this returns why, or an empty string for a pattern that is safe to match.
-// GPTQModel's rules ("-:.*self_attn\\.o_gate.*", "model\\.layers\\.(1[0-5]|[0-9])\\..*") pass.
-constexpr int kMaxRuleRepetitions = 4;
-std::string rule_pattern_risk(const std::string& pattern);
+// Compiles a rule's pattern; on failure, why (RE2's own message: an unsupported construct such as a
+// back-reference or look-around, a repetition count over 1000, a program over RE2's memory bound).
+struct CompiledPattern {
+    std::shared_ptr<const re2::RE2> pattern;
+    std::string error;
+};
+CompiledPattern compile_rule_pattern(const std::string& pattern);
+
+// Python's re.match: a match of `pattern` that starts at the first character of `text`.
+bool matches_at_start(const re2::RE2& pattern, const std::string& text);
 
 }  // namespace quire

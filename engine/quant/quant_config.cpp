@@ -8,7 +8,7 @@ const char* gptq_format_name(GptqFormat format) { return format == GptqFormat::g
 
 namespace {
 
-// Module names are short; a longer pattern is not a real rule, and std::regex compiles recursively.
+// Module names are short; a longer pattern is not a real rule.
 constexpr size_t kMaxRulePatternChars = 1024;
 constexpr size_t kMaxDynamicRules = 4096;
 
@@ -104,16 +104,12 @@ void read_dynamic(const JsonValue& v, QuantConfig& q, std::vector<std::string>& 
                                " characters (at most " + std::to_string(kMaxRulePatternChars) + ")");
             continue;
         }
-        if (const std::string risk = rule_pattern_risk(pattern); !risk.empty()) {
-            problems.push_back(where + ": the regular expression " + json_quote(pattern) + " is refused: " + risk);
+        CompiledPattern compiled = compile_rule_pattern(pattern);
+        if (!compiled.pattern) {
+            problems.push_back(where + ": the regular expression " + json_quote(pattern) + " does not compile (" + compiled.error + ")");
             continue;
         }
-        try {
-            rule.pattern = std::regex(pattern, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            problems.push_back(where + ": the regular expression " + json_quote(pattern) + " does not compile (" + e.what() + ")");
-            continue;
-        }
+        rule.pattern = std::move(compiled.pattern);
         if (!overrides.is_object()) {
             problems.push_back(where + ": must map to an object of overrides, got " + std::string(JsonValue::type_name(overrides.type())));
             continue;
