@@ -241,6 +241,7 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
     o.generation.sampling.seed = static_cast<uint64_t>(*cl.integer("seed"));
     o.onProgress = printProgress;
     if (!json) o.onText = [](const QString& d) { out(d); };
+    o.onStatus = [](const QString& s) { std::fprintf(stderr, "\n[%s]\n", qPrintable(s)); };
     // Ctrl-C while reading stops at the next chunk (nothing is saved: the next question reads the
     // library again); while answering it ends the answer there, and the answer so far is saved,
     // marked stopped.

@@ -282,17 +282,17 @@ private slots:
             QVERIFY(db.value()->createLibrary("kept", "").is_ok());
             const qint64 big = db.value()->createLibrary("big", "").value();
             QVERIFY(QDir().mkpath(mnt + "/states"));
-            put(mnt + "/states/big.qstate", QByteArray(160 << 10, 's'));
+            put(mnt + "/states/big.qstate", QByteArray(300 << 10, 's'));
             PrefixStateRow row;
             row.libraryId = big;
             row.path = "states/big.qstate";
             row.modelFingerprint = "m";
             row.tokenHash = "h";
             row.tokenCount = 1;
-            row.bytes = 160 << 10;
+            row.bytes = 300 << 10;
             QVERIFY(db.value()->addPrefixState(row).is_ok());
             chatId = db.value()->createChat(big, "a chat").value();
-            put(mnt + "/states/chat.qstate", QByteArray(160 << 10, 'c'));
+            put(mnt + "/states/chat.qstate", QByteArray(300 << 10, 'c'));
             QVERIFY(db.value()->setChatState(chatId, "states/chat.qstate", 1).is_ok());
         }
         QVERIFY(disk.fill());

@@ -225,8 +225,13 @@ private slots:
         QCOMPARE(q.for_module("model.layers.3.mlp.up_proj").bits, 4);
         // re.match is anchored at the start only: "mlp" does not match "model.layers.0.mlp.up_proj".
         std::vector<std::string> more;
-        auto w = parse_json(R"({"quant_method": "gptq", "bits": 4, "dynamic": {"-:mlp": {}}})");
-        QVERIFY(parse_quant_config(w.value(), more).for_module("model.layers.0.mlp.up_proj").quantized);
+        auto w = parse_json(R"({"quant_method": "gptq", "bits": 4, "dynamic": {"-:mlp": {}, "-:model\\.layers\\.5": {}}})");
+        QVERIFY(w.is_ok());
+        const QuantConfig anchored = parse_quant_config(w.value(), more);
+        QVERIFY(more.empty());
+        QCOMPARE(anchored.dynamic.size(), size_t(2));
+        QVERIFY(anchored.for_module("model.layers.0.mlp.up_proj").quantized);
+        QVERIFY(!anchored.for_module("model.layers.5.mlp.up_proj").quantized);  // matched at the start, open at the end
     }
 
     void huge_regex_is_refused_without_compiling() {

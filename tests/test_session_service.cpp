@@ -317,7 +317,7 @@ private slots:
 
     // A library read again after an add saves a state that extends the earlier one: the earlier one goes
     // (at 1M tokens each such file is ~8 GB, and every add-then-ask used to leave one behind until the
-    // budget ran out). A state of another model stays.
+    // budget ran out), with the chat deltas saved on it. A state of another model stays.
     void a_state_the_new_one_extends_is_removed() {
         QDir().mkpath(tmp_.path() + "/superseded");
         auto db = LibraryDb::open(tmp_.path() + "/superseded/library.sqlite");
@@ -335,10 +335,17 @@ private slots:
         foreign.tokenCount = 5;
         QVERIFY(db.value()->addPrefixState(foreign).is_ok());
         auto engine = make_engine(model, Precision::bf16);
-        QString first;
+        QString first, chatFile;
+        qint64 chatId = 0;
         {
             SessionService session(*db.value(), *engine, so);
-            QVERIFY(session.read(lib, {}, nullptr).is_ok());
+            AskOptions o;
+            o.generation.max_tokens = 3;
+            auto asked = session.ask(lib, "Who kept the light?", o);
+            QVERIFY2(asked.is_ok(), asked.status().message().c_str());
+            chatId = asked->chatId;
+            chatFile = tmp_.path() + "/superseded/" + db.value()->chat(chatId).value()->statePath;
+            QVERIFY(QFile::exists(chatFile));
             const QList<PrefixStateRow> rows = db.value()->prefixStates(lib.id).value();
             QCOMPARE(rows.size(), qsizetype(2));
             first = tmp_.path() + "/superseded/" + rows.first().path;
@@ -355,6 +362,9 @@ private slots:
         QCOMPARE(rows.first().tokenCount, again->contextTokens);
         QCOMPARE(rows.last().modelFingerprint, QString("another model"));
         QVERIFY(!QFile::exists(first));
+        // The chat's delta was saved on the shorter prefix and cannot continue the longer one: it went too.
+        QVERIFY(db.value()->chat(chatId).value()->statePath.isEmpty());
+        QVERIFY(!QFile::exists(chatFile));
         QCOMPARE(QDir(so.stateDir).entryList({"*.qstate"}, QDir::Files).size(), qsizetype(1));
     }
 
@@ -379,9 +389,16 @@ private slots:
             o.onText = [&](const QString&) {
                 if (filesAtFirstWord < 0) filesAtFirstWord = prefixFiles();
             };
+            QStringList said;  // what the user is told while the state is written
+            o.onStatus = [&](const QString& s) { said << s; };
             auto r = session.ask(lib, "Who kept the light?", o);
             QVERIFY2(r.is_ok(), r.status().message().c_str());
             QCOMPARE(filesAtFirstWord, qsizetype(0));
+            QCOMPARE(said.size(), qsizetype(1));
+            QVERIFY2(said[0].startsWith("saving the library's state (") && said[0].endsWith(" GB) for the next questions"), qPrintable(said[0]));
+            auto second = session.ask(lib, "And then?", o);  // nothing new to save: nothing said
+            QVERIFY(second.is_ok());
+            QCOMPARE(said.size(), qsizetype(1));
             QCOMPARE(prefixFiles(), qsizetype(1));
             QCOMPARE(db.value()->prefixStates(lib.id)->size(), qsizetype(1));
             const ChatRow chat = *db.value()->chat(r->chatId).value();

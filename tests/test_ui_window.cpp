@@ -107,12 +107,12 @@ private slots:
             QVERIFY(db.value()->createLibrary("Kept", "").is_ok());
             big = db.value()->createLibrary("Big", "").value();
             QVERIFY(QDir().mkpath(mnt + "/states"));
-            put(mnt + "/states/big.qstate", QByteArray(200 << 10, 's'));
+            put(mnt + "/states/big.qstate", QByteArray(300 << 10, 's'));
             app::PrefixStateRow row;
             row.libraryId = big;
             row.path = "states/big.qstate";
             row.tokenCount = 1;
-            row.bytes = 200 << 10;
+            row.bytes = 300 << 10;
             QVERIFY(db.value()->addPrefixState(row).is_ok());
         }
         QVERIFY(disk.fill());

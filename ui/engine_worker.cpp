@@ -34,9 +34,11 @@ app::LibraryDb* EngineWorker::db() {
 app::LibraryDb* EngineWorker::dbForChanges() {
     // A library opened on a full disk is writable again once space was freed (a delete in the window,
     // or by hand): each job that writes tries, rather than waiting for the window to be reopened.
-    if (db() && db_->diskFull()) db_->reopenForWriting();
+    if (db() && db_->diskFull() && db_->reopenForWriting()) emit reopenedForWriting();
     return db_.get();
 }
+
+void EngineWorker::reopenForWriting() { dbForChanges(); }
 
 std::optional<app::LibraryRow> EngineWorker::library(qint64 id) {
     if (!db()) return std::nullopt;
@@ -132,7 +134,7 @@ void EngineWorker::refreshContext(qint64 libraryId) {
 }
 
 void EngineWorker::addSources(qint64 libraryId, const QStringList& paths, const QString& password) {
-    cancel_ = false;
+    cancel_ = closing_.load();
     if (!dbForChanges()) return;
     auto finish = [&](const QString& problem) {  // problem: why none of the paths was added
         if (!problem.isEmpty())
@@ -179,7 +181,7 @@ QString EngineWorker::stoppedMessage() const {
 }
 
 void EngineWorker::readLibrary(qint64 libraryId) {
-    cancel_ = false;
+    cancel_ = closing_.load();
     position_ = 0;
     dbForChanges();
     const auto lib = library(libraryId);
@@ -200,7 +202,7 @@ void EngineWorker::readLibrary(qint64 libraryId) {
 }
 
 void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId, const AnswerSettings& s) {
-    cancel_ = false;
+    cancel_ = closing_.load();
     position_ = 0;
     dbForChanges();
     const auto lib = library(libraryId);
@@ -218,6 +220,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     o.generation.sampling.top_p = static_cast<float>(s.topP);
     o.cancel = &cancel_;
     o.onProgress = [this](const app::ReadProgress& p) { progress(p); };
+    o.onStatus = [this](const QString& s) { emit notice(s.left(1).toUpper() + s.mid(1) + "…"); };
     bool started = false;
     o.onText = [&](const QString& d) {
         if (!started) {

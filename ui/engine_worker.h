@@ -32,9 +32,17 @@ public:
     EngineWorker(QString databasePath, QString stateDir, QString helperProgram);
     ~EngineWorker() override;
     void requestCancel() { cancel_ = true; }
+    // The window closes: the job running stops as Stop does, and every job still queued stops at once.
+    void requestShutdown() {
+        closing_ = true;
+        cancel_ = true;
+    }
 
     // Called through QMetaObject::invokeMethod on the worker thread.
     void loadModel(const QString& dir);
+    // The window's own connection was opened for writing again (space freed on a full disk): this
+    // object's connection, opened read-only too, follows, or it would keep reading a stale file.
+    void reopenForWriting();
     void refreshContext(qint64 libraryId);
     void addSources(qint64 libraryId, const QStringList& paths, const QString& password);
     void readLibrary(qint64 libraryId);
@@ -56,6 +64,7 @@ signals:
                         const QString& stopReason, qint64 computedTokens);
     void answerStopped(qint64 libraryId, const QString& message);  // stopped before the first token
     void notice(const QString& text);
+    void reopenedForWriting();  // this worker's library was on a full disk and is writable again
     void failed(const QString& what, const QString& reason);
 
 private:
@@ -75,6 +84,7 @@ private:
     qint64 gpuBudget_ = 0;       // the budget the engine was created with, or the GPU's memory; 0 on the CPU engine
     QString gpuBudgetName_;
     std::atomic<bool> cancel_{false};
+    std::atomic<bool> closing_{false};
     qint64 position_ = 0;  // context tokens read, as last reported
 };
 

@@ -83,7 +83,7 @@ void MainWindow::applyServeSettings() {
 }
 
 MainWindow::~MainWindow() {
-    worker_->requestCancel();
+    worker_->requestShutdown();
     thread_.quit();
     thread_.wait();
 }
@@ -333,6 +333,7 @@ void MainWindow::connectWorker() {
             const QString pw = QInputDialog::getText(this, wrong ? tr("Wrong password") : tr("Password needed"), prompt,
                                                      QLineEdit::Password, QString(), &ok);
             if (ok && !pw.isEmpty()) {
+                setBusy(true, tr("Adding %1…").arg(QFileInfo(path).fileName()));  // Stop can end it
                 onWorker([w = worker_, id, path, pw] { w->addSources(id, {path}, pw); });
                 return;
             }
@@ -397,6 +398,15 @@ void MainWindow::connectWorker() {
                 setBusy(false);
                 emit answerDone(chatId, computed);
             });
+    // The worker's connection and the window's follow each other out of a full disk's read-only mode:
+    // a reader opened read-only does not see what the other one writes.
+    connect(worker_, &EngineWorker::reopenedForWriting, this, [this] {
+        if (db_->diskFull()) db_->reopenForWriting();
+        showReadOnly();
+        libraries_->refresh();
+        sources_->refresh();
+        chats_->refresh();
+    });
     connect(worker_, &EngineWorker::notice, this, [this](const QString& text) { statusBar()->showMessage(text, 15000); });
     connect(worker_, &EngineWorker::failed, this, [this](const QString& what, const QString& reason) {
         if (regenerating_ && streamingInView_) showChat(chatId_);  // the earlier answer is still the chat's
@@ -607,8 +617,10 @@ bool MainWindow::deleteLibrary(qint64 id) {
         statusBar()->showMessage(tr("Wait until the current work ends (or Stop it) before deleting a library."), 15000);
         return false;
     }
+    const bool wasFull = db_->diskFull();
     auto removed = app::deleteLibraryWithStates(*db_, id);
     showReadOnly();
+    if (wasFull && !db_->readOnly()) onWorker([w = worker_] { w->reopenForWriting(); });
     if (!removed) {
         statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
         return false;
@@ -645,8 +657,10 @@ bool MainWindow::deleteChat(qint64 chatId) {
         statusBar()->showMessage(tr("Wait until the answer ends (or Stop it) before deleting a chat."), 15000);
         return false;
     }
+    const bool wasFull = db_->diskFull();
     auto removed = app::deleteChatWithState(*db_, chatId);
     showReadOnly();
+    if (wasFull && !db_->readOnly()) onWorker([w = worker_] { w->reopenForWriting(); });
     if (!removed) {
         statusBar()->showMessage(tr("Cannot delete: %1").arg(QString::fromStdString(removed.status().message())), 15000);
         return false;

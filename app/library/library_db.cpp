@@ -381,6 +381,10 @@ void LibraryDb::readFromFullDisk() {
 
 bool LibraryDb::reopenForWriting() {
     if (!diskFull_) return !readOnly_;
+    // SQLite's journal files alone fit in ~40 KiB; a library with less room than this would fail its
+    // next write (an answer, a source's text) after being reported writable.
+    constexpr qint64 kRoomToWrite = 256 << 10;
+    if (freeBytesBeside(path_) < kRoomToWrite) return false;
     closeConnections();
     readOnly_ = false;
     diskFull_ = false;

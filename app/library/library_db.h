@@ -90,8 +90,8 @@ public:
     QString readOnlyReason() const;
     bool diskFull() const { return diskFull_; }
     // Opened read-only on a full disk: opens for writing again (upgrading the schema if it is behind)
-    // once SQLite can make its journal files, i.e. after some space was freed; false, and still
-    // read-only, while it cannot. Closes every thread's connection: call it only while no other thread
+    // once at least 256 KiB are free and SQLite can make its journal files; false, and still
+    // read-only, while not. Closes every thread's connection: call it only while no other thread
     // uses this object.
     bool reopenForWriting();
     Status integrityCheck();

@@ -24,7 +24,6 @@ void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
         else out.leftFiles << p + ": " + f.errorString();
     }
 }
-}  // namespace
 
 // On a full disk SQLite cannot delete rows until some space is free, and deleting is how a user frees
 // it: the state files the delete would remove anyway go first (a state file that is missing is only
@@ -38,6 +37,7 @@ Status freeSpaceFirst(LibraryDb& db, const QStringList& files, Removal& out) {
     return Status(ErrorCode::io_error,
                   QString("%1 is %2: Quire can read this library but not change it (%3)").arg(db.path(), db.readOnlyReason(), freed).toStdString());
 }
+}  // namespace
 
 // The files a killed save may have put in place before the database recorded them (a kill between
 // the rename and the row): by their names in DATA/states (state_files.h).

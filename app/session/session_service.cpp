@@ -209,13 +209,8 @@ void SessionService::evictStates(qint64 keepId, qint64 keepChat) {
     for (const auto& r : rows.value()) total += r.bytes;
     for (const ChatRow& c : chats) total += QFileInfo(resolvedPath(c.statePath)).size();
     auto dropChat = [&](ChatRow& c) {
-        const QString file = resolvedPath(c.statePath);
-        const qint64 bytes = QFileInfo(file).size();
-        if (db_.setChatState(c.id, QString(), 0)) {
-            QFile::remove(file);
-            total -= bytes;
-            c.statePath.clear();
-        }
+        total -= dropChatDelta(c);
+        c.statePath.clear();
     };
     for (const auto& r : rows.value()) {
         if (total <= options_.stateBudgetBytes) break;
@@ -239,10 +234,27 @@ void SessionService::dropSupersededStates(qint64 libraryId, qint64 keepId, const
     // each add-then-ask at 1M left another such file behind.
     auto rows = db_.prefixStates(libraryId);
     if (!rows) return;
+    bool dropped = false;
     for (const PrefixStateRow& r : rows.value())
         if (r.id != keepId && r.modelFingerprint == fingerprint() && r.tokenCount < static_cast<qint64>(tokens.size()) &&
-            coversPrefix(r, tokens) && db_.deletePrefixState(r.id))
+            coversPrefix(r, tokens) && db_.deletePrefixState(r.id)) {
             QFile::remove(resolvedPath(r.path));
+            dropped = true;
+        }
+    // The chats' deltas were saved on an earlier prefix: they cannot continue this one (a follow-up
+    // replays its chat), so they go with it, as evictStates does, instead of using the budget.
+    if (dropped)
+        if (auto chats = db_.chats(libraryId))
+            for (const ChatRow& c : chats.value())
+                if (!c.statePath.isEmpty()) dropChatDelta(c);
+}
+
+qint64 SessionService::dropChatDelta(const ChatRow& chat) {
+    const QString file = resolvedPath(chat.statePath);
+    const qint64 bytes = QFileInfo(file).size();
+    if (!db_.setChatState(chat.id, QString(), 0)) return 0;  // the row first: never a row naming a removed file
+    QFile::remove(file);
+    return bytes;
 }
 
 Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& library,
@@ -259,30 +271,41 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         prefix.tokens.clear();
         prefix.stateId = -1;
         prefix.unsaved = false;
-        // 2. The longest saved state that matches this model and a prefix of the tokens.
-        auto rows = db_.prefixStates(library.id);
-        if (!rows) return rows.status();
-        for (const PrefixStateRow& r : rows.value()) {
-            if (r.modelFingerprint != fingerprint()) {
-                info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
-                continue;
+        // 2. The longest saved state that matches this model and a prefix of the tokens. A file that
+        // vanished while this looked (another process saved a longer state and dropped this one,
+        // dropSupersededStates) sends the search round once more, to find that longer state.
+        for (int round = 0; round < 2 && !prefix.seq; ++round) {
+            auto rows = db_.prefixStates(library.id);
+            if (!rows) return rows.status();
+            bool vanished = false;
+            for (const PrefixStateRow& r : rows.value()) {
+                if (r.modelFingerprint != fingerprint()) {
+                    if (round == 0)
+                        info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
+                    continue;
+                }
+                if (!coversPrefix(r, tokens)) continue;  // the library changed before this point: the state is of no use
+                const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
+                auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
+                if (!loaded && round == 0 && !QFile::exists(resolvedPath(r.path))) {
+                    vanished = true;
+                    continue;
+                }
+                if (!loaded) {
+                    info.notices << QString("saved state %1 is unusable (%2); reading the library again")
+                                        .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
+                    QFile::remove(resolvedPath(r.path));
+                    QUIRE_TRY(db_.deletePrefixState(r.id));
+                    continue;
+                }
+                QUIRE_TRY(db_.touchPrefixState(r.id));
+                prefix.seq = std::move(loaded.value());
+                prefix.tokens = head;
+                prefix.stateId = r.id;
+                info.reusedState = true;
+                break;
             }
-            if (!coversPrefix(r, tokens)) continue;  // the library changed before this point: the state is of no use
-            const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
-            auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
-            if (!loaded) {
-                info.notices << QString("saved state %1 is unusable (%2); reading the library again")
-                                    .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
-                QFile::remove(resolvedPath(r.path));
-                QUIRE_TRY(db_.deletePrefixState(r.id));
-                continue;
-            }
-            QUIRE_TRY(db_.touchPrefixState(r.id));
-            prefix.seq = std::move(loaded.value());
-            prefix.tokens = head;
-            prefix.stateId = r.id;
-            info.reusedState = true;
-            break;
+            if (!vanished) break;
         }
         if (!prefix.seq) prefix.seq = engine_.new_sequence();
     } else {
@@ -508,6 +531,11 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         result.chatId = recorded.value();
     }
 
+    if (prefix.unsaved && o.onStatus && prefix.seq) {
+        const auto bytes = static_cast<double>(engine_.state_file_bytes(*prefix.seq));
+        if (bytes <= static_cast<double>(options_.stateBudgetBytes))
+            o.onStatus(QString("saving the library's state (%1 GB) for the next questions").arg(bytes / 1e9, 0, 'f', 2));
+    }
     if (Status st = savePrefix(library, prefix, result.notices); !st)
         result.notices << "could not record the library's state: " + QString::fromStdString(st.message());
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.

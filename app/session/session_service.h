@@ -53,6 +53,8 @@ struct AskOptions {
     GenerateOptions generation;
     std::function<void(const QString&)> onText;
     std::function<void(const ReadProgress&)> onProgress;
+    // What the ask does after the answer when it takes a while (saving the library's state: seconds at 1M).
+    std::function<void(const QString&)> onStatus;
     const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -141,7 +143,10 @@ private:
     // keepChat's delta stay.
     void evictStates(qint64 keepId, qint64 keepChat = 0);
     // Removes the library's saved states of this model that `tokens` (just saved as keepId) extends.
+    // (and the library's chat deltas, which were saved on an earlier prefix).
     void dropSupersededStates(qint64 libraryId, qint64 keepId, const std::vector<int32_t>& tokens);
+    // Forgets and removes a chat's delta state; returns the bytes freed (0 when it could not be forgotten).
+    qint64 dropChatDelta(const ChatRow& chat);
 
     LibraryDb& db_;
     Engine& engine_;
