@@ -220,7 +220,7 @@ void EngineWorker::ask(qint64 libraryId, const QString& question, qint64 chatId,
     o.generation.sampling.top_p = static_cast<float>(s.topP);
     o.cancel = &cancel_;
     o.onProgress = [this](const app::ReadProgress& p) { progress(p); };
-    o.onStatus = [this](const QString& s) { emit notice(s.left(1).toUpper() + s.mid(1) + "…"); };
+    o.onStatus = [this](const QString& what) { emit notice(what.left(1).toUpper() + what.mid(1) + "…"); };
     bool started = false;
     o.onText = [&](const QString& d) {
         if (!started) {
