@@ -278,7 +278,12 @@ int askCommand(AppContext& ctx, const CommandLine& cl) {
                      r->firstTokenSeconds, beforeAsk + r->secondsBeforeAnswer + r->firstTokenSeconds, r->tokensPerSecond);
     }
     if (interruptSignal()) {
-        std::fprintf(stderr, "[stopped: the answer so far is saved in chat %lld, marked stopped]\n", static_cast<long long>(r->chatId));
+        // The signal may have come after the last token, while the library's state was saved: then the
+        // answer is whole and recorded as such.
+        if (r->stopReason == "cancelled")
+            std::fprintf(stderr, "[stopped: the answer so far is saved in chat %lld, marked stopped]\n", static_cast<long long>(r->chatId));
+        else
+            std::fprintf(stderr, "[interrupted after the answer was complete: it is saved in chat %lld]\n", static_cast<long long>(r->chatId));
         return interruptedExit(0);
     }
     return 0;

@@ -313,6 +313,27 @@ private slots:
         QVERIFY2(none.code == 1 && none.err.contains("full disk"), qPrintable(none.err));
         QVERIFY(disk.empty());
         QVERIFY(inSmall({"library", "list"}).out.contains("kept"));
+        // Another process holds the library open (its journal files stay): the delete opens it for
+        // writing and meets the full disk only when it writes. The states go, and it is tried again.
+        auto holder = LibraryDb::open(mnt + "/library.sqlite");
+        QVERIFY(holder.is_ok());
+        const qint64 held = holder.value()->createLibrary("held", "").value();
+        put(mnt + "/states/held.qstate", QByteArray(300 << 10, 'h'));
+        PrefixStateRow heldRow;
+        heldRow.libraryId = held;
+        heldRow.path = "states/held.qstate";
+        heldRow.modelFingerprint = "m";
+        heldRow.tokenHash = "h";
+        heldRow.tokenCount = 1;
+        heldRow.bytes = 300 << 10;
+        QVERIFY(holder.value()->addPrefixState(heldRow).is_ok());
+        QVERIFY(disk.fill());
+        const CliResult whileHeld = inSmall({"library", "delete", "held"});
+        QVERIFY2(whileHeld.code == 0 && whileHeld.out.contains("deleted library 'held'"), qPrintable(whileHeld.err + whileHeld.out));
+        QVERIFY(!QFileInfo::exists(mnt + "/states/held.qstate"));
+        QVERIFY(!holder.value()->library("held").value().has_value());
+        holder.value().reset();  // the connection goes before the disk is unmounted
+        QVERIFY(disk.empty());
     }
 
     // Only `library create` and `config` make a data folder and its database: the others used to

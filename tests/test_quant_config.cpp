@@ -159,6 +159,8 @@ private slots:
         // is RE2's literal text "{5555...}": harmless, it names no module.)
         QTest::newRow("dynamic back-reference") << "dynamic" << "{\"-:(a)\\\\1x\": {}}" << "does not compile (invalid escape sequence";
         QTest::newRow("dynamic look-ahead") << "dynamic" << "{\"-:(?!mlp).*\": {}}" << "does not compile (invalid perl operator";
+        QTest::newRow("dynamic large program") << "dynamic" << "{\"-:(.?){100}a{100}\": {}}"
+            << "is too large to match quickly (1204 instructions; at most 500)";
         QTest::newRow("dynamic count over 1000") << "dynamic" << "{\"-:a{1001}\": {}}" << "does not compile (invalid repetition size: {1001})";
         QTest::newRow("dynamic empty pattern") << "dynamic" << R"({"+:": {"bits": 8}})" << R"(quantization_config.dynamic["+:"]: the pattern is empty)";
         QTest::newRow("dynamic override bits 5") << "dynamic" << R"({".*mlp.*": {"bits": 5}})"
@@ -232,6 +234,28 @@ private slots:
         QCOMPARE(anchored.dynamic.size(), size_t(2));
         QVERIFY(anchored.for_module("model.layers.0.mlp.up_proj").quantized);
         QVERIFY(!anchored.for_module("model.layers.5.mlp.up_proj").quantized);  // matched at the start, open at the end
+    }
+
+    // Many rules: RE2 keeps each match linear, but a config's rules are bounded together (a match costs
+    // up to its program when RE2's DFA gives up), and thousands of refused rules are named by the first few.
+    void many_rules_are_bounded_together() {
+        std::string rules;
+        for (int i = 0; i < 1000; ++i) rules += (i ? ", " : "") + std::string("\"-:.*self_attn\\\\.o_gate.*x") + std::to_string(i) + "\": {}";
+        std::vector<std::string> problems;
+        auto v = parse_json("{\"quant_method\": \"gptq\", \"bits\": 4, \"dynamic\": {" + rules + "}}");
+        QVERIFY(v.is_ok());
+        parse_quant_config(v.value(), problems);
+        QCOMPARE(problems.size(), size_t(1));
+        QVERIFY2(problems[0].find("the rules' regular expressions together are too large to match quickly (more than 20000") != std::string::npos,
+                 problems[0].c_str());
+        std::string bad;
+        for (int i = 0; i < 100; ++i) bad += (i ? ", " : "") + std::string("\"-:[a]\\\\1") + std::to_string(i) + "\": {}";
+        std::vector<std::string> refused;
+        auto w = parse_json("{\"quant_method\": \"gptq\", \"bits\": 4, \"dynamic\": {" + bad + "}}");
+        QVERIFY(w.is_ok());
+        parse_quant_config(w.value(), refused);
+        QCOMPARE(refused.size(), size_t(21));
+        QVERIFY2(refused.back().find("more rules are refused after these 20 (100 rules in all)") != std::string::npos, refused.back().c_str());
     }
 
     void huge_regex_is_refused_without_compiling() {

@@ -125,7 +125,7 @@ Status dbError(const QString& what, const QSqlError& e) {
     // SQLITE_FULL: said in words.
     if (e.nativeErrorCode() == "13" || e.text().contains("database or disk is full", Qt::CaseInsensitive))
         return Status(ErrorCode::io_error,
-                      (what + ": the disk holding the library is full (free some space and try again)")
+                      (what + ": " + kDiskFullWords + " (free some space and try again)")
                           .toStdString());
     return Status(ErrorCode::io_error, (what + ": " + e.text()).toStdString());
 }
@@ -379,12 +379,11 @@ void LibraryDb::readFromFullDisk() {
     freeWhenOpened_ = std::max<qint64>(0, freeBytesBeside(path_));
 }
 
-bool LibraryDb::reopenForWriting() {
+bool LibraryDb::reopenForWriting(qint64 minimumFree) {
     if (!diskFull_) return !readOnly_;
-    // SQLite's journal files alone fit in ~40 KiB; a library with less room than this would fail its
-    // next write (an answer, a source's text) after being reported writable.
-    constexpr qint64 kRoomToWrite = 256 << 10;
-    if (freeBytesBeside(path_) < kRoomToWrite) return false;
+    // SQLite's journal files alone fit in ~40 KiB; a library with less room than an answer or a
+    // source's text needs would fail its next write after being reported writable.
+    if (freeBytesBeside(path_) < minimumFree) return false;
     closeConnections();
     readOnly_ = false;
     diskFull_ = false;

@@ -90,10 +90,10 @@ public:
     QString readOnlyReason() const;
     bool diskFull() const { return diskFull_; }
     // Opened read-only on a full disk: opens for writing again (upgrading the schema if it is behind)
-    // once at least 256 KiB are free and SQLite can make its journal files; false, and still
-    // read-only, while not. Closes every thread's connection: call it only while no other thread
+    // once `minimumFree` bytes are free and SQLite can make its journal files; false, and still
+    // read-only, while not. A delete, which needs little room, asks for less than an answer does. Closes every thread's connection: call it only while no other thread
     // uses this object.
-    bool reopenForWriting();
+    bool reopenForWriting(qint64 minimumFree = 256 << 10);
     Status integrityCheck();
 
     Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
@@ -175,5 +175,9 @@ private:
 };
 
 QString nowIso();
+
+// How a write that met a full disk (SQLITE_FULL) is said; a caller that can free space looks for it.
+inline constexpr const char* kDiskFullWords = "the disk holding the library is full";
+inline bool isDiskFull(const Status& st) { return !st && st.message().find(kDiskFullWords) != std::string::npos; }
 
 }  // namespace quire::app

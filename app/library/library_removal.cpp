@@ -5,6 +5,8 @@
 #include <QFileInfo>
 #include <QSet>
 
+#include <functional>
+
 #include "state_files.h"
 
 namespace quire::app {
@@ -31,11 +33,21 @@ void removeFiles(const LibraryDb& db, const QStringList& stored, Removal& out) {
 Status freeSpaceFirst(LibraryDb& db, const QStringList& files, Removal& out) {
     if (!db.diskFull()) return Status::ok();
     removeFiles(db, files, out);
-    if (db.reopenForWriting()) return Status::ok();
+    if (db.reopenForWriting(0)) return Status::ok();
     const QString freed = out.removedFiles.isEmpty() ? QString("there were no saved states to remove")
                                                      : QString("removing %1 saved state file(s) did not free enough").arg(out.removedFiles.size());
     return Status(ErrorCode::io_error,
                   QString("%1 is %2: Quire can read this library but not change it (%3)").arg(db.path(), db.readOnlyReason(), freed).toStdString());
+}
+
+// A library opened writable (another process holds its journal files open) meets the full disk only
+// when it writes: then the state files go, and the delete is tried once more.
+Status deleteFreeingSpace(LibraryDb& db, const QStringList& files, Removal& out, const std::function<Status()>& remove) {
+    Status st = remove();
+    if (!isDiskFull(st)) return st;
+    const qsizetype before = out.removedFiles.size();
+    removeFiles(db, files, out);
+    return out.removedFiles.size() > before ? remove() : st;
 }
 }  // namespace
 
@@ -60,7 +72,7 @@ Result<Removal> deleteLibraryWithStates(LibraryDb& db, qint64 libraryId) {
     files << unrecordedFiles(db, names);
     Removal out;
     QUIRE_TRY(freeSpaceFirst(db, files, out));
-    QUIRE_TRY(db.deleteLibrary(libraryId));
+    QUIRE_TRY(deleteFreeingSpace(db, files, out, [&] { return db.deleteLibrary(libraryId); }));
     removeFiles(db, files, out);
     return out;
 }
@@ -72,7 +84,7 @@ Result<Removal> deleteChatWithState(LibraryDb& db, qint64 chatId) {
     const QStringList files = QStringList{chat.value()->statePath} << unrecordedFiles(db, {chatStateFile(chatId)});
     Removal out;
     QUIRE_TRY(freeSpaceFirst(db, files, out));
-    QUIRE_TRY(db.deleteChat(chatId));
+    QUIRE_TRY(deleteFreeingSpace(db, files, out, [&] { return db.deleteChat(chatId); }));
     removeFiles(db, files, out);
     return out;
 }

@@ -420,7 +420,7 @@ Result<std::unique_ptr<Sequence>> SessionService::chatSequence(const ChatRow& ch
                 return std::move(older.value());
             }
         }
-        notices << QString("the saved state of chat %1 is unusable (%2); replaying the conversation")
+        notices << QString("the saved state of chat %1 does not fit the library and conversation as they are now (%2); replaying the conversation")
                        .arg(chat.id).arg(QString::fromStdString(loaded.status().message()));
     }
     auto seq = prefix.seq->fork();

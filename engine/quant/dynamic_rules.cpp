@@ -15,8 +15,8 @@ CompiledPattern compile_rule_pattern(const std::string& pattern) {
     options.set_log_errors(false);   // the error is returned, and said once by the caller
     options.set_max_mem(1 << 20);    // module names are short: a program larger than this is no real rule
     auto compiled = std::make_shared<const re2::RE2>(pattern, options);
-    if (!compiled->ok()) return {nullptr, compiled->error()};
-    return {compiled, {}};
+    if (!compiled->ok()) return {nullptr, compiled->error(), 0};
+    return {compiled, {}, compiled->ProgramSize()};
 }
 
 }  // namespace quire

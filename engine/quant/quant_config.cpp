@@ -10,6 +10,7 @@ namespace {
 
 // Module names are short; a longer pattern is not a real rule.
 constexpr size_t kMaxRulePatternChars = 1024;
+constexpr size_t kMaxRuleProblems = 20;
 constexpr size_t kMaxDynamicRules = 4096;
 
 std::string shown(const JsonValue& v) {
@@ -84,7 +85,15 @@ void read_dynamic(const JsonValue& v, QuantConfig& q, std::vector<std::string>& 
                            std::to_string(kMaxDynamicRules) + ")");
         return;
     }
+    int program_total = 0;
+    const size_t problems_before = problems.size();
     for (const auto& [key, overrides] : v.members()) {
+        // A file of thousands of bad rules is named by its first few.
+        if (problems.size() - problems_before >= kMaxRuleProblems) {
+            problems.push_back("quantization_config.dynamic: more rules are refused after these " + std::to_string(kMaxRuleProblems) +
+                               " (" + std::to_string(v.members().size()) + " rules in all)");
+            return;
+        }
         const std::string where = "quantization_config.dynamic[" + json_quote(key) + "]";
         DynamicRule rule;
         rule.key = key;
@@ -108,6 +117,17 @@ void read_dynamic(const JsonValue& v, QuantConfig& q, std::vector<std::string>& 
         if (!compiled.pattern) {
             problems.push_back(where + ": the regular expression " + json_quote(pattern) + " does not compile (" + compiled.error + ")");
             continue;
+        }
+        if (compiled.program_size > kMaxRuleProgram) {
+            problems.push_back(where + ": the regular expression " + json_quote(pattern) + " is too large to match quickly (" +
+                               std::to_string(compiled.program_size) + " instructions; at most " + std::to_string(kMaxRuleProgram) + ")");
+            continue;
+        }
+        program_total += compiled.program_size;
+        if (program_total > kMaxRulesProgram) {
+            problems.push_back("quantization_config.dynamic: the rules' regular expressions together are too large to match quickly "
+                               "(more than " + std::to_string(kMaxRulesProgram) + " instructions, passed at " + where + ")");
+            return;
         }
         rule.pattern = std::move(compiled.pattern);
         if (!overrides.is_object()) {
