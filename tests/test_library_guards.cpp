@@ -45,6 +45,19 @@ class TestLibraryGuards : public QObject {
         QSqlDatabase::removeDatabase("downgrade");
         return ok;
     }
+    // A 300 KiB file DATA/states/NAME.qstate recorded as library `libraryId`'s prefix state.
+    static bool addStateFile(LibraryDb& db, qint64 libraryId, const QString& data, const QString& name) {
+        put(data + "/states/" + name + ".qstate", QByteArray(300 << 10, 's'));
+        PrefixStateRow row;
+        row.libraryId = libraryId;
+        row.path = "states/" + name + ".qstate";
+        row.modelFingerprint = "m";
+        row.tokenHash = "h";
+        row.tokenCount = 1;
+        row.bytes = 300 << 10;
+        return db.addPrefixState(row).is_ok();
+    }
+
     QString note(const QString& name) {
         const QString path = tmp_.path() + "/" + name;
         put(path, ("A note called " + name + ".\n").toUtf8());
@@ -282,15 +295,7 @@ private slots:
             QVERIFY(db.value()->createLibrary("kept", "").is_ok());
             const qint64 big = db.value()->createLibrary("big", "").value();
             QVERIFY(QDir().mkpath(mnt + "/states"));
-            put(mnt + "/states/big.qstate", QByteArray(300 << 10, 's'));
-            PrefixStateRow row;
-            row.libraryId = big;
-            row.path = "states/big.qstate";
-            row.modelFingerprint = "m";
-            row.tokenHash = "h";
-            row.tokenCount = 1;
-            row.bytes = 300 << 10;
-            QVERIFY(db.value()->addPrefixState(row).is_ok());
+            QVERIFY(addStateFile(*db.value(), big, mnt, "big"));
             chatId = db.value()->createChat(big, "a chat").value();
             put(mnt + "/states/chat.qstate", QByteArray(300 << 10, 'c'));
             QVERIFY(db.value()->setChatState(chatId, "states/chat.qstate", 1).is_ok());
@@ -318,15 +323,7 @@ private slots:
         auto holder = LibraryDb::open(mnt + "/library.sqlite");
         QVERIFY(holder.is_ok());
         const qint64 held = holder.value()->createLibrary("held", "").value();
-        put(mnt + "/states/held.qstate", QByteArray(300 << 10, 'h'));
-        PrefixStateRow heldRow;
-        heldRow.libraryId = held;
-        heldRow.path = "states/held.qstate";
-        heldRow.modelFingerprint = "m";
-        heldRow.tokenHash = "h";
-        heldRow.tokenCount = 1;
-        heldRow.bytes = 300 << 10;
-        QVERIFY(holder.value()->addPrefixState(heldRow).is_ok());
+        QVERIFY(addStateFile(*holder.value(), held, mnt, "held"));
         QVERIFY(disk.fill());
         const CliResult whileHeld = inSmall({"library", "delete", "held"});
         QVERIFY2(whileHeld.code == 0 && whileHeld.out.contains("deleted library 'held'"), qPrintable(whileHeld.err + whileHeld.out));
