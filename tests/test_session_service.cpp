@@ -395,7 +395,7 @@ private slots:
             QVERIFY2(r.is_ok(), r.status().message().c_str());
             QCOMPARE(filesAtFirstWord, qsizetype(0));
             QCOMPARE(said.size(), qsizetype(1));
-            QVERIFY2(said[0].startsWith("saving the library's state (") && said[0].endsWith(" GB) for the next questions"), qPrintable(said[0]));
+            QVERIFY2(said[0].startsWith("saving the library's state (") && said[0].endsWith(" MB) for the next questions"), qPrintable(said[0]));
             auto second = session.ask(lib, "And then?", o);  // nothing new to save: nothing said
             QVERIFY(second.is_ok());
             QCOMPARE(said.size(), qsizetype(1));

@@ -534,7 +534,8 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
     if (prefix.unsaved && o.onStatus && prefix.seq) {
         const auto bytes = static_cast<double>(engine_.state_file_bytes(*prefix.seq));
         if (bytes <= static_cast<double>(options_.stateBudgetBytes))
-            o.onStatus(QString("saving the library's state (%1 GB) for the next questions").arg(bytes / 1e9, 0, 'f', 2));
+            o.onStatus(QString("saving the library's state (%1) for the next questions")
+                           .arg(bytes >= 1e9 ? QString("%1 GB").arg(bytes / 1e9, 0, 'f', 2) : QString("%1 MB").arg(bytes / 1e6, 0, 'f', 1)));
     }
     if (Status st = savePrefix(library, prefix, result.notices); !st)
         result.notices << "could not record the library's state: " + QString::fromStdString(st.message());
