@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFileInfo>
+#include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -121,9 +122,15 @@ int showCommand(AppContext& ctx, const CommandLine& cl) {
     auto sources = ctx.db->sources(lib->id);
     if (!sources) return fail(QString::fromStdString(sources.status().message()));
     out(QString("library '%1': %2 sources\n").arg(lib->name).arg(sources->size()));
+    // Each source's tokens as the context counts them, also when the library is over the limit (the
+    // counts stored by a question are missing then: none could be asked).
+    QHash<qint64, qint64> counted;
+    const auto measured = assembled ? Result<AssembledContext>(Status(ErrorCode::cancelled, "")) : session.measure(*lib);
+    for (const ContextPiece& p : (assembled ? assembled->pieces : measured ? measured->pieces : QVector<ContextPiece>()))
+        if (p.sourceId) counted[p.sourceId] = p.tokens;
     for (const SourceRow& s : sources.value()) {
         const QString units = s.kind == "pdf" ? QString("%1 pages").arg(s.units) : s.kind == "code" ? QString("%1 files").arg(s.units) : "1 file";
-        out(QString("  [%1] %2  %3, %4, %5 tokens, %6%7\n").arg(s.id).arg(s.path, s.kind, units).arg(s.tokenCount).arg(s.status,
+        out(QString("  [%1] %2  %3, %4, %5 tokens, %6%7\n").arg(s.id).arg(s.path, s.kind, units).arg(counted.value(s.id, s.tokenCount)).arg(s.status,
                                                                                                                     s.error.isEmpty() ? "" : ": " + s.error));
         if (!s.skipped.isEmpty()) out(QString("      skipped %1 file(s)\n").arg(s.skipped.count('\n')));
     }

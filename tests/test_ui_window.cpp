@@ -191,6 +191,9 @@ private slots:
         // A library over the limit (here added with a larger limit on the command line): shown at once,
         // before any reading.
         QCOMPARE(runQuire({"add", "Huge", tmp_.path() + "/huge.txt", "--data-dir", data, "--context-limit", "4194304"}), 0);
+        QString shown;  // the source's tokens are counted for `library show` although no question could count them
+        QCOMPARE(runQuire({"library", "show", "Huge", "--data-dir", data}, &shown), 0);
+        QVERIFY2(shown.contains(QRegularExpression("huge.txt  text, 1 file, [1-9][0-9]{5,} tokens, ready")), qPrintable(shown));
         w.selectLibrary(huge);
         QTRY_VERIFY_WITH_TIMEOUT(w.problem().contains("more than the context limit"), 60000);
         QVERIFY(w.gauge()->overLimit());
