@@ -125,9 +125,12 @@ int showCommand(AppContext& ctx, const CommandLine& cl) {
     // Each source's tokens as the context counts them, also when the library is over the limit (the
     // counts stored by a question are missing then: none could be asked).
     QHash<qint64, qint64> counted;
-    const auto measured = assembled ? Result<AssembledContext>(Status(ErrorCode::cancelled, "")) : session.measure(*lib);
-    for (const ContextPiece& p : (assembled ? assembled->pieces : measured ? measured->pieces : QVector<ContextPiece>()))
-        if (p.sourceId) counted[p.sourceId] = p.tokens;
+    auto count = [&](const AssembledContext& c) {
+        for (const ContextPiece& p : c.pieces)
+            if (p.sourceId) counted[p.sourceId] = p.tokens;
+    };
+    if (assembled) count(assembled.value());
+    else if (auto measured = session.measure(*lib)) count(measured.value());
     for (const SourceRow& s : sources.value()) {
         const QString units = s.kind == "pdf" ? QString("%1 pages").arg(s.units) : s.kind == "code" ? QString("%1 files").arg(s.units) : "1 file";
         out(QString("  [%1] %2  %3, %4, %5 tokens, %6%7\n").arg(s.id).arg(s.path, s.kind, units).arg(counted.value(s.id, s.tokenCount)).arg(s.status,
@@ -186,13 +189,10 @@ int addCommand(AppContext& ctx, const CommandLine& cl) {
     auto lock = AddLock::acquire(ctx.dataDir, lib->id, lib->name);
     if (!lock) return fail(QString::fromStdString(lock.status().message()));
     // The library may have been deleted, renamed or given another system prompt while this add waited.
-    {
-        auto all = ctx.db->libraries();
-        if (!all) return fail(QString::fromStdString(all.status().message()));
-        const auto now = std::find_if(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == lib->id; });
-        if (now == all->end()) return fail("library '" + lib->name + "' was deleted while this add waited; nothing was added");
-        lib = *now;
-    }
+    auto now = ctx.db->library(lib->id);
+    if (!now) return fail(QString::fromStdString(now.status().message()));
+    if (!now.value()) return fail("library '" + lib->name + "' was deleted while this add waited; nothing was added");
+    lib = *now.value();
     const std::optional<Tokenizer> tok = answerTokenizer(ctx, cl);
     const SessionOptions limits = sessionOptions(ctx, cl);
     AddAdmission admission(*ctx.db, *lib, tok ? &*tok : nullptr, limits.contextLimit, limits.conversationReserve);

@@ -239,21 +239,21 @@ private slots:
     // Many rules: RE2 keeps each match linear, but a config's rules are bounded together (a match costs
     // up to its program when RE2's DFA gives up), and thousands of refused rules are named by the first few.
     void many_rules_are_bounded_together() {
-        std::string rules;
-        for (int i = 0; i < 1000; ++i) rules += (i ? ", " : "") + std::string("\"-:.*self_attn\\\\.o_gate.*x") + std::to_string(i) + "\": {}";
-        std::vector<std::string> problems;
-        auto v = parse_json("{\"quant_method\": \"gptq\", \"bits\": 4, \"dynamic\": {" + rules + "}}");
-        QVERIFY(v.is_ok());
-        parse_quant_config(v.value(), problems);
+        // The problems of a quantization_config whose `dynamic` holds `count` skip rules PATTERN0, PATTERN1, ...
+        auto problemsOf = [](const std::string& pattern, int count) {
+            std::string rules;
+            for (int i = 0; i < count; ++i) rules += (i ? ", " : "") + std::string("\"-:") + pattern + std::to_string(i) + "\": {}";
+            std::vector<std::string> problems;
+            auto v = parse_json("{\"quant_method\": \"gptq\", \"bits\": 4, \"dynamic\": {" + rules + "}}");
+            if (v.is_ok()) parse_quant_config(v.value(), problems);
+            else problems.push_back("not JSON: " + v.status().message());
+            return problems;
+        };
+        const auto problems = problemsOf(".*self_attn\\\\.o_gate.*x", 1000);
         QCOMPARE(problems.size(), size_t(1));
         QVERIFY2(problems[0].find("the rules' regular expressions together are too large to match quickly (more than 20000") != std::string::npos,
                  problems[0].c_str());
-        std::string bad;
-        for (int i = 0; i < 100; ++i) bad += (i ? ", " : "") + std::string("\"-:[a]\\\\1") + std::to_string(i) + "\": {}";
-        std::vector<std::string> refused;
-        auto w = parse_json("{\"quant_method\": \"gptq\", \"bits\": 4, \"dynamic\": {" + bad + "}}");
-        QVERIFY(w.is_ok());
-        parse_quant_config(w.value(), refused);
+        const auto refused = problemsOf("[a]\\\\1", 100);
         QCOMPARE(refused.size(), size_t(21));
         QVERIFY2(refused.back().find("more rules are refused after these 20 (100 rules in all)") != std::string::npos, refused.back().c_str());
     }

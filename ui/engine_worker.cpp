@@ -42,10 +42,8 @@ void EngineWorker::reopenForWriting() { dbForChanges(); }
 
 std::optional<app::LibraryRow> EngineWorker::library(qint64 id) {
     if (!db()) return std::nullopt;
-    if (auto libs = db_->libraries())
-        for (const auto& l : libs.value())
-            if (l.id == id) return l;
-    return std::nullopt;
+    auto lib = db_->library(id);
+    return lib ? lib.value() : std::nullopt;
 }
 
 void EngineWorker::loadModel(const QString& dir) {

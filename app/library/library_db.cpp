@@ -537,6 +537,15 @@ Result<qint64> LibraryDb::createLibrary(const QString& given, const QString& sys
     return q.lastInsertId().toLongLong();
 }
 
+Result<std::optional<LibraryRow>> LibraryDb::library(qint64 id) {
+    QSqlQuery q(db());
+    q.prepare("SELECT id, name, system_prompt, created FROM libraries WHERE id = ?");
+    q.addBindValue(id);
+    QUIRE_TRY(run(q, "find library"));
+    if (!q.next()) return std::optional<LibraryRow>();
+    return std::optional<LibraryRow>(LibraryRow{q.value(0).toLongLong(), q.value(1).toString(), q.value(2).toString(), q.value(3).toString()});
+}
+
 Result<std::optional<LibraryRow>> LibraryDb::library(const QString& given) {
     const QString name = canonicalName(given);
     QSqlQuery q(db());

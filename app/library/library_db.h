@@ -98,6 +98,7 @@ public:
 
     Result<qint64> createLibrary(const QString& name, const QString& systemPrompt);
     Result<std::optional<LibraryRow>> library(const QString& name);
+    Result<std::optional<LibraryRow>> library(qint64 id);  // none when no library has this number (any more)
     Result<QList<LibraryRow>> libraries();
     Status deleteLibrary(qint64 id);
     // With `expectedName`, only while the library still has that name: of two processes renaming one

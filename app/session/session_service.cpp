@@ -179,7 +179,8 @@ Result<AssembledContext> SessionService::assembleWithin(const LibraryRow& librar
     return ctx;
 }
 
-Status SessionService::saveState(const Sequence& seq, const QString& path, int64_t prefixTokens) {
+Status SessionService::saveState(const Sequence& seq, const QString& path, int64_t prefixTokens,
+                                 const std::function<void(int64_t bytes)>& beforeWriting) {
     // A state larger than the whole budget is not written at all: writing it would break the budget
     // the user set (eviction keeps the newest state), and 9 GB written to be deleted costs a minute.
     const int64_t bytes = engine_.state_file_bytes(seq, prefixTokens);
@@ -188,6 +189,7 @@ Status SessionService::saveState(const Sequence& seq, const QString& path, int64
                                                    .arg(static_cast<double>(bytes) / (1 << 20), 0, 'f', bytes < (10 << 20) ? 2 : 0)
                                                    .arg(options_.stateBudgetBytes >> 20)
                                                    .toStdString());
+    if (beforeWriting) beforeWriting(bytes);
     return engine_.save_state(seq, path.toStdString(), prefixTokens);
 }
 
@@ -275,37 +277,9 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
         // vanished while this looked (another process saved a longer state and dropped this one,
         // dropSupersededStates) sends the search round once more, to find that longer state.
         for (int round = 0; round < 2 && !prefix.seq; ++round) {
-            auto rows = db_.prefixStates(library.id);
-            if (!rows) return rows.status();
-            bool vanished = false;
-            for (const PrefixStateRow& r : rows.value()) {
-                if (r.modelFingerprint != fingerprint()) {
-                    if (round == 0)
-                        info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
-                    continue;
-                }
-                if (!coversPrefix(r, tokens)) continue;  // the library changed before this point: the state is of no use
-                const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
-                auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
-                if (!loaded && round == 0 && !QFile::exists(resolvedPath(r.path))) {
-                    vanished = true;
-                    continue;
-                }
-                if (!loaded) {
-                    info.notices << QString("saved state %1 is unusable (%2); reading the library again")
-                                        .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
-                    QFile::remove(resolvedPath(r.path));
-                    QUIRE_TRY(db_.deletePrefixState(r.id));
-                    continue;
-                }
-                QUIRE_TRY(db_.touchPrefixState(r.id));
-                prefix.seq = std::move(loaded.value());
-                prefix.tokens = head;
-                prefix.stateId = r.id;
-                info.reusedState = true;
-                break;
-            }
-            if (!vanished) break;
+            auto vanished = loadSavedPrefix(library, tokens, prefix, info, round == 0);
+            if (!vanished) return vanished.status();
+            if (!vanished.value()) break;
         }
         if (!prefix.seq) prefix.seq = engine_.new_sequence();
     } else {
@@ -333,7 +307,43 @@ Result<SessionService::Prefix*> SessionService::ensurePrefix(const LibraryRow& l
     return &prefix;
 }
 
-Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices) {
+Result<bool> SessionService::loadSavedPrefix(const LibraryRow& library, const std::vector<int32_t>& tokens, Prefix& prefix,
+                                             ReadResult& info, bool firstLook) {
+    auto rows = db_.prefixStates(library.id);  // longest first
+    if (!rows) return rows.status();
+    bool vanished = false;
+    for (const PrefixStateRow& r : rows.value()) {
+        if (r.modelFingerprint != fingerprint()) {
+            if (firstLook)
+                info.notices << QString("ignoring a saved state made with another model or settings (%1)").arg(QFileInfo(r.path).fileName());
+            continue;
+        }
+        if (!coversPrefix(r, tokens)) continue;  // the library changed before this point: the state is of no use
+        const std::vector<int32_t> head(tokens.begin(), tokens.begin() + r.tokenCount);
+        auto loaded = engine_.load_state(resolvedPath(r.path).toStdString(), &head);
+        if (!loaded && firstLook && !QFile::exists(resolvedPath(r.path))) {
+            vanished = true;
+            continue;
+        }
+        if (!loaded) {
+            info.notices << QString("saved state %1 is unusable (%2); reading the library again")
+                                .arg(QFileInfo(r.path).fileName(), QString::fromStdString(loaded.status().message()));
+            QFile::remove(resolvedPath(r.path));
+            QUIRE_TRY(db_.deletePrefixState(r.id));
+            continue;
+        }
+        QUIRE_TRY(db_.touchPrefixState(r.id));
+        prefix.seq = std::move(loaded.value());
+        prefix.tokens = head;
+        prefix.stateId = r.id;
+        info.reusedState = true;
+        return false;
+    }
+    return vanished;
+}
+
+Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices,
+                                  const std::function<void(const QString&)>& onStatus) {
     if (!prefix.unsaved) return Status::ok();
     prefix.unsaved = false;  // one attempt: a failed save is said once and the state stays in memory
     const std::vector<int32_t>& tokens = prefix.tokens;
@@ -341,7 +351,13 @@ Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QSt
     const QString path = QDir(options_.stateDir).filePath(libraryStateFile(library.id, hash));
     // A failed save (a full disk) costs only the reuse: the state stays in memory for this
     // process, the answer goes on, and the next process reads the library again.
-    if (Status saved = saveState(*prefix.seq, path); !saved) {
+    auto sayWriting = [&](int64_t bytes) {
+        if (!onStatus) return;
+        const auto b = static_cast<double>(bytes);
+        onStatus(QString("saving the library's state (%1) for the next questions")
+                     .arg(b >= 1e9 ? QString("%1 GB").arg(b / 1e9, 0, 'f', 2) : QString("%1 MB").arg(b / 1e6, 0, 'f', 1)));
+    };
+    if (Status saved = saveState(*prefix.seq, path, 0, sayWriting); !saved) {
         notices << "could not save the library's state (" + QString::fromStdString(saved.message()) +
                        "); the next question in another process will read the library again";
         // A budget lowered below what is saved already is honoured too (the state in use is in memory).
@@ -359,8 +375,7 @@ Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QSt
     if (!id) {
         // The library was deleted meanwhile: no row will ever point at the file, so it goes
         // now. On any other failure it stays (another process may have recorded the same file).
-        auto all = db_.libraries();
-        if (all && std::none_of(all->begin(), all->end(), [&](const LibraryRow& l) { return l.id == library.id; })) {
+        if (auto still = db_.library(library.id); still && !still.value()) {
             QFile::remove(path);
             return Status(ErrorCode::invalid_argument,
                           ("library '" + library.name + "' was deleted while it was being read; nothing was saved").toStdString());
@@ -372,7 +387,6 @@ Status SessionService::savePrefix(const LibraryRow& library, Prefix& prefix, QSt
     evictStates(id.value());
     return Status::ok();
 }
-
 
 Result<ReadResult> SessionService::read(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                         const std::atomic<bool>* cancel) {
@@ -531,13 +545,7 @@ Result<AskResult> SessionService::ask(const LibraryRow& library, const QString& 
         result.chatId = recorded.value();
     }
 
-    if (prefix.unsaved && o.onStatus && prefix.seq) {
-        const auto bytes = static_cast<double>(engine_.state_file_bytes(*prefix.seq));
-        if (bytes <= static_cast<double>(options_.stateBudgetBytes))
-            o.onStatus(QString("saving the library's state (%1) for the next questions")
-                           .arg(bytes >= 1e9 ? QString("%1 GB").arg(bytes / 1e9, 0, 'f', 2) : QString("%1 MB").arg(bytes / 1e6, 0, 'f', 1)));
-    }
-    if (Status st = savePrefix(library, prefix, result.notices); !st)
+    if (Status st = savePrefix(library, prefix, result.notices, o.onStatus); !st)
         result.notices << "could not record the library's state: " + QString::fromStdString(st.message());
     // The chat's state only saves recomputing it: without it (a full disk) the chat replays its tokens.
     // It is a delta on the library's prefix (the chat's own rows and the Lightning states, a few MB),

@@ -123,18 +123,25 @@ private:
         qint64 stateId = -1;  // the prefix state row on disk for exactly these tokens (-1: none saved)
         bool unsaved = false;  // read since the last save, which is still to come (ensurePrefix's deferSave)
     };
+    // Loads into `prefix` the longest saved state of this model whose tokens begin `tokens`, dropping
+    // damaged ones; true when a file vanished while it looked (on firstLook only: a second look is due).
+    Result<bool> loadSavedPrefix(const LibraryRow& library, const std::vector<int32_t>& tokens, Prefix& prefix, ReadResult& info,
+                                 bool firstLook);
     // deferSave: what was read is left unsaved (Prefix::unsaved) for the caller to save with savePrefix
     // once it answered; otherwise it is saved before returning.
     Result<Prefix*> ensurePrefix(const LibraryRow& library, const std::function<void(const ReadProgress&)>& onProgress,
                                  const std::atomic<bool>* cancel, ReadResult& info, bool deferSave = false);
     // Saves and records the prefix's state if it holds tokens read since the last save (once: a failed
     // save is a notice, and the state stays in memory); then drops what it supersedes, and evicts.
-    Status savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices);
+    // onStatus hears when the writing starts (after the budget check), with the state's size.
+    Status savePrefix(const LibraryRow& library, Prefix& prefix, QStringList& notices,
+                      const std::function<void(const QString&)>& onStatus = {});
     // The chat's sequence; withoutLast: without its last question and answer (regenerate), replayed
     // from the messages since neither the cached sequence nor the saved state ends there.
     Result<std::unique_ptr<Sequence>> chatSequence(const ChatRow& chat, Prefix& prefix, QStringList& notices, bool withoutLast = false);
     // prefixTokens > 0: a delta on the sequence's first prefixTokens tokens (a chat on its library).
-    Status saveState(const Sequence& seq, const QString& path, int64_t prefixTokens = 0);
+    Status saveState(const Sequence& seq, const QString& path, int64_t prefixTokens = 0,
+                     const std::function<void(int64_t bytes)>& beforeWriting = {});
     QString dataRoot() const;                              // the folder of the library database
     QString storedPath(const QString& file) const;         // as recorded: relative to dataRoot()
     QString resolvedPath(const QString& stored) const;     // as recorded -> a path to open
